@@ -1,0 +1,35 @@
+// What every app does before its real work: turn exceptions into exit codes, load the config,
+// set up logging and show the derived values.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "config/loader.h"
+
+namespace cca {
+
+enum ExitCode { kExitOk = 0, kExitFailure = 1, kExitUsage = 2 };
+
+// Runs `body`, printing any cca::Error (or other exception) as "error: ..." on stderr and
+// returning 2 for configuration errors, 1 for the rest. No exception escapes.
+int guarded_main(const std::function<int()>& body);
+
+struct ConfigRequest {
+  std::string path;                    // --config
+  std::vector<std::string> overrides;  // --set
+  std::string log_level;               // --log-level, overrides logging.level when set
+};
+
+// World size as torchrun or Slurm announce it (WORLD_SIZE, else SLURM_NTASKS), else 1.
+int world_size_from_environment();
+// Rank as torchrun or Slurm announce it (RANK, else SLURM_PROCID), else 0.
+int rank_from_environment();
+
+// Loads and validates the config (throws ConfigError) and initialises logging from it.
+LoadedConfig load_run_config(const ConfigRequest& request);
+// Logs the config source and the derived values (parameters, FLOPs, KV cache, batch).
+void log_run_summary(const LoadedConfig& loaded, int world_size);
+
+}  // namespace cca

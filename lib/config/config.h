@@ -1,0 +1,154 @@
+// The typed configuration of one run. Members carry no defaults here: every key's type, default,
+// range and help line is defined once, in schema.cpp, and `default_config()` applies them.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace cca {
+
+struct ModelConfig {
+  int64_t d_model;
+  int64_t n_layers;
+  int64_t vocab_size;
+  int64_t ffn_hidden;
+  int64_t ffn_multiple_of;
+  int64_t max_seq_len;
+  double norm_eps;
+  bool tie_embeddings;
+  double init_std;
+  bool depth_scaled_init;
+  double z_loss;
+};
+
+struct MlaConfig {
+  std::optional<int64_t> q_lora_rank;
+  int64_t kv_lora_rank;
+  int64_t qk_nope_head_dim;
+  int64_t qk_rope_head_dim;
+  int64_t v_head_dim;
+};
+
+struct CcaConfig {
+  int64_t q_compression;
+  int64_t kv_compression;
+  int64_t convs;
+  int64_t conv_kernel_0;
+  int64_t conv_kernel_1;
+  bool qk_mean;
+  bool value_shift;
+  std::string temperature;
+  std::string kernels;
+};
+
+struct AttentionConfig {
+  std::string kind;
+  int64_t n_heads;
+  int64_t n_kv_heads;
+  int64_t head_dim;
+  bool qk_norm;
+  double rope_theta;
+  double rope_fraction;
+  std::string core;
+  MlaConfig mla;
+  CcaConfig cca;
+};
+
+struct MoeConfig {
+  int64_t n_experts;
+  int64_t top_k;
+  int64_t expert_hidden;
+  int64_t shared_experts;
+  int64_t first_dense_layers;
+  int64_t every;
+  std::string score;
+  bool renormalize;
+  double aux_loss_coef;
+  double z_loss_coef;
+  double bias_update_rate;
+};
+
+struct OptimConfig {
+  double lr;
+  double beta1;
+  double beta2;
+  double eps;
+  double weight_decay;
+  double grad_clip;
+  bool decay_norms_and_biases;
+  bool decay_embeddings;
+};
+
+struct ScheduleConfig {
+  std::string kind;
+  int64_t warmup_steps;
+  double min_lr_ratio;
+  double decay_fraction;
+  std::string decay_shape;
+};
+
+struct DataConfig {
+  std::string train;
+  std::string val;
+  std::string tokenizer;
+  int64_t val_tokens;
+  int64_t prefetch;
+};
+
+struct TrainConfig {
+  int64_t steps;
+  int64_t seq_len;
+  int64_t micro_batch_size;
+  int64_t grad_accum;
+  int64_t global_batch_size;
+  int64_t seed;
+  int64_t eval_every;
+  std::string device;
+  std::string precision;
+  std::string nonfinite;
+  bool activation_checkpointing;
+};
+
+struct CheckpointConfig {
+  int64_t every;
+  int64_t keep_last;
+};
+
+struct DistributedConfig {
+  std::string backend;
+  int64_t bucket_mb;
+  double timeout_s;
+  int64_t verify_every;
+  bool zero1;
+};
+
+struct LoggingConfig {
+  std::string level;
+  int64_t every;
+  bool per_rank_files;
+};
+
+struct RunConfig {
+  std::string dir;
+  std::string name;
+};
+
+struct Config {
+  ModelConfig model;
+  AttentionConfig attention;
+  MoeConfig moe;
+  OptimConfig optim;
+  ScheduleConfig schedule;
+  DataConfig data;
+  TrainConfig train;
+  CheckpointConfig checkpoint;
+  DistributedConfig distributed;
+  LoggingConfig logging;
+  RunConfig run;
+};
+
+// A Config with every key at its schema default.
+Config default_config();
+
+}  // namespace cca

@@ -1,0 +1,85 @@
+#include "config/derived.h"
+
+#include "util/format.h"
+
+namespace cca {
+
+namespace {
+constexpr int64_t kBf16Bytes = 2;
+
+std::string attention_summary(const AttentionGeometry& g) {
+  if (g.kind == "mla") {
+    return format("mla: {} heads, q_lora_rank {}, kv_lora_rank {}, qk dims {}+{} (nope+rope), "
+                  "v dim {}",
+                  g.n_q_heads, g.q_lora_rank > 0 ? std::to_string(g.q_lora_rank) : "none",
+                  g.kv_lora_rank, g.qk_nope_dim, g.rope_dim, g.v_head_dim);
+  }
+  std::string text = format("{}: {} query heads, {} kv heads (group {}), head_dim {}, rope dims {}",
+                            g.kind, g.n_q_heads, g.n_kv_heads, g.group_size(), g.head_dim,
+                            g.rope_dim);
+  if (g.is_cca()) {
+    text += format("; latent widths q {} / kv {} (compression {}x / {}x), convs {} (k {} {}), "
+                   "q-k mean {}, value shift {}",
+                   g.q_latent_width(), g.kv_latent_width(), g.q_compression, g.kv_compression,
+                   g.convs, g.conv_kernel_0, g.conv_kernel_1, g.qk_mean ? "on" : "off",
+                   g.value_shift ? "on" : "off");
+  }
+  return text;
+}
+}  // namespace
+
+DerivedValues derive_values(const Config& c, int world_size) {
+  DerivedValues d;
+  d.attention = attention_geometry(c);
+  d.counts = count_model(c);
+  d.ffn_hidden = dense_ffn_hidden(c);
+  d.expert_hidden = expert_ffn_hidden(c);
+  d.n_layers = c.model.n_layers;
+  d.moe_layers = moe_layer_count(c);
+  d.train_flops_per_token = training_flops_per_token(c);
+  d.kv_elements_per_token_per_layer = kv_cache_elements_per_token(d.attention);
+  d.decode_state_elements_per_layer = decode_state_elements(d.attention);
+  d.kv_bytes_per_token_per_layer = d.kv_elements_per_token_per_layer * kBf16Bytes;
+  d.kv_bytes_per_sequence = c.model.n_layers * kBf16Bytes *
+                            (d.kv_elements_per_token_per_layer * c.train.seq_len +
+                             d.decode_state_elements_per_layer);
+  d.world_size = world_size;
+  d.sequences_per_step = c.train.micro_batch_size * c.train.grad_accum * world_size;
+  d.tokens_per_step = d.sequences_per_step * c.train.seq_len;
+  return d;
+}
+
+std::vector<std::string> describe_derived(const DerivedValues& d) {
+  std::vector<std::string> lines;
+  lines.push_back("attention   " + attention_summary(d.attention));
+  if (d.moe_layers > 0) {
+    lines.push_back(format("ffn         {} dense layers (hidden {}), {} MoE layers (expert hidden {})",
+                           d.n_layers - d.moe_layers, d.ffn_hidden,
+                           d.moe_layers, d.expert_hidden));
+  } else {
+    lines.push_back(format("ffn         SwiGLU hidden {}", d.ffn_hidden));
+  }
+  lines.push_back(format("parameters  {} total ({}), {} active, {} in embeddings",
+                         human_count(static_cast<double>(d.counts.total_params)),
+                         d.counts.total_params,
+                         human_count(static_cast<double>(d.counts.active_params)),
+                         human_count(static_cast<double>(d.counts.embedding_params))));
+  lines.push_back(format("attention   {} parameters per layer",
+                         human_count(static_cast<double>(d.counts.attention_params_per_layer))));
+  lines.push_back(format("flops       {} training FLOPs per token (6N + causal attention)",
+                         human_count(d.train_flops_per_token)));
+  std::string kv = format("kv cache    {} elements = {} per token per layer (bf16)",
+                          d.kv_elements_per_token_per_layer,
+                          human_bytes(static_cast<double>(d.kv_bytes_per_token_per_layer)));
+  if (d.decode_state_elements_per_layer > 0) {
+    kv += format(" + {} constant state elements per layer", d.decode_state_elements_per_layer);
+  }
+  lines.push_back(kv);
+  lines.push_back(format("kv cache    {} per sequence at train.seq_len, all layers",
+                         human_bytes(static_cast<double>(d.kv_bytes_per_sequence))));
+  lines.push_back(format("batch       {} sequences = {} tokens per optimizer step (world size {})",
+                         d.sequences_per_step, d.tokens_per_step, d.world_size));
+  return lines;
+}
+
+}  // namespace cca

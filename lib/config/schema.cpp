@@ -1,0 +1,338 @@
+#include "config/schema.h"
+
+#include <cmath>
+#include <limits>
+#include <map>
+#include <sstream>
+
+namespace cca {
+namespace {
+
+// The YAML path of a key is the member path inside Config, so the two cannot drift apart.
+#define CCA_KEY(member) #member, [](Config& c) -> FieldRef { return &c.member; }
+
+constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+const std::vector<std::string> kAttentionKinds = {"mha", "gqa", "mla", "cca", "ccgqa"};
+
+std::vector<KeySpec> build_keys() {
+  return {
+      // model
+      {CCA_KEY(model.d_model), IntSpec{768, 8, 1 << 16}, "Residual stream width E."},
+      {CCA_KEY(model.n_layers), IntSpec{12, 1, 1024}, "Number of decoder blocks."},
+      {CCA_KEY(model.vocab_size), IntSpec{50304, 2, 1 << 24},
+       "Embedding rows; at least the tokenizer's vocabulary (pad to a multiple of 64 for speed)."},
+      {CCA_KEY(model.ffn_hidden), IntSpec{0, 0, 1 << 20},
+       "SwiGLU hidden width; 0 = 8/3·E rounded up to model.ffn_multiple_of."},
+      {CCA_KEY(model.ffn_multiple_of), IntSpec{256, 1, 1 << 16},
+       "Rounding multiple for the automatic SwiGLU width."},
+      {CCA_KEY(model.max_seq_len), IntSpec{0, 0, 1 << 22},
+       "Longest sequence the model supports (RoPE tables); 0 = train.seq_len."},
+      {CCA_KEY(model.norm_eps), FloatSpec{1e-5, 0.0, 1.0}, "RMSNorm epsilon."},
+      {CCA_KEY(model.tie_embeddings), BoolSpec{true}, "Share the token embedding with the LM head."},
+      {CCA_KEY(model.init_std), FloatSpec{0.02, 0.0, 1.0}, "Std of the normal weight init."},
+      {CCA_KEY(model.depth_scaled_init), BoolSpec{true},
+       "Scale output projections' init by 1/sqrt(2·n_layers)."},
+      {CCA_KEY(model.z_loss), FloatSpec{0.0, 0.0, 1.0},
+       "Coefficient of the LM-head z-loss (mean logsumexp²); 0 = off."},
+
+      // attention
+      {CCA_KEY(attention.kind), EnumSpec{"mha", kAttentionKinds}, "Attention variant."},
+      {CCA_KEY(attention.n_heads), IntSpec{12, 1, 4096},
+       "Query heads (mha/gqa/mla). For cca/ccgqa: head count of the uncompressed MHA reference, "
+       "used only to derive head_dim."},
+      {CCA_KEY(attention.n_kv_heads), IntSpec{0, 0, 4096},
+       "Key/value heads for gqa (1 = MQA); 0 = n_heads. Not used by mla, cca, ccgqa."},
+      {CCA_KEY(attention.head_dim), IntSpec{0, 0, 1024},
+       "Per-head dimension d; 0 = model.d_model / attention.n_heads."},
+      {CCA_KEY(attention.qk_norm), BoolSpec{false}, "RMSNorm on per-head q and k (mha/gqa)."},
+      {CCA_KEY(attention.rope_theta), FloatSpec{10000.0, 1.0, 1e12}, "RoPE base θ."},
+      {CCA_KEY(attention.rope_fraction), FloatSpec{1.0, 0.0, 1.0},
+       "Fraction of each head's dims that get RoPE (rotate-half pairing); CCA uses 0.5."},
+      {CCA_KEY(attention.core), EnumSpec{"auto", {"auto", "math", "flash", "cudnn", "efficient"}},
+       "Core attention kernel on CUDA; auto = fastest measured. CPU always uses exact math."},
+      {CCA_KEY(attention.mla.q_lora_rank), OptionalIntSpec{1, 1 << 20},
+       "MLA query low-rank width r_q; null = full-rank query projection."},
+      {CCA_KEY(attention.mla.kv_lora_rank), IntSpec{512, 1, 1 << 20},
+       "MLA key/value latent width r_kv."},
+      {CCA_KEY(attention.mla.qk_nope_head_dim), IntSpec{128, 1, 1024},
+       "MLA per-head query/key dims without RoPE."},
+      {CCA_KEY(attention.mla.qk_rope_head_dim), IntSpec{64, 0, 1024},
+       "MLA decoupled RoPE dims (one RoPE key shared by all heads)."},
+      {CCA_KEY(attention.mla.v_head_dim), IntSpec{128, 1, 1024}, "MLA per-head value dims."},
+      {CCA_KEY(attention.cca.q_compression), IntSpec{4, 1, 1024},
+       "CCA/CCGQA query compression C1: n_q = E / (C1 · head_dim)."},
+      {CCA_KEY(attention.cca.kv_compression), IntSpec{0, 0, 1024},
+       "CCGQA key/value compression C2 (a multiple of C1): n_kv = E / (C2 · head_dim); "
+       "0 = C1 (plain CCA)."},
+      {CCA_KEY(attention.cca.convs), IntSpec{2, 0, 2},
+       "Causal convolutions on q‖k: 0 = none, 1 = depthwise only, 2 = depthwise then grouped."},
+      {CCA_KEY(attention.cca.conv_kernel_0), IntSpec{2, 1, 4},
+       "Kernel size k0 of the depthwise convolution."},
+      {CCA_KEY(attention.cca.conv_kernel_1), IntSpec{2, 1, 4},
+       "Kernel size k1 of the grouped (one head per group) convolution."},
+      {CCA_KEY(attention.cca.qk_mean), BoolSpec{true},
+       "Add the (group) mean of pre-conv q and k to both."},
+      {CCA_KEY(attention.cca.value_shift), BoolSpec{true},
+       "Half the value channels come from the previous token."},
+      {CCA_KEY(attention.cca.temperature), EnumSpec{"exp", {"exp", "raw"}},
+       "Key temperature form: exp(β) with β = 0 at init (paper), or the raw multiplier "
+       "initialised to 1 (needed to load ZAYA1 weights)."},
+      {CCA_KEY(attention.cca.kernels), EnumSpec{"auto", {"auto", "reference"}},
+       "auto = fused CUDA kernels on GPU; reference = plain LibTorch ops (for debugging)."},
+
+      // moe
+      {CCA_KEY(moe.n_experts), IntSpec{0, 0, 4096}, "Routed experts per MoE layer; 0 = dense model."},
+      {CCA_KEY(moe.top_k), IntSpec{2, 1, 64}, "Experts chosen per token."},
+      {CCA_KEY(moe.expert_hidden), IntSpec{0, 0, 1 << 20},
+       "SwiGLU hidden width of each expert; 0 = the dense FFN width."},
+      {CCA_KEY(moe.shared_experts), IntSpec{0, 0, 16}, "Always-on shared experts per MoE layer."},
+      {CCA_KEY(moe.first_dense_layers), IntSpec{1, 0, 1024},
+       "Leading layers that keep a dense FFN."},
+      {CCA_KEY(moe.every), IntSpec{1, 1, 1024},
+       "After the dense layers, every n-th layer is MoE (1 = all of them)."},
+      {CCA_KEY(moe.score), EnumSpec{"softmax", {"softmax", "sigmoid"}}, "Router score function."},
+      {CCA_KEY(moe.renormalize), BoolSpec{true}, "Renormalise the chosen experts' weights to sum 1."},
+      {CCA_KEY(moe.aux_loss_coef), FloatSpec{0.01, 0.0, 10.0}, "Switch load-balancing loss weight."},
+      {CCA_KEY(moe.z_loss_coef), FloatSpec{0.001, 0.0, 10.0}, "Router z-loss weight."},
+      {CCA_KEY(moe.bias_update_rate), FloatSpec{0.0, 0.0, 1.0},
+       "Aux-loss-free balancing: per-step move of the selection bias; 0 = off."},
+
+      // optim
+      {CCA_KEY(optim.lr), FloatSpec{6e-4, 0.0, 10.0}, "Peak learning rate (AdamW)."},
+      {CCA_KEY(optim.beta1), FloatSpec{0.9, 0.0, 1.0}, "AdamW β1."},
+      {CCA_KEY(optim.beta2), FloatSpec{0.95, 0.0, 1.0}, "AdamW β2."},
+      {CCA_KEY(optim.eps), FloatSpec{1e-8, 0.0, 1.0}, "AdamW ε."},
+      {CCA_KEY(optim.weight_decay), FloatSpec{0.1, 0.0, 10.0}, "Decoupled weight decay."},
+      {CCA_KEY(optim.grad_clip), FloatSpec{1.0, 0.0, kInf}, "Global-norm clip; 0 = off."},
+      {CCA_KEY(optim.decay_norms_and_biases), BoolSpec{false},
+       "Apply weight decay to norm weights, biases and temperatures too."},
+      {CCA_KEY(optim.decay_embeddings), BoolSpec{false}, "Apply weight decay to embeddings."},
+
+      // schedule
+      {CCA_KEY(schedule.kind), EnumSpec{"cosine", {"cosine", "wsd", "constant"}},
+       "LR schedule after warmup: cosine, warmup-stable-decay, or constant."},
+      {CCA_KEY(schedule.warmup_steps), IntSpec{100, 0, kMaxInt}, "Linear warmup steps."},
+      {CCA_KEY(schedule.min_lr_ratio), FloatSpec{0.1, 0.0, 1.0}, "Final LR as a fraction of peak."},
+      {CCA_KEY(schedule.decay_fraction), FloatSpec{0.2, 0.0, 1.0},
+       "WSD: fraction of train.steps spent in the final decay."},
+      {CCA_KEY(schedule.decay_shape), EnumSpec{"linear", {"linear", "sqrt"}},
+       "WSD cool-down shape: linear or 1 - sqrt."},
+
+      // data
+      {CCA_KEY(data.train), StringSpec{"data/builtin/train_*.bin"},
+       "Training shards: a file, folder or glob (llm.c format)."},
+      {CCA_KEY(data.val), StringSpec{"data/builtin/val_*.bin"}, "Validation shards."},
+      {CCA_KEY(data.tokenizer), StringSpec{""},
+       "Tokenizer model the shards were made with; empty = take it from the shards' manifest."},
+      {CCA_KEY(data.val_tokens), IntSpec{1 << 20, 0, kMaxInt},
+       "Validation tokens per evaluation (a fixed prefix of the val set)."},
+      {CCA_KEY(data.prefetch), IntSpec{4, 0, 1024}, "Batches the loader thread prepares ahead."},
+
+      // train
+      {CCA_KEY(train.steps), IntSpec{1000, 0, kMaxInt}, "Optimizer steps to train."},
+      {CCA_KEY(train.seq_len), IntSpec{1024, 2, 1 << 22}, "Tokens per training sequence."},
+      {CCA_KEY(train.micro_batch_size), IntSpec{8, 1, 1 << 20}, "Sequences per micro-batch per rank."},
+      {CCA_KEY(train.grad_accum), IntSpec{1, 1, 1 << 20}, "Micro-batches per optimizer step."},
+      {CCA_KEY(train.global_batch_size), IntSpec{0, 0, kMaxInt},
+       "Sequences per optimizer step over all ranks; 0 = micro_batch_size·grad_accum·world_size. "
+       "When set it must equal that product."},
+      {CCA_KEY(train.seed), IntSpec{1337, 0, kMaxInt}, "Seed for init, data order and dropout."},
+      {CCA_KEY(train.eval_every), IntSpec{250, 0, kMaxInt}, "Steps between evaluations; 0 = off."},
+      {CCA_KEY(train.device), EnumSpec{"auto", {"auto", "cpu", "cuda"}},
+       "auto = CUDA when a GPU is visible, else CPU."},
+      {CCA_KEY(train.precision), EnumSpec{"auto", {"auto", "fp32", "bf16"}},
+       "auto = bf16 compute on CUDA (fp32 master weights), fp32 on CPU."},
+      {CCA_KEY(train.nonfinite), EnumSpec{"skip", {"skip", "halt"}},
+       "On a non-finite loss or gradient: drop the step (counted) or stop with an error."},
+      {CCA_KEY(train.activation_checkpointing), BoolSpec{false},
+       "Recompute block activations in the backward pass to save memory."},
+
+      // checkpoint
+      {CCA_KEY(checkpoint.every), IntSpec{1000, 0, kMaxInt},
+       "Steps between checkpoints; 0 = only at the end."},
+      {CCA_KEY(checkpoint.keep_last), IntSpec{3, 1, 1 << 20}, "Complete checkpoints kept on disk."},
+
+      // distributed
+      {CCA_KEY(distributed.backend), EnumSpec{"auto", {"auto", "nccl", "gloo"}},
+       "Process-group backend; auto = NCCL on CUDA, Gloo on CPU."},
+      {CCA_KEY(distributed.bucket_mb), IntSpec{25, 1, 4096}, "Gradient all-reduce bucket size (MiB)."},
+      {CCA_KEY(distributed.timeout_s), FloatSpec{600.0, 1.0, 86400.0},
+       "A collective that takes longer fails with an error naming the rank and operation."},
+      {CCA_KEY(distributed.verify_every), IntSpec{0, 0, kMaxInt},
+       "Steps between cross-rank parameter checksum checks; 0 = off."},
+      {CCA_KEY(distributed.zero1), BoolSpec{false}, "Shard optimizer state across ranks (ZeRO-1)."},
+
+      // logging
+      {CCA_KEY(logging.level), EnumSpec{"info", {"trace", "debug", "info", "warn", "error", "off"}},
+       "Console log level (--log-level overrides)."},
+      {CCA_KEY(logging.every), IntSpec{10, 1, kMaxInt}, "Steps between console/metrics lines."},
+      {CCA_KEY(logging.per_rank_files), BoolSpec{false},
+       "Each rank also writes run.dir/logs/rank<N>.log."},
+
+      // run
+      {CCA_KEY(run.dir), StringSpec{"runs/default"},
+       "Run folder: resolved config, logs, metrics.jsonl, checkpoints/."},
+      {CCA_KEY(run.name), StringSpec{""}, "Human-readable run name; empty = run.dir's last part."},
+  };
+}
+
+#undef CCA_KEY
+
+const std::map<std::string, std::string>& section_helps() {
+  static const std::map<std::string, std::string> helps = {
+      {"model", "transformer shape, initialisation and LM-head options"},
+      {"attention", "attention variant and its geometry"},
+      {"moe", "Mixture-of-Experts feed-forward layers"},
+      {"optim", "AdamW and gradient clipping"},
+      {"schedule", "learning-rate schedule"},
+      {"data", "token shards and tokenizer"},
+      {"train", "steps, batch, precision, device"},
+      {"checkpoint", "checkpoint cadence and retention"},
+      {"distributed", "data-parallel settings"},
+      {"logging", "console, files and metrics cadence"},
+      {"run", "the run folder"},
+  };
+  return helps;
+}
+
+std::string number_text(double v) {
+  if (std::isinf(v)) return v > 0 ? ".inf" : "-.inf";
+  std::ostringstream out;
+  out << v;
+  std::string text = out.str();
+  // Keep floats recognisable as floats in YAML output.
+  if (text.find_first_of(".eE") == std::string::npos && text.find("inf") == std::string::npos) {
+    text += ".0";
+  }
+  return text;
+}
+
+std::string quoted(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += "''";
+    else out += c;
+  }
+  return out + "'";
+}
+
+std::string int_text(int64_t v) {
+  return v == kMaxInt ? std::string("max") : std::to_string(v);
+}
+
+}  // namespace
+
+const std::vector<KeySpec>& config_keys() {
+  static const std::vector<KeySpec> keys = build_keys();
+  return keys;
+}
+
+const KeySpec* find_key(const std::string& path) {
+  static const std::map<std::string, const KeySpec*> index = [] {
+    std::map<std::string, const KeySpec*> m;
+    for (const KeySpec& k : config_keys()) m[k.path] = &k;
+    return m;
+  }();
+  auto it = index.find(path);
+  return it == index.end() ? nullptr : it->second;
+}
+
+bool is_section(const std::string& path) {
+  if (path.empty()) return false;
+  const std::string prefix = path + ".";
+  for (const KeySpec& k : config_keys()) {
+    if (k.path.compare(0, prefix.size(), prefix) == 0) return true;
+  }
+  return false;
+}
+
+std::string section_help(const std::string& section) {
+  auto it = section_helps().find(section);
+  return it == section_helps().end() ? std::string() : it->second;
+}
+
+std::string KeySpec::type_name() const {
+  struct Visitor {
+    std::string operator()(const IntSpec&) const { return "int"; }
+    std::string operator()(const FloatSpec&) const { return "float"; }
+    std::string operator()(const BoolSpec&) const { return "bool"; }
+    std::string operator()(const StringSpec&) const { return "string"; }
+    std::string operator()(const EnumSpec&) const { return "enum"; }
+    std::string operator()(const OptionalIntSpec&) const { return "int or null"; }
+  };
+  return std::visit(Visitor{}, type);
+}
+
+std::string KeySpec::default_text() const {
+  struct Visitor {
+    std::string operator()(const IntSpec& s) const { return std::to_string(s.fallback); }
+    std::string operator()(const FloatSpec& s) const { return number_text(s.fallback); }
+    std::string operator()(const BoolSpec& s) const { return s.fallback ? "true" : "false"; }
+    std::string operator()(const StringSpec& s) const { return quoted(s.fallback); }
+    std::string operator()(const EnumSpec& s) const { return s.fallback; }
+    std::string operator()(const OptionalIntSpec&) const { return "null"; }
+  };
+  return std::visit(Visitor{}, type);
+}
+
+std::string KeySpec::allowed_text() const {
+  struct Visitor {
+    std::string operator()(const IntSpec& s) const {
+      return int_text(s.min) + " .. " + int_text(s.max);
+    }
+    std::string operator()(const FloatSpec& s) const {
+      return number_text(s.min) + " .. " + number_text(s.max);
+    }
+    std::string operator()(const BoolSpec&) const { return "true | false"; }
+    std::string operator()(const StringSpec&) const { return ""; }
+    std::string operator()(const EnumSpec& s) const {
+      std::string out;
+      for (const std::string& c : s.choices) out += (out.empty() ? "" : " | ") + c;
+      return out;
+    }
+    std::string operator()(const OptionalIntSpec& s) const {
+      return "null | " + int_text(s.min) + " .. " + int_text(s.max);
+    }
+  };
+  return std::visit(Visitor{}, type);
+}
+
+std::string value_text(const KeySpec& key, Config& config) {
+  struct Visitor {
+    std::string operator()(int64_t* v) const { return std::to_string(*v); }
+    std::string operator()(double* v) const { return number_text(*v); }
+    std::string operator()(bool* v) const { return *v ? "true" : "false"; }
+    std::string operator()(std::string* v) const { return quoted(*v); }
+    std::string operator()(std::optional<int64_t>* v) const {
+      return v->has_value() ? std::to_string(**v) : "null";
+    }
+  };
+  // Enums print bare, like they are written.
+  if (std::holds_alternative<EnumSpec>(key.type)) return *std::get<std::string*>(key.field(config));
+  return std::visit(Visitor{}, key.field(config));
+}
+
+Config default_config() {
+  Config config;
+  for (const KeySpec& key : config_keys()) {
+    FieldRef field = key.field(config);
+    std::visit(
+        [&](const auto& spec) {
+          using S = std::decay_t<decltype(spec)>;
+          if constexpr (std::is_same_v<S, IntSpec>) *std::get<int64_t*>(field) = spec.fallback;
+          if constexpr (std::is_same_v<S, FloatSpec>) *std::get<double*>(field) = spec.fallback;
+          if constexpr (std::is_same_v<S, BoolSpec>) *std::get<bool*>(field) = spec.fallback;
+          if constexpr (std::is_same_v<S, StringSpec>) *std::get<std::string*>(field) = spec.fallback;
+          if constexpr (std::is_same_v<S, EnumSpec>) *std::get<std::string*>(field) = spec.fallback;
+          if constexpr (std::is_same_v<S, OptionalIntSpec>) {
+            *std::get<std::optional<int64_t>*>(field) = std::nullopt;
+          }
+        },
+        key.type);
+  }
+  return config;
+}
+
+}  // namespace cca

@@ -1,0 +1,69 @@
+// The schema: one entry per configuration key, with its type, default, allowed values and help.
+// Adding a key means adding a member to config.h and one line to the table in schema.cpp.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "config/config.h"
+
+namespace cca {
+
+using FieldRef = std::variant<int64_t*, double*, bool*, std::string*, std::optional<int64_t>*>;
+
+struct IntSpec {
+  int64_t fallback;
+  int64_t min;
+  int64_t max;
+};
+struct FloatSpec {
+  double fallback;
+  double min;
+  double max;
+};
+struct BoolSpec {
+  bool fallback;
+};
+struct StringSpec {
+  std::string fallback;
+};
+struct EnumSpec {
+  std::string fallback;
+  std::vector<std::string> choices;
+};
+// An integer that may be null (absent); null is its default.
+struct OptionalIntSpec {
+  int64_t min;
+  int64_t max;
+};
+
+using TypeSpec = std::variant<IntSpec, FloatSpec, BoolSpec, StringSpec, EnumSpec, OptionalIntSpec>;
+
+struct KeySpec {
+  std::string path;  // "attention.cca.q_compression"; equals the member path in Config
+  std::function<FieldRef(Config&)> field;
+  TypeSpec type;
+  std::string help;
+
+  std::string type_name() const;      // "int", "float", "bool", "string", "enum", "int or null"
+  std::string default_text() const;   // the default as it would be written in YAML
+  std::string allowed_text() const;   // "1 .. 65536", "mha | gqa | ...", "" when anything goes
+};
+
+// Every key, in the order --help-config and --print-config list them.
+const std::vector<KeySpec>& config_keys();
+// The key with this exact path, or nullptr.
+const KeySpec* find_key(const std::string& path);
+// True for "model", "attention", "attention.cca", ...: paths that hold keys rather than values.
+bool is_section(const std::string& path);
+// The one-line description of a top-level section.
+std::string section_help(const std::string& section);
+
+// Reads a key's current value as YAML text ("768", "true", "cca", "null", "'runs/x'").
+std::string value_text(const KeySpec& key, Config& config);
+
+}  // namespace cca

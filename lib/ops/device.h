@@ -1,0 +1,22 @@
+// Choosing and describing the compute device.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+namespace cca {
+
+// Whether this binary was built with our CUDA kernels.
+bool built_with_cuda_kernels();
+// Whether a CUDA device is usable right now (driver present, at least one GPU visible).
+bool cuda_available();
+// Resolves train.device ("auto" | "cpu" | "cuda"); throws cca::Error if cuda is asked for and
+// none is usable, saying why.
+at::Device resolve_device(const std::string& requested, int local_rank = 0);
+// "NVIDIA H200 (sm_90, 139.8 GiB)" or "CPU (16 threads)".
+std::string describe_device(const at::Device& device);
+// "LibTorch 2.11.0, CUDA 13.0, cuDNN 91900, NCCL ..." as far as this build knows.
+std::string describe_runtime();
+
+}  // namespace cca

@@ -1,0 +1,17 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace cca {
+
+// Edit distance (insert, delete, substitute = 1 each).
+size_t edit_distance(const std::string& a, const std::string& b);
+// The candidate a user most likely meant by `word`, or "" when none is close. For dotted paths a
+// candidate with the same last component also counts ("train.lr" -> "optim.lr").
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
+// "1, 2, 3, 4, 6, 12": the divisors of n, at most `limit` of them, smallest first.
+std::string divisors_text(long long n, size_t limit = 16);
+std::string join(const std::vector<std::string>& parts, const std::string& separator);
+
+}  // namespace cca

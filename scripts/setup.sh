@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian machine and builds cca-train:
+#   1. Debian packages (idempotent, non-interactive),
+#   2. the pinned LibTorch (PyPI torch in a virtual environment shared by all clones),
+#   3. configure and build (scripts/build.sh).
+# Usage: bash scripts/setup.sh [--no-build]
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+build=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-build) build=0 ;;
+    -h|--help) sed -n '2,7p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    *) cca_die "unknown option '$arg' (allowed: --no-build)" ;;
+  esac
+done
+
+install_packages() {
+  local missing=() pkg
+  for pkg in "${CCA_APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
+      missing+=("$pkg")
+  done
+  if ((${#missing[@]} == 0)); then
+    cca_log "Debian packages: all present"
+    return
+  fi
+  local sudo=()
+  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+  cca_log "Debian packages: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_torch() {
+  local py="$CCA_TORCH_VENV/bin/python"
+  if [[ -x "$py" ]] &&
+     [[ "$("$py" -c 'import torch; print(torch.__version__)' 2>/dev/null)" == "$CCA_TORCH_VERSION"* ]]; then
+    cca_log "LibTorch: torch $CCA_TORCH_VERSION present in $CCA_TORCH_VENV"
+    return
+  fi
+  cca_log "LibTorch: installing torch==$CCA_TORCH_VERSION from PyPI into $CCA_TORCH_VENV (~5 GB with its CUDA 13 runtime wheels, ~2 min)"
+  mkdir -p "$(dirname "$CCA_TORCH_VENV")"
+  python3 -m venv "$CCA_TORCH_VENV"
+  "$CCA_TORCH_VENV/bin/pip" install -q --disable-pip-version-check "torch==$CCA_TORCH_VERSION"
+}
+
+install_packages
+install_torch
+if ((build)); then
+  bash "$CCA_ROOT/scripts/build.sh"
+fi

@@ -1,0 +1,28 @@
+#include <gtest/gtest.h>
+
+#include "util/strings.h"
+
+namespace cca {
+namespace {
+
+TEST(Strings, EditDistance) {
+  EXPECT_EQ(edit_distance("", ""), 0u);
+  EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);
+  EXPECT_EQ(edit_distance("d_model", "d_modle"), 2u);
+}
+
+TEST(Strings, DidYouMean) {
+  const std::vector<std::string> keys = {"model.d_model", "optim.lr", "train.steps"};
+  EXPECT_EQ(did_you_mean("model.d_modle", keys), "model.d_model");
+  EXPECT_EQ(did_you_mean("train.lr", keys), "optim.lr");  // same leaf, other section
+  EXPECT_EQ(did_you_mean("completely.different", keys), "");
+}
+
+TEST(Strings, Divisors) {
+  EXPECT_EQ(divisors_text(12), "1, 2, 3, 4, 6, 12");
+  EXPECT_EQ(divisors_text(7), "1, 7");
+  EXPECT_EQ(divisors_text(1024, 3), "1, 2, 4");
+}
+
+}  // namespace
+}  // namespace cca
