@@ -25,7 +25,7 @@ at::Device resolve_device(const std::string& requested, int local_rank) {
   const bool have_cuda = cuda_available();
   if (requested == "cuda" && !have_cuda) {
     throw Error("train.device is cuda, but no CUDA device is usable here (LibTorch sees " +
-                std::to_string(torch::cuda::device_count()) +
+                std::to_string(static_cast<int>(torch::cuda::device_count())) +
                 " devices); use train.device: cpu or auto");
   }
   if (!have_cuda) return at::Device(at::kCPU);
@@ -47,7 +47,9 @@ std::string describe_device(const at::Device& device) {
 std::string describe_runtime() {
   std::string text = format("LibTorch {}", TORCH_VERSION);
   text += built_with_cuda_kernels() ? ", CUDA kernels built" : ", no CUDA kernels";
-  if (cuda_available()) text += format(", {} GPU(s) visible", torch::cuda::device_count());
+  if (cuda_available()) {
+    text += format(", {} GPU(s) visible", static_cast<int>(torch::cuda::device_count()));
+  }
   return text;
 }
 
