@@ -1,0 +1,53 @@
+// The interface every attention variant implements. Variants live one per file
+// (mha.cpp, mla.cpp, cca.cpp) and are created through make_attention (registry.cpp).
+#pragma once
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "attention/core.h"
+#include "config/geometry.h"
+
+namespace cca {
+
+// Settings besides the geometry that attention layers need.
+struct AttentionOptions {
+  double rope_theta = 10000.0;
+  CoreBackend core = CoreBackend::automatic;
+  double norm_eps = 1e-5;
+  double init_std = 0.02;         // projections into the attention
+  double output_init_std = 0.02;  // the output projection (depth-scaled when configured)
+  std::string cca_temperature = "exp";  // "exp" | "raw"
+  bool cca_fused_kernels = true;        // false forces the reference path
+};
+
+// One layer's decode state for a batch of sequences. Each variant extends it.
+class AttentionCache {
+ public:
+  virtual ~AttentionCache() = default;
+  int64_t length = 0;  // tokens already seen
+  // Bytes of the tensors held: the growing KV cache plus any constant state.
+  virtual int64_t bytes() const = 0;
+};
+
+class Attention : public torch::nn::Module {
+ public:
+  // x: [B, S, E] -> [B, S, E]. Without a cache x is a whole causal sequence starting at
+  // position 0. With one, x continues the cached sequence (a prefill chunk or one decode step)
+  // and the cache is extended; the outputs equal those of one pass over the whole sequence.
+  virtual at::Tensor forward(const at::Tensor& x, AttentionCache* cache = nullptr) = 0;
+  virtual std::unique_ptr<AttentionCache> new_cache() const = 0;
+};
+
+// Creates the variant named by geometry.kind; throws cca::Error for an unknown kind.
+std::shared_ptr<Attention> make_attention(const AttentionGeometry& geometry,
+                                          const AttentionOptions& options);
+
+// Initialises a projection weight from N(0, std²).
+void init_normal(at::Tensor& weight, double std);
+
+}  // namespace cca

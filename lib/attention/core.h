@@ -1,0 +1,25 @@
+// Causal scaled-dot-product attention for every variant: one function that picks the kernel.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+namespace cca {
+
+enum class CoreBackend { automatic, math, flash, cudnn, efficient };
+
+// Parses attention.core ("auto" | "math" | "flash" | "cudnn" | "efficient").
+CoreBackend parse_core_backend(const std::string& name);
+
+// q: [B, Hq, Sq, D], k: [B, Hkv, Sk, D], v: [B, Hkv, Sk, Dv], Hq a multiple of Hkv; query head h
+// reads kv head h / (Hq / Hkv). Queries sit at the last Sq absolute positions of the Sk keys
+// (Sq == Sk for training, Sq < Sk when continuing from a cache), and each sees keys up to its own
+// position. Returns [B, Hq, Sq, Dv].
+//
+// CPU: exact math (softmax in float32, or float64 for float64 inputs). CUDA: LibTorch's SDPA with
+// the backend chosen explicitly (automatic = LibTorch's choice) and GQA without repeating K/V.
+at::Tensor core_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                          double scale, CoreBackend backend = CoreBackend::automatic);
+
+}  // namespace cca

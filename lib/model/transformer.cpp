@@ -1,0 +1,143 @@
+#include "model/transformer.h"
+
+#include <cmath>
+#include <string>
+
+#include "config/geometry.h"
+#include "util/error.h"
+
+namespace cca {
+namespace {
+
+double output_init_std(const Config& c) {
+  if (!c.model.depth_scaled_init) return c.model.init_std;
+  return c.model.init_std / std::sqrt(2.0 * static_cast<double>(c.model.n_layers));
+}
+
+void add_loss(at::Tensor& sum, const at::Tensor& term) {
+  if (!term.defined()) return;
+  sum = sum.defined() ? sum + term : term;
+}
+
+}  // namespace
+
+AttentionOptions attention_options(const Config& c) {
+  AttentionOptions o;
+  o.rope_theta = c.attention.rope_theta;
+  o.core = parse_core_backend(c.attention.core);
+  o.norm_eps = c.model.norm_eps;
+  o.init_std = c.model.init_std;
+  o.output_init_std = output_init_std(c);
+  o.cca_temperature = c.attention.cca.temperature;
+  o.cca_fused_kernels = c.attention.cca.kernels == "auto";
+  return o;
+}
+
+BlockImpl::BlockImpl(const Config& c, int64_t layer_index) {
+  const int64_t E = c.model.d_model;
+  attention_norm = register_module("attention_norm", std::make_shared<RMSNormImpl>(E, c.model.norm_eps));
+  attention = register_module("attention", make_attention(attention_geometry(c), attention_options(c)));
+  ffn_norm = register_module("ffn_norm", std::make_shared<RMSNormImpl>(E, c.model.norm_eps));
+  if (is_moe_layer(c, layer_index)) {
+    moe = register_module("moe", std::make_shared<MoeImpl>(E, c.moe, expert_ffn_hidden(c),
+                                                           c.model.init_std, output_init_std(c)));
+  } else {
+    ffn = register_module("ffn", std::make_shared<SwiGluImpl>(E, dense_ffn_hidden(c),
+                                                              c.model.init_std, output_init_std(c)));
+  }
+}
+
+at::Tensor BlockImpl::forward(const at::Tensor& x, AttentionCache* cache, MoeLosses& losses) {
+  at::Tensor h = x + attention->forward(attention_norm->forward(x), cache);
+  if (ffn) return h + ffn->forward(ffn_norm->forward(h));
+  MoeLosses layer;
+  at::Tensor out = h + moe->forward(ffn_norm->forward(h), layer);
+  add_loss(losses.load_balance, layer.load_balance);
+  add_loss(losses.router_z, layer.router_z);
+  return out;
+}
+
+int64_t ModelCache::bytes() const {
+  int64_t total = 0;
+  for (const auto& layer : layers) total += layer->bytes();
+  return total;
+}
+
+TransformerImpl::TransformerImpl(const Config& config) : config_(config) {
+  const int64_t E = config.model.d_model, V = config.model.vocab_size;
+  embedding = register_parameter("embedding", at::empty({V, E}));
+  init_normal(embedding, config.model.init_std);
+  for (int64_t i = 0; i < config.model.n_layers; ++i) {
+    blocks.push_back(register_module("blocks." + std::to_string(i),
+                                     std::make_shared<BlockImpl>(config, i)));
+  }
+  final_norm = register_module("final_norm", std::make_shared<RMSNormImpl>(E, config.model.norm_eps));
+  if (!config.model.tie_embeddings) {
+    lm_head = register_parameter("lm_head", at::empty({V, E}));
+    init_normal(lm_head, config.model.init_std);
+  }
+}
+
+at::Tensor TransformerImpl::hidden_states(const at::Tensor& tokens, ModelCache* cache,
+                                          MoeLosses& losses) {
+  TORCH_CHECK(tokens.dim() == 2, "tokens must be [batch, seq]");
+  if (cache != nullptr && cache->layers.size() != blocks.size()) {
+    throw Error("model cache has " + std::to_string(cache->layers.size()) + " layers, model has " +
+                std::to_string(blocks.size()));
+  }
+  at::Tensor h = at::embedding(embedding, tokens);
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    h = blocks[i]->forward(h, cache ? cache->layers[i].get() : nullptr, losses);
+  }
+  return final_norm->forward(h);
+}
+
+at::Tensor TransformerImpl::forward(const at::Tensor& tokens, ModelCache* cache) {
+  MoeLosses losses;
+  const at::Tensor h = hidden_states(tokens, cache, losses);
+  return at::linear(h, lm_head.defined() ? lm_head : embedding);
+}
+
+LossBreakdown TransformerImpl::loss(const at::Tensor& tokens, const at::Tensor& targets) {
+  MoeLosses moe_losses;
+  const at::Tensor h = hidden_states(tokens, nullptr, moe_losses);
+  const at::Tensor logits = at::linear(h, lm_head.defined() ? lm_head : embedding);
+  const at::ScalarType compute = logits.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::Tensor flat_logits = logits.reshape({-1, logits.size(-1)}).to(compute);
+  const at::Tensor flat_targets = targets.reshape({-1});
+  const at::Tensor valid = flat_targets.ne(-1);
+  LossBreakdown out;
+  out.valid_tokens = valid.sum().item<int64_t>();
+  const double denominator = static_cast<double>(std::max<int64_t>(out.valid_tokens, 1));
+  const at::Tensor per_token = at::cross_entropy_loss(flat_logits, flat_targets, {},
+                                                      at::Reduction::None, /*ignore_index=*/-1);
+  out.cross_entropy = per_token.sum() / denominator;
+  const at::Tensor lse = at::logsumexp(flat_logits, -1);
+  out.lm_z_loss = (lse.pow(2) * valid.to(compute)).sum() / denominator;
+  const at::Tensor zero = at::zeros({}, flat_logits.options());
+  out.moe_load_balance = moe_losses.load_balance.defined() ? moe_losses.load_balance : zero;
+  out.moe_router_z = moe_losses.router_z.defined() ? moe_losses.router_z : zero;
+  out.total = out.cross_entropy;
+  if (config_.model.z_loss > 0) out.total = out.total + config_.model.z_loss * out.lm_z_loss;
+  if (moe_losses.load_balance.defined()) {
+    out.total = out.total + config_.moe.aux_loss_coef * out.moe_load_balance +
+                config_.moe.z_loss_coef * out.moe_router_z;
+  }
+  return out;
+}
+
+ModelCache TransformerImpl::new_cache() const {
+  ModelCache cache;
+  for (const auto& block : blocks) cache.layers.push_back(block->attention->new_cache());
+  return cache;
+}
+
+std::vector<std::shared_ptr<MoeImpl>> TransformerImpl::moe_layers() const {
+  std::vector<std::shared_ptr<MoeImpl>> layers;
+  for (const auto& block : blocks) {
+    if (block->moe) layers.push_back(block->moe);
+  }
+  return layers;
+}
+
+}  // namespace cca

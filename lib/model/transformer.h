@@ -1,0 +1,73 @@
+// The Llama-style decoder: token embedding, pre-norm blocks (RMSNorm -> attention -> residual,
+// RMSNorm -> SwiGLU or MoE -> residual), final norm, LM head (tied or untied).
+// Single-device code: data parallelism wraps it without edits.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+
+#include <memory>
+#include <vector>
+
+#include "attention/attention.h"
+#include "config/config.h"
+#include "model/ffn.h"
+#include "moe/moe.h"
+#include "ops/norm.h"
+
+namespace cca {
+
+AttentionOptions attention_options(const Config& config);
+
+class BlockImpl : public torch::nn::Module {
+ public:
+  BlockImpl(const Config& config, int64_t layer_index);
+  // Adds this block's MoE losses (if any) into `losses`.
+  at::Tensor forward(const at::Tensor& x, AttentionCache* cache, MoeLosses& losses);
+
+  std::shared_ptr<RMSNormImpl> attention_norm, ffn_norm;
+  std::shared_ptr<Attention> attention;
+  std::shared_ptr<SwiGluImpl> ffn;  // null in MoE layers
+  std::shared_ptr<MoeImpl> moe;     // null in dense layers
+};
+
+// Decode state of the whole model: one attention cache per layer.
+struct ModelCache {
+  std::vector<std::unique_ptr<AttentionCache>> layers;
+  int64_t length() const { return layers.empty() ? 0 : layers.front()->length; }
+  int64_t bytes() const;
+};
+
+struct LossBreakdown {
+  at::Tensor total;              // what backward() is called on
+  at::Tensor cross_entropy;      // mean over valid targets
+  at::Tensor lm_z_loss;          // unweighted mean logsumexp²
+  at::Tensor moe_load_balance;   // unweighted, summed over MoE layers (0 when dense)
+  at::Tensor moe_router_z;       // unweighted, summed over MoE layers
+  int64_t valid_tokens = 0;
+};
+
+class TransformerImpl : public torch::nn::Module {
+ public:
+  explicit TransformerImpl(const Config& config);
+
+  // tokens [B, S] (int64) -> logits [B, S, vocab]. With a cache, tokens continue it.
+  at::Tensor forward(const at::Tensor& tokens, ModelCache* cache = nullptr);
+  // Next-token loss for targets [B, S]; targets equal to -1 are ignored. Includes the weighted LM z-loss
+  // and MoE losses of this forward pass.
+  LossBreakdown loss(const at::Tensor& tokens, const at::Tensor& targets);
+  ModelCache new_cache() const;
+  std::vector<std::shared_ptr<MoeImpl>> moe_layers() const;
+  const Config& config() const { return config_; }
+
+  at::Tensor embedding;  // [vocab, E]
+  at::Tensor lm_head;    // [vocab, E]; undefined when tied
+  std::vector<std::shared_ptr<BlockImpl>> blocks;
+  std::shared_ptr<RMSNormImpl> final_norm;
+
+ private:
+  at::Tensor hidden_states(const at::Tensor& tokens, ModelCache* cache, MoeLosses& losses);
+  Config config_;
+};
+
+}  // namespace cca
