@@ -1,6 +1,7 @@
 #include "app/startup.h"
 
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
 #include "config/derived.h"
@@ -64,6 +65,20 @@ LoadedConfig load_run_config(const ConfigRequest& request) {
   log_options.rank = rank_from_environment();
   log::init(log_options);
   return loaded;
+}
+
+void attach_rank_log_file(const Config& config, const std::string& log_level_override) {
+  if (!config.logging.per_rank_files) return;
+  const std::filesystem::path dir = std::filesystem::path(config.run.dir) / "logs";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw Error("cannot create log folder '" + dir.string() + "': " + ec.message());
+  log::Options options;
+  options.level = log::parse_level(log_level_override.empty() ? config.logging.level
+                                                               : log_level_override);
+  options.rank = rank_from_environment();
+  options.rank_file_path = (dir / ("rank" + std::to_string(options.rank) + ".log")).string();
+  log::init(options);
 }
 
 void log_run_summary(const LoadedConfig& loaded, int world_size) {

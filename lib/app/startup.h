@@ -29,6 +29,9 @@ int rank_from_environment();
 
 // Loads and validates the config (throws ConfigError) and initialises logging from it.
 LoadedConfig load_run_config(const ConfigRequest& request);
+// When logging.per_rank_files is on, every rank also logs to run.dir/logs/rank<N>.log (created,
+// appended on resume). Call once the run folder may be written.
+void attach_rank_log_file(const Config& config, const std::string& log_level_override);
 // Logs the config source and the derived values (parameters, FLOPs, KV cache, batch).
 void log_run_summary(const LoadedConfig& loaded, int world_size);
 

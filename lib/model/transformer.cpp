@@ -1,5 +1,7 @@
 #include "model/transformer.h"
 
+#include <torch/nn/modules/container/modulelist.h>
+
 #include <cmath>
 #include <string>
 
@@ -67,9 +69,11 @@ TransformerImpl::TransformerImpl(const Config& config) : config_(config) {
   const int64_t E = config.model.d_model, V = config.model.vocab_size;
   embedding = register_parameter("embedding", at::empty({V, E}));
   init_normal(embedding, config.model.init_std);
+  // A ModuleList names parameters "blocks.<i>.…"; `blocks` keeps typed access.
+  auto block_list = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < config.model.n_layers; ++i) {
-    blocks.push_back(register_module("blocks." + std::to_string(i),
-                                     std::make_shared<BlockImpl>(config, i)));
+    blocks.push_back(std::make_shared<BlockImpl>(config, i));
+    block_list->push_back(blocks.back());
   }
   final_norm = register_module("final_norm", std::make_shared<RMSNormImpl>(E, config.model.norm_eps));
   if (!config.model.tie_embeddings) {

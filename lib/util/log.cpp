@@ -72,7 +72,8 @@ std::shared_ptr<spdlog::logger> make_logger(const Options& options) {
     sinks.push_back(out_sink);
   }
   if (!options.rank_file_path.empty()) {
-    auto file_sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(options.rank_file_path);
+    auto file_sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(options.rank_file_path,
+                                                                         /*truncate=*/false);
     file_sink->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [rank " + std::to_string(options.rank) +
                            "] [%l] %v");
     sinks.push_back(file_sink);

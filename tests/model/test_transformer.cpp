@@ -1,1 +1,179 @@
 #include <gtest/gtest.h>
+#include <torch/optim/adamw.h>
+
+#include "config/config.h"
+#include "model/accounting.h"
+#include "model/transformer.h"
+#include "testing/checks.h"
+
+namespace cca {
+namespace {
+
+struct ModelCase {
+  std::string kind;
+  bool moe;
+};
+
+std::string case_name(const ::testing::TestParamInfo<ModelCase>& info) {
+  return info.param.kind + (info.param.moe ? "_moe" : "_dense");
+}
+
+// A tiny model of each variant: E = 32, head_dim 8, 2 layers (the second one MoE when asked).
+Config tiny_config(const ModelCase& mc) {
+  Config c = default_config();
+  c.model.d_model = 32;
+  c.model.n_layers = 2;
+  c.model.vocab_size = 64;
+  c.model.ffn_hidden = 48;
+  c.model.init_std = 0.1;
+  c.attention.kind = mc.kind;
+  c.attention.n_heads = 4;
+  c.attention.rope_fraction = 0.5;
+  if (mc.kind == "gqa") c.attention.n_kv_heads = 2;
+  if (mc.kind == "mla") {
+    c.attention.mla.q_lora_rank = 16;
+    c.attention.mla.kv_lora_rank = 12;
+    c.attention.mla.qk_nope_head_dim = 8;
+    c.attention.mla.qk_rope_head_dim = 4;
+    c.attention.mla.v_head_dim = 8;
+  }
+  if (mc.kind == "cca") c.attention.cca.q_compression = 2;
+  if (mc.kind == "ccgqa") {
+    c.attention.cca.q_compression = 1;
+    c.attention.cca.kv_compression = 2;
+  }
+  if (mc.moe) {
+    c.moe.n_experts = 4;
+    c.moe.top_k = 2;
+    c.moe.expert_hidden = 24;
+    c.moe.first_dense_layers = 1;
+  }
+  c.train.seq_len = 16;
+  return c;
+}
+
+std::shared_ptr<TransformerImpl> make_model(const Config& c, at::ScalarType dtype) {
+  at::manual_seed(1);
+  auto model = std::make_shared<TransformerImpl>(c);
+  model->to(dtype);
+  return model;
+}
+
+class TinyModel : public ::testing::TestWithParam<ModelCase> {};
+
+TEST_P(TinyModel, ParameterCountMatchesAccounting) {
+  const Config c = tiny_config(GetParam());
+  auto model = make_model(c, at::kFloat);
+  int64_t total = 0;
+  for (const at::Tensor& p : model->parameters()) total += p.numel();
+  EXPECT_EQ(total, count_model(c).total_params);
+  EXPECT_EQ(static_cast<int64_t>(model->moe_layers().size()), GetParam().moe ? 1 : 0);
+}
+
+TEST_P(TinyModel, CausalOverTokens) {
+  auto model = make_model(tiny_config(GetParam()), at::kDouble);
+  const at::Tensor tokens = at::randint(0, 64, {2, 12}, at::kLong);
+  const at::Tensor base = model->forward(tokens);
+  for (int64_t t : {1, 6, 11}) {
+    at::Tensor changed = tokens.clone();
+    changed.select(1, t).add_(1).remainder_(64);
+    const at::Tensor out = model->forward(changed);
+    EXPECT_LT(testing::max_abs_diff(out.narrow(1, 0, t), base.narrow(1, 0, t)), 1e-12) << t;
+    EXPECT_GT(testing::max_abs_diff(out.narrow(1, t, 1), base.narrow(1, t, 1)), 1e-9) << t;
+  }
+}
+
+TEST_P(TinyModel, PrefillChunkedAndDecodeLogitsAgree) {
+  auto model = make_model(tiny_config(GetParam()), at::kDouble);
+  const at::Tensor tokens = at::randint(0, 64, {2, 11}, at::kLong);
+  const at::Tensor full = model->forward(tokens);
+  ModelCache chunked = model->new_cache();
+  const at::Tensor a = model->forward(tokens.narrow(1, 0, 4), &chunked);
+  const at::Tensor b = model->forward(tokens.narrow(1, 4, 7), &chunked);
+  EXPECT_LT(testing::max_abs_diff(at::cat({a, b}, 1), full), 1e-10);
+  ModelCache steps = model->new_cache();
+  std::vector<at::Tensor> outs;
+  for (int64_t t = 0; t < 11; ++t) outs.push_back(model->forward(tokens.narrow(1, t, 1), &steps));
+  EXPECT_LT(testing::max_abs_diff(at::cat(outs, 1), full), 1e-10);
+  EXPECT_EQ(steps.length(), 11);
+  EXPECT_GT(steps.bytes(), 0);
+}
+
+TEST_P(TinyModel, LossIgnoresMaskedTargetsAndAddsAuxTerms) {
+  Config c = tiny_config(GetParam());
+  c.model.z_loss = 1e-3;
+  auto model = make_model(c, at::kDouble);
+  const at::Tensor tokens = at::randint(0, 64, {2, 8}, at::kLong);
+  at::Tensor targets = at::randint(0, 64, {2, 8}, at::kLong);
+  targets[0][3] = -1;
+  targets[1][0] = -1;
+  const LossBreakdown loss = model->loss(tokens, targets);
+  EXPECT_EQ(loss.valid_tokens, 14);
+  const at::Tensor logits = model->forward(tokens).reshape({-1, 64});
+  const at::Tensor flat = targets.reshape({-1});
+  double ce = 0;
+  for (int64_t i = 0; i < 16; ++i) {
+    const int64_t t = flat[i].item<int64_t>();
+    if (t >= 0) ce -= at::log_softmax(logits[i], 0)[t].item<double>();
+  }
+  EXPECT_NEAR(loss.cross_entropy.item<double>(), ce / 14, 1e-10);
+  double expected = loss.cross_entropy.item<double>() + 1e-3 * loss.lm_z_loss.item<double>();
+  if (GetParam().moe) {
+    EXPECT_GT(loss.moe_load_balance.item<double>(), 0.0);
+    expected += c.moe.aux_loss_coef * loss.moe_load_balance.item<double>() +
+                c.moe.z_loss_coef * loss.moe_router_z.item<double>();
+  }
+  EXPECT_NEAR(loss.total.item<double>(), expected, 1e-10);
+}
+
+// Learning, not just running: a fixed batch is memorised within a few hundred AdamW steps.
+TEST_P(TinyModel, OverfitsAFixedBatch) {
+  auto model = make_model(tiny_config(GetParam()), at::kFloat);
+  at::manual_seed(5);
+  const at::Tensor data = at::randint(0, 64, {4, 17}, at::kLong);
+  const at::Tensor tokens = data.narrow(1, 0, 16), targets = data.narrow(1, 1, 16);
+  torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(1e-2).weight_decay(0));
+  double first = 0, last = 0;
+  for (int step = 0; step < 300; ++step) {
+    optimizer.zero_grad();
+    const LossBreakdown loss = model->loss(tokens, targets);
+    loss.total.backward();
+    optimizer.step();
+    if (step == 0) first = loss.cross_entropy.item<double>();
+    last = loss.cross_entropy.item<double>();
+  }
+  EXPECT_GT(first, 3.5);  // ≈ ln 64 at init
+  EXPECT_LT(last, 0.3) << "cross entropy after 300 steps (first " << first << ")";
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, TinyModel,
+                         ::testing::Values(ModelCase{"mha", false}, ModelCase{"gqa", false},
+                                           ModelCase{"mla", false}, ModelCase{"cca", false},
+                                           ModelCase{"ccgqa", false}, ModelCase{"mha", true},
+                                           ModelCase{"gqa", true}, ModelCase{"mla", true},
+                                           ModelCase{"cca", true}, ModelCase{"ccgqa", true}),
+                         case_name);
+
+TEST(Transformer, TiedAndUntiedHeads) {
+  Config c = tiny_config({"mha", false});
+  auto tied = make_model(c, at::kFloat);
+  EXPECT_FALSE(tied->lm_head.defined());
+  c.model.tie_embeddings = false;
+  auto untied = make_model(c, at::kFloat);
+  ASSERT_TRUE(untied->lm_head.defined());
+  EXPECT_EQ(untied->lm_head.sizes(), untied->embedding.sizes());
+}
+
+TEST(Transformer, DepthScaledInitShrinksOutputProjections) {
+  Config c = tiny_config({"mha", false});
+  c.model.n_layers = 8;
+  c.model.init_std = 0.02;
+  auto model = make_model(c, at::kFloat);
+  const double out_std = model->blocks[0]->ffn->w2.std().item<double>();
+  const double in_std = model->blocks[0]->ffn->w1.std().item<double>();
+  EXPECT_NEAR(in_std, 0.02, 0.002);
+  EXPECT_NEAR(out_std, 0.02 / 4.0, 0.001);  // 1 / sqrt(2 · 8)
+}
+
+}  // namespace
+}  // namespace cca
