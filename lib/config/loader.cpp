@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -35,6 +36,11 @@ class TreeReader {
     const std::string key = ec ? path : canonical.string();
     if (std::find(stack_.begin(), stack_.end(), key) != stack_.end()) {
       error(included_from, "include cycle: '" + path + "' is already being read");
+      return;
+    }
+    if (fs::exists(path, ec) && !fs::is_regular_file(path, ec)) {
+      error(included_from.file.empty() ? Origin{path, 0, 0} : included_from,
+            "config '" + path + "' is not a regular file (a folder?); name a YAML file");
       return;
     }
     std::ifstream in(path);
@@ -100,6 +106,7 @@ class TreeReader {
   }
 
   void flatten(const YAML::Node& map, const std::string& prefix, const std::string& name) {
+    std::map<std::string, Origin> seen;  // keys of this mapping, to catch duplicates
     for (const auto& pair : map) {
       // Copies: yaml-cpp's iterator yields temporaries.
       const YAML::Node key_node = pair.first;
@@ -108,6 +115,12 @@ class TreeReader {
       if (prefix.empty() && key == "include") continue;
       const std::string path = prefix.empty() ? key : prefix + "." + key;
       const Origin origin = origin_of(key_node, name);
+      auto [first, inserted] = seen.emplace(key, origin);
+      if (!inserted) {
+        error(origin, "duplicate key '" + path + "' (first set at " + first->second.describe() +
+                          ")");
+        continue;
+      }
       if (value.IsMap() && is_section(path)) {
         flatten(value, path, name);
       } else if (is_section(path)) {

@@ -1,6 +1,8 @@
 #include "config/schema.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <iomanip>
 #include <limits>
 #include <map>
 #include <sstream>
@@ -199,9 +201,14 @@ const std::map<std::string, std::string>& section_helps() {
 
 std::string number_text(double v) {
   if (std::isinf(v)) return v > 0 ? ".inf" : "-.inf";
-  std::ostringstream out;
-  out << v;
-  std::string text = out.str();
+  // The shortest text that reads back as exactly the same double.
+  std::string text;
+  for (int precision = 6; precision <= 17; ++precision) {
+    std::ostringstream out;
+    out << std::setprecision(precision) << v;
+    text = out.str();
+    if (std::strtod(text.c_str(), nullptr) == v) break;
+  }
   // Keep floats recognisable as floats in YAML output.
   if (text.find_first_of(".eE") == std::string::npos && text.find("inf") == std::string::npos) {
     text += ".0";
@@ -209,13 +216,26 @@ std::string number_text(double v) {
   return text;
 }
 
-std::string quoted(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += "''";
-    else out += c;
+std::string yaml_quoted(const std::string& s) {
+  const bool plain_quotable = s.find_first_of("\n\r\t\\\"") == std::string::npos;
+  if (plain_quotable) {
+    std::string out = "'";
+    for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
+    return out + "'";
   }
-  return out + "'";
+  // Double quotes keep line breaks and tabs exactly (single quotes would fold them).
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      default: out += c;
+    }
+  }
+  return out + "\"";
 }
 
 std::string int_text(int64_t v) {
@@ -270,7 +290,7 @@ std::string KeySpec::default_text() const {
     std::string operator()(const IntSpec& s) const { return std::to_string(s.fallback); }
     std::string operator()(const FloatSpec& s) const { return number_text(s.fallback); }
     std::string operator()(const BoolSpec& s) const { return s.fallback ? "true" : "false"; }
-    std::string operator()(const StringSpec& s) const { return quoted(s.fallback); }
+    std::string operator()(const StringSpec& s) const { return yaml_quoted(s.fallback); }
     std::string operator()(const EnumSpec& s) const { return s.fallback; }
     std::string operator()(const OptionalIntSpec&) const { return "null"; }
   };
@@ -304,7 +324,7 @@ std::string value_text(const KeySpec& key, Config& config) {
     std::string operator()(int64_t* v) const { return std::to_string(*v); }
     std::string operator()(double* v) const { return number_text(*v); }
     std::string operator()(bool* v) const { return *v ? "true" : "false"; }
-    std::string operator()(std::string* v) const { return quoted(*v); }
+    std::string operator()(std::string* v) const { return yaml_quoted(*v); }
     std::string operator()(std::optional<int64_t>* v) const {
       return v->has_value() ? std::to_string(**v) : "null";
     }

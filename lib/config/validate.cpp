@@ -70,6 +70,7 @@ class Rules {
   void check_rope() {
     const AttentionConfig& a = c_.attention;
     if (a.kind == "mla") return;
+    if (a.head_dim == 0 && c_.model.d_model % a.n_heads != 0) return;  // reported by check_heads
     const AttentionGeometry g = attention_geometry(c_);
     const double rotary = a.rope_fraction * static_cast<double>(g.head_dim);
     const bool whole = std::fabs(rotary - std::round(rotary)) < 1e-9;
@@ -152,6 +153,10 @@ class Rules {
 
   void check_lengths_and_batch() {
     const TrainConfig& t = c_.train;
+    if (world_size_ < 1) {
+      fail({}, format("world size {} is not a positive number of ranks", world_size_));
+      return;
+    }
     if (c_.model.max_seq_len > 0 && t.seq_len > c_.model.max_seq_len) {
       fail({"train.seq_len", "model.max_seq_len"},
            format("train.seq_len = {} exceeds model.max_seq_len = {}", t.seq_len,

@@ -1,1 +1,201 @@
-echo placeholder
+#!/usr/bin/env bash
+# End-to-end checks of the apps as a user runs them: exit codes and messages.
+# Usage: bash tests/apps/test_cli.sh [BIN_DIR]   (BIN_DIR defaults to build/bin)
+# Prints one line per check and finally "N passed, M failed"; exits non-zero if any check failed.
+set -u
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+bin_arg="${1:-$repo/build/bin}"
+if ! bin_dir="$(cd "$bin_arg" 2>/dev/null && pwd)"; then
+  echo "FAIL binary folder '$bin_arg' does not exist"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+cd "$repo" || exit 1
+
+train="$bin_dir/cca-train"
+bench="$bin_dir/cca-bench"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+passed=0
+failed=0
+problems=()
+out=""
+err=""
+rc=0
+
+# run CMD...: runs CMD (killed after 300 s), keeping stdout, stderr and the exit status.
+run() {
+  timeout 300 "$@" >"$tmp/stdout" 2>"$tmp/stderr"
+  rc=$?
+  out="$(cat "$tmp/stdout")"
+  err="$(cat "$tmp/stderr")"
+}
+
+problem() { problems+=("$1"); }
+expect_rc() { [[ $rc -eq $1 ]] || problem "exit status $rc, expected $1"; }
+expect_failure() { [[ $rc -ne 0 ]] || problem "exit status 0, expected a failure"; }
+stream() { if [[ $1 == out ]]; then printf '%s' "$out"; else printf '%s' "$err"; fi; }
+# expect_has out|err TEXT / expect_lacks out|err TEXT / expect_match out|err REGEX
+expect_has() { [[ "$(stream "$1")" == *"$2"* ]] || problem "std$1 lacks '$2'"; }
+expect_lacks() { [[ "$(stream "$1")" != *"$2"* ]] || problem "std$1 contains '$2'"; }
+expect_match() { grep -Eq -- "$2" <<<"$(stream "$1")" || problem "std$1 matches no line of /$2/"; }
+expect_err_starts_with() {
+  [[ $err == "$1"* ]] || problem "stderr does not start with '$1'"
+}
+# A failure must be a one-line-per-problem message, never a crash or an exception trace.
+expect_clean_failure() {
+  local marker
+  for marker in "terminate called" "what():" "Aborted" "core dumped" "Exception raised from" \
+    "frame #" "Segmentation fault" "std::"; do
+    expect_lacks err "$marker"
+  done
+  expect_err_starts_with "error:"
+}
+
+finish() {
+  if ((${#problems[@]} == 0)); then
+    passed=$((passed + 1))
+    echo "ok   $1"
+  else
+    failed=$((failed + 1))
+    echo "FAIL $1"
+    local p
+    for p in "${problems[@]}"; do echo "       $p"; done
+    echo "       exit status: $rc"
+    echo "       stdout: $(head -c 2000 <<<"$out" | sed '2,$s/^/               /')"
+    echo "       stderr: $(head -c 2000 <<<"$err" | sed '2,$s/^/               /')"
+  fi
+  problems=()
+}
+
+# --- cca-train ------------------------------------------------------------------------------------
+
+run "$train" --help
+expect_rc 0
+expect_has out "--config"
+expect_has out "--dry-run"
+expect_has out "--set"
+finish "cca-train --help exits 0 and documents --config"
+
+run "$train" --help-config
+expect_rc 0
+expect_has out "attention.cca.q_compression"
+expect_has out "model.d_model  (int, default 768"
+expect_has out "attention.kind  (enum, default mha; allowed mha | gqa | mla | cca | ccgqa)"
+finish "cca-train --help-config lists every key"
+
+run "$train" --config configs/gpt2-small/cca.yaml --dry-run
+expect_rc 0
+expect_has out "parameters"
+expect_has out "kv cache"
+expect_has out "configs/gpt2-small/cca.yaml"
+expect_has out "cca: 3 query heads, 3 kv heads"
+expect_lacks err "error"
+finish "cca-train --dry-run prints the derived values"
+
+run "$train" --config configs/gpt2-small/cca.yaml --print-config
+expect_rc 0
+expect_match out "^  kind: cca  # configs/gpt2-small/cca\.yaml:[0-9]+:[0-9]+$"
+expect_match out "^  d_model: 768  # configs/gpt2-small/base\.yaml:[0-9]+:[0-9]+$"
+expect_match out "^  head_dim: 0$"
+finish "cca-train --print-config shows values with their origins"
+
+run "$train" --config configs/gpt2-small/cca.yaml --set train.steps=777 --print-config
+expect_rc 0
+expect_has out "steps: 777  # --set train.steps=777"
+finish "cca-train --set overrides the file and is named as the origin"
+
+printf 'model:\n  d_modle: 512\n' >"$tmp/unknown.yaml"
+run "$train" --config "$tmp/unknown.yaml" --dry-run
+expect_rc 2
+expect_has err "did you mean"
+expect_has err "unknown key 'model.d_modle' (did you mean 'model.d_model'?)"
+expect_has err "$tmp/unknown.yaml:2:3"
+expect_clean_failure
+finish "cca-train: an unknown key exits 2 with a suggestion and no trace"
+
+printf 'model:\n  n_layers: zero\n  d_model: 4\ntrain:\n  seq_len: 1\n' >"$tmp/three.yaml"
+run "$train" --config "$tmp/three.yaml" --dry-run
+expect_rc 2
+expect_has err "(3 errors)"
+expect_has err "$tmp/three.yaml:2:3"
+expect_has err "$tmp/three.yaml:3:3"
+expect_has err "$tmp/three.yaml:5:3"
+expect_clean_failure
+finish "cca-train reports every problem of a config at once"
+
+printf 'model:\n  d_model: [768\n' >"$tmp/syntax.yaml"
+run "$train" --config "$tmp/syntax.yaml" --dry-run
+expect_rc 2
+expect_has err "YAML syntax error"
+expect_match err "syntax\.yaml:[0-9]+:[0-9]+: YAML syntax error"
+expect_clean_failure
+finish "cca-train: a YAML syntax error exits 2 naming file:line:col"
+
+run "$train" --config configs/gpt2-small/cca.yaml --set attention.kind=bogus --dry-run
+expect_rc 2
+expect_has err "--set attention.kind=bogus"
+expect_has err "'bogus' is not one of mha | gqa | mla | cca | ccgqa"
+expect_clean_failure
+finish "cca-train --set attention.kind=bogus exits 2"
+
+run "$train" --config configs/gpt2-small/cca.yaml --set train.lr=0.1 --dry-run
+expect_rc 2
+expect_has err "did you mean 'optim.lr'"
+expect_clean_failure
+finish "cca-train --set with an unknown key exits 2 with a suggestion"
+
+run "$train" --config "$tmp/does-not-exist.yaml" --dry-run
+expect_failure
+expect_has err "does-not-exist.yaml"
+expect_has err "does not exist"
+expect_lacks err "terminate called"
+finish "cca-train: a missing --config file fails with a clear message"
+
+run "$train" --dry-run
+expect_rc 1
+expect_has err "--config FILE is required"
+expect_clean_failure
+finish "cca-train without --config asks for one"
+
+run "$train" --config configs/gpt2-small/cca.yaml
+expect_failure
+expect_err_starts_with "error:"
+expect_has err "not available in this build yet"
+expect_clean_failure
+finish "cca-train without --dry-run says training is not available yet"
+
+WORLD_SIZE=2 run "$train" --config configs/gpt2-small/mha.yaml --dry-run
+expect_rc 0
+expect_has out "(world size 2)"
+expect_has out "128 sequences"
+finish "cca-train takes the world size from WORLD_SIZE"
+
+WORLD_SIZE=two run "$train" --config configs/gpt2-small/mha.yaml --dry-run
+expect_rc 1
+expect_has err "WORLD_SIZE"
+expect_clean_failure
+finish "cca-train rejects a malformed WORLD_SIZE"
+
+# --- cca-bench ------------------------------------------------------------------------------------
+
+run "$bench" device
+expect_rc 0
+expect_has out "LibTorch 2."
+finish "cca-bench device exits 0 and names the runtime"
+
+run "$bench"
+expect_failure
+expect_has err "A subcommand is required"
+expect_lacks err "terminate called"
+finish "cca-bench without a subcommand fails"
+
+run "$bench" train --config configs/quickstart.yaml --dry-run
+expect_rc 0
+expect_has out "parameters"
+finish "cca-bench train --dry-run validates the config"
+
+echo "$passed passed, $failed failed"
+((failed == 0))
