@@ -54,6 +54,11 @@ class Rules {
                   "({}); use kind: gqa, or n_kv_heads: 0",
                   a.n_kv_heads, a.n_heads));
     }
+    if (a.qk_norm && a.kind != "mha" && a.kind != "gqa") {
+      fail({"attention.qk_norm"}, format("attention.qk_norm applies to mha and gqa; {} normalises "
+                                         "its own latents (set qk_norm: false)",
+                                         a.kind));
+    }
     if (a.kind == "gqa" && a.n_kv_heads == 0) {
       fail({"attention.kind"}, format("kind gqa needs attention.n_kv_heads; valid values divide "
                                       "attention.n_heads = {}: {}",
@@ -129,6 +134,13 @@ class Rules {
   void check_mla() {
     const MlaConfig& m = c_.attention.mla;
     if (c_.attention.kind != "mla") return;
+    const int64_t qk_dim = m.qk_nope_head_dim + m.qk_rope_head_dim;
+    if (c_.attention.core == "flash" && m.v_head_dim != qk_dim) {
+      fail({"attention.core", "attention.mla.v_head_dim"},
+           format("attention.core flash needs equal q/k and v head dims, but mla has {} + {} = {} "
+                  "vs v_head_dim {}; use core auto or cudnn",
+                  m.qk_nope_head_dim, m.qk_rope_head_dim, qk_dim, m.v_head_dim));
+    }
     if (m.qk_rope_head_dim % 2 != 0) {
       fail({"attention.mla.qk_rope_head_dim"},
            format("attention.mla.qk_rope_head_dim = {} must be even (rotate-half RoPE)",
