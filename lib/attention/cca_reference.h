@@ -1,0 +1,83 @@
+// The CCA / CCGQA prologue in plain LibTorch ops (../shared/docs/cca-spec.md §2.2 steps 2-6):
+// everything between the q/k/v down-projections and the attention core. It is kept apart from
+// the module (cca.cpp) so that fused kernels can replace it as a whole and be tested against it,
+// and so that tests can inspect the decode state.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <utility>
+
+#include "attention/attention.h"
+#include "attention/kv_cache.h"
+#include "config/geometry.h"
+#include "ops/rope.h"
+
+namespace cca {
+
+// One CCA layer's decode state (spec §4): the growing KV cache plus two constant-size states.
+struct CcaCache : AttentionCache {
+  KeyValueCache kv;  // k̂ after norm, temperature and RoPE; ṽ with both value halves
+  at::Tensor conv;  // [B, M, P]: the last P raw z = [q⁰ ‖ k⁰], oldest first (undefined = zeros)
+  at::Tensor shift;  // [B, W_k/2]: the last token's val_proj2 output (undefined = zeros)
+  int64_t bytes() const override;
+};
+
+// Conv weights as stored in the module (PyTorch layout: the last tap is the current token).
+// Undefined tensors mean the conv is absent (geometry.convs < 1 or < 2).
+struct CcaConvWeights {
+  at::Tensor depthwise_weight;  // [M, 1, k0]
+  at::Tensor depthwise_bias;    // [M]
+  at::Tensor grouped_weight;    // [M, d, k1], groups = n_q + n_k
+  at::Tensor grouped_bias;      // [M]
+};
+
+// The projections feeding the prologue, each [B, S, width].
+struct CcaProjections {
+  at::Tensor q0;         // x W_Q, [B, S, W_q]
+  at::Tensor k0;         // x W_K, [B, S, W_k]
+  at::Tensor v_current;  // x W_V1 ([B, S, W_k/2]); x W_V ([B, S, W_k]) without value shift
+  at::Tensor v_delayed;  // x W_V2, [B, S, W_k/2]; undefined without value shift
+};
+
+struct CcaPrologueOutput {
+  at::Tensor q;            // q̂ [B, S, n_q, d]: √d-normalised, rotated
+  at::Tensor k;            // k̂ [B, S, n_k, d]: τ·√d-normalised, rotated
+  at::Tensor v;            // ṽ [B, S, n_k, d]
+  at::Tensor conv_state;   // the new [B, M, P] conv state
+  at::Tensor shift_state;  // the new [B, W_k/2] value-shift state (undefined without value shift)
+};
+
+// Squared-norm epsilon of the L2 normalisation, x · rsqrt(‖x‖² + eps) (as in [VLLM]). It only
+// guards all-zero heads: for fp32 it is below rounding once ‖x‖² > 1e-5.
+inline constexpr double kCcaNormEps = 1e-12;
+
+// Step 2: the causal conv stack (convs >= 1) over `padded` [B, M, P + S], which is z = [q⁰ ‖ k⁰]
+// with the P-step history (zeros for a fresh sequence) prepended once, at the input of the
+// stack: the convs add no padding of their own. Returns s [B, M, S].
+at::Tensor cca_conv_stack(const AttentionGeometry& g, const CcaConvWeights& w,
+                          const at::Tensor& padded);
+
+// Step 3: the parameter-free q-k means from the pre-conv heads q0 [B, S, n_q, d] and
+// k0 [B, S, n_k, d]. Returns {m^Q [B, S, n_q, d], m^K [B, S, n_k, d]}.
+std::pair<at::Tensor, at::Tensor> cca_qk_mean(const at::Tensor& q0, const at::Tensor& k0);
+
+// Step 4: ṽ = [v_current ‖ v_delayed shifted one token later], split into n_k heads over the
+// flattened channels. `previous` [B, W_k/2] is the delayed value of the token before the chunk
+// (undefined = zeros).
+at::Tensor cca_value_shift(const at::Tensor& v_current, const at::Tensor& v_delayed,
+                           const at::Tensor& previous, int64_t n_kv_heads);
+
+// Step 5: √d · x / ‖x‖ per head of x [B, S, H, d], times multiplier[H] when defined; computed in
+// float32 (float64 for float64 inputs) and returned in that precision.
+at::Tensor cca_normalize(const at::Tensor& x, const at::Tensor& multiplier);
+
+// Steps 2-6 for a chunk whose first token sits at absolute position `offset`, continuing the
+// conv state `conv_history` [B, M, P] and value-shift state `shift_previous` [B, W_k/2]
+// (undefined = a fresh sequence). `key_multiplier` [n_k] is τ. Outputs are in q0's dtype.
+CcaPrologueOutput cca_prologue(const AttentionGeometry& g, const Rotary& rotary,
+                               const CcaConvWeights& w, const at::Tensor& key_multiplier,
+                               const CcaProjections& p, const at::Tensor& conv_history,
+                               const at::Tensor& shift_previous, int64_t offset);
+
+}  // namespace cca
