@@ -1,0 +1,146 @@
+#include "data/files.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include "util/error.h"
+#include "util/format.h"
+
+namespace cca::data::files {
+namespace {
+
+std::string errno_text() {
+  return std::strerror(errno);
+}
+
+}  // namespace
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+bool is_directory(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool is_regular_file(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+uint64_t file_size(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    throw Error(format("{}: cannot read: {}", path, errno_text()));
+  return static_cast<uint64_t>(st.st_size);
+}
+
+std::vector<std::string> list_directory(const std::string& dir) {
+  std::unique_ptr<DIR, int (*)(DIR*)> handle(::opendir(dir.c_str()), &::closedir);
+  if (!handle) throw Error(format("{}: cannot read folder: {}", dir, errno_text()));
+  std::vector<std::string> names;
+  errno = 0;
+  while (const dirent* entry = ::readdir(handle.get())) {
+    const std::string name = entry->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  if (errno != 0) throw Error(format("{}: cannot read folder: {}", dir, errno_text()));
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+void walk_files(const std::string& dir, std::vector<std::string>& out) {
+  for (const std::string& name : list_directory(dir)) {
+    if (name[0] == '.') continue;  // hidden files and folders (.git, editor swap files)
+    const std::string path = join(dir, name);
+    struct stat link {};
+    if (::lstat(path.c_str(), &link) != 0) continue;  // vanished meanwhile
+    if (S_ISDIR(link.st_mode)) {
+      walk_files(path, out);
+    } else if (is_regular_file(path)) {
+      out.push_back(path);
+    }
+  }
+}
+
+void make_directories(const std::string& path) {
+  if (path.empty() || is_directory(path)) return;
+  const std::string parent = parent_path(path);
+  if (!parent.empty() && parent != path) make_directories(parent);
+  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+    throw Error(format("{}: cannot create folder: {}", path, errno_text()));
+  }
+  if (!is_directory(path)) throw Error(format("{}: exists and is not a folder", path));
+}
+
+void remove_tree(const std::string& path) noexcept {
+  if (path.empty()) return;
+  ::nftw(
+      path.c_str(),
+      [](const char* p, const struct stat*, int type, struct FTW*) {
+        if (type == FTW_DP) {
+          ::rmdir(p);
+        } else {
+          ::unlink(p);
+        }
+        return 0;
+      },
+      16, FTW_DEPTH | FTW_PHYS);
+}
+
+void remove_file(const std::string& path) noexcept {
+  ::unlink(path.c_str());
+}
+
+void rename_path(const std::string& from, const std::string& to) {
+  if (std::rename(from.c_str(), to.c_str()) != 0) {
+    throw Error(format("{}: cannot move to {}: {}", from, to, errno_text()));
+  }
+}
+
+void copy_file(const std::string& from, const std::string& to) {
+  std::unique_ptr<FILE, int (*)(FILE*)> in(std::fopen(from.c_str(), "rb"), &std::fclose);
+  if (!in) throw Error(format("{}: cannot open: {}", from, errno_text()));
+  std::unique_ptr<FILE, int (*)(FILE*)> out(std::fopen(to.c_str(), "wb"), &std::fclose);
+  if (!out) throw Error(format("{}: cannot create: {}", to, errno_text()));
+  char block[1 << 16];
+  size_t got;
+  while ((got = std::fread(block, 1, sizeof(block), in.get())) > 0) {
+    if (std::fwrite(block, 1, got, out.get()) != got) {
+      throw Error(format("{}: write failed: {}", to, errno_text()));
+    }
+  }
+  if (std::ferror(in.get())) throw Error(format("{}: read error: {}", from, errno_text()));
+  if (std::fflush(out.get()) != 0) throw Error(format("{}: write failed: {}", to, errno_text()));
+}
+
+std::string parent_path(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return "";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+std::string file_name(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+std::string join(const std::string& dir, const std::string& name) {
+  if (dir.empty()) return name;
+  if (dir.back() == '/') return dir + name;
+  return dir + "/" + name;
+}
+
+}  // namespace cca::data::files

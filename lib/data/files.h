@@ -1,0 +1,38 @@
+// File-system helpers on plain POSIX calls. lib/data avoids std::filesystem on purpose: LibTorch's
+// libtorch.so exports its own std::filesystem symbols, which take precedence in any binary that
+// links torch, and its remove_all crashed (null call) in cca-data. Errors are cca::Error naming
+// the path.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cca::data::files {
+
+bool exists(const std::string& path);
+bool is_directory(const std::string& path);
+bool is_regular_file(const std::string& path);  // follows symlinks
+uint64_t file_size(const std::string& path);
+
+// Entry names (no "." and ".."), sorted.
+std::vector<std::string> list_directory(const std::string& dir);
+// Regular files below `dir`, recursively, skipping hidden names and symlinked folders; appended
+// to `out` in sorted order.
+void walk_files(const std::string& dir, std::vector<std::string>& out);
+
+void make_directories(const std::string& path);
+// Best effort, never throws: for cleaning up staging folders.
+void remove_tree(const std::string& path) noexcept;
+void remove_file(const std::string& path) noexcept;
+void rename_path(const std::string& from, const std::string& to);
+void copy_file(const std::string& from, const std::string& to);
+
+// "a/b/c.bin" -> "a/b"; "c.bin" -> ""; "/c.bin" -> "/".
+std::string parent_path(const std::string& path);
+// "a/b/c.bin" -> "c.bin".
+std::string file_name(const std::string& path);
+// join("a", "b") -> "a/b"; join("", "b") -> "b".
+std::string join(const std::string& dir, const std::string& name);
+
+}  // namespace cca::data::files

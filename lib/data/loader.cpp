@@ -1,0 +1,390 @@
+#include "data/loader.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <sstream>
+
+#include "data/hash.h"
+#include "data/rng.h"
+#include "util/error.h"
+#include "util/format.h"
+
+namespace cca::data {
+
+// --- LoaderState -----------------------------------------------------------------------------
+
+std::string LoaderState::serialize() const {
+  return format(
+      "cca-loader-state 1 epoch={} shard={} position={} seed={} seq_len={} world_size={} "
+      "fingerprint={}",
+      epoch, shard, position, seed, seq_len, world_size, hex64(fingerprint));
+}
+
+namespace {
+
+int64_t parse_count(const std::map<std::string, std::string>& fields, const std::string& key,
+                    int64_t min) {
+  auto it = fields.find(key);
+  if (it == fields.end()) throw Error("loader state: missing " + key);
+  const std::string& text = it->second;
+  int64_t value = 0;
+  if (text.empty() || text.size() > 18 ||
+      text.find_first_not_of("0123456789") != std::string::npos) {
+    throw Error(
+        format("loader state: {}={} is not a non-negative integer", key, text.substr(0, 40)));
+  }
+  value = std::stoll(text);
+  if (value < min) throw Error(format("loader state: {}={} must be >= {}", key, value, min));
+  return value;
+}
+
+}  // namespace
+
+LoaderState LoaderState::parse(const std::string& text) {
+  std::istringstream in(text);
+  std::string magic, version, word;
+  in >> magic >> version;
+  if (magic != "cca-loader-state") throw Error("loader state: not a cca loader state");
+  if (version != "1") throw Error("loader state: unsupported version " + version.substr(0, 20));
+  std::map<std::string, std::string> fields;
+  while (in >> word) {
+    const size_t eq = word.find('=');
+    if (eq == std::string::npos)
+      throw Error("loader state: expected key=value, got " + word.substr(0, 40));
+    if (!fields.emplace(word.substr(0, eq), word.substr(eq + 1)).second) {
+      throw Error("loader state: repeated " + word.substr(0, eq));
+    }
+  }
+  LoaderState s;
+  s.epoch = parse_count(fields, "epoch", 0);
+  s.shard = parse_count(fields, "shard", 0);
+  s.position = parse_count(fields, "position", 0);
+  s.seq_len = parse_count(fields, "seq_len", 1);
+  s.world_size = parse_count(fields, "world_size", 1);
+  auto seed = fields.find("seed");
+  if (seed == fields.end() || seed->second.empty() || seed->second.size() > 20 ||
+      seed->second.find_first_not_of("0123456789") != std::string::npos) {
+    throw Error("loader state: missing or malformed seed");
+  }
+  errno = 0;
+  s.seed = std::strtoull(seed->second.c_str(), nullptr, 10);
+  if (errno == ERANGE) throw Error("loader state: seed out of range");
+  auto fp = fields.find("fingerprint");
+  if (fp == fields.end() || !parse_hex64(fp->second, s.fingerprint)) {
+    throw Error("loader state: missing or malformed fingerprint");
+  }
+  if (fields.size() != 7) throw Error("loader state: unknown fields");
+  return s;
+}
+
+bool LoaderState::operator==(const LoaderState& o) const {
+  return epoch == o.epoch && shard == o.shard && position == o.position && seed == o.seed &&
+         seq_len == o.seq_len && world_size == o.world_size && fingerprint == o.fingerprint;
+}
+
+// --- Cursor: the window sequence of one rank ---------------------------------------------------
+
+class TrainLoader::Cursor {
+ public:
+  Cursor(const ShardSet& data, const LoaderOptions& options, const LoaderState& state)
+      : data_(data), options_(options), state_(state) {}
+
+  static int64_t windows_in(const MappedShard& shard, int64_t seq_len) {
+    return shard.tokens() > seq_len ? (shard.tokens() - 1) / seq_len : 0;
+  }
+  int64_t per_rank(const MappedShard& shard) const {
+    return windows_in(shard, options_.seq_len) / options_.world_size;
+  }
+
+  // The shard and first token of the next window; advances.
+  std::pair<const MappedShard*, int64_t> next() {
+    for (;;) {
+      ensure_epoch();
+      if (state_.shard >= static_cast<int64_t>(order_.size())) {
+        ++state_.epoch;
+        state_.shard = 0;
+        state_.position = 0;
+        continue;
+      }
+      ensure_shard();
+      if (state_.position >= static_cast<int64_t>(windows_.size())) {
+        ++state_.shard;
+        state_.position = 0;
+        continue;
+      }
+      const int64_t window = windows_[static_cast<size_t>(state_.position++)];
+      return {current_, window * options_.seq_len};
+    }
+  }
+
+  const LoaderState& state() const { return state_; }
+
+  // The rank-local window count of the shard the state points at (for validating a resume).
+  int64_t windows_at_state() {
+    ensure_epoch();
+    if (state_.shard >= static_cast<int64_t>(order_.size())) return 0;
+    ensure_shard();
+    return static_cast<int64_t>(windows_.size());
+  }
+
+ private:
+  void ensure_epoch() {
+    if (order_epoch_ == state_.epoch) return;
+    const auto n = static_cast<uint32_t>(data_.shards.size());
+    if (options_.shuffle) {
+      Rng rng(state_.seed, static_cast<uint64_t>(state_.epoch), 0);
+      order_ = permutation<uint32_t>(n, rng);
+    } else {
+      order_.resize(n);
+      for (uint32_t i = 0; i < n; ++i) order_[i] = i;
+    }
+    order_epoch_ = state_.epoch;
+    windows_epoch_ = -1;
+  }
+
+  void ensure_shard() {
+    if (windows_epoch_ == state_.epoch && windows_shard_ == state_.shard) return;
+    const uint32_t index = order_[static_cast<size_t>(state_.shard)];
+    current_ = data_.shards[index].get();
+    const auto total = static_cast<uint32_t>(windows_in(*current_, options_.seq_len));
+    const int64_t mine = per_rank(*current_);
+    std::vector<uint32_t> perm;
+    if (options_.shuffle) {
+      Rng rng(state_.seed, static_cast<uint64_t>(state_.epoch), uint64_t{index} + 1);
+      perm = permutation<uint32_t>(total, rng);
+    } else {
+      perm.resize(total);
+      for (uint32_t i = 0; i < total; ++i) perm[i] = i;
+    }
+    windows_.resize(static_cast<size_t>(mine));
+    for (int64_t j = 0; j < mine; ++j) {
+      windows_[static_cast<size_t>(j)] =
+          perm[static_cast<size_t>(j * options_.world_size + options_.rank)];
+    }
+    windows_epoch_ = state_.epoch;
+    windows_shard_ = state_.shard;
+  }
+
+  const ShardSet& data_;
+  const LoaderOptions& options_;
+  LoaderState state_;
+  std::vector<uint32_t> order_;
+  int64_t order_epoch_ = -1;
+  std::vector<uint32_t> windows_;  // this rank's windows of the current shard, in order
+  const MappedShard* current_ = nullptr;
+  int64_t windows_epoch_ = -1;
+  int64_t windows_shard_ = -1;
+};
+
+// --- TrainLoader -----------------------------------------------------------------------------
+
+namespace {
+
+void check_options(const ShardSet& data, const LoaderOptions& o) {
+  if (o.seq_len < 1 || o.seq_len > (int64_t{1} << 30)) {
+    throw Error(format("sequence length {} is outside [1, 2^30]", o.seq_len));
+  }
+  if (o.batch_size < 1) throw Error(format("batch size {} must be >= 1", o.batch_size));
+  if (o.world_size < 1 || o.rank < 0 || o.rank >= o.world_size) {
+    throw Error(format("rank {} of world size {} is invalid", o.rank, o.world_size));
+  }
+  if (o.prefetch < 0) throw Error("prefetch must be >= 0");
+  if (data.shards.empty()) throw Error(format("{}: no shards", data.spec));
+}
+
+}  // namespace
+
+TrainLoader::TrainLoader(std::shared_ptr<const ShardSet> data, LoaderOptions options,
+                         const std::optional<LoaderState>& resume)
+    : data_(std::move(data)), options_(options) {
+  check_options(*data_, options_);
+  for (const auto& shard : data_->shards) {
+    windows_per_epoch_ += Cursor::windows_in(*shard, options_.seq_len) / options_.world_size;
+  }
+  if (windows_per_epoch_ == 0) {
+    throw Error(format(
+        "{}: {} tokens in {} shard(s) give no sequence of {} + 1 tokens per rank "
+        "(world size {}); use more data or a shorter seq_len",
+        data_->spec, data_->tokens, data_->shards.size(), options_.seq_len, options_.world_size));
+  }
+  LoaderState start;
+  start.seed = options_.seed;
+  start.seq_len = options_.seq_len;
+  start.world_size = options_.world_size;
+  start.fingerprint = data_->fingerprint;
+  if (resume) {
+    const LoaderState& r = *resume;
+    if (r.seq_len != start.seq_len || r.world_size != start.world_size) {
+      throw Error(
+          format("loader state was saved for seq_len {} and world size {}, but this run "
+                 "has seq_len {} and world size {}",
+                 r.seq_len, r.world_size, start.seq_len, start.world_size));
+    }
+    if (r.fingerprint != start.fingerprint) {
+      throw Error(
+          format("{}: loader state was saved for other shards (fingerprint {}, these "
+                 "shards have {})",
+                 data_->spec, hex64(r.fingerprint), hex64(start.fingerprint)));
+    }
+    start = r;
+  }
+  cursor_ = std::make_unique<Cursor>(*data_, options_, start);
+  if (resume) {
+    const bool shard_ok = start.shard <= static_cast<int64_t>(data_->shards.size());
+    if (!shard_ok || start.position > cursor_->windows_at_state()) {
+      throw Error(format("loader state points past the data (shard {}, position {})", start.shard,
+                         start.position));
+    }
+  }
+  consumed_ = start;
+  if (options_.prefetch > 0) worker_ = std::thread([this] { produce_loop(); });
+}
+
+TrainLoader::~TrainLoader() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  changed_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+Batch TrainLoader::build_batch() {
+  Batch b;
+  const int64_t T = options_.seq_len;
+  b.batch_size = options_.batch_size;
+  b.seq_len = T;
+  b.inputs.resize(static_cast<size_t>(b.batch_size * T));
+  b.targets.resize(b.inputs.size());
+  for (int64_t i = 0; i < b.batch_size; ++i) {
+    const auto [shard, start] = cursor_->next();
+    shard->copy(start, T, b.inputs.data() + i * T, data_->vocab_size);
+    shard->copy(start + 1, T, b.targets.data() + i * T, data_->vocab_size);
+  }
+  b.state = cursor_->state();
+  return b;
+}
+
+void TrainLoader::produce_loop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      changed_.wait(
+          lock, [this] { return stop_ || queue_.size() < static_cast<size_t>(options_.prefetch); });
+      if (stop_) return;
+    }
+    Batch b;
+    try {
+      b = build_batch();
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      failure_ = std::current_exception();
+      changed_.notify_all();
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      queue_.push_back(std::move(b));
+    }
+    changed_.notify_all();
+  }
+}
+
+Batch TrainLoader::next() {
+  if (options_.prefetch == 0) {
+    Batch b = build_batch();
+    consumed_ = b.state;
+    return b;
+  }
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait(lock, [this] { return !queue_.empty() || failure_; });
+  // Batches made before a failure are still delivered; the error comes when they run out.
+  if (queue_.empty()) std::rethrow_exception(failure_);
+  Batch b = std::move(queue_.front());
+  queue_.pop_front();
+  lock.unlock();
+  changed_.notify_all();
+  consumed_ = b.state;
+  return b;
+}
+
+// --- ValidationSet -----------------------------------------------------------------------------
+
+namespace {
+
+// Copies tokens [start, start + count) of the shards' concatenation.
+void copy_stream(const ShardSet& data, int64_t start, int64_t count, int32_t* out) {
+  for (const auto& shard : data.shards) {
+    if (count == 0) return;
+    if (start >= shard->tokens()) {
+      start -= shard->tokens();
+      continue;
+    }
+    const int64_t take = std::min(count, shard->tokens() - start);
+    shard->copy(start, take, out, data.vocab_size);
+    out += take;
+    count -= take;
+    start = 0;
+  }
+  if (count > 0) throw Error(format("{}: read past the end of the shards", data.spec));
+}
+
+}  // namespace
+
+ValidationSet::ValidationSet(const ShardSet& data, int64_t tokens, int64_t seq_len, int64_t rank,
+                             int64_t world_size)
+    : seq_len_(seq_len) {
+  if (seq_len < 1) throw Error(format("sequence length {} must be >= 1", seq_len));
+  if (world_size < 1 || rank < 0 || rank >= world_size) {
+    throw Error(format("rank {} of world size {} is invalid", rank, world_size));
+  }
+  if (tokens < 0) throw Error(format("validation tokens {} must be >= 0", tokens));
+  total_sequences_ = tokens / seq_len;
+  if (tokens > 0 && total_sequences_ == 0) {
+    throw Error(format("validation tokens {} are fewer than one sequence of {}", tokens, seq_len));
+  }
+  if (total_sequences_ == 0) return;
+  const int64_t needed = total_sequences_ * seq_len + 1;
+  if (needed > data.tokens) {
+    throw Error(
+        format("{}: the validation set needs {} tokens ({} sequences of {} + 1) but the "
+               "validation shards hold {}; lower data.val_tokens",
+               data.spec, needed, total_sequences_, seq_len, data.tokens));
+  }
+  sequences_ = (total_sequences_ - rank + world_size - 1) / world_size;
+  const int64_t row = seq_len + 1;
+  rows_.resize(static_cast<size_t>(sequences_ * row));
+  for (int64_t j = 0; j < sequences_; ++j) {
+    const int64_t i = rank + j * world_size;
+    copy_stream(data, i * seq_len, row, rows_.data() + j * row);
+  }
+}
+
+int64_t ValidationSet::batches(int64_t batch_size) const {
+  if (batch_size < 1) throw Error(format("batch size {} must be >= 1", batch_size));
+  return (sequences_ + batch_size - 1) / batch_size;
+}
+
+Batch ValidationSet::batch(int64_t index, int64_t batch_size) const {
+  if (index < 0 || index >= batches(batch_size)) {
+    throw Error(format("validation batch {} outside [0, {})", index, batches(batch_size)));
+  }
+  Batch b;
+  const int64_t first = index * batch_size;
+  b.batch_size = std::min(batch_size, sequences_ - first);
+  b.seq_len = seq_len_;
+  b.inputs.resize(static_cast<size_t>(b.batch_size * seq_len_));
+  b.targets.resize(b.inputs.size());
+  const int64_t row = seq_len_ + 1;
+  for (int64_t k = 0; k < b.batch_size; ++k) {
+    const int32_t* src = rows_.data() + (first + k) * row;
+    std::memcpy(b.inputs.data() + k * seq_len_, src, seq_len_ * sizeof(int32_t));
+    std::memcpy(b.targets.data() + k * seq_len_, src + 1, seq_len_ * sizeof(int32_t));
+  }
+  return b;
+}
+
+}  // namespace cca::data

@@ -1,0 +1,120 @@
+// The training loader: fixed-length sequences cut from memory-mapped shards in a deterministic,
+// resumable order, and a fixed validation set. Torch-free: batches are plain int32 vectors that
+// the trainer turns into tensors.
+//
+// Order (docs/data.md): each epoch permutes the shards (seeded by seed and epoch); within a shard
+// the windows [w*T, w*T + T + 1) are permuted (seeded by seed, epoch and shard). Rank r of W takes
+// the permuted windows r, r + W, r + 2W, ... of each shard, so ranks are disjoint and move in
+// lockstep; a shard's last (windows mod W) permuted windows are left out that epoch.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "data/dataset.h"
+
+namespace cca::data {
+
+// Where a loader stands: the next window is `position` (counted in this rank's windows) of the
+// `shard`-th shard in epoch `epoch`'s shard order. The permutations are pure functions of
+// (seed, epoch, shard), so these numbers restore the stream exactly.
+struct LoaderState {
+  int64_t epoch = 0;
+  int64_t shard = 0;
+  int64_t position = 0;
+  uint64_t seed = 0;
+  // What the positions mean: restoring against other data or geometry is an error.
+  int64_t seq_len = 0;
+  int64_t world_size = 1;
+  uint64_t fingerprint = 0;
+
+  // One line of text: "cca-loader-state 1 epoch=... shard=... ...".
+  std::string serialize() const;
+  // Throws cca::Error("loader state: ...") for anything malformed.
+  static LoaderState parse(const std::string& text);
+  bool operator==(const LoaderState& other) const;
+  bool operator!=(const LoaderState& other) const { return !(*this == other); }
+};
+
+struct Batch {
+  int64_t batch_size = 0;        // sequences
+  int64_t seq_len = 0;           // tokens per sequence
+  std::vector<int32_t> inputs;   // batch_size x seq_len, row-major
+  std::vector<int32_t> targets;  // inputs shifted by one token
+  LoaderState state;             // the loader's state after this batch
+};
+
+struct LoaderOptions {
+  int64_t seq_len = 1024;
+  int64_t batch_size = 8;  // sequences per batch (the micro-batch)
+  uint64_t seed = 1337;
+  int64_t rank = 0;
+  int64_t world_size = 1;
+  int prefetch = 4;     // batches a background thread prepares ahead; 0 = none
+  bool shuffle = true;  // false: shards and windows in file order (for debugging)
+};
+
+class TrainLoader {
+ public:
+  // Starts at epoch 0, or exactly where `resume` left off (its seed replaces options.seed).
+  TrainLoader(std::shared_ptr<const ShardSet> data, LoaderOptions options,
+              const std::optional<LoaderState>& resume = std::nullopt);
+  ~TrainLoader();
+  TrainLoader(const TrainLoader&) = delete;
+  TrainLoader& operator=(const TrainLoader&) = delete;
+
+  // The next batch; rethrows here anything the prefetch thread hit (e.g. a bad token).
+  Batch next();
+  // The state after the last batch next() returned: save it with a checkpoint.
+  LoaderState state() const { return consumed_; }
+  // Windows each rank reads per epoch.
+  int64_t windows_per_epoch() const { return windows_per_epoch_; }
+
+ private:
+  class Cursor;
+  Batch build_batch();
+  void produce_loop();
+
+  std::shared_ptr<const ShardSet> data_;
+  LoaderOptions options_;
+  std::unique_ptr<Cursor> cursor_;
+  LoaderState consumed_;
+  int64_t windows_per_epoch_ = 0;
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<Batch> queue_;
+  std::exception_ptr failure_;
+  bool stop_ = false;
+  std::thread worker_;
+};
+
+// The first `tokens` tokens of the validation shards, in path order, as tokens / seq_len
+// sequences (each with one extra token for its last target). Rank r takes sequences r, r + W, ...
+class ValidationSet {
+ public:
+  ValidationSet(const ShardSet& data, int64_t tokens, int64_t seq_len, int64_t rank = 0,
+                int64_t world_size = 1);
+
+  int64_t sequences() const { return sequences_; }  // this rank's
+  int64_t total_sequences() const { return total_sequences_; }
+  int64_t batches(int64_t batch_size) const;
+  // Batch `index` of `batch_size` sequences (the last one may be shorter).
+  Batch batch(int64_t index, int64_t batch_size) const;
+
+ private:
+  int64_t seq_len_;
+  int64_t sequences_ = 0;
+  int64_t total_sequences_ = 0;
+  std::vector<int32_t> rows_;  // sequences_ x (seq_len_ + 1)
+};
+
+}  // namespace cca::data

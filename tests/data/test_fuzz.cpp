@@ -1,0 +1,215 @@
+// Hostile files: thousands of seeded mutations of a valid shard, manifest, loader state and JSONL
+// line. Each load must either succeed with reads inside the file or throw cca::Error; a crash,
+// hang or other exception fails the test (run it under ASan for out-of-bounds reads: docs/data.md).
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+
+#include "data/dataset.h"
+#include "data/hash.h"
+#include "data/json.h"
+#include "data/loader.h"
+#include "data/manifest.h"
+#include "data/shard.h"
+#include "data/text_source.h"
+#include "data_test_util.h"
+
+namespace cca::data {
+namespace {
+
+namespace fs = std::filesystem;
+using datatest::ScratchDir;
+using datatest::write_file;
+
+constexpr int kMutations = 3000;
+
+const int32_t kExtremes[] = {
+    0,    1,     2,     -1,       3,         255,       256,           1023,
+    1024, 65535, 65536, 20240520, INT32_MAX, INT32_MIN, INT32_MAX - 1, 0x7F7F7F7F};
+
+std::string mutate_binary(std::string bytes, std::mt19937_64& rng) {
+  switch (rng() % 5) {
+    case 0: {  // flip a few bits anywhere
+      const int flips = 1 + static_cast<int>(rng() % 8);
+      for (int i = 0; i < flips && !bytes.empty(); ++i) {
+        bytes[rng() % bytes.size()] ^= static_cast<char>(1 << (rng() % 8));
+      }
+      break;
+    }
+    case 1:  // truncate
+      bytes.resize(rng() % (bytes.size() + 1));
+      break;
+    case 2: {  // append garbage
+      const size_t extra = 1 + rng() % 64;
+      for (size_t i = 0; i < extra; ++i) bytes += static_cast<char>(rng());
+      break;
+    }
+    default: {  // overwrite a header field (mostly the meaningful ones) with an extreme value
+      const size_t field = rng() % 4 == 0 ? rng() % 256 : rng() % 3;
+      int32_t value = kExtremes[rng() % (sizeof(kExtremes) / sizeof(kExtremes[0]))];
+      if (rng() % 4 == 0) value = static_cast<int32_t>(rng());
+      if (bytes.size() >= (field + 1) * 4) std::memcpy(&bytes[field * 4], &value, 4);
+      break;
+    }
+  }
+  return bytes;
+}
+
+// Loads a mutated shard; on success reads every token and checks the reads stayed in the file.
+void load_and_read(const std::string& path, int64_t& loaded) {
+  try {
+    const MappedShard shard(path);
+    const uint64_t size = fs::file_size(path);
+    ASSERT_EQ(kShardHeaderBytes +
+                  static_cast<uint64_t>(shard.tokens()) * shard_token_bytes(shard.version()),
+              size);
+    std::vector<int32_t> tokens(static_cast<size_t>(shard.tokens()));
+    shard.copy(0, shard.tokens(), tokens.data(), 65536);
+    (void)shard.checksum();
+    ++loaded;
+  } catch (const Error&) {
+    // the expected outcome for most mutations
+  }
+}
+
+TEST(Fuzz, MutatedShardsLoadOrFailCleanly) {
+  ScratchDir dir;
+  std::vector<int32_t> tokens;
+  for (int i = 0; i < 300; ++i) tokens.push_back((i * 131) % 60000);
+  datatest::write_shard(dir / "v1.bin", tokens, kShardVersionU16);
+  datatest::write_shard(dir / "v2.bin", tokens, kShardVersionU32);
+  const std::string originals[] = {datatest::read_bytes(dir / "v1.bin"),
+                                   datatest::read_bytes(dir / "v2.bin")};
+  std::mt19937_64 rng(20240520);
+  int64_t loaded = 0;
+  for (int i = 0; i < kMutations; ++i) {
+    const std::string path = dir / "m.bin";
+    write_file(path, mutate_binary(originals[i % 2], rng));
+    load_and_read(path, loaded);
+    if (HasFatalFailure()) return;
+  }
+  // Some mutations (bit flips in token bytes) must still load, or the test proves little.
+  EXPECT_GT(loaded, kMutations / 20);
+  EXPECT_LT(loaded, kMutations);
+}
+
+std::string mutate_text(std::string text, std::mt19937_64& rng) {
+  static const char* const inserts[] = {"{",
+                                        "}",
+                                        "[",
+                                        "]",
+                                        "\"",
+                                        ",",
+                                        ":",
+                                        "-1",
+                                        "1e308",
+                                        "9223372036854775807",
+                                        "-9223372036854775808",
+                                        "99999999999999999999",
+                                        "null",
+                                        "true",
+                                        "\\u0000",
+                                        "\"../../etc/passwd\"",
+                                        "0.5",
+                                        "\xff"};
+  const int edits = 1 + static_cast<int>(rng() % 3);
+  for (int e = 0; e < edits; ++e) {
+    const size_t at = text.empty() ? 0 : rng() % text.size();
+    switch (rng() % 5) {
+      case 0:
+        if (!text.empty()) text[at] = static_cast<char>(rng());
+        break;
+      case 1:
+        text.resize(at);
+        break;
+      case 2:
+        text.erase(at, 1 + rng() % 16);
+        break;
+      default: {  // swap a number for an extreme one, or insert JSON punctuation
+        const size_t digit = text.find_first_of("0123456789", at);
+        const std::string piece = inserts[rng() % (sizeof(inserts) / sizeof(inserts[0]))];
+        if (digit != std::string::npos && rng() % 2 == 0) {
+          const size_t end = text.find_first_not_of("0123456789", digit);
+          text.replace(digit, (end == std::string::npos ? text.size() : end) - digit, piece);
+        } else {
+          text.insert(at, piece);
+        }
+      }
+    }
+  }
+  return text;
+}
+
+TEST(Fuzz, MutatedManifestsParseAndLoadOrFailCleanly) {
+  ScratchDir dir;
+  Manifest m;
+  m.tokenizer_file = "tokenizer.model";
+  m.vocab_size = 65536;
+  m.bos_id = 1;
+  m.eos_id = 2;
+  for (int s = 0; s < 2; ++s) {
+    const std::string name = "train_00000" + std::to_string(s) + ".bin";
+    const auto r = datatest::write_shard(dir / name, datatest::pattern_tokens(s, 200 + 50 * s));
+    m.train.shards.push_back({name, r.tokens, r.bytes, r.xxh64});
+    m.train.tokens += r.tokens;
+  }
+  const auto v = datatest::write_shard(dir / "val_000000.bin", datatest::pattern_tokens(9, 100));
+  m.val = {1, v.tokens, {{"val_000000.bin", v.tokens, v.bytes, v.xxh64}}};
+  const std::string original = render_manifest(m);
+  std::mt19937_64 rng(7);
+  int parsed = 0;
+  for (int i = 0; i < kMutations; ++i) {
+    const std::string text = mutate_text(original, rng);
+    write_file(dir / "manifest.json", text);
+    try {
+      const Manifest back = parse_manifest(text, "manifest.json");
+      ++parsed;
+      const auto set = std::make_shared<const ShardSet>(open_shards(dir.path().string(), "train"));
+      TrainLoader loader(set, LoaderOptions{16, 2, 1, 0, 1, 0, true});
+      for (int b = 0; b < 3; ++b) loader.next();
+    } catch (const Error&) {
+      // expected for most mutations
+    }
+  }
+  EXPECT_GT(parsed, 0);
+  EXPECT_LT(parsed, kMutations);
+}
+
+TEST(Fuzz, MutatedLoaderStatesParseOrFailCleanly) {
+  LoaderState s;
+  s.epoch = 2;
+  s.shard = 1;
+  s.position = 40;
+  s.seed = 1337;
+  s.seq_len = 64;
+  s.fingerprint = 0x0123456789ABCDEFULL;
+  const std::string original = s.serialize();
+  std::mt19937_64 rng(11);
+  for (int i = 0; i < kMutations; ++i) {
+    try {
+      LoaderState::parse(mutate_text(original, rng));
+    } catch (const Error&) {
+    }
+  }
+}
+
+TEST(Fuzz, MutatedJsonlReadsOrFailsCleanly) {
+  ScratchDir dir;
+  const std::string original = datatest::jsonl_of(datatest::make_documents(4, 2));
+  std::mt19937_64 rng(13);
+  for (int i = 0; i < kMutations / 3; ++i) {
+    write_file(dir / "c.jsonl", mutate_text(original, rng));
+    try {
+      DocumentReader reader({dir / "c.jsonl"}, SourceOptions{});
+      Document doc;
+      while (reader.next(doc)) {
+        ASSERT_EQ(find_invalid_utf8(doc.text), std::string_view::npos);
+      }
+    } catch (const Error&) {
+    }
+  }
+}
+
+}  // namespace
+}  // namespace cca::data
