@@ -2,7 +2,8 @@
 # Sets up a fresh Debian machine and builds cca-train:
 #   1. Debian packages (idempotent, non-interactive),
 #   2. the pinned LibTorch (PyPI torch in a virtual environment shared by all clones),
-#   3. configure and build (scripts/build.sh).
+#   3. configure and build (scripts/build.sh),
+#   4. the built-in corpus: tokenizer + token shards in data/builtin (skipped when present).
 # Usage: bash scripts/setup.sh [--no-build]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -51,4 +52,5 @@ install_packages
 install_torch
 if ((build)); then
   bash "$CCA_ROOT/scripts/build.sh"
+  "$CCA_BUILD_DIR/bin/cca-data" builtin --output "$CCA_ROOT/data/builtin"
 fi

@@ -197,5 +197,27 @@ expect_rc 0
 expect_has out "parameters"
 finish "cca-bench train --dry-run validates the config"
 
+# --- cca-data -------------------------------------------------------------------------------------
+
+data_app="$bin_dir/cca-data"
+run "$data_app" --help
+expect_rc 0
+expect_has out "builtin"
+finish "cca-data --help lists the subcommands"
+
+run "$data_app" inspect "$tmp/no-such-shard.bin"
+expect_rc 1
+expect_err_starts_with "error:"
+expect_has err "no-such-shard.bin"
+expect_clean_failure
+finish "cca-data inspect of a missing file names it"
+
+printf 'not a shard at all' >"$tmp/garbage.bin"
+run "$data_app" inspect "$tmp/garbage.bin"
+expect_failure
+expect_has err "garbage.bin"
+expect_clean_failure
+finish "cca-data inspect of a garbage file is a clean error"
+
 echo "$passed passed, $failed failed"
 ((failed == 0))
