@@ -19,6 +19,7 @@ CCA_BUNDLE_PACKAGES=(
   libcli11-dev
   libgtest-dev libgmock-dev googletest
   libsentencepiece-dev libsentencepiece0
+  dict-gcide  # the built-in corpus's text: cca-data builtin --dict .deps/root/usr/share/dictd/...
 )
 
 fetch() {
