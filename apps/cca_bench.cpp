@@ -1,5 +1,10 @@
 // cca-bench: attention, training and decode benchmarks with JSON output.
+#include <fstream>
+#include <memory>
+
 #include "cli.h"
+#include "data/bench.h"
+#include "data/dataset.h"
 #include "ops/device.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -13,6 +18,18 @@ int main(int argc, char** argv) {
   auto* decode = app.add_subcommand("decode", "KV-cache size and decode throughput per variant");
   cca::cli::ConfigFlags flags;
   cca::cli::add_config_flags(*train, flags);
+  auto* data = app.add_subcommand("data", "Tokenizer encode and loader throughput (JSON)");
+  std::string dataset = "data/builtin", json_path;
+  cca::data::LoaderOptions loader_options;
+  loader_options.batch_size = 16;
+  int threads = 0;
+  int64_t batches = 2000;
+  data->add_option("--dataset", dataset, "Dataset folder (tokenizer.model, corpus, shards)");
+  data->add_option("--seq-len", loader_options.seq_len, "Sequence length");
+  data->add_option("--batch", loader_options.batch_size, "Sequences per batch");
+  data->add_option("--batches", batches, "Batches to time")->check(CLI::PositiveNumber);
+  data->add_option("--threads", threads, "Encoding threads (0 = all cores)");
+  data->add_option("--json", json_path, "Also write the JSON here");
   bool done = false;
   const int status = cca::cli::parse(app, argc, argv, done);
   if (done) return status;
@@ -20,6 +37,20 @@ int main(int argc, char** argv) {
     if (device->parsed()) {
       const at::Device resolved = cca::resolve_device("auto");
       std::cout << cca::describe_runtime() << "\n" << cca::describe_device(resolved) << "\n";
+      return cca::kExitOk;
+    }
+    if (data->parsed()) {
+      auto shards = std::make_shared<const cca::data::ShardSet>(
+          cca::data::open_shards(dataset + "/train_*.bin", "train"));
+      const auto encode = cca::data::bench_encode(dataset + "/tokenizer.model",
+                                                  {dataset + "/corpus.jsonl"}, threads, 64 << 20);
+      const auto loader = cca::data::bench_loader(shards, loader_options, batches);
+      const std::string json = cca::data::render_bench_json(encode, loader, loader_options);
+      std::cout << json << "\n";
+      if (!json_path.empty()) {
+        std::ofstream out(json_path);
+        if (!(out << json << "\n")) throw cca::Error("cannot write '" + json_path + "'");
+      }
       return cca::kExitOk;
     }
     if (train->parsed() && flags.dry_run) {
