@@ -9,7 +9,8 @@ int main(int argc, char** argv) {
   double temperature = 1.0;
   app.add_option("--checkpoint", checkpoint, "Checkpoint folder")->required();
   app.add_option("--prompt", prompt, "Prompt text");
-  app.add_option("--max-new-tokens", max_new_tokens, "Tokens to generate")->check(CLI::PositiveNumber);
+  app.add_option("--max-new-tokens", max_new_tokens, "Tokens to generate")
+      ->check(CLI::PositiveNumber);
   app.add_option("--temperature", temperature, "Sampling temperature; 0 = greedy")
       ->check(CLI::NonNegativeNumber);
   bool done = false;

@@ -5,8 +5,9 @@
 #include "util/log.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"cca-train: pretrain a dense or MoE decoder with MHA, GQA, MLA, CCA or CCGQA.\n"
-               "Example: cca-train --config configs/quickstart.yaml --set train.steps=200"};
+  CLI::App app{
+      "cca-train: pretrain a dense or MoE decoder with MHA, GQA, MLA, CCA or CCGQA.\n"
+      "Example: cca-train --config configs/quickstart.yaml --set train.steps=200"};
   cca::cli::ConfigFlags flags;
   std::string resume;
   cca::cli::add_config_flags(app, flags);
@@ -23,7 +24,8 @@ int main(int argc, char** argv) {
     cca::log_run_summary(loaded, cca::world_size_from_environment());
     cca::log::info("runtime     {}", cca::describe_runtime());
     if (flags.dry_run) return cca::kExitOk;
-    throw cca::Error("training is not available in this build yet: the trainer lands with the "
-                     "models, data and trainer issues; use --dry-run to check a config");
+    throw cca::Error(
+        "training is not available in this build yet: the trainer lands with the "
+        "models, data and trainer issues; use --dry-run to check a config");
   });
 }

@@ -9,8 +9,8 @@ namespace cca::kernels {
 namespace {
 
 __device__ __forceinline__ unsigned long long mix(uint32_t word, unsigned long long index) {
-  unsigned long long z = (static_cast<unsigned long long>(word) << 1 | 1ULL) ^
-                         (index * 0x9E3779B97F4A7C15ULL);
+  unsigned long long z =
+      (static_cast<unsigned long long>(word) << 1 | 1ULL) ^ (index * 0x9E3779B97F4A7C15ULL);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return z ^ (z >> 31);
@@ -33,7 +33,8 @@ __global__ void checksum_kernel(const unsigned char* __restrict__ bytes, size_t 
     local += mix(word, i);
   }
   // Warp reduction, then one atomic per warp.
-  for (int offset = 16; offset > 0; offset /= 2) local += __shfl_down_sync(0xffffffffu, local, offset);
+  for (int offset = 16; offset > 0; offset /= 2)
+    local += __shfl_down_sync(0xffffffffu, local, offset);
   if ((threadIdx.x & 31) == 0) atomicAdd(out, local);
 }
 

@@ -52,7 +52,9 @@ int world_size_from_environment() {
   return world;
 }
 
-int rank_from_environment() { return env_int("RANK", "SLURM_PROCID", 0); }
+int rank_from_environment() {
+  return env_int("RANK", "SLURM_PROCID", 0);
+}
 
 LoadedConfig load_run_config(const ConfigRequest& request) {
   LoadOptions options;
@@ -74,8 +76,8 @@ void attach_rank_log_file(const Config& config, const std::string& log_level_ove
   std::filesystem::create_directories(dir, ec);
   if (ec) throw Error("cannot create log folder '" + dir.string() + "': " + ec.message());
   log::Options options;
-  options.level = log::parse_level(log_level_override.empty() ? config.logging.level
-                                                               : log_level_override);
+  options.level =
+      log::parse_level(log_level_override.empty() ? config.logging.level : log_level_override);
   options.rank = rank_from_environment();
   options.rank_file_path = (dir / ("rank" + std::to_string(options.rank) + ".log")).string();
   log::init(options);

@@ -19,8 +19,8 @@ struct AttentionOptions {
   double rope_theta = 10000.0;
   CoreBackend core = CoreBackend::automatic;
   double norm_eps = 1e-5;
-  double init_std = 0.02;         // projections into the attention
-  double output_init_std = 0.02;  // the output projection (depth-scaled when configured)
+  double init_std = 0.02;               // projections into the attention
+  double output_init_std = 0.02;        // the output projection (depth-scaled when configured)
   std::string cca_temperature = "exp";  // "exp" | "raw"
   bool cca_fused_kernels = true;        // false forces the reference path
 };

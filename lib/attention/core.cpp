@@ -36,8 +36,8 @@ class SdpBackendScope {
  public:
   explicit SdpBackendScope(CoreBackend backend) {
     at::Context& ctx = at::globalContext();
-    saved_ = {ctx.userEnabledFlashSDP(), ctx.userEnabledMemEfficientSDP(),
-              ctx.userEnabledMathSDP(), ctx.userEnabledCuDNNSDP()};
+    saved_ = {ctx.userEnabledFlashSDP(), ctx.userEnabledMemEfficientSDP(), ctx.userEnabledMathSDP(),
+              ctx.userEnabledCuDNNSDP()};
     if (backend == CoreBackend::automatic) return;
     ctx.setSDPUseFlash(backend == CoreBackend::flash);
     ctx.setSDPUseMemEfficient(backend == CoreBackend::efficient);
@@ -82,7 +82,8 @@ CoreBackend parse_core_backend(const std::string& name) {
   if (name == "flash") return CoreBackend::flash;
   if (name == "cudnn") return CoreBackend::cudnn;
   if (name == "efficient") return CoreBackend::efficient;
-  throw Error("unknown attention.core '" + name + "'; allowed: auto, math, flash, cudnn, efficient");
+  throw Error("unknown attention.core '" + name +
+              "'; allowed: auto, math, flash, cudnn, efficient");
 }
 
 at::Tensor core_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

@@ -30,8 +30,10 @@ class MhaAttention : public Attention {
     v_proj_ = register_module("v_proj", linear(E, kv_width, options.init_std));
     o_proj_ = register_module("o_proj", linear(q_width, E, options.output_init_std));
     if (g.qk_norm) {
-      q_norm_ = register_module("q_norm", std::make_shared<RMSNormImpl>(g.head_dim, options.norm_eps));
-      k_norm_ = register_module("k_norm", std::make_shared<RMSNormImpl>(g.head_dim, options.norm_eps));
+      q_norm_ =
+          register_module("q_norm", std::make_shared<RMSNormImpl>(g.head_dim, options.norm_eps));
+      k_norm_ =
+          register_module("k_norm", std::make_shared<RMSNormImpl>(g.head_dim, options.norm_eps));
     }
   }
 
@@ -55,12 +57,14 @@ class MhaAttention : public Attention {
       k = state.kv.keys;
       v = state.kv.values;
     }
-    const at::Tensor o = core_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(d)),
-                                        options_.core);
+    const at::Tensor o =
+        core_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(d)), options_.core);
     return o_proj_->forward(o.transpose(1, 2).reshape({B, S, geometry_.n_q_heads * d}));
   }
 
-  std::unique_ptr<AttentionCache> new_cache() const override { return std::make_unique<MhaCache>(); }
+  std::unique_ptr<AttentionCache> new_cache() const override {
+    return std::make_unique<MhaCache>();
+  }
 
  private:
   static torch::nn::Linear linear(int64_t in, int64_t out, double std) {

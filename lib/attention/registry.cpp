@@ -16,9 +16,8 @@ using Factory = std::shared_ptr<Attention> (*)(const AttentionGeometry&, const A
 
 const std::map<std::string, Factory>& registry() {
   static const std::map<std::string, Factory> factories = {
-      {"mha", make_mha_attention},   {"gqa", make_mha_attention},
-      {"mla", make_mla_attention},   {"cca", make_cca_attention},
-      {"ccgqa", make_cca_attention},
+      {"mha", make_mha_attention}, {"gqa", make_mha_attention},   {"mla", make_mla_attention},
+      {"cca", make_cca_attention}, {"ccgqa", make_cca_attention},
   };
   return factories;
 }

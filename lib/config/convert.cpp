@@ -146,9 +146,9 @@ std::string assign_value(const KeySpec& key, const YAML::Node& value, Config& co
   int64_t parsed = 0;
   IntSpec as_int{0, spec.min, spec.max};
   std::string problem = assign_int(as_int, key, value, &parsed);
-  if (!problem.empty()) return problem.find("expects") == 0 ? "expects an integer or null, got " +
-                                                                  describe_node(value)
-                                                            : problem;
+  if (!problem.empty())
+    return problem.find("expects") == 0 ? "expects an integer or null, got " + describe_node(value)
+                                        : problem;
   *target = parsed;
   return "";
 }

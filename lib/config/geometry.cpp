@@ -37,7 +37,8 @@ AttentionGeometry attention_geometry(const Config& c) {
   }
   g.head_dim = resolved_head_dim(c);
   g.v_head_dim = g.head_dim;
-  g.rope_dim = static_cast<int64_t>(std::llround(a.rope_fraction * static_cast<double>(g.head_dim)));
+  g.rope_dim =
+      static_cast<int64_t>(std::llround(a.rope_fraction * static_cast<double>(g.head_dim)));
   if (g.is_cca()) {
     g.q_compression = a.cca.q_compression;
     g.kv_compression = a.cca.kv_compression > 0 ? a.cca.kv_compression : a.cca.q_compression;

@@ -68,7 +68,8 @@ class TreeReader {
     }
     if (root.IsNull()) return;  // an empty file is a valid, empty config
     if (!root.IsMap()) {
-      error(origin_of(root, name), "the top level must be a mapping of sections (model:, train:, ...)");
+      error(origin_of(root, name),
+            "the top level must be a mapping of sections (model:, train:, ...)");
       return;
     }
     if (root["include"]) read_includes(root["include"], name, base_dir);
@@ -117,8 +118,8 @@ class TreeReader {
       const Origin origin = origin_of(key_node, name);
       auto [first, inserted] = seen.emplace(key, origin);
       if (!inserted) {
-        error(origin, "duplicate key '" + path + "' (first set at " + first->second.describe() +
-                          ")");
+        error(origin,
+              "duplicate key '" + path + "' (first set at " + first->second.describe() + ")");
         continue;
       }
       if (value.IsMap() && is_section(path)) {

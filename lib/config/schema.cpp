@@ -11,7 +11,7 @@ namespace cca {
 namespace {
 
 // The YAML path of a key is the member path inside Config, so the two cannot drift apart.
-#define CCA_KEY(member) #member, [](Config& c) -> FieldRef { return &c.member; }
+#define CCA_KEY(member) #member, [](Config & c) -> FieldRef { return &c.member; }
 
 constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
 constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -32,7 +32,8 @@ std::vector<KeySpec> build_keys() {
       {CCA_KEY(model.max_seq_len), IntSpec{0, 0, 1 << 22},
        "Longest sequence the model supports (RoPE tables); 0 = train.seq_len."},
       {CCA_KEY(model.norm_eps), FloatSpec{1e-5, 0.0, 1.0}, "RMSNorm epsilon."},
-      {CCA_KEY(model.tie_embeddings), BoolSpec{true}, "Share the token embedding with the LM head."},
+      {CCA_KEY(model.tie_embeddings), BoolSpec{true},
+       "Share the token embedding with the LM head."},
       {CCA_KEY(model.init_std), FloatSpec{0.02, 0.0, 1.0}, "Std of the normal weight init."},
       {CCA_KEY(model.depth_scaled_init), BoolSpec{true},
        "Scale output projections' init by 1/sqrt(2·n_layers)."},
@@ -85,7 +86,8 @@ std::vector<KeySpec> build_keys() {
        "auto = fused CUDA kernels on GPU; reference = plain LibTorch ops (for debugging)."},
 
       // moe
-      {CCA_KEY(moe.n_experts), IntSpec{0, 0, 4096}, "Routed experts per MoE layer; 0 = dense model."},
+      {CCA_KEY(moe.n_experts), IntSpec{0, 0, 4096},
+       "Routed experts per MoE layer; 0 = dense model."},
       {CCA_KEY(moe.top_k), IntSpec{2, 1, 64}, "Experts chosen per token."},
       {CCA_KEY(moe.expert_hidden), IntSpec{0, 0, 1 << 20},
        "SwiGLU hidden width of each expert; 0 = the dense FFN width."},
@@ -95,8 +97,10 @@ std::vector<KeySpec> build_keys() {
       {CCA_KEY(moe.every), IntSpec{1, 1, 1024},
        "After the dense layers, every n-th layer is MoE (1 = all of them)."},
       {CCA_KEY(moe.score), EnumSpec{"softmax", {"softmax", "sigmoid"}}, "Router score function."},
-      {CCA_KEY(moe.renormalize), BoolSpec{true}, "Renormalise the chosen experts' weights to sum 1."},
-      {CCA_KEY(moe.aux_loss_coef), FloatSpec{0.01, 0.0, 10.0}, "Switch load-balancing loss weight."},
+      {CCA_KEY(moe.renormalize), BoolSpec{true},
+       "Renormalise the chosen experts' weights to sum 1."},
+      {CCA_KEY(moe.aux_loss_coef), FloatSpec{0.01, 0.0, 10.0},
+       "Switch load-balancing loss weight."},
       {CCA_KEY(moe.z_loss_coef), FloatSpec{0.001, 0.0, 10.0}, "Router z-loss weight."},
       {CCA_KEY(moe.bias_update_rate), FloatSpec{0.0, 0.0, 1.0},
        "Aux-loss-free balancing: per-step move of the selection bias; 0 = off."},
@@ -135,7 +139,8 @@ std::vector<KeySpec> build_keys() {
       // train
       {CCA_KEY(train.steps), IntSpec{1000, 0, kMaxInt}, "Optimizer steps to train."},
       {CCA_KEY(train.seq_len), IntSpec{1024, 2, 1 << 22}, "Tokens per training sequence."},
-      {CCA_KEY(train.micro_batch_size), IntSpec{8, 1, 1 << 20}, "Sequences per micro-batch per rank."},
+      {CCA_KEY(train.micro_batch_size), IntSpec{8, 1, 1 << 20},
+       "Sequences per micro-batch per rank."},
       {CCA_KEY(train.grad_accum), IntSpec{1, 1, 1 << 20}, "Micro-batches per optimizer step."},
       {CCA_KEY(train.global_batch_size), IntSpec{0, 0, kMaxInt},
        "Sequences per optimizer step over all ranks; 0 = micro_batch_size·grad_accum·world_size. "
@@ -159,7 +164,8 @@ std::vector<KeySpec> build_keys() {
       // distributed
       {CCA_KEY(distributed.backend), EnumSpec{"auto", {"auto", "nccl", "gloo"}},
        "Process-group backend; auto = NCCL on CUDA, Gloo on CPU."},
-      {CCA_KEY(distributed.bucket_mb), IntSpec{25, 1, 4096}, "Gradient all-reduce bucket size (MiB)."},
+      {CCA_KEY(distributed.bucket_mb), IntSpec{25, 1, 4096},
+       "Gradient all-reduce bucket size (MiB)."},
       {CCA_KEY(distributed.timeout_s), FloatSpec{600.0, 1.0, 86400.0},
        "A collective that takes longer fails with an error naming the rank and operation."},
       {CCA_KEY(distributed.verify_every), IntSpec{0, 0, kMaxInt},
@@ -227,12 +233,23 @@ std::string yaml_quoted(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
     switch (c) {
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      default: out += c;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      default:
+        out += c;
     }
   }
   return out + "\"";
@@ -344,7 +361,8 @@ Config default_config() {
           if constexpr (std::is_same_v<S, IntSpec>) *std::get<int64_t*>(field) = spec.fallback;
           if constexpr (std::is_same_v<S, FloatSpec>) *std::get<double*>(field) = spec.fallback;
           if constexpr (std::is_same_v<S, BoolSpec>) *std::get<bool*>(field) = spec.fallback;
-          if constexpr (std::is_same_v<S, StringSpec>) *std::get<std::string*>(field) = spec.fallback;
+          if constexpr (std::is_same_v<S, StringSpec>)
+            *std::get<std::string*>(field) = spec.fallback;
           if constexpr (std::is_same_v<S, EnumSpec>) *std::get<std::string*>(field) = spec.fallback;
           if constexpr (std::is_same_v<S, OptionalIntSpec>) {
             *std::get<std::optional<int64_t>*>(field) = std::nullopt;

@@ -49,9 +49,9 @@ struct KeySpec {
   TypeSpec type;
   std::string help;
 
-  std::string type_name() const;      // "int", "float", "bool", "string", "enum", "int or null"
-  std::string default_text() const;   // the default as it would be written in YAML
-  std::string allowed_text() const;   // "1 .. 65536", "mha | gqa | ...", "" when anything goes
+  std::string type_name() const;     // "int", "float", "bool", "string", "enum", "int or null"
+  std::string default_text() const;  // the default as it would be written in YAML
+  std::string allowed_text() const;  // "1 .. 65536", "mha | gqa | ...", "" when anything goes
 };
 
 // Every key, in the order --help-config and --print-config list them.

@@ -103,9 +103,10 @@ class Rules {
     const int64_t c2 = a.cca.kv_compression > 0 ? a.cca.kv_compression : c1;
     if (a.kind == "cca" && c2 != c1) {
       fail({"attention.cca.kv_compression", "attention.kind"},
-           format("kind cca compresses q and kv alike, but attention.cca.kv_compression = {} differs "
-                  "from q_compression = {}; use kind: ccgqa for different factors",
-                  c2, c1));
+           format(
+               "kind cca compresses q and kv alike, but attention.cca.kv_compression = {} differs "
+               "from q_compression = {}; use kind: ccgqa for different factors",
+               c2, c1));
       return;
     }
     const std::string valid = E % d == 0 ? divisors_text(E / d) : std::string("none");
@@ -195,7 +196,8 @@ class Rules {
   }
 
   void check_misc() {
-    if (c_.data.train.empty()) fail({"data.train"}, "data.train is empty; name the training shards");
+    if (c_.data.train.empty())
+      fail({"data.train"}, "data.train is empty; name the training shards");
     if (c_.run.dir.empty()) fail({"run.dir"}, "run.dir is empty; name the run folder");
     if (c_.distributed.backend == "nccl" && c_.train.device == "cpu") {
       fail({"distributed.backend", "train.device"},

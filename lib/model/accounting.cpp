@@ -20,7 +20,9 @@ double conv_macs_per_token(const AttentionGeometry& g) {
   return macs;
 }
 
-int64_t swiglu_params(int64_t E, int64_t hidden) { return 3 * E * hidden; }
+int64_t swiglu_params(int64_t E, int64_t hidden) {
+  return 3 * E * hidden;
+}
 
 }  // namespace
 
@@ -35,10 +37,10 @@ AttentionParams attention_params(const AttentionGeometry& g) {
     } else {
       p.linear += E * q_out;
     }
-    p.linear += E * (g.kv_lora_rank + g.rope_dim);                          // joint kv down-proj
+    p.linear += E * (g.kv_lora_rank + g.rope_dim);  // joint kv down-proj
     p.linear += g.kv_lora_rank * g.n_q_heads * (g.qk_nope_dim + g.v_head_dim);  // kv up-proj
-    p.linear += g.n_q_heads * g.v_head_dim * E;                             // output
-    p.other += g.kv_lora_rank;                                              // latent RMSNorm
+    p.linear += g.n_q_heads * g.v_head_dim * E;                                 // output
+    p.other += g.kv_lora_rank;                                                  // latent RMSNorm
     return p;
   }
   const int64_t Wq = g.q_latent_width();

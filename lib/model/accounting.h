@@ -11,9 +11,9 @@
 namespace cca {
 
 struct AttentionParams {
-  int64_t linear = 0;       // projection weights
-  int64_t conv = 0;         // CCA conv weights and biases
-  int64_t other = 0;        // norms, key temperature
+  int64_t linear = 0;  // projection weights
+  int64_t conv = 0;    // CCA conv weights and biases
+  int64_t other = 0;   // norms, key temperature
   int64_t total() const { return linear + conv + other; }
 };
 

@@ -6,8 +6,7 @@
 
 namespace cca {
 
-SwiGluImpl::SwiGluImpl(int64_t model_dim, int64_t hidden, double init_std,
-                       double output_init_std) {
+SwiGluImpl::SwiGluImpl(int64_t model_dim, int64_t hidden, double init_std, double output_init_std) {
   w1 = register_parameter("w1", at::empty({hidden, model_dim}));
   w3 = register_parameter("w3", at::empty({hidden, model_dim}));
   w2 = register_parameter("w2", at::empty({model_dim, hidden}));

@@ -37,15 +37,17 @@ AttentionOptions attention_options(const Config& c) {
 
 BlockImpl::BlockImpl(const Config& c, int64_t layer_index) {
   const int64_t E = c.model.d_model;
-  attention_norm = register_module("attention_norm", std::make_shared<RMSNormImpl>(E, c.model.norm_eps));
-  attention = register_module("attention", make_attention(attention_geometry(c), attention_options(c)));
+  attention_norm =
+      register_module("attention_norm", std::make_shared<RMSNormImpl>(E, c.model.norm_eps));
+  attention =
+      register_module("attention", make_attention(attention_geometry(c), attention_options(c)));
   ffn_norm = register_module("ffn_norm", std::make_shared<RMSNormImpl>(E, c.model.norm_eps));
   if (is_moe_layer(c, layer_index)) {
     moe = register_module("moe", std::make_shared<MoeImpl>(E, c.moe, expert_ffn_hidden(c),
                                                            c.model.init_std, output_init_std(c)));
   } else {
-    ffn = register_module("ffn", std::make_shared<SwiGluImpl>(E, dense_ffn_hidden(c),
-                                                              c.model.init_std, output_init_std(c)));
+    ffn = register_module("ffn", std::make_shared<SwiGluImpl>(
+                                     E, dense_ffn_hidden(c), c.model.init_std, output_init_std(c)));
   }
 }
 
@@ -75,7 +77,8 @@ TransformerImpl::TransformerImpl(const Config& config) : config_(config) {
     blocks.push_back(std::make_shared<BlockImpl>(config, i));
     block_list->push_back(blocks.back());
   }
-  final_norm = register_module("final_norm", std::make_shared<RMSNormImpl>(E, config.model.norm_eps));
+  final_norm =
+      register_module("final_norm", std::make_shared<RMSNormImpl>(E, config.model.norm_eps));
   if (!config.model.tie_embeddings) {
     lm_head = register_parameter("lm_head", at::empty({V, E}));
     init_normal(lm_head, config.model.init_std);

@@ -39,11 +39,11 @@ struct ModelCache {
 };
 
 struct LossBreakdown {
-  at::Tensor total;              // what backward() is called on
-  at::Tensor cross_entropy;      // mean over valid targets
-  at::Tensor lm_z_loss;          // unweighted mean logsumexp²
-  at::Tensor moe_load_balance;   // unweighted, summed over MoE layers (0 when dense)
-  at::Tensor moe_router_z;       // unweighted, summed over MoE layers
+  at::Tensor total;             // what backward() is called on
+  at::Tensor cross_entropy;     // mean over valid targets
+  at::Tensor lm_z_loss;         // unweighted mean logsumexp²
+  at::Tensor moe_load_balance;  // unweighted, summed over MoE layers (0 when dense)
+  at::Tensor moe_router_z;      // unweighted, summed over MoE layers
   int64_t valid_tokens = 0;
 };
 
@@ -53,8 +53,8 @@ class TransformerImpl : public torch::nn::Module {
 
   // tokens [B, S] (int64) -> logits [B, S, vocab]. With a cache, tokens continue it.
   at::Tensor forward(const at::Tensor& tokens, ModelCache* cache = nullptr);
-  // Next-token loss for targets [B, S]; targets equal to -1 are ignored. Includes the weighted LM z-loss
-  // and MoE losses of this forward pass.
+  // Next-token loss for targets [B, S]; targets equal to -1 are ignored. Includes the weighted LM
+  // z-loss and MoE losses of this forward pass.
   LossBreakdown loss(const at::Tensor& tokens, const at::Tensor& targets);
   ModelCache new_cache() const;
   std::vector<std::shared_ptr<MoeImpl>> moe_layers() const;

@@ -18,7 +18,9 @@ bool built_with_cuda_kernels() {
 #endif
 }
 
-bool cuda_available() { return torch::cuda::is_available(); }
+bool cuda_available() {
+  return torch::cuda::is_available();
+}
 
 at::Device resolve_device(const std::string& requested, int local_rank) {
   if (requested == "cpu") return at::Device(at::kCPU);
@@ -31,8 +33,8 @@ at::Device resolve_device(const std::string& requested, int local_rank) {
   if (!have_cuda) return at::Device(at::kCPU);
   const int count = static_cast<int>(torch::cuda::device_count());
   if (local_rank >= count) {
-    throw Error(format("local rank {} needs a GPU of its own, but only {} are visible", local_rank,
-                       count));
+    throw Error(
+        format("local rank {} needs a GPU of its own, but only {} are visible", local_rank, count));
   }
   return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
 }

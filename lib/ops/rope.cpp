@@ -5,7 +5,8 @@
 namespace cca {
 
 Rotary::Rotary(int64_t rotary_dim, double theta) : rotary_dim_(rotary_dim), theta_(theta) {
-  if (rotary_dim % 2 != 0) throw Error("RoPE needs an even rotary width, got " + std::to_string(rotary_dim));
+  if (rotary_dim % 2 != 0)
+    throw Error("RoPE needs an even rotary width, got " + std::to_string(rotary_dim));
 }
 
 at::Tensor Rotary::apply(const at::Tensor& x, int64_t offset) const {
@@ -17,8 +18,7 @@ at::Tensor Rotary::apply(const at::Tensor& x, int64_t offset) const {
       at::pow(theta_, at::arange(0, half, f64).mul(-2.0 / static_cast<double>(rotary_dim_)));
   const at::Tensor positions = at::arange(offset, offset + seq, f64);
   const at::Tensor angles = at::outer(positions, inv_freq);  // [S, r/2]
-  const at::ScalarType compute =
-      x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::ScalarType compute = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const at::Tensor cos = angles.cos().to(compute).view({1, seq, 1, half});
   const at::Tensor sin = angles.sin().to(compute).view({1, seq, 1, half});
   const at::Tensor rotated = x.narrow(-1, 0, rotary_dim_).to(compute);

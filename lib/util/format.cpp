@@ -28,7 +28,8 @@ FieldSpec parse_field_spec(std::string_view spec) {
   if (i < spec.size() && std::string_view("fegx").find(spec[i]) != std::string_view::npos) {
     result.type = spec[i++];
   }
-  if (i != spec.size()) throw std::invalid_argument("format spec not understood: " + std::string(spec));
+  if (i != spec.size())
+    throw std::invalid_argument("format spec not understood: " + std::string(spec));
   return result;
 }
 

@@ -48,7 +48,8 @@ template <class T, class... Rest>
 void format_rest(std::string& out, std::string_view pattern, size_t pos, const T& value,
                  const Rest&... rest) {
   std::string_view spec;
-  if (!next_field(pattern, pos, out, spec)) throw std::invalid_argument("too many format arguments");
+  if (!next_field(pattern, pos, out, spec))
+    throw std::invalid_argument("too many format arguments");
   append_field(out, spec, value);
   format_rest(out, pattern, pos, rest...);
 }

@@ -18,12 +18,18 @@ constexpr const char* kNames[] = {"trace", "debug", "info", "warn", "error", "of
 
 spdlog::level::level_enum to_spdlog(Level level) {
   switch (level) {
-    case Level::trace: return spdlog::level::trace;
-    case Level::debug: return spdlog::level::debug;
-    case Level::info: return spdlog::level::info;
-    case Level::warn: return spdlog::level::warn;
-    case Level::error: return spdlog::level::err;
-    case Level::off: return spdlog::level::off;
+    case Level::trace:
+      return spdlog::level::trace;
+    case Level::debug:
+      return spdlog::level::debug;
+    case Level::info:
+      return spdlog::level::info;
+    case Level::warn:
+      return spdlog::level::warn;
+    case Level::error:
+      return spdlog::level::err;
+    case Level::off:
+      return spdlog::level::off;
   }
   return spdlog::level::info;
 }
@@ -61,9 +67,9 @@ std::shared_ptr<spdlog::logger> make_logger(const Options& options) {
   // Warnings and errors go to stderr on every rank; progress lines to stdout on rank 0 only.
   auto err_sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
   err_sink->set_level(spdlog::level::warn);
-  err_sink->set_pattern(options.rank == 0 ? "[%H:%M:%S] %^%l%$: %v"
-                                          : "[%H:%M:%S] [rank " + std::to_string(options.rank) +
-                                                "] %^%l%$: %v");
+  err_sink->set_pattern(options.rank == 0
+                            ? "[%H:%M:%S] %^%l%$: %v"
+                            : "[%H:%M:%S] [rank " + std::to_string(options.rank) + "] %^%l%$: %v");
   sinks.push_back(err_sink);
   if (options.rank == 0) {
     auto out_sink = std::make_shared<BelowWarnSink>();
@@ -94,7 +100,9 @@ Level parse_level(std::string_view name) {
               "'; allowed: trace, debug, info, warn, error, off");
 }
 
-const char* level_name(Level level) { return kNames[static_cast<int>(level)]; }
+const char* level_name(Level level) {
+  return kNames[static_cast<int>(level)];
+}
 
 void init(const Options& options) {
   State& s = state();
@@ -107,7 +115,9 @@ void init(const Options& options) {
   s.level = options.level;
 }
 
-bool enabled(Level level) { return level >= state().level && level != Level::off; }
+bool enabled(Level level) {
+  return level >= state().level && level != Level::off;
+}
 
 void write(Level level, const std::string& message) {
   State& s = state();

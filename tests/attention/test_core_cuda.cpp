@@ -22,13 +22,16 @@ double relative_error(const at::Tensor& got, const at::Tensor& want) {
 TEST(CoreAttentionCuda, EveryBackendMatchesExactMath) {
   REQUIRE_GPU();
   at::manual_seed(0);
-  struct Shape { int64_t hq, hkv, sq, sk, d; };
+  struct Shape {
+    int64_t hq, hkv, sq, sk, d;
+  };
   for (const Shape s : {Shape{8, 8, 256, 256, 128}, Shape{8, 2, 256, 256, 128},
                         Shape{4, 1, 1, 300, 64}, Shape{4, 4, 17, 300, 64}}) {
     const at::Tensor q = at::randn({2, s.hq, s.sq, s.d});
     const at::Tensor k = at::randn({2, s.hkv, s.sk, s.d});
     const at::Tensor v = at::randn({2, s.hkv, s.sk, s.d});
-    const at::Tensor want = core_attention(q.to(at::kDouble), k.to(at::kDouble), v.to(at::kDouble), 0.1);
+    const at::Tensor want =
+        core_attention(q.to(at::kDouble), k.to(at::kDouble), v.to(at::kDouble), 0.1);
     for (CoreBackend backend : {CoreBackend::automatic, CoreBackend::math, CoreBackend::flash,
                                 CoreBackend::cudnn, CoreBackend::efficient}) {
       const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
@@ -41,8 +44,8 @@ TEST(CoreAttentionCuda, EveryBackendMatchesExactMath) {
         continue;
       }
       EXPECT_LT(relative_error(got.cpu(), want), 2e-2)
-          << "backend " << static_cast<int>(backend) << " hq " << s.hq << " hkv " << s.hkv
-          << " sq " << s.sq << " sk " << s.sk;
+          << "backend " << static_cast<int>(backend) << " hq " << s.hq << " hkv " << s.hkv << " sq "
+          << s.sq << " sk " << s.sk;
     }
   }
 }

@@ -69,7 +69,8 @@ TEST(Rotary, RotatesPairsAndPreservesNorms) {
   EXPECT_LT(testing::max_abs_diff(p.narrow(-1, 4, 4), x.narrow(-1, 4, 4)), 1e-15);
   EXPECT_GT(testing::max_abs_diff(p.narrow(-1, 0, 4), x.narrow(-1, 0, 4)), 1e-3);
   // Relative positions: <R_m q, R_n k> depends on m - n only.
-  const at::Tensor q = at::randn({1, 1, 1, 8}, at::kDouble), k = at::randn({1, 1, 1, 8}, at::kDouble);
+  const at::Tensor q = at::randn({1, 1, 1, 8}, at::kDouble),
+                   k = at::randn({1, 1, 1, 8}, at::kDouble);
   const double d1 = (full.apply(q, 5) * full.apply(k, 2)).sum().item<double>();
   const double d2 = (full.apply(q, 9) * full.apply(k, 6)).sum().item<double>();
   EXPECT_NEAR(d1, d2, 1e-12);

@@ -13,51 +13,14 @@
 #include <vector>
 
 #include "config/loader.h"
+#include "testing/scratch_dir.h"
 #include "util/error.h"
 
 namespace cca::testutil {
 
 namespace fs = std::filesystem;
 
-// A folder under the system temp dir that exists for one test and is removed afterwards.
-class ScratchDir {
- public:
-  ScratchDir() {
-    const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::string name = info != nullptr ? std::string(info->test_suite_name()) + "_" + info->name()
-                                       : std::string("scratch");
-    for (char& c : name) {
-      if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-    }
-    static int counter = 0;
-    path_ = fs::path(::testing::TempDir()) / ("cca_cfg_" + std::to_string(::getpid()) + "_" +
-                                              std::to_string(counter++) + "_" + name);
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-
-  const fs::path& path() const { return path_; }
-
-  // Writes `text` to `relative` (creating folders) and returns the file's full path.
-  std::string write(const std::string& relative, const std::string& text) const {
-    const fs::path file = path_ / relative;
-    fs::create_directories(file.parent_path());
-    std::ofstream out(file, std::ios::binary);
-    out << text;
-    out.close();
-    EXPECT_TRUE(out) << "could not write " << file;
-    return file.string();
-  }
-
- private:
-  fs::path path_;
-};
+using ScratchDir = cca::testing::ScratchDir;
 
 // Runs `body`, which must throw ConfigError, and returns that error (records a failure if not).
 inline ConfigError expect_config_error(const std::function<void()>& body) {

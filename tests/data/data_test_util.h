@@ -17,40 +17,14 @@
 #include "data/shard.h"
 #include "data/text_source.h"
 #include "data/tokenizer.h"
+#include "testing/scratch_dir.h"
 #include "util/error.h"
 
 namespace cca::datatest {
 
 namespace fs = std::filesystem;
 
-class ScratchDir {
- public:
-  ScratchDir() {
-    const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::string name = info != nullptr ? std::string(info->test_suite_name()) + "_" + info->name()
-                                       : std::string("shared");
-    for (char& c : name) {
-      if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-    }
-    static int counter = 0;
-    path_ = fs::path(::testing::TempDir()) / ("cca_data_" + std::to_string(::getpid()) + "_" +
-                                              std::to_string(counter++) + "_" + name);
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using ScratchDir = cca::testing::ScratchDir;
 
 // Replaces the file rather than truncating it: ext4 flushes a truncated-and-rewritten file to disk
 // on close (auto_da_alloc), which made the fuzz loops I/O-bound.

@@ -132,7 +132,8 @@ TEST_P(TinyModel, OverfitsAFixedBatch) {
   at::manual_seed(5);
   const at::Tensor data = at::randint(0, 64, {4, 17}, at::kLong);
   const at::Tensor tokens = data.narrow(1, 0, 16), targets = data.narrow(1, 1, 16);
-  torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(1e-2).weight_decay(0));
+  torch::optim::AdamW optimizer(model->parameters(),
+                                torch::optim::AdamWOptions(1e-2).weight_decay(0));
   double first = 0, last = 0;
   for (int step = 0; step < 300; ++step) {
     optimizer.zero_grad();

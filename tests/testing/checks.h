@@ -54,13 +54,15 @@ inline void expect_prefill_chunked_decode_agree(Attention& layer, int64_t batch,
     pieces.push_back(layer.forward(x.narrow(1, start, size), chunked_cache.get()));
     start += size;
   }
-  if (start < seq) pieces.push_back(layer.forward(x.narrow(1, start, seq - start), chunked_cache.get()));
+  if (start < seq)
+    pieces.push_back(layer.forward(x.narrow(1, start, seq - start), chunked_cache.get()));
   EXPECT_EQ(chunked_cache->length, seq);
   EXPECT_LT(max_abs_diff(at::cat(pieces, 1), full), tol) << "chunked prefill differs from prefill";
 
   auto step_cache = layer.new_cache();
   std::vector<at::Tensor> steps;
-  for (int64_t t = 0; t < seq; ++t) steps.push_back(layer.forward(x.narrow(1, t, 1), step_cache.get()));
+  for (int64_t t = 0; t < seq; ++t)
+    steps.push_back(layer.forward(x.narrow(1, t, 1), step_cache.get()));
   EXPECT_EQ(step_cache->length, seq);
   EXPECT_LT(max_abs_diff(at::cat(steps, 1), full), tol) << "token-by-token decode differs";
   EXPECT_GT(step_cache->bytes(), 0);
