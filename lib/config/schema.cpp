@@ -1,11 +1,14 @@
 #include "config/schema.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <iomanip>
 #include <limits>
 #include <map>
 #include <sstream>
+
+#include "util/strings.h"
 
 namespace cca {
 namespace {
@@ -223,36 +226,18 @@ std::string number_text(double v) {
 }
 
 std::string yaml_quoted(const std::string& s) {
-  const bool plain_quotable = s.find_first_of("\n\r\t\\\"") == std::string::npos;
-  if (plain_quotable) {
+  const bool plain = std::none_of(s.begin(), s.end(), [](char c) {
+    return static_cast<unsigned char>(c) < 0x20 || c == '\\' || c == '"';
+  });
+  if (plain) {
     std::string out = "'";
     for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
     return out + "'";
   }
   // Double quotes keep line breaks and tabs exactly (single quotes would fold them).
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out + "\"";
+  std::string out;
+  append_quoted(out, s);
+  return out;
 }
 
 std::string int_text(int64_t v) {

@@ -6,6 +6,7 @@
 
 #include "util/error.h"
 #include "util/format.h"
+#include "util/strings.h"
 
 namespace cca::data {
 
@@ -61,37 +62,7 @@ const Json& Json::at(const std::string& key, const std::string& what) const {
 }
 
 void append_json_string(std::string& out, std::string_view text) {
-  static const char* const hex = "0123456789abcdef";
-  out += '"';
-  for (char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += hex[c >> 4];
-          out += hex[c & 15];
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += '"';
+  append_quoted(out, text);
 }
 
 void Json::dump_to(std::string& out, int indent, int level) const {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace cca {
@@ -12,6 +13,9 @@ size_t edit_distance(const std::string& a, const std::string& b);
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
 // "1, 2, 3, 4, 6, 12": the divisors of n, at most `limit` of them, smallest first.
 std::string divisors_text(long long n, size_t limit = 16);
+// `text` as a double-quoted JSON string literal (\", \\, \n, \r, \t, \u00XX for other control
+// bytes). The same text is a valid YAML double-quoted scalar.
+void append_quoted(std::string& out, std::string_view text);
 std::string join(const std::vector<std::string>& parts, const std::string& separator);
 
 }  // namespace cca

@@ -24,5 +24,11 @@ TEST(Strings, Divisors) {
   EXPECT_EQ(divisors_text(1024, 3), "1, 2, 4");
 }
 
+TEST(Strings, QuotedEscapesWhatJsonAndYamlNeed) {
+  std::string out;
+  append_quoted(out, std::string("a\"b\\c\nd\te\x01"));
+  EXPECT_EQ(out, "\"a\\\"b\\\\c\\nd\\te\\u0001\"");
+}
+
 }  // namespace
 }  // namespace cca
