@@ -6,7 +6,7 @@
 #include <chrono>
 #include <thread>
 
-#include "data/json.h"
+#include "util/json.h"
 #include "data/prepare.h"
 #include "data/text_source.h"
 #include "data/tokenizer.h"

@@ -2,7 +2,7 @@
 
 #include <chrono>
 
-#include "data/files.h"
+#include "util/files.h"
 #include "data/prepare.h"
 #include "data/text_source.h"
 #include "data/tokenizer.h"

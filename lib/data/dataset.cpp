@@ -7,7 +7,7 @@
 #include <map>
 #include <thread>
 
-#include "data/files.h"
+#include "util/files.h"
 #include "data/hash.h"
 #include "util/error.h"
 #include "util/format.h"

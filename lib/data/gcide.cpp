@@ -7,7 +7,7 @@
 #include <cstring>
 #include <fstream>
 
-#include "data/json.h"
+#include "util/json.h"
 #include "data/text_source.h"
 #include "util/error.h"
 #include "util/format.h"

@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "data/dataset.h"
-#include "data/files.h"
+#include "util/files.h"
 #include "data/hash.h"
 #include "data/manifest.h"
 #include "data/shard.h"

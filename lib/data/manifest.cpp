@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "data/hash.h"
-#include "data/json.h"
+#include "util/json.h"
 #include "data/shard.h"
 #include "util/error.h"
 #include "util/format.h"

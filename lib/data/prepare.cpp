@@ -6,7 +6,7 @@
 #include <memory>
 #include <thread>
 
-#include "data/files.h"
+#include "util/files.h"
 #include "data/progress.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"

@@ -8,8 +8,8 @@
 #include <cstring>
 #include <set>
 
-#include "data/files.h"
-#include "data/json.h"
+#include "util/files.h"
+#include "util/json.h"
 #include "util/error.h"
 #include "util/format.h"
 

@@ -11,7 +11,7 @@
 #include <thread>
 #include <unordered_map>
 
-#include "data/files.h"
+#include "util/files.h"
 #include "data/hash.h"
 #include "data/text_source.h"
 #include "util/error.h"

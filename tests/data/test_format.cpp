@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "data/hash.h"
-#include "data/json.h"
+#include "util/json.h"
 #include "data/manifest.h"
 #include "data/shard.h"
 #include "data_test_util.h"

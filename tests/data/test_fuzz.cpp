@@ -8,7 +8,7 @@
 
 #include "data/dataset.h"
 #include "data/hash.h"
-#include "data/json.h"
+#include "util/json.h"
 #include "data/loader.h"
 #include "data/manifest.h"
 #include "data/shard.h"

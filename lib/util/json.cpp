@@ -1,4 +1,4 @@
-#include "data/json.h"
+#include "util/json.h"
 
 #include <cerrno>
 #include <cmath>
@@ -8,7 +8,7 @@
 #include "util/format.h"
 #include "util/strings.h"
 
-namespace cca::data {
+namespace cca {
 
 Json::Json(int64_t value)
     : type_(Type::number), number_(static_cast<double>(value)), integral_(true), int_(value) {}
@@ -381,4 +381,4 @@ Json parse_json(std::string_view text, const std::string& source) {
   return JsonParser(text, source).parse_document();
 }
 
-}  // namespace cca::data
+}  // namespace cca

@@ -1,4 +1,4 @@
-#include "data/files.h"
+#include "util/files.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -15,7 +15,7 @@
 #include "util/error.h"
 #include "util/format.h"
 
-namespace cca::data::files {
+namespace cca::files {
 namespace {
 
 std::string errno_text() {
@@ -143,4 +143,4 @@ std::string join(const std::string& dir, const std::string& name) {
   return dir + "/" + name;
 }
 
-}  // namespace cca::data::files
+}  // namespace cca::files

@@ -1,7 +1,6 @@
-// A small JSON reader and writer for manifests and JSONL corpora. Written here rather than taken
-// from a library so the data library has no dependency beyond SentencePiece, and so hostile input
-// has a known bound: nesting depth is limited, every read is bounds-checked and every failure is a
-// cca::Error with the byte offset.
+// A small JSON reader and writer for manifests, checkpoints, metrics and JSONL corpora. Written
+// here rather than taken from a library so hostile input has a known bound: nesting depth is
+// limited, every read is bounds-checked and every failure is a cca::Error with the byte offset.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-namespace cca::data {
+namespace cca {
 
 class Json {
  public:
@@ -75,4 +74,4 @@ Json parse_json(std::string_view text, const std::string& source);
 // Appends `text` as a JSON string literal (quotes included), escaping as RFC 8259 requires.
 void append_json_string(std::string& out, std::string_view text);
 
-}  // namespace cca::data
+}  // namespace cca

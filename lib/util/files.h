@@ -1,4 +1,4 @@
-// File-system helpers on plain POSIX calls. lib/data avoids std::filesystem on purpose: LibTorch's
+// File-system helpers on plain POSIX calls. We avoid std::filesystem on purpose: LibTorch's
 // libtorch.so exports its own std::filesystem symbols, which take precedence in any binary that
 // links torch, and its remove_all crashed (null call) in cca-data. Errors are cca::Error naming
 // the path.
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace cca::data::files {
+namespace cca::files {
 
 bool exists(const std::string& path);
 bool is_directory(const std::string& path);
@@ -35,4 +35,4 @@ std::string file_name(const std::string& path);
 // join("a", "b") -> "a/b"; join("", "b") -> "b".
 std::string join(const std::string& dir, const std::string& name);
 
-}  // namespace cca::data::files
+}  // namespace cca::files
