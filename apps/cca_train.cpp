@@ -1,22 +1,76 @@
-// cca-train: train a model from a YAML config, or resume one.
+// cca-train: train a model from a YAML config, resume it, or export its weights.
+#include <chrono>
+#include <cmath>
+#include <optional>
+
 #include "cli.h"
 #include "ops/device.h"
+#include "train/checkpoint.h"
+#include "train/trainer.h"
 #include "util/error.h"
+#include "util/format.h"
 #include "util/log.h"
 
+namespace {
+
+void log_summary(const cca::TrainResult& result) {
+  cca::log::info("summary     step {}{}", result.final_step,
+                 result.stopped_early ? " (stopped early; resume with --resume auto)" : "");
+  if (result.final_val_loss) {
+    cca::log::info("            final val loss {:.4f} (ppl {:.2f})", *result.final_val_loss,
+                   std::exp(*result.final_val_loss));
+  }
+  std::string speed = cca::format("            {:.0f} tokens/s", result.tokens_per_s);
+  if (result.mfu) speed += cca::format(", MFU {:.1f}%", *result.mfu * 100.0);
+  cca::log::info("{}, peak memory {:.2f} GiB", speed, result.peak_memory_gib);
+  for (const auto& [phase, seconds] : result.phase_seconds) {
+    cca::log::info("            {:<40} {:>8.2f} s", phase, seconds);
+  }
+  if (!result.last_checkpoint.empty()) {
+    cca::log::info("            last checkpoint {}", result.last_checkpoint);
+  }
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  const auto process_start = std::chrono::steady_clock::now();
   CLI::App app{
       "cca-train: pretrain a dense or MoE decoder with MHA, GQA, MLA, CCA or CCGQA.\n"
       "Example: cca-train --config configs/quickstart.yaml --set train.steps=200"};
   cca::cli::ConfigFlags flags;
   std::string resume;
+  std::optional<int64_t> stop_at_step;
   cca::cli::add_config_flags(app, flags);
-  app.add_option("--resume", resume, "auto (newest complete checkpoint in run.dir) or a path");
+  app.add_option("--resume", resume,
+                 "auto (newest complete checkpoint in run.dir) or a checkpoint/run folder");
+  app.add_option("--stop-at-step", stop_at_step,
+                 "Checkpoint and exit 0 after this step (planned preemption); resume later")
+      ->check(CLI::PositiveNumber);
+
+  auto* exporter = app.add_subcommand(
+      "export", "Write a checkpoint's weights (safetensors) and config.yaml into a folder");
+  std::string export_checkpoint, export_out, export_dtype = "fp32";
+  exporter->add_option("--checkpoint", export_checkpoint,
+                       "Checkpoint folder, or a run folder (its newest complete checkpoint)")
+      ->required();
+  exporter->add_option("--out", export_out, "Output folder")->required();
+  exporter->add_option("--dtype", export_dtype, "fp32 or bf16")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+
   bool done = false;
   const int status = cca::cli::parse(app, argc, argv, done);
   if (done) return status;
 
   return cca::guarded_main([&]() -> int {
+    if (exporter->parsed()) {
+      const auto found = cca::find_resume_checkpoint(export_checkpoint, export_checkpoint);
+      if (!found) throw cca::Error("export: no complete checkpoint in '" + export_checkpoint + "'");
+      const int64_t count = cca::export_weights(*found, export_out, export_dtype);
+      cca::log::info("exported {} tensors ({}) from {} to {}/model.safetensors + config.yaml",
+                     count, export_dtype, *found, export_out);
+      return cca::kExitOk;
+    }
     if (cca::cli::handle_config_queries(flags, nullptr)) return cca::kExitOk;
     if (flags.request.path.empty()) throw cca::Error("--config FILE is required (see --help)");
     const cca::LoadedConfig loaded = cca::load_run_config(flags.request);
@@ -24,8 +78,14 @@ int main(int argc, char** argv) {
     cca::log_run_summary(loaded, cca::world_size_from_environment());
     cca::log::info("runtime     {}", cca::describe_runtime());
     if (flags.dry_run) return cca::kExitOk;
-    throw cca::Error(
-        "training is not available in this build yet: the trainer lands with the "
-        "models, data and trainer issues; use --dry-run to check a config");
+    cca::attach_rank_log_file(loaded.config, flags.request.log_level);
+
+    cca::TrainOptions options;
+    options.resume = resume;
+    options.stop_at_step = stop_at_step;
+    options.process_start = process_start;
+    cca::Trainer trainer(loaded, options);
+    log_summary(trainer.run());
+    return cca::kExitOk;
   });
 }

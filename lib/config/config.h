@@ -113,6 +113,7 @@ struct TrainConfig {
 struct CheckpointConfig {
   int64_t every;
   int64_t keep_last;
+  int64_t keep_every;
 };
 
 struct DistributedConfig {
@@ -127,6 +128,8 @@ struct LoggingConfig {
   std::string level;
   int64_t every;
   bool per_rank_files;
+  bool progress_bar;
+  double peak_tflops;
 };
 
 struct RunConfig {

@@ -162,7 +162,10 @@ std::vector<KeySpec> build_keys() {
       // checkpoint
       {CCA_KEY(checkpoint.every), IntSpec{1000, 0, kMaxInt},
        "Steps between checkpoints; 0 = only at the end."},
-      {CCA_KEY(checkpoint.keep_last), IntSpec{3, 1, 1 << 20}, "Complete checkpoints kept on disk."},
+      {CCA_KEY(checkpoint.keep_last), IntSpec{3, 1, 1 << 20},
+       "Newest complete checkpoints kept on disk."},
+      {CCA_KEY(checkpoint.keep_every), IntSpec{0, 0, kMaxInt},
+       "Also keep every checkpoint whose step is a multiple of this, permanently; 0 = none."},
 
       // distributed
       {CCA_KEY(distributed.backend), EnumSpec{"auto", {"auto", "nccl", "gloo"}},
@@ -181,6 +184,10 @@ std::vector<KeySpec> build_keys() {
       {CCA_KEY(logging.every), IntSpec{10, 1, kMaxInt}, "Steps between console/metrics lines."},
       {CCA_KEY(logging.per_rank_files), BoolSpec{false},
        "Each rank also writes run.dir/logs/rank<N>.log."},
+      {CCA_KEY(logging.progress_bar), BoolSpec{true},
+       "Draw a progress bar between console lines when stderr is a terminal."},
+      {CCA_KEY(logging.peak_tflops), FloatSpec{0.0, 0.0, 1e7},
+       "Device dense bf16 peak in TFLOP/s for MFU; 0 = the built-in table (GPUs only)."},
 
       // run
       {CCA_KEY(run.dir), StringSpec{"runs/default"},

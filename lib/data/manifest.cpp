@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "data/hash.h"
+#include "util/files.h"
 #include "util/json.h"
 #include "data/shard.h"
 #include "util/error.h"
@@ -194,12 +195,7 @@ Manifest parse_manifest(const std::string& text, const std::string& path) {
 }
 
 Manifest read_manifest(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(format("{}: cannot open manifest: {}", path, std::strerror(errno)));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw Error(format("{}: read error", path));
-  return parse_manifest(text.str(), path);
+  return parse_manifest(files::read_file(path, "manifest", 64u << 20), path);
 }
 
 void verify_shard(const MappedShard& shard, const ShardEntry& entry,

@@ -28,15 +28,6 @@ namespace cca::data {
 
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(format("{}: cannot open tokenizer: {}", path, std::strerror(errno)));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw Error(format("{}: read error", path));
-  return text.str();
-}
-
 // Feeds documents to the trainer line by line. Exceptions must not unwind through
 // SentencePiece, so a failure ends the iteration and is rethrown after training returns.
 class LineIterator : public sentencepiece::SentenceIterator {
@@ -146,7 +137,7 @@ std::unordered_map<std::string, std::string> trainer_args(const TokenizerTrainOp
 
 Tokenizer::Tokenizer(const std::string& path)
     : path_(path), sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
-  const std::string bytes = read_file(path);
+  const std::string bytes = files::read_file(path, "tokenizer");
   file_xxh64_ = xxh64(bytes);
   const auto status = sp_->LoadFromSerializedProto(bytes);
   if (!status.ok()) {

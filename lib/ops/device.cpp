@@ -2,7 +2,11 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <torch/cuda.h>
+
+#include <fstream>
+#include <string>
 
 #include "util/error.h"
 #include "util/format.h"
@@ -53,6 +57,40 @@ std::string describe_runtime() {
     text += format(", {} GPU(s) visible", static_cast<int>(torch::cuda::device_count()));
   }
   return text;
+}
+
+std::string device_name(const at::Device& device) {
+  if (!device.is_cuda()) return "CPU";
+  return at::cuda::getDeviceProperties(device.index())->name;
+}
+
+namespace {
+
+// Reads "VmRSS:   123 kB"-style fields of /proc/self/status; 0 where absent (not Linux).
+double proc_status_bytes(const std::string& field) {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1)) * 1024.0;
+  }
+  return 0;
+}
+
+}  // namespace
+
+MemoryUse memory_use(const at::Device& device) {
+  MemoryUse use;
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    const auto& allocated = stats.allocated_bytes[static_cast<size_t>(
+        c10::CachingAllocator::StatType::AGGREGATE)];
+    use.current_bytes = static_cast<double>(allocated.current);
+    use.peak_bytes = static_cast<double>(allocated.peak);
+    return use;
+  }
+  use.current_bytes = proc_status_bytes("VmRSS");
+  use.peak_bytes = proc_status_bytes("VmHWM");
+  return use;
 }
 
 }  // namespace cca

@@ -16,7 +16,17 @@ bool cuda_available();
 at::Device resolve_device(const std::string& requested, int local_rank = 0);
 // "NVIDIA H200 (sm_90, 139.8 GiB)" or "CPU (16 threads)".
 std::string describe_device(const at::Device& device);
+// The name CUDA reports ("NVIDIA H200"), or "CPU".
+std::string device_name(const at::Device& device);
 // "LibTorch 2.11.0, CUDA 13.0, cuDNN 91900, NCCL ..." as far as this build knows.
 std::string describe_runtime();
+
+// Memory in use and its peak so far, in bytes: the caching allocator's allocated bytes on CUDA,
+// the process's resident set (VmRSS, VmHWM) on CPU.
+struct MemoryUse {
+  double current_bytes = 0;
+  double peak_bytes = 0;
+};
+MemoryUse memory_use(const at::Device& device);
 
 }  // namespace cca

@@ -24,6 +24,30 @@ std::string errno_text() {
 
 }  // namespace
 
+std::string read_file(const std::string& path, const std::string& what, uint64_t max_bytes) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(format("{}: cannot open {}: {}", path, what, errno_text()));
+  std::string text;
+  char buffer[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const std::string reason = errno_text();
+      ::close(fd);
+      throw Error(format("{}: read error: {}", path, reason));
+    }
+    if (n == 0) break;
+    if (text.size() + static_cast<uint64_t>(n) > max_bytes) {
+      ::close(fd);
+      throw Error(format("{}: {} is larger than {} bytes", path, what, max_bytes));
+    }
+    text.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return text;
+}
+
 bool exists(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0;

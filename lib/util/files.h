@@ -21,6 +21,11 @@ std::vector<std::string> list_directory(const std::string& dir);
 // to `out` in sorted order.
 void walk_files(const std::string& dir, std::vector<std::string>& out);
 
+// The whole file; throws cca::Error naming the path (and `what` it was, e.g. "manifest") when it
+// cannot be read or is larger than `max_bytes`.
+std::string read_file(const std::string& path, const std::string& what = "file",
+                      uint64_t max_bytes = uint64_t{1} << 30);
+
 void make_directories(const std::string& path);
 // Best effort, never throws: for cleaning up staging folders.
 void remove_tree(const std::string& path) noexcept;

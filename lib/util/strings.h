@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,5 +18,7 @@ std::string divisors_text(long long n, size_t limit = 16);
 // bytes). The same text is a valid YAML double-quoted scalar.
 void append_quoted(std::string& out, std::string_view text);
 std::string join(const std::vector<std::string>& parts, const std::string& separator);
+// "[2, 3]" for a tensor shape; "[]" for a scalar.
+std::string shape_text(const std::vector<int64_t>& shape);
 
 }  // namespace cca

@@ -1,0 +1,332 @@
+#include "train/checkpoint.h"
+
+#include <ATen/Context.h>
+#include <torch/version.h>
+
+#include <cstring>
+#include <ctime>
+#include <set>
+
+#include "config/schema.h"
+#include "train/checkpoint_store.h"
+#include "train/safetensors.h"
+#include "util/error.h"
+#include "util/files.h"
+#include "util/format.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/strings.h"
+
+namespace cca {
+namespace {
+
+const char* const kModelFile = "model.safetensors";
+const char* const kOptimizerFile = "optimizer.safetensors";
+const char* const kRngFile = "rng.safetensors";
+const char* const kManifestFile = "manifest.json";
+const char* const kConfigFile = "config.yaml";
+
+std::string safetensors_dtype(at::ScalarType type) {
+  switch (type) {
+    case at::kFloat:
+      return "F32";
+    case at::kDouble:
+      return "F64";
+    case at::kBFloat16:
+      return "BF16";
+    case at::kHalf:
+      return "F16";
+    case at::kLong:
+      return "I64";
+    case at::kInt:
+      return "I32";
+    case at::kByte:
+      return "U8";
+    case at::kBool:
+      return "BOOL";
+    default:
+      throw Error(std::string("checkpoint: no safetensors dtype for ") + c10::toString(type));
+  }
+}
+
+at::ScalarType torch_dtype(const std::string& dtype, const std::string& where) {
+  static const std::map<std::string, at::ScalarType> kTypes = {
+      {"F32", at::kFloat}, {"F64", at::kDouble}, {"BF16", at::kBFloat16}, {"F16", at::kHalf},
+      {"I64", at::kLong},  {"I32", at::kInt},    {"U8", at::kByte},       {"BOOL", at::kBool}};
+  const auto found = kTypes.find(dtype);
+  if (found == kTypes.end()) throw Error(where + ": dtype " + dtype + " is not used by cca-train");
+  return found->second;
+}
+
+void write_tensors(const std::string& path, const std::vector<NamedTensor>& tensors,
+                   const std::map<std::string, std::string>& metadata) {
+  safetensors::Writer writer;
+  std::vector<at::Tensor> host;  // keeps the CPU copies alive until the file is written
+  host.reserve(tensors.size());
+  for (const auto& [name, tensor] : tensors) {
+    host.push_back(tensor.detach().to(at::kCPU).contiguous());
+    const at::Tensor& t = host.back();
+    writer.add(name, safetensors_dtype(t.scalar_type()), t.sizes().vec(), t.data_ptr(),
+               t.numel() * t.element_size());
+  }
+  for (const auto& [key, value] : metadata) writer.set_metadata(key, value);
+  writer.write(path);
+}
+
+// Every tensor of a safetensors file as CPU tensors (copies: the mapping closes on return).
+std::map<std::string, at::Tensor> read_tensors(const std::string& path) {
+  const safetensors::File file = safetensors::File::open(path);
+  std::map<std::string, at::Tensor> out;
+  for (const safetensors::TensorInfo& info : file.tensors()) {
+    at::Tensor t = at::empty(info.shape, at::TensorOptions().dtype(torch_dtype(
+                                             info.dtype, path + ": tensor '" + info.name + "'")));
+    if (info.bytes() > 0) std::memcpy(t.data_ptr(), file.data(info), info.bytes());
+    out.emplace(info.name, std::move(t));
+  }
+  return out;
+}
+
+// Copies `source` into the model tensor `target`, checking what a foreign file could get wrong.
+void assign(const std::string& file, const std::string& name, at::Tensor& target,
+            const at::Tensor& source) {
+  if (source.sizes() != target.sizes()) {
+    throw Error(file + ": tensor '" + name + "' has shape " + shape_text(source.sizes().vec()) +
+                ", the model expects " + shape_text(target.sizes().vec()));
+  }
+  if (source.scalar_type() != target.scalar_type()) {
+    throw Error(file + ": tensor '" + name + "' is " + safetensors_dtype(source.scalar_type()) +
+                ", the model expects " + safetensors_dtype(target.scalar_type()));
+  }
+  target.copy_(source);
+}
+
+std::string iso_time_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+std::vector<NamedTensor> rng_states() {
+  std::vector<NamedTensor> states;
+  states.push_back({"cpu", at::detail::getDefaultCPUGenerator().get_state()});
+  if (at::globalContext().hasCUDA()) {
+    const at::Generator& cuda = at::globalContext().defaultGenerator(at::Device(at::kCUDA));
+    states.push_back({"cuda", cuda.get_state()});
+  }
+  return states;
+}
+
+void restore_rng_states(const std::map<std::string, at::Tensor>& states, const std::string& file) {
+  const auto cpu = states.find("cpu");
+  if (cpu == states.end()) throw Error(file + ": missing tensor 'cpu' (the CPU generator state)");
+  at::Generator cpu_generator = at::detail::getDefaultCPUGenerator();
+  cpu_generator.set_state(cpu->second);
+  const auto cuda = states.find("cuda");
+  if (cuda != states.end() && at::globalContext().hasCUDA()) {
+    at::Generator cuda_generator = at::globalContext().defaultGenerator(at::Device(at::kCUDA));
+    cuda_generator.set_state(cuda->second);
+  } else if (cuda == states.end() && at::globalContext().hasCUDA()) {
+    log::info(
+        "resume      the checkpoint was written without CUDA: the CUDA generator keeps its seed");
+  }
+}
+
+// Keys whose change alters the model's parameters or what they mean.
+bool shapes_the_model(const std::string& key) {
+  static const std::set<std::string> kRuntimeOnly = {
+      "model.z_loss",      "model.init_std",  "model.depth_scaled_init",
+      "model.max_seq_len", "attention.core",  "attention.cca.kernels",
+      "moe.aux_loss_coef", "moe.z_loss_coef", "moe.bias_update_rate"};
+  const bool model_section =
+      key.rfind("model.", 0) == 0 || key.rfind("attention.", 0) == 0 || key.rfind("moe.", 0) == 0;
+  return model_section && kRuntimeOnly.count(key) == 0;
+}
+
+}  // namespace
+
+std::vector<NamedTensor> model_tensors(TransformerImpl& model) {
+  std::vector<NamedTensor> tensors;
+  for (const auto& item : model.named_parameters(/*recurse=*/true)) {
+    tensors.push_back({item.key(), item.value()});
+  }
+  for (const auto& item : model.named_buffers(/*recurse=*/true)) {
+    tensors.push_back({item.key(), item.value()});
+  }
+  return tensors;
+}
+
+std::string save_checkpoint(const std::string& root, const TrainProgress& progress,
+                            TransformerImpl& model, const AdamW& optimizer,
+                            const LoadedConfig& config) {
+  checkpoint_store::Staging staging(root, progress.step);
+  const std::map<std::string, std::string> metadata = {{"format", "cca-train checkpoint"},
+                                                       {"step", std::to_string(progress.step)}};
+  const char* const tensor_files[] = {kModelFile, kOptimizerFile, kRngFile};
+  write_tensors(staging.path(kModelFile), model_tensors(model), metadata);
+  write_tensors(staging.path(kOptimizerFile), optimizer.state(), metadata);
+  write_tensors(staging.path(kRngFile), rng_states(), metadata);
+  staging.write_file(kConfigFile, render_config_yaml(config, /*with_origins=*/true));
+
+  Json::Object files;
+  for (const char* name : tensor_files) {
+    files[name] = static_cast<int64_t>(files::file_size(staging.path(name)));
+  }
+  Json::Object manifest;
+  manifest["format"] = "cca-train checkpoint";
+  manifest["version"] = kCheckpointFormatVersion;
+  manifest["step"] = progress.step;
+  manifest["tokens_seen"] = progress.tokens_seen;
+  manifest["skipped_steps"] = progress.skipped_steps;
+  manifest["run_id"] = progress.run_id;
+  manifest["loader_state"] = progress.loader ? Json(progress.loader->serialize()) : Json();
+  manifest["created"] = iso_time_now();
+  manifest["libtorch"] = TORCH_VERSION;
+  manifest["files"] = Json(std::move(files));
+  staging.write_file(kManifestFile, Json(std::move(manifest)).dump(2) + "\n");
+  const std::string path = staging.commit();
+
+  for (const std::string& removed : checkpoint_store::prune(
+           root, config.config.checkpoint.keep_last, config.config.checkpoint.keep_every)) {
+    log::debug("checkpoint  removed {}", removed);
+  }
+  return path;
+}
+
+std::optional<std::string> find_resume_checkpoint(const std::string& request,
+                                                  const std::string& root) {
+  const auto newest_in = [](const std::string& folder) -> std::optional<std::string> {
+    std::vector<std::string> warnings;
+    const auto entry = checkpoint_store::newest_complete(folder, &warnings);
+    for (const std::string& warning : warnings) log::warn("resume: {}", warning);
+    if (!entry) return std::nullopt;
+    return entry->path;
+  };
+  if (request == "auto") return newest_in(root);
+  if (checkpoint_store::is_complete(request)) return request;
+  if (files::is_directory(files::join(request, "checkpoints"))) {
+    if (auto found = newest_in(files::join(request, "checkpoints"))) return found;
+  } else if (files::is_directory(request)) {
+    if (auto found = newest_in(request)) return found;
+  }
+  throw Error("--resume '" + request +
+              "': not a complete checkpoint (a step_NNNNNNNN folder holding DONE), nor a run or "
+              "checkpoints folder that contains one");
+}
+
+CheckpointInfo read_checkpoint_info(const std::string& path) {
+  if (!checkpoint_store::is_complete(path)) {
+    throw Error("checkpoint '" + path +
+                "' is not complete (no DONE marker): its writer was "
+                "interrupted; resume from an earlier one");
+  }
+  CheckpointInfo info;
+  info.path = path;
+  const std::string manifest_path = files::join(path, kManifestFile);
+  const Json manifest =
+      parse_json(files::read_file(manifest_path, "manifest", 16u << 20), manifest_path);
+  if (!manifest.is_object()) throw Error(manifest_path + ": expected a JSON object");
+  const std::string& format_name = manifest.at("format", manifest_path).as_string("format");
+  if (format_name != "cca-train checkpoint") {
+    throw Error(manifest_path + ": format is '" + format_name +
+                "', expected 'cca-train checkpoint'");
+  }
+  const int64_t version = manifest.at("version", manifest_path).as_int("version");
+  if (version != kCheckpointFormatVersion) {
+    throw Error(format("{}: checkpoint format version {}; this build reads version {}",
+                       manifest_path, version, kCheckpointFormatVersion));
+  }
+  TrainProgress& p = info.progress;
+  p.step = manifest.at("step", manifest_path).as_int("step", 0);
+  p.tokens_seen = manifest.at("tokens_seen", manifest_path).as_int("tokens_seen", 0);
+  p.skipped_steps = manifest.at("skipped_steps", manifest_path).as_int("skipped_steps", 0);
+  p.run_id = manifest.at("run_id", manifest_path).as_string("run_id");
+  const Json& loader = manifest.at("loader_state", manifest_path);
+  if (!loader.is_null()) p.loader = data::LoaderState::parse(loader.as_string("loader_state"));
+  for (const auto& [name, size] : manifest.at("files", manifest_path).as_object("files")) {
+    const std::string file = files::join(path, name);
+    if (name.find('/') != std::string::npos || !files::is_regular_file(file)) {
+      throw Error(manifest_path + ": lists '" + name + "', which is not a file in the checkpoint");
+    }
+    const auto expected = static_cast<uint64_t>(size.as_int("files." + name, 0));
+    if (files::file_size(file) != expected) {
+      throw Error(format("{} is {} bytes, but the manifest says {}: truncated or replaced", file,
+                         files::file_size(file), expected));
+    }
+  }
+  info.config = load_config(files::join(path, kConfigFile));
+  return info;
+}
+
+std::vector<std::string> compare_configs_for_resume(const Config& saved, const Config& current) {
+  Config old_config = saved, new_config = current;
+  std::vector<std::string> shape_changes, other_changes;
+  for (const KeySpec& key : config_keys()) {
+    const std::string before = value_text(key, old_config), after = value_text(key, new_config);
+    if (before == after) continue;
+    const std::string line = key.path + ": " + before + " -> " + after;
+    (shapes_the_model(key.path) ? shape_changes : other_changes).push_back(line);
+  }
+  if (!shape_changes.empty()) {
+    throw Error(
+        "cannot resume: the config describes a different model than the checkpoint "
+        "(checkpoint -> config):\n  " +
+        join(shape_changes, "\n  ") +
+        "\nUse the checkpoint's settings (its config.yaml) or start a new run.dir");
+  }
+  return other_changes;
+}
+
+void restore_checkpoint(const CheckpointInfo& info, TransformerImpl& model, AdamW& optimizer) {
+  at::NoGradGuard no_grad;
+  const std::string model_file = files::join(info.path, kModelFile);
+  std::map<std::string, at::Tensor> saved = read_tensors(model_file);
+  std::vector<std::string> missing;
+  for (auto& [name, tensor] : model_tensors(model)) {
+    const auto found = saved.find(name);
+    if (found == saved.end()) {
+      missing.push_back(name);
+      continue;
+    }
+    assign(model_file, name, tensor, found->second);
+    saved.erase(found);
+  }
+  if (!missing.empty() || !saved.empty()) {
+    std::vector<std::string> extra;
+    for (const auto& item : saved) extra.push_back(item.first);
+    throw Error(model_file + ": tensors do not match the model (missing: " +
+                (missing.empty() ? "none" : join(missing, ", ")) +
+                "; unexpected: " + (extra.empty() ? "none" : join(extra, ", ")) + ")");
+  }
+  const std::string optimizer_file = files::join(info.path, kOptimizerFile);
+  optimizer.load_state(read_tensors(optimizer_file), optimizer_file);
+  const std::string rng_file = files::join(info.path, kRngFile);
+  restore_rng_states(read_tensors(rng_file), rng_file);
+}
+
+int64_t export_weights(const std::string& checkpoint, const std::string& out_dir,
+                       const std::string& dtype) {
+  if (dtype != "fp32" && dtype != "bf16") {
+    throw Error("export: --dtype must be fp32 or bf16, got '" + dtype + "'");
+  }
+  const CheckpointInfo info = read_checkpoint_info(checkpoint);
+  const std::map<std::string, at::Tensor> saved = read_tensors(files::join(checkpoint, kModelFile));
+  std::vector<NamedTensor> tensors;
+  for (const auto& [name, tensor] : saved) {
+    const bool cast = dtype == "bf16" && tensor.is_floating_point() &&
+                      name.find("selection_bias") == std::string::npos;
+    tensors.push_back({name, cast ? tensor.to(at::kBFloat16) : tensor});
+  }
+  files::make_directories(out_dir);
+  write_tensors(files::join(out_dir, kModelFile), tensors,
+                {{"format", "cca-train weights"},
+                 {"step", std::to_string(info.progress.step)},
+                 {"run_id", info.progress.run_id},
+                 {"config", kConfigFile}});
+  files::copy_file(files::join(checkpoint, kConfigFile), files::join(out_dir, kConfigFile));
+  return static_cast<int64_t>(tensors.size());
+}
+
+}  // namespace cca

@@ -1,0 +1,71 @@
+// Checkpoints of a training run (docs/checkpoints.md): a folder per step under run.dir/checkpoints
+// with model.safetensors (the fp32 master weights and buffers), optimizer.safetensors (AdamW
+// moments and step counts), rng.safetensors (generator states), manifest.json (step, counters,
+// loader state, run id, file sizes, versions), config.yaml (the resolved config) and DONE.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/loader.h"
+#include "data/loader.h"
+#include "model/transformer.h"
+#include "train/optimizer.h"
+
+namespace cca {
+
+inline constexpr int kCheckpointFormatVersion = 1;
+
+// Everything about the run's position that is not a tensor.
+struct TrainProgress {
+  int64_t step = 0;  // optimizer steps completed
+  int64_t tokens_seen = 0;
+  int64_t skipped_steps = 0;
+  std::string run_id;
+  std::optional<data::LoaderState> loader;  // unset when the run has no training data yet
+};
+
+// Parameters then buffers, by module path ("blocks.0.attention.linear_q.weight").
+std::vector<NamedTensor> model_tensors(TransformerImpl& model);
+
+// Writes a complete checkpoint for progress.step under `root` (atomically: staging folder,
+// fsync, rename, DONE last), then prunes old ones per checkpoint.keep_last / keep_every.
+// Returns the checkpoint's folder.
+std::string save_checkpoint(const std::string& root, const TrainProgress& progress,
+                            TransformerImpl& model, const AdamW& optimizer,
+                            const LoadedConfig& config);
+
+struct CheckpointInfo {
+  std::string path;
+  TrainProgress progress;
+  LoadedConfig config;  // as saved beside the weights
+};
+
+// The folder `--resume` names: "auto" = the newest complete checkpoint under root (torn ones are
+// skipped with a warning), nullopt when there is none; otherwise `request` itself, which must be
+// a complete checkpoint folder (or a run folder, whose newest is taken).
+std::optional<std::string> find_resume_checkpoint(const std::string& request,
+                                                  const std::string& root);
+// Reads manifest.json and config.yaml; throws cca::Error naming the file and field on anything
+// malformed.
+CheckpointInfo read_checkpoint_info(const std::string& path);
+
+// Differences between the saved and current config. Throws cca::Error listing every key that
+// changes the model's shape; returns one "key: old -> new" line per other difference.
+std::vector<std::string> compare_configs_for_resume(const Config& saved, const Config& current);
+
+// Loads weights, optimizer state and RNG states into already-built objects. Names, shapes and
+// dtypes are checked against the model; any mismatch is a cca::Error naming the tensor.
+void restore_checkpoint(const CheckpointInfo& info, TransformerImpl& model, AdamW& optimizer);
+
+// `cca-train export`: weights-only safetensors (fp32 or bf16) plus config.yaml into `out_dir`.
+// Returns the number of tensors written.
+int64_t export_weights(const std::string& checkpoint, const std::string& out_dir,
+                       const std::string& dtype);
+
+}  // namespace cca

@@ -1,0 +1,123 @@
+#include "train/metrics.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+
+#include "util/error.h"
+#include "util/format.h"
+
+namespace cca {
+namespace {
+
+std::string rate_text(double per_second) {
+  if (per_second >= 1e6) return format("{:.2f}M", per_second / 1e6);
+  if (per_second >= 1e3) return format("{:.1f}k", per_second / 1e3);
+  return format("{:.0f}", per_second);
+}
+
+}  // namespace
+
+std::string render_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const auto total = static_cast<int64_t>(std::llround(seconds));
+  const int64_t h = total / 3600, m = (total / 60) % 60, s = total % 60;
+  const auto two_digits = [](int64_t v) { return (v < 10 ? "0" : "") + std::to_string(v); };
+  return h > 0 ? format("{}:{}:{}", h, two_digits(m), two_digits(s))
+               : format("{}:{}", m, two_digits(s));
+}
+
+std::string render_step_line(const StepMetrics& m) {
+  std::string step = std::to_string(m.step);
+  const std::string total = std::to_string(m.total_steps);
+  if (step.size() < total.size()) step.insert(0, total.size() - step.size(), ' ');
+  std::string line = format("step {}/{} | loss {:.4f} | lr {:.2e} | gnorm {:.3f} | {} tok/s", step,
+                            total, m.loss, m.lr, m.grad_norm, rate_text(m.tokens_per_s));
+  if (m.mfu) line += format(" | MFU {:.1f}%", *m.mfu * 100.0);
+  line += format(" | mem {:.2f} GiB | ETA {}", m.memory_gib, render_duration(m.eta_s));
+  if (m.skipped_steps > 0) line += format(" | skipped {}", m.skipped_steps);
+  return line;
+}
+
+std::string render_eval_line(const EvalMetrics& m) {
+  return format("eval step {}: val loss {:.4f}, ppl {:.2f} ({} tokens, {:.1f} s)", m.step,
+                m.val_loss, std::exp(m.val_loss), m.val_tokens, m.seconds);
+}
+
+Json step_record(const StepMetrics& m) {
+  Json::Object o;
+  o["kind"] = "train";
+  o["step"] = m.step;
+  o["loss"] = m.loss;
+  o["lr"] = m.lr;
+  o["grad_norm"] = m.grad_norm;
+  o["tokens_per_s"] = m.tokens_per_s;
+  o["tokens_seen"] = m.tokens_seen;
+  o["memory_gib"] = m.memory_gib;
+  o["skipped_steps"] = m.skipped_steps;
+  if (m.mfu) o["mfu"] = *m.mfu;
+  for (const auto& [key, value] : m.extra) o[key] = value;
+  return Json(std::move(o));
+}
+
+Json eval_record(const EvalMetrics& m) {
+  Json::Object o;
+  o["kind"] = "eval";
+  o["step"] = m.step;
+  o["val_loss"] = m.val_loss;
+  o["val_ppl"] = std::exp(m.val_loss);
+  o["val_tokens"] = m.val_tokens;
+  return Json(std::move(o));
+}
+
+MetricsFile::MetricsFile(const std::string& path) : path_(path) {
+  file_ = std::fopen(path.c_str(), "a");
+  if (file_ == nullptr) {
+    throw Error("cannot open metrics file '" + path + "' for appending: " + std::strerror(errno));
+  }
+}
+
+MetricsFile::~MetricsFile() {
+  if (file_ != nullptr) std::fclose(file_);
+}
+
+void MetricsFile::write(const Json& record) {
+  if (file_ == nullptr) return;
+  const std::string line = record.dump() + "\n";
+  if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0) {
+    throw Error("cannot write metrics file '" + path_ + "': " + std::strerror(errno));
+  }
+}
+
+StepProgressBar::StepProgressBar(bool enabled, int64_t total_steps)
+    : enabled_(enabled && ::isatty(STDERR_FILENO) == 1), total_(total_steps) {}
+
+StepProgressBar::~StepProgressBar() {
+  clear();
+}
+
+void StepProgressBar::update(int64_t step, const std::string& status) {
+  if (!enabled_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (drawn_ && now - last_draw_ < std::chrono::milliseconds(200) && step < total_) return;
+  last_draw_ = now;
+  constexpr int kWidth = 30;
+  const double fraction = total_ > 0 ? static_cast<double>(step) / static_cast<double>(total_) : 1;
+  const int filled = static_cast<int>(fraction * kWidth);
+  const std::string bar = std::string(filled, '#') + std::string(kWidth - filled, '.');
+  std::fprintf(stderr, "\r\033[K[%s] %lld/%lld %s", bar.c_str(), static_cast<long long>(step),
+               static_cast<long long>(total_), status.c_str());
+  std::fflush(stderr);
+  drawn_ = true;
+}
+
+void StepProgressBar::clear() {
+  if (!drawn_) return;
+  std::fprintf(stderr, "\r\033[K");
+  std::fflush(stderr);
+  drawn_ = false;
+}
+
+}  // namespace cca

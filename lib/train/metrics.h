@@ -1,0 +1,81 @@
+// What a training run reports: the console line every logging.every steps, a step progress bar
+// on a terminal, and run.dir/metrics.jsonl (one JSON object per line, documented in
+// docs/training.md). Torch-free: the trainer hands over plain numbers.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "util/json.h"
+
+namespace cca {
+
+struct StepMetrics {
+  int64_t step = 0;  // optimizer steps completed
+  int64_t total_steps = 0;
+  double loss = 0;  // mean training cross-entropy over the steps since the previous line
+  double lr = 0;
+  double grad_norm = 0;  // of the last step, before clipping
+  double tokens_per_s = 0;
+  std::optional<double> mfu;  // fraction; nullopt when the device peak is unknown
+  double memory_gib = 0;      // peak device memory (CUDA) or peak RSS (CPU) so far
+  double eta_s = 0;
+  int64_t skipped_steps = 0;  // total non-finite steps dropped so far
+  int64_t tokens_seen = 0;
+  std::map<std::string, double> extra;  // MoE load and CCA temperature statistics
+};
+
+struct EvalMetrics {
+  int64_t step = 0;
+  double val_loss = 0;
+  int64_t val_tokens = 0;
+  double seconds = 0;
+};
+
+// "step   120/300 | loss 4.1234 | lr 1.80e-03 | gnorm 0.812 | 41.2k tok/s | MFU 12.3% | mem 1.2
+// GiB | ETA 1:05"; MFU is left out when unknown, skipped steps shown when there are any.
+std::string render_step_line(const StepMetrics& m);
+// "eval step 100: val loss 4.0123, ppl 55.3 (65536 tokens, 0.8 s)".
+std::string render_eval_line(const EvalMetrics& m);
+// "1:05", "2:03:09".
+std::string render_duration(double seconds);
+Json step_record(const StepMetrics& m);
+Json eval_record(const EvalMetrics& m);
+
+// Appends JSON lines to a file, flushed per line so a crash loses nothing already logged.
+class MetricsFile {
+ public:
+  MetricsFile() = default;
+  explicit MetricsFile(const std::string& path);  // creates or appends; throws cca::Error
+  ~MetricsFile();
+  MetricsFile(const MetricsFile&) = delete;
+  MetricsFile& operator=(const MetricsFile&) = delete;
+  void write(const Json& record);
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::FILE* file_ = nullptr;
+};
+
+// A one-line bar on stderr ("[#####.....] 120/300 ..."), drawn only when stderr is a terminal
+// and enabled; clear() before anything else writes to the console.
+class StepProgressBar {
+ public:
+  StepProgressBar(bool enabled, int64_t total_steps);
+  ~StepProgressBar();
+  void update(int64_t step, const std::string& status);
+  void clear();
+
+ private:
+  bool enabled_;
+  bool drawn_ = false;
+  int64_t total_;
+  std::chrono::steady_clock::time_point last_draw_;
+};
+
+}  // namespace cca

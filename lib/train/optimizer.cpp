@@ -1,0 +1,132 @@
+#include "train/optimizer.h"
+
+#include "util/error.h"
+#include "util/strings.h"
+
+namespace cca {
+namespace {
+
+bool ends_with(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+at::Tensor zeros_like_state(const at::Tensor& parameter) {
+  return at::zeros_like(parameter, at::MemoryFormat::Contiguous);
+}
+
+}  // namespace
+
+bool takes_weight_decay(const std::string& name, const at::Tensor& parameter,
+                        const OptimConfig& optim) {
+  if (name == "embedding" || name == "lm_head") return optim.decay_embeddings;
+  const bool vector_like = parameter.dim() < 2 || ends_with(name, ".bias");
+  return vector_like ? optim.decay_norms_and_biases : true;
+}
+
+AdamW::AdamW(std::vector<NamedTensor> parameters, const OptimConfig& optim) : optim_(optim) {
+  decayed_.weight_decay = optim.weight_decay;
+  undecayed_.weight_decay = 0.0;
+  for (auto& [name, parameter] : parameters) {
+    if (parameter.scalar_type() != at::kFloat) {
+      throw Error("optimizer: parameter '" + name + "' is " +
+                  std::string(c10::toString(parameter.scalar_type())) +
+                  "; the master weights must be float32");
+    }
+    if (!parameter.grad().defined()) {
+      // Parameters that receive no gradient in a step still take a (zero-gradient) update, as
+      // in every fused AdamW: the kernel needs a gradient tensor for each parameter.
+      parameter.mutable_grad() = at::zeros_like(parameter);
+    }
+    Group& group = takes_weight_decay(name, parameter, optim) ? decayed_ : undecayed_;
+    group.names.push_back(name);
+    group.params.push_back(parameter);
+    group.exp_avgs.push_back(zeros_like_state(parameter));
+    group.exp_avg_sqs.push_back(zeros_like_state(parameter));
+    group.steps.push_back(at::zeros({}, parameter.options()));
+  }
+}
+
+std::vector<at::Tensor> AdamW::gradients() const {
+  std::vector<at::Tensor> grads;
+  for (const Group* group : {&decayed_, &undecayed_}) {
+    for (const at::Tensor& p : group->params) grads.push_back(p.grad());
+  }
+  return grads;
+}
+
+void AdamW::zero_grad() {
+  std::vector<at::Tensor> grads = gradients();
+  if (!grads.empty()) at::_foreach_zero_(grads);
+}
+
+StepReport AdamW::step(double lr, const at::Tensor& loss, const at::Tensor& frozen) {
+  std::vector<at::Tensor> grads = gradients();
+  StepReport report;
+  if (grads.empty()) throw Error("optimizer: no parameters to update");
+  const std::vector<at::Tensor> norms = at::_foreach_norm(grads, 2);
+  report.grad_norm = at::stack(norms).norm();
+  at::Tensor bad = report.grad_norm.isfinite().logical_not();
+  if (loss.defined()) bad = bad.logical_or(loss.detach().isfinite().logical_not().to(bad.device()));
+  if (frozen.defined()) bad = bad.logical_or(frozen.to(bad.device()).ne(0));
+  report.skipped = bad.to(at::kFloat);
+  if (optim_.grad_clip > 0) {
+    const at::Tensor scale = (optim_.grad_clip / (report.grad_norm + 1e-6)).clamp_max(1.0);
+    at::_foreach_mul_(grads, scale);
+  }
+  update_group(decayed_, lr, report.skipped);
+  update_group(undecayed_, lr, report.skipped);
+  return report;
+}
+
+void AdamW::update_group(Group& group, double lr, const at::Tensor& skip) {
+  if (group.params.empty()) return;
+  std::vector<at::Tensor> grads;
+  grads.reserve(group.params.size());
+  for (const at::Tensor& p : group.params) grads.push_back(p.grad());
+  // The kernel reads the already-incremented step for bias correction and returns early when
+  // found_inf is 1, so a skipped step must not advance the counters either.
+  at::_foreach_add_(group.steps, 1.0 - skip);
+  at::_fused_adamw_(group.params, grads, group.exp_avgs, group.exp_avg_sqs, {}, group.steps, lr,
+                    optim_.beta1, optim_.beta2, group.weight_decay, optim_.eps,
+                    /*amsgrad=*/false, /*maximize=*/false, /*grad_scale=*/std::nullopt,
+                    /*found_inf=*/skip);
+}
+
+std::vector<NamedTensor> AdamW::state() const {
+  std::vector<NamedTensor> out;
+  for (const Group* group : {&decayed_, &undecayed_}) {
+    for (size_t i = 0; i < group->names.size(); ++i) {
+      out.push_back({"exp_avg/" + group->names[i], group->exp_avgs[i]});
+      out.push_back({"exp_avg_sq/" + group->names[i], group->exp_avg_sqs[i]});
+      out.push_back({"step/" + group->names[i], group->steps[i]});
+    }
+  }
+  return out;
+}
+
+void AdamW::load_state(const std::map<std::string, at::Tensor>& tensors,
+                       const std::string& source) {
+  at::NoGradGuard no_grad;
+  for (Group* group : {&decayed_, &undecayed_}) {
+    for (size_t i = 0; i < group->names.size(); ++i) {
+      const std::pair<const char*, at::Tensor*> slots[] = {{"exp_avg/", &group->exp_avgs[i]},
+                                                           {"exp_avg_sq/", &group->exp_avg_sqs[i]},
+                                                           {"step/", &group->steps[i]}};
+      for (const auto& [prefix, slot] : slots) {
+        const std::string key = prefix + group->names[i];
+        const auto found = tensors.find(key);
+        if (found == tensors.end())
+          throw Error(source + ": missing optimizer tensor '" + key + "'");
+        if (found->second.sizes() != slot->sizes()) {
+          throw Error(source + ": optimizer tensor '" + key + "' has shape " +
+                      shape_text(found->second.sizes().vec()) + ", expected " +
+                      shape_text(slot->sizes().vec()));
+        }
+        slot->copy_(found->second);
+      }
+    }
+  }
+}
+
+}  // namespace cca

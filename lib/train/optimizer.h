@@ -1,0 +1,69 @@
+// AdamW with decoupled weight decay over two parameter groups (decayed / not decayed), run by
+// LibTorch's fused kernel (_fused_adamw_, on CPU and CUDA), with global-norm clipping and a
+// device-side non-finite guard, so a step needs no host synchronisation.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "config/config.h"
+
+namespace cca {
+
+struct NamedTensor {
+  std::string name;
+  at::Tensor tensor;
+};
+
+// Whether `name` (a model parameter path such as "blocks.0.ffn_norm.weight") takes weight decay:
+// matrices do; norms, biases, scalars and per-head vectors (e.g. the CCA key temperature) only
+// with optim.decay_norms_and_biases; the embedding and LM head only with optim.decay_embeddings.
+bool takes_weight_decay(const std::string& name, const at::Tensor& parameter,
+                        const OptimConfig& optim);
+
+// What one optimizer step did, as device tensors (read them when logging, not every step).
+struct StepReport {
+  at::Tensor grad_norm;  // global L2 norm of the gradients before clipping (fp32 scalar)
+  at::Tensor skipped;    // 1.0 when the step was dropped (non-finite loss or gradient), else 0.0
+};
+
+class AdamW {
+ public:
+  // `parameters` must all live on one device with dtype float32 (the master weights).
+  AdamW(std::vector<NamedTensor> parameters, const OptimConfig& optim);
+
+  // Clips the gradients to optim.grad_clip (when > 0) and applies one AdamW update at `lr`,
+  // unless `loss` or the gradient norm is non-finite or `frozen` (a 0-dim tensor, nonzero = skip
+  // every step, used by train.nonfinite=halt) is set: then nothing changes, step counts included.
+  StepReport step(double lr, const at::Tensor& loss, const at::Tensor& frozen = {});
+  void zero_grad();
+
+  // Optimizer state as named tensors: "exp_avg/<param>", "exp_avg_sq/<param>", "step/<param>".
+  std::vector<NamedTensor> state() const;
+  // Restores state() output; throws cca::Error naming the first missing or mis-shaped entry.
+  void load_state(const std::map<std::string, at::Tensor>& tensors, const std::string& source);
+
+  int64_t decayed_count() const { return static_cast<int64_t>(decayed_.params.size()); }
+  int64_t undecayed_count() const { return static_cast<int64_t>(undecayed_.params.size()); }
+  const std::vector<std::string>& undecayed_names() const { return undecayed_.names; }
+
+ private:
+  struct Group {
+    std::vector<std::string> names;
+    std::vector<at::Tensor> params, exp_avgs, exp_avg_sqs, steps;
+    double weight_decay = 0;
+  };
+  void update_group(Group& group, double lr, const at::Tensor& skip);
+  std::vector<at::Tensor> gradients() const;
+
+  OptimConfig optim_;
+  Group decayed_, undecayed_;
+};
+
+}  // namespace cca

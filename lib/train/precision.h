@@ -1,0 +1,40 @@
+// Mixed precision by autocast: parameters, gradients and optimizer state stay float32 (the
+// parameters *are* the master weights), and matrix products run in bf16 inside an autocast
+// region. Why this and not a bf16 model with a separate fp32 copy: gradients accumulate over
+// micro-batches in fp32 with no extra buffer, checkpoints hold exactly what the optimizer updates,
+// and every module (MoE router, CCA normalisation) keeps its own fp32 islands. bf16 has fp32's
+// exponent range, so no loss scaling is needed. docs/training.md says the same for users.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+namespace cca {
+
+struct Precision {
+  bool autocast = false;                      // false: everything in fp32
+  at::ScalarType compute_dtype = at::kFloat;  // bf16 under autocast
+  std::string name() const { return autocast ? "bf16 (autocast, fp32 master)" : "fp32"; }
+};
+
+// train.precision auto | fp32 | bf16 for `device`: auto = bf16 on CUDA, fp32 on CPU.
+Precision resolve_precision(const std::string& requested, const at::Device& device);
+
+// Enables autocast for the device type while alive; restores the previous state and drops the
+// cast-weight cache on exit (weights change after every optimizer step).
+class AutocastScope {
+ public:
+  AutocastScope(const Precision& precision, const at::Device& device);
+  ~AutocastScope();
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  bool active_ = false;
+  at::DeviceType device_type_;
+  bool previous_enabled_ = false;
+  at::ScalarType previous_dtype_ = at::kFloat;
+};
+
+}  // namespace cca

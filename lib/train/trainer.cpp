@@ -1,0 +1,437 @@
+#include "train/trainer.h"
+
+#include <ATen/Context.h>
+#include <torch/version.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "app/startup.h"
+#include "data/dataset.h"
+#include "model/accounting.h"
+#include "ops/device.h"
+#include "train/mfu.h"
+#include "train/signals.h"
+#include "util/error.h"
+#include "util/files.h"
+#include "util/format.h"
+#include "util/log.h"
+
+namespace cca {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string new_run_id() {
+  std::random_device entropy;
+  const uint64_t high = entropy(), low = entropy();
+  const uint64_t now = static_cast<uint64_t>(Clock::now().time_since_epoch().count());
+  return format("{:x}", (high << 32 | low) ^ now);
+}
+
+// Host batch -> int64 tensors on the device. The staging buffer is pinned on CUDA so the copy is
+// asynchronous (a pageable copy would synchronise the stream every micro-batch).
+std::pair<at::Tensor, at::Tensor> to_device(const data::Batch& batch, const at::Device& device) {
+  const auto options = at::TensorOptions().dtype(at::kLong).pinned_memory(device.is_cuda());
+  at::Tensor host = at::empty({2, batch.batch_size, batch.seq_len}, options);
+  int64_t* out = host.data_ptr<int64_t>();
+  const size_t n = batch.inputs.size();
+  std::copy(batch.inputs.begin(), batch.inputs.end(), out);
+  std::copy(batch.targets.begin(), batch.targets.end(), out + n);
+  at::Tensor moved = host.to(device, /*non_blocking=*/true);
+  return {moved[0], moved[1]};
+}
+
+int64_t count_valid_targets(const data::Batch& batch) {
+  return static_cast<int64_t>(
+      std::count_if(batch.targets.begin(), batch.targets.end(), [](int32_t t) { return t >= 0; }));
+}
+
+std::string checkpoint_root(const Config& config) {
+  return files::join(config.run.dir, "checkpoints");
+}
+
+}  // namespace
+
+Trainer::Trainer(LoadedConfig loaded, TrainOptions options)
+    : loaded_(std::move(loaded)),
+      config_(loaded_.config),
+      options_(std::move(options)),
+      device_(resolve_device(loaded_.config.train.device)),
+      precision_(resolve_precision(loaded_.config.train.precision, device_)),
+      phase_start_(Clock::now()) {
+  if (config_.train.activation_checkpointing) {
+    throw Error(
+        "train.activation_checkpointing: true is not implemented in this build; "
+        "set it to false (or lower train.micro_batch_size and raise grad_accum)");
+  }
+  phases_.emplace_back("start-up before the trainer", seconds_since(options_.process_start));
+  phase_done("device");
+  files::make_directories(config_.run.dir);
+  build_data();
+  build_model();
+  resume_if_requested();
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::phase_done(const std::string& name) {
+  phases_.emplace_back(name, seconds_since(phase_start_));
+  phase_start_ = Clock::now();
+}
+
+void Trainer::build_data() {
+  const data::DatasetOptions open_options{config_.data.tokenizer, config_.model.vocab_size};
+  train_shards_ = std::make_shared<const data::ShardSet>(
+      data::open_shards(config_.data.train, "train", open_options));
+  if (config_.data.val_tokens > 0 && !config_.data.val.empty()) {
+    const data::ShardSet val = data::open_shards(config_.data.val, "val", open_options);
+    validation_ =
+        std::make_unique<data::ValidationSet>(val, config_.data.val_tokens, config_.train.seq_len);
+  }
+  tokens_per_step_ =
+      config_.train.micro_batch_size * config_.train.grad_accum * config_.train.seq_len;
+  phase_done("data");
+}
+
+void Trainer::build_model() {
+  at::manual_seed(static_cast<uint64_t>(config_.train.seed));
+  // Initialised on the CPU, then moved: the same seed gives the same weights on every device.
+  model_ = std::make_shared<TransformerImpl>(config_);
+  model_->to(device_);
+  model_->train();
+  std::vector<NamedTensor> parameters;
+  for (const auto& item : model_->named_parameters(/*recurse=*/true)) {
+    parameters.push_back({item.key(), item.value()});
+  }
+  optimizer_ = std::make_unique<AdamW>(std::move(parameters), config_.optim);
+  schedule_ = std::make_unique<LrSchedule>(config_.schedule, config_.optim.lr, config_.train.steps);
+  flops_per_token_ = training_flops_per_token(config_);
+  if (config_.logging.peak_tflops > 0) {
+    peak_flops_ = config_.logging.peak_tflops * 1e12;
+  } else if (device_.is_cuda()) {
+    peak_flops_ = peak_flops_for_device(device_name(device_));
+  }
+  const auto zeros = [&](at::ScalarType dtype) {
+    return at::zeros({}, at::TensorOptions(device_).dtype(dtype));
+  };
+  interval_loss_sum_ = zeros(at::kFloat);
+  interval_loss_steps_ = zeros(at::kFloat);
+  last_grad_norm_ = zeros(at::kFloat);
+  skipped_total_ = zeros(at::kFloat);
+  halted_ = zeros(at::kFloat);
+  first_bad_step_ = zeros(at::kLong) - 1;
+  log::info("model       {} parameters on {}, {}; AdamW: {} tensors decayed, {} not",
+            count_model(config_).total_params, describe_device(device_), precision_.name(),
+            optimizer_->decayed_count(), optimizer_->undecayed_count());
+  phase_done("model + optimizer");
+}
+
+void Trainer::resume_if_requested() {
+  const std::string root = checkpoint_root(config_);
+  std::optional<std::string> path;
+  if (!options_.resume.empty()) {
+    path = find_resume_checkpoint(options_.resume, root);
+    if (!path) log::info("resume      no complete checkpoint in {}: starting fresh", root);
+  } else if (auto existing = find_resume_checkpoint("auto", root)) {
+    throw Error("run.dir '" + config_.run.dir + "' already holds checkpoint '" + *existing +
+                "'; continue it with --resume auto, or start a new run elsewhere with --set "
+                "run.dir=<new folder>");
+  }
+  if (path) {
+    const CheckpointInfo info = read_checkpoint_info(*path);
+    const std::vector<std::string> changes =
+        compare_configs_for_resume(info.config.config, config_);
+    for (const std::string& change : changes)
+      log::warn("resume: changed since the checkpoint: {}", change);
+    restore_checkpoint(info, *model_, *optimizer_);
+    progress_ = info.progress;
+    resume_loader_state_ = info.progress.loader;
+    skipped_at_start_ = progress_.skipped_steps;
+    log::info("resume      {} (step {}, {} tokens seen, run id {})", *path, progress_.step,
+              progress_.tokens_seen, progress_.run_id);
+  } else {
+    progress_.run_id = new_run_id();
+  }
+  data::LoaderOptions loader_options;
+  loader_options.seq_len = config_.train.seq_len;
+  loader_options.batch_size = config_.train.micro_batch_size;
+  loader_options.seed = static_cast<uint64_t>(config_.train.seed);
+  loader_options.prefetch = static_cast<int>(config_.data.prefetch);
+  loader_ =
+      std::make_unique<data::TrainLoader>(train_shards_, loader_options, resume_loader_state_);
+  phase_done(path ? "resume" : "loader");
+}
+
+void Trainer::train_step() {
+  const int64_t step = progress_.step;
+  last_lr_ = schedule_->at(step);
+  std::vector<data::Batch> batches;
+  int64_t step_valid = 0;
+  for (int64_t i = 0; i < config_.train.grad_accum; ++i) {
+    batches.push_back(loader_->next());
+    step_valid += count_valid_targets(batches.back());
+  }
+  const double accum = static_cast<double>(config_.train.grad_accum);
+  at::Tensor loss_sum = at::zeros({}, at::TensorOptions(device_).dtype(at::kFloat));
+  for (const data::Batch& batch : batches) {
+    auto [inputs, targets] = to_device(batch, device_);
+    LossBreakdown parts;
+    {
+      AutocastScope autocast(precision_, device_);
+      parts = model_->loss(inputs, targets);
+    }
+    // Token-level terms are weighted by this micro-batch's share of the step's valid tokens, so
+    // the step minimises the mean over all its tokens however they fall into micro-batches;
+    // the MoE terms are per-batch averages and are averaged over micro-batches.
+    at::Tensor moe_part = at::zeros({}, parts.total.options());
+    if (parts.moe_load_balance.defined())
+      moe_part = moe_part + config_.moe.aux_loss_coef * parts.moe_load_balance;
+    if (parts.moe_router_z.defined())
+      moe_part = moe_part + config_.moe.z_loss_coef * parts.moe_router_z;
+    const double share = static_cast<double>(parts.valid_tokens) /
+                         static_cast<double>(std::max<int64_t>(step_valid, 1));
+    const at::Tensor objective = (parts.total - moe_part) * share + moe_part / accum;
+    objective.backward();
+    loss_sum +=
+        parts.cross_entropy.detach().to(at::kFloat) * static_cast<double>(parts.valid_tokens);
+  }
+  const at::Tensor step_loss = loss_sum / static_cast<double>(std::max<int64_t>(step_valid, 1));
+  const bool halt_policy = config_.train.nonfinite == "halt";
+  const StepReport report =
+      optimizer_->step(last_lr_, step_loss, halt_policy ? halted_ : at::Tensor());
+  optimizer_->zero_grad();
+  for (const auto& moe : model_->moe_layers()) moe->update_selection_bias();
+
+  const at::Tensor kept = 1.0 - report.skipped;
+  interval_loss_sum_ += at::where(kept > 0, step_loss, at::zeros_like(step_loss));
+  interval_loss_steps_ += kept;
+  skipped_total_ += report.skipped;
+  last_grad_norm_ = report.grad_norm.detach();
+  const at::Tensor newly_bad = report.skipped.gt(0).logical_and(first_bad_step_.lt(0));
+  first_bad_step_ = at::where(newly_bad, at::full_like(first_bad_step_, step + 1), first_bad_step_);
+  if (halt_policy) halted_ = at::maximum(halted_, report.skipped);
+  progress_.step = step + 1;
+  progress_.tokens_seen += tokens_per_step_;
+}
+
+void Trainer::check_halt() {
+  if (config_.train.nonfinite != "halt" || halted_.item<float>() == 0.0f) return;
+  throw Error(format(
+      "non-finite loss or gradient at step {} (rank {}); train.nonfinite is halt, so training "
+      "stops. That step and every later one were not applied and no checkpoint was written after "
+      "it: the newest checkpoint in {} is intact. Lower optim.lr or raise schedule.warmup_steps, "
+      "or set train.nonfinite: skip to drop such steps",
+      first_bad_step_.item<int64_t>(), rank_from_environment(), checkpoint_root(config_)));
+}
+
+double Trainer::evaluate() {
+  const Clock::time_point start = Clock::now();
+  at::NoGradGuard no_grad;
+  model_->eval();
+  double loss_sum = 0;
+  int64_t tokens = 0;
+  const int64_t batch_size = config_.train.micro_batch_size;
+  at::Tensor device_sum = at::zeros({}, at::TensorOptions(device_).dtype(at::kDouble));
+  for (int64_t i = 0; i < validation_->batches(batch_size); ++i) {
+    const data::Batch batch = validation_->batch(i, batch_size);
+    auto [inputs, targets] = to_device(batch, device_);
+    AutocastScope autocast(precision_, device_);
+    const LossBreakdown parts = model_->loss(inputs, targets);
+    device_sum += parts.cross_entropy.to(at::kDouble) * static_cast<double>(parts.valid_tokens);
+    tokens += parts.valid_tokens;
+  }
+  model_->train();
+  loss_sum = device_sum.item<double>();
+  const double val_loss = loss_sum / static_cast<double>(std::max<int64_t>(tokens, 1));
+  const EvalMetrics metrics{progress_.step, val_loss, tokens, seconds_since(start)};
+  if (progress_bar_) progress_bar_->clear();
+  log::info("{}", render_eval_line(metrics));
+  metrics_->write(eval_record(metrics));
+  eval_seconds_ += metrics.seconds;
+  return val_loss;
+}
+
+std::map<std::string, double> Trainer::layer_statistics() const {
+  std::map<std::string, double> stats;
+  double load_max = 0, load_min = 1e30;
+  for (const auto& moe : model_->moe_layers()) {
+    const at::Tensor load = moe->last_expert_load();
+    if (!load.defined()) continue;
+    const double experts = static_cast<double>(load.numel());
+    load_max = std::max(load_max, load.max().item<double>() * experts);
+    load_min = std::min(load_min, load.min().item<double>() * experts);
+  }
+  if (load_max > 0) {
+    stats["moe_load_max"] = load_max;  // busiest expert's load relative to a uniform split
+    stats["moe_load_min"] = load_min;
+  }
+  std::vector<at::Tensor> temperatures;
+  for (const auto& item : model_->named_parameters(true)) {
+    static const std::string kSuffix = ".attention.temp";
+    const std::string& name = item.key();
+    if (name.size() > kSuffix.size() &&
+        name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0) {
+      temperatures.push_back(item.value().detach().flatten());
+    }
+  }
+  if (!temperatures.empty()) {
+    at::Tensor tau = at::cat(temperatures).to(at::kDouble);
+    if (config_.attention.cca.temperature == "exp") tau = tau.exp();
+    stats["cca_temp_min"] = tau.min().item<double>();
+    stats["cca_temp_mean"] = tau.mean().item<double>();
+    stats["cca_temp_max"] = tau.max().item<double>();
+  }
+  return stats;
+}
+
+void Trainer::log_step(double seconds, int64_t steps) {
+  check_halt();
+  StepMetrics m;
+  m.step = progress_.step;
+  m.total_steps = config_.train.steps;
+  const double kept = interval_loss_steps_.item<double>();
+  m.loss = kept > 0 ? interval_loss_sum_.item<double>() / kept : std::nan("");
+  m.lr = last_lr_;
+  m.grad_norm = last_grad_norm_.item<double>();
+  m.tokens_per_s = seconds > 0 ? static_cast<double>(steps * tokens_per_step_) / seconds : 0;
+  if (peak_flops_ && !mfu_warned_) {
+    try {
+      m.mfu = model_flops_utilisation(m.tokens_per_s, flops_per_token_, peak_flops_);
+    } catch (const Error& error) {
+      log::warn("MFU not reported: {}", error.what());
+      mfu_warned_ = true;
+    }
+  }
+  m.memory_gib = memory_use(device_).peak_bytes / (1024.0 * 1024.0 * 1024.0);
+  const double step_seconds = steps > 0 ? seconds / static_cast<double>(steps) : 0;
+  m.eta_s = step_seconds * static_cast<double>(config_.train.steps - progress_.step);
+  m.skipped_steps = skipped_at_start_ + static_cast<int64_t>(skipped_total_.item<double>());
+  m.tokens_seen = progress_.tokens_seen;
+  m.extra = layer_statistics();
+  interval_loss_sum_.zero_();
+  interval_loss_steps_.zero_();
+  progress_.skipped_steps = m.skipped_steps;
+  if (progress_bar_) progress_bar_->clear();
+  log::info("{}", render_step_line(m));
+  metrics_->write(step_record(m));
+}
+
+std::string Trainer::write_checkpoint() {
+  check_halt();
+  const Clock::time_point start = Clock::now();
+  progress_.skipped_steps = skipped_at_start_ + static_cast<int64_t>(skipped_total_.item<double>());
+  progress_.loader = loader_->state();
+  const std::string path =
+      save_checkpoint(checkpoint_root(config_), progress_, *model_, *optimizer_, loaded_);
+  checkpoint_seconds_ += seconds_since(start);
+  if (progress_bar_) progress_bar_->clear();
+  log::info("checkpoint  {} ({:.1f} s)", path, seconds_since(start));
+  return path;
+}
+
+TrainResult Trainer::run() {
+  TrainResult result;
+  metrics_ = std::make_unique<MetricsFile>(files::join(config_.run.dir, "metrics.jsonl"));
+  {
+    Json::Object start;
+    start["kind"] = options_.resume.empty() || progress_.step == 0 ? "start" : "resume";
+    start["step"] = progress_.step;
+    start["run_id"] = progress_.run_id;
+    metrics_->write(Json(std::move(start)));
+  }
+  if (options_.handle_signals) install_stop_signal_handlers();
+  progress_bar_ =
+      std::make_unique<StepProgressBar>(config_.logging.progress_bar, config_.train.steps);
+  const int64_t first_step = progress_.step;
+  if (first_step >= config_.train.steps) {
+    log::info("nothing to train: the checkpoint is at step {} and train.steps is {}", first_step,
+              config_.train.steps);
+  }
+  Clock::time_point interval_start = Clock::now(), training_start = Clock::now();
+  Clock::time_point after_first_step = training_start;
+  int64_t interval_steps = 0;
+  while (progress_.step < config_.train.steps) {
+    train_step();
+    ++interval_steps;
+    const int64_t step = progress_.step;
+    if (step == first_step + 1) {
+      (void)last_grad_norm_.item<float>();  // waits for the device: the first step is done
+      after_first_step = Clock::now();
+      phases_.emplace_back("first step", seconds_since(training_start));
+      log::info("first step  done {:.2f} s after launch", seconds_since(options_.process_start));
+    }
+    const bool last = step == config_.train.steps;
+    const bool stopping =
+        stop_requested() || (options_.stop_at_step && step >= *options_.stop_at_step);
+    if (step % config_.logging.every == 0 || last || stopping) {
+      log_step(seconds_since(interval_start), interval_steps);
+      interval_start = Clock::now();
+      interval_steps = 0;
+    } else {
+      progress_bar_->update(step, "");
+    }
+    if (validation_ && config_.train.eval_every > 0 && step % config_.train.eval_every == 0 &&
+        !last) {
+      evaluate();
+      interval_start = Clock::now();
+    }
+    const bool periodic = config_.checkpoint.every > 0 && step % config_.checkpoint.every == 0;
+    if (periodic || last || stopping) {
+      result.last_checkpoint = write_checkpoint();
+      interval_start = Clock::now();
+    }
+    if (stopping) {
+      result.stopped_early = true;
+      if (stop_requested()) {
+        log::warn(
+            "stopped by signal {} at step {}: checkpoint written; continue with --resume auto",
+            stop_signal(), step);
+      } else {
+        log::info("stopped at step {} as asked (--stop-at-step); continue with --resume auto",
+                  step);
+      }
+      break;
+    }
+  }
+  const double training_seconds = seconds_since(training_start);
+  progress_bar_->clear();
+  check_halt();
+  if (!result.stopped_early && validation_) result.final_val_loss = evaluate();
+
+  const int64_t timed_steps = progress_.step - first_step - 1;
+  const double timed_seconds =
+      seconds_since(after_first_step) - eval_seconds_ - checkpoint_seconds_;
+  if (timed_steps > 0 && timed_seconds > 0) {
+    result.tokens_per_s = static_cast<double>(timed_steps * tokens_per_step_) / timed_seconds;
+    if (peak_flops_ && !mfu_warned_) {
+      try {
+        result.mfu = model_flops_utilisation(result.tokens_per_s, flops_per_token_, peak_flops_);
+      } catch (const Error&) {
+      }
+    }
+  }
+  result.final_step = progress_.step;
+  result.peak_memory_gib = memory_use(device_).peak_bytes / (1024.0 * 1024.0 * 1024.0);
+  phases_.emplace_back("training (incl. eval and checkpoints)", training_seconds);
+  phases_.emplace_back("evaluation", eval_seconds_);
+  phases_.emplace_back("checkpoints", checkpoint_seconds_);
+  result.phase_seconds = phases_;
+  Json::Object summary;
+  summary["kind"] = "summary";
+  summary["step"] = result.final_step;
+  summary["tokens_per_s"] = result.tokens_per_s;
+  summary["peak_memory_gib"] = result.peak_memory_gib;
+  if (result.final_val_loss) summary["val_loss"] = *result.final_val_loss;
+  if (result.mfu) summary["mfu"] = *result.mfu;
+  summary["stopped_early"] = result.stopped_early;
+  metrics_->write(Json(std::move(summary)));
+  return result;
+}
+
+}  // namespace cca

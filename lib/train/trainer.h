@@ -1,0 +1,101 @@
+// The training loop: a config becomes a model, loader, optimizer and schedule; every step pulls
+// grad_accum micro-batches, runs forward/backward under the chosen precision, clips, updates,
+// and reports; evaluation and checkpoints happen on their cadence (docs/architecture.md).
+// Single-process; data parallelism (lib/dist) wraps the gradient reduction without edits here.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "config/loader.h"
+#include "data/loader.h"
+#include "model/transformer.h"
+#include "train/checkpoint.h"
+#include "train/metrics.h"
+#include "train/optimizer.h"
+#include "train/precision.h"
+#include "train/schedule.h"
+
+namespace cca {
+
+struct TrainOptions {
+  std::string resume;                   // "" (fresh run), "auto", or a checkpoint/run folder
+  std::optional<int64_t> stop_at_step;  // checkpoint and return after this step (exit 0)
+  bool handle_signals = true;           // SIGTERM/SIGINT: checkpoint and return
+  std::chrono::steady_clock::time_point process_start = std::chrono::steady_clock::now();
+};
+
+struct TrainResult {
+  int64_t final_step = 0;
+  bool stopped_early = false;  // by a signal or stop_at_step
+  std::optional<double> final_val_loss;
+  double tokens_per_s = 0;  // over the steps of this process, the first one excluded
+  std::optional<double> mfu;
+  double peak_memory_gib = 0;
+  std::string last_checkpoint;
+  std::vector<std::pair<std::string, double>> phase_seconds;  // start-up phases, training, ...
+};
+
+class Trainer {
+ public:
+  Trainer(LoadedConfig loaded, TrainOptions options);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  TrainResult run();
+  TransformerImpl& model() { return *model_; }
+  const TrainProgress& progress() const { return progress_; }
+
+ private:
+  void build_data();
+  void build_model();
+  void resume_if_requested();
+  void train_step();
+  double evaluate();
+  void log_step(double seconds, int64_t steps);
+  void check_halt();
+  std::string write_checkpoint();
+  std::map<std::string, double> layer_statistics() const;
+  void phase_done(const std::string& name);
+
+  LoadedConfig loaded_;
+  const Config& config_;
+  TrainOptions options_;
+  at::Device device_;
+  Precision precision_;
+  std::shared_ptr<TransformerImpl> model_;
+  std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<LrSchedule> schedule_;
+  std::shared_ptr<const data::ShardSet> train_shards_;
+  std::optional<data::LoaderState> resume_loader_state_;
+  std::unique_ptr<data::TrainLoader> loader_;
+  std::unique_ptr<data::ValidationSet> validation_;
+  std::unique_ptr<MetricsFile> metrics_;
+  std::unique_ptr<StepProgressBar> progress_bar_;
+  TrainProgress progress_;
+
+  double flops_per_token_ = 0;
+  std::optional<double> peak_flops_;
+  bool mfu_warned_ = false;
+  int64_t tokens_per_step_ = 0;
+  double last_lr_ = 0;
+
+  // Device-side running values, read only when logging (no host sync per step).
+  at::Tensor interval_loss_sum_, interval_loss_steps_, last_grad_norm_, skipped_total_;
+  at::Tensor halted_, first_bad_step_;
+  int64_t skipped_at_start_ = 0;
+
+  std::chrono::steady_clock::time_point phase_start_;
+  std::vector<std::pair<std::string, double>> phases_;
+  double eval_seconds_ = 0, checkpoint_seconds_ = 0;
+};
+
+}  // namespace cca
