@@ -51,8 +51,9 @@ int main(int argc, char** argv) {
   auto* exporter = app.add_subcommand(
       "export", "Write a checkpoint's weights (safetensors) and config.yaml into a folder");
   std::string export_checkpoint, export_out, export_dtype = "fp32";
-  exporter->add_option("--checkpoint", export_checkpoint,
-                       "Checkpoint folder, or a run folder (its newest complete checkpoint)")
+  exporter
+      ->add_option("--checkpoint", export_checkpoint,
+                   "Checkpoint folder, or a run folder (its newest complete checkpoint)")
       ->required();
   exporter->add_option("--out", export_out, "Output folder")->required();
   exporter->add_option("--dtype", export_dtype, "fp32 or bf16")

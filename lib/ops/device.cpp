@@ -82,8 +82,8 @@ MemoryUse memory_use(const at::Device& device) {
   MemoryUse use;
   if (device.is_cuda()) {
     const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
-    const auto& allocated = stats.allocated_bytes[static_cast<size_t>(
-        c10::CachingAllocator::StatType::AGGREGATE)];
+    const auto& allocated =
+        stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)];
     use.current_bytes = static_cast<double>(allocated.current);
     use.peak_bytes = static_cast<double>(allocated.peak);
     return use;

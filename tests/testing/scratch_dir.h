@@ -31,9 +31,7 @@ class ScratchDir {
     files::remove_tree(path_.string());
     files::make_directories(path_.string());
   }
-  ~ScratchDir() {
-    files::remove_tree(path_.string());
-  }
+  ~ScratchDir() { files::remove_tree(path_.string()); }
   ScratchDir(const ScratchDir&) = delete;
   ScratchDir& operator=(const ScratchDir&) = delete;
 

@@ -1,0 +1,204 @@
+// The trainer in-process on a tiny CPU model: exact resume, resume checks, non-finite policies,
+// hostile checkpoints and export.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <limits>
+#include <map>
+
+#include "train/checkpoint.h"
+#include "train/checkpoint_store.h"
+#include "train/safetensors.h"
+#include "train/train_test_util.h"
+#include "train/trainer.h"
+#include "util/error.h"
+#include "util/json.h"
+
+namespace cca {
+namespace {
+
+using testing::ScratchDir;
+
+TrainOptions quiet(std::string resume = "", std::optional<int64_t> stop_at = std::nullopt) {
+  TrainOptions options;
+  options.resume = std::move(resume);
+  options.stop_at_step = stop_at;
+  options.handle_signals = false;
+  return options;
+}
+
+std::map<std::string, at::Tensor> snapshot(Trainer& trainer) {
+  std::map<std::string, at::Tensor> out;
+  for (const auto& [name, tensor] : model_tensors(trainer.model()))
+    out[name] = tensor.detach().clone();
+  return out;
+}
+
+// step -> loss of every "train" record in a metrics.jsonl.
+std::map<int64_t, double> logged_losses(const std::string& run_dir) {
+  std::map<int64_t, double> losses;
+  const std::string text = files::read_file(files::join(run_dir, "metrics.jsonl"));
+  size_t start = 0;
+  while (start < text.size()) {
+    const size_t end = text.find('\n', start);
+    const Json record = parse_json(text.substr(start, end - start), "metrics.jsonl");
+    if (record.at("kind", "r").as_string("kind") == "train") {
+      losses[record.at("step", "r").as_int("step")] = record.at("loss", "r").as_double("loss");
+    }
+    start = end + 1;
+  }
+  return losses;
+}
+
+template <class Body>
+std::string error_of(Body&& body) {
+  try {
+    body();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+class TrainerTest : public ::testing::Test {
+ protected:
+  ScratchDir dir;
+  std::string data = testing::write_tiny_dataset(dir / "data");
+  LoadedConfig config(const std::string& run, const std::vector<std::string>& sets = {}) {
+    return testing::tiny_config(data, dir / run, sets);
+  }
+};
+
+TEST_F(TrainerTest, ResumedRunMatchesAnUninterruptedOneBitForBit) {
+  Trainer whole(config("whole"), quiet());
+  const TrainResult whole_result = whole.run();
+  EXPECT_EQ(whole_result.final_step, 8);
+  ASSERT_TRUE(whole_result.final_val_loss.has_value());
+  const auto expected = snapshot(whole);
+
+  {
+    Trainer first_half(config("split"), quiet("", 4));
+    const TrainResult result = first_half.run();
+    EXPECT_TRUE(result.stopped_early);
+    EXPECT_EQ(result.final_step, 4);
+  }
+  Trainer second_half(config("split"), quiet("auto"));
+  EXPECT_EQ(second_half.progress().step, 4);
+  EXPECT_EQ(second_half.run().final_step, 8);
+  for (const auto& [name, tensor] : snapshot(second_half)) {
+    EXPECT_TRUE(at::equal(tensor, expected.at(name))) << name << " differs after resume";
+  }
+  const auto whole_losses = logged_losses(dir / "whole");
+  EXPECT_EQ(whole_losses.size(), 8u);
+  EXPECT_EQ(logged_losses(dir / "split"), whole_losses);
+  EXPECT_LT(whole_losses.at(8), whole_losses.at(1));
+}
+
+TEST_F(TrainerTest, RefusesToStartAFreshRunOverAnExistingOne) {
+  Trainer(config("run"), quiet("", 4)).run();
+  const std::string message = error_of([&] { Trainer(config("run"), quiet()); });
+  EXPECT_NE(message.find("--resume auto"), std::string::npos) << message;
+}
+
+TEST_F(TrainerTest, ResumeWithADifferentModelListsEveryDifference) {
+  Trainer(config("run"), quiet("", 4)).run();
+  const std::string message = error_of([&] {
+    Trainer(config("run", {"model.d_model=96", "model.n_layers=3"}), quiet("auto"));
+  });
+  EXPECT_NE(message.find("model.d_model: 64 -> 96"), std::string::npos) << message;
+  EXPECT_NE(message.find("model.n_layers: 2 -> 3"), std::string::npos) << message;
+}
+
+TEST_F(TrainerTest, ScheduleAndStepChangesAreAllowedAndReported) {
+  Trainer(config("run"), quiet("", 4)).run();
+  const std::vector<std::string> changes = compare_configs_for_resume(
+      config("run").config, config("run", {"schedule.kind=constant", "train.steps=10"}).config);
+  EXPECT_EQ(changes, (std::vector<std::string>{"schedule.kind: cosine -> constant",
+                                               "train.steps: 8 -> 10"}));
+  Trainer resumed(config("run", {"schedule.kind=constant", "train.steps=10"}), quiet("auto"));
+  EXPECT_EQ(resumed.run().final_step, 10);
+}
+
+void poison_embedding(Trainer& trainer) {
+  at::NoGradGuard no_grad;
+  trainer.model().embedding.fill_(std::numeric_limits<float>::quiet_NaN());
+}
+
+TEST_F(TrainerTest, HaltStopsAtTheFirstNonFiniteStepAndWritesNoCheckpoint) {
+  Trainer trainer(config("run", {"train.nonfinite=halt"}), quiet());
+  poison_embedding(trainer);
+  const std::string message = error_of([&] { trainer.run(); });
+  EXPECT_NE(message.find("non-finite loss or gradient at step 1 (rank 0)"), std::string::npos)
+      << message;
+  EXPECT_TRUE(checkpoint_store::list(dir / "run/checkpoints").empty());
+}
+
+TEST_F(TrainerTest, SkipDropsNonFiniteStepsAndCountsThem) {
+  Trainer trainer(config("run", {"train.nonfinite=skip", "train.steps=3"}), quiet());
+  poison_embedding(trainer);
+  const auto before = snapshot(trainer);
+  trainer.run();
+  EXPECT_EQ(trainer.progress().skipped_steps, 3);
+  for (const auto& [name, tensor] : snapshot(trainer)) {
+    if (name == "embedding") continue;
+    EXPECT_TRUE(at::equal(tensor, before.at(name))) << name;
+  }
+}
+
+class HostileCheckpointTest : public TrainerTest {
+ protected:
+  void SetUp() override {
+    Trainer(config("run"), quiet("", 4)).run();
+    checkpoint = dir / "run/checkpoints/step_00000004";
+    model_file = files::join(checkpoint, "model.safetensors");
+    bytes = files::read_file(model_file);
+  }
+  std::string resume_error(const std::string& new_bytes) {
+    std::ofstream(model_file, std::ios::binary | std::ios::trunc) << new_bytes;
+    return error_of([&] { Trainer(config("run"), quiet("auto")); });
+  }
+  std::string checkpoint, model_file, bytes;
+};
+
+TEST_F(HostileCheckpointTest, TruncatedWeights) {
+  const std::string message = resume_error(bytes.substr(0, bytes.size() / 2));
+  EXPECT_NE(message.find("truncated or replaced"), std::string::npos) << message;
+}
+
+TEST_F(HostileCheckpointTest, HeaderLengthPastTheEnd) {
+  std::string bad = bytes;
+  for (int i = 0; i < 8; ++i) bad[i] = static_cast<char>(0x7f);
+  const std::string message = resume_error(bad);
+  EXPECT_NE(message.find("model.safetensors"), std::string::npos) << message;
+  EXPECT_NE(message.find("header"), std::string::npos) << message;
+}
+
+TEST_F(HostileCheckpointTest, WrongShapeWithTheSameBytes) {
+  std::string bad = bytes;
+  const size_t at = bad.find("[128, 64]");
+  ASSERT_NE(at, std::string::npos) << bad.substr(8, 200);
+  bad.replace(at, 9, "[64, 128]");
+  const std::string message = resume_error(bad);
+  EXPECT_NE(message.find("has shape [64, 128], the model expects [128, 64]"), std::string::npos)
+      << message;
+}
+
+TEST_F(HostileCheckpointTest, TornNewestCheckpointIsSkipped) {
+  files::remove_file(files::join(checkpoint, "DONE"));
+  Trainer resumed(config("run"), quiet("auto"));
+  EXPECT_EQ(resumed.progress().step, 0);  // nothing complete left: a fresh start, with a warning
+}
+
+TEST_F(TrainerTest, ExportWritesBf16WeightsAndTheConfig) {
+  Trainer(config("run"), quiet("", 4)).run();
+  const std::string out = dir / "export";
+  const int64_t count = export_weights(dir / "run/checkpoints/step_00000004", out, "bf16");
+  const safetensors::File file = safetensors::File::open(files::join(out, "model.safetensors"));
+  EXPECT_EQ(static_cast<int64_t>(file.tensors().size()), count);
+  EXPECT_EQ(file.at("embedding").dtype, "BF16");
+  EXPECT_EQ(file.metadata().at("step"), "4");
+  EXPECT_EQ(load_config(files::join(out, "config.yaml")).config.model.d_model, 64);
+}
+
+}  // namespace
+}  // namespace cca
