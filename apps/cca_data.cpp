@@ -165,6 +165,8 @@ int main(int argc, char** argv) {
   cca::data::InspectOptions insp;
   inspect->add_option("paths", paths, "Shard files or dataset folders")->required();
   inspect->add_option("--decode", insp.decode_tokens, "Show and decode the first N tokens");
+  inspect->add_flag("--entropy", insp.entropy,
+                    "Unigram entropy of each split: the loss to beat (nats/token)");
   inspect->add_option("--tokenizer", insp.tokenizer, "Tokenizer (default: the manifest's)");
   inspect->add_flag("--verify", insp.verify,
                     "Check every checksum and token id; exit 1 on a problem");

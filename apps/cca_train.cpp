@@ -65,7 +65,8 @@ int main(int argc, char** argv) {
 
   return cca::guarded_main([&]() -> int {
     if (exporter->parsed()) {
-      const auto found = cca::find_resume_checkpoint(export_checkpoint, export_checkpoint);
+      const auto found =
+          cca::find_resume_checkpoint(export_checkpoint, export_checkpoint, "--checkpoint");
       if (!found) throw cca::Error("export: no complete checkpoint in '" + export_checkpoint + "'");
       const int64_t count = cca::export_weights(*found, export_out, export_dtype);
       cca::log::info("exported {} tensors ({}) from {} to {}/model.safetensors + config.yaml",

@@ -1,15 +1,16 @@
 #include "data/inspect.h"
 
+#include <cmath>
 #include <memory>
 #include <vector>
 
 #include "data/dataset.h"
-#include "util/files.h"
 #include "data/hash.h"
 #include "data/manifest.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/format.h"
 
 namespace cca::data {
@@ -138,20 +139,39 @@ void inspect_file(Context& ctx, const std::string& path) {
   show_leading_tokens(ctx, shard);
 }
 
+void count_tokens(const MappedShard& shard, std::vector<int64_t>& counts) {
+  for (int64_t i = 0; i < shard.tokens(); ++i) {
+    const uint32_t token = shard.token(i);
+    if (token >= counts.size()) counts.resize(token + 1, 0);
+    ++counts[token];
+  }
+}
+
+void show_entropy(Context& ctx, const std::vector<int64_t>& counts) {
+  const double nats = unigram_entropy(counts);
+  ctx.line(
+      format("  unigram entropy: {:.3f} nats/token ({:.3f} bits): a validation loss below "
+             "this means the model uses context",
+             nats, nats / std::log(2.0)));
+}
+
 void inspect_split(Context& ctx, const std::string& dir, const std::string& name) {
   const SplitInfo& split = ctx.manifest->split(name);
   ctx.line(format("{}: {} documents, {} tokens in {} shard(s)", name, grouped(split.documents),
                   grouped(split.tokens), split.shards.size()));
+  std::vector<int64_t> counts;
   for (const ShardEntry& entry : split.shards) {
     const std::string path = files::join(dir, entry.file);
     try {
       const MappedShard shard(path);
       ctx.line(format("  {}  {} tokens", entry.file, grouped(shard.tokens())));
       check_shard(ctx, shard, /*detailed=*/false);
+      if (ctx.options.entropy) count_tokens(shard, counts);
     } catch (const Error& e) {
       ctx.problem(e.what());
     }
   }
+  if (ctx.options.entropy) show_entropy(ctx, counts);
 }
 
 void inspect_folder(Context& ctx, const std::string& path) {
@@ -165,6 +185,11 @@ void inspect_folder(Context& ctx, const std::string& path) {
       ctx.line(format("  {}  version {}, {} tokens", files::file_name(shard->path()),
                       shard->version(), grouped(shard->tokens())));
       if (ctx.options.verify) check_shard(ctx, *shard, false);
+    }
+    if (ctx.options.entropy) {
+      std::vector<int64_t> counts;
+      for (const auto& shard : set.shards) count_tokens(*shard, counts);
+      show_entropy(ctx, counts);
     }
     if (!set.shards.empty()) show_leading_tokens(ctx, *set.shards.front());
     return;
@@ -193,6 +218,16 @@ void inspect_folder(Context& ctx, const std::string& path) {
 }
 
 }  // namespace
+
+double unigram_entropy(const std::vector<int64_t>& counts) {
+  double total = 0;
+  for (int64_t c : counts) total += static_cast<double>(c);
+  double entropy = 0;
+  for (int64_t c : counts) {
+    if (c > 0) entropy -= static_cast<double>(c) / total * std::log(static_cast<double>(c) / total);
+  }
+  return entropy;
+}
 
 InspectReport inspect_path(const std::string& path, const InspectOptions& options) {
   if (options.decode_tokens < 0) throw Error("--decode must be >= 0");

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace cca::data {
 
@@ -12,7 +13,12 @@ struct InspectOptions {
   int64_t decode_tokens = 0;  // show (and decode) this many leading tokens
   std::string tokenizer;      // default: the manifest's
   bool verify = false;        // checksums and token ids of every shard
+  bool entropy = false;       // unigram entropy of each split (the loss a context-free model gets)
 };
+
+// Entropy in nats of the token frequencies in `counts` (the cross-entropy a model reaches by
+// predicting every token from the corpus's unigram distribution).
+double unigram_entropy(const std::vector<int64_t>& counts);
 
 struct InspectReport {
   std::string text;

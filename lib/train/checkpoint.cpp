@@ -196,7 +196,8 @@ std::string save_checkpoint(const std::string& root, const TrainProgress& progre
 }
 
 std::optional<std::string> find_resume_checkpoint(const std::string& request,
-                                                  const std::string& root) {
+                                                  const std::string& root,
+                                                  const std::string& flag) {
   const auto newest_in = [](const std::string& folder) -> std::optional<std::string> {
     std::vector<std::string> warnings;
     const auto entry = checkpoint_store::newest_complete(folder, &warnings);
@@ -211,7 +212,7 @@ std::optional<std::string> find_resume_checkpoint(const std::string& request,
   } else if (files::is_directory(request)) {
     if (auto found = newest_in(request)) return found;
   }
-  throw Error("--resume '" + request +
+  throw Error(flag + " '" + request +
               "': not a complete checkpoint (a step_NNNNNNNN folder holding DONE), nor a run or "
               "checkpoints folder that contains one");
 }

@@ -49,8 +49,10 @@ struct CheckpointInfo {
 // The folder `--resume` names: "auto" = the newest complete checkpoint under root (torn ones are
 // skipped with a warning), nullopt when there is none; otherwise `request` itself, which must be
 // a complete checkpoint folder (or a run folder, whose newest is taken).
+// `flag` names the option in messages.
 std::optional<std::string> find_resume_checkpoint(const std::string& request,
-                                                  const std::string& root);
+                                                  const std::string& root,
+                                                  const std::string& flag = "--resume");
 // Reads manifest.json and config.yaml; throws cca::Error naming the file and field on anything
 // malformed.
 CheckpointInfo read_checkpoint_info(const std::string& path);

@@ -160,12 +160,25 @@ expect_has err "--config FILE is required"
 expect_clean_failure
 finish "cca-train without --config asks for one"
 
-run "$train" --config configs/gpt2-small/cca.yaml
-expect_failure
+run "$train" --config configs/quickstart.yaml --set "data.train=$tmp/nowhere/train_*.bin" \
+  --set "run.dir=$tmp/run"
+expect_rc 1
 expect_err_starts_with "error:"
-expect_has err "not available in this build yet"
+expect_has err "$tmp/nowhere/train_*.bin"
 expect_clean_failure
-finish "cca-train without --dry-run says training is not available yet"
+finish "cca-train names the training data it cannot find"
+
+run "$train" --config configs/quickstart.yaml --resume "$tmp/no-such-run" --set "run.dir=$tmp/run"
+expect_rc 1
+expect_has err "no-such-run"
+expect_clean_failure
+finish "cca-train --resume with a path that holds no checkpoint fails clearly"
+
+run "$train" export --checkpoint "$tmp/no-such-run" --out "$tmp/export"
+expect_rc 1
+expect_has err "--checkpoint '$tmp/no-such-run': not a complete checkpoint"
+expect_clean_failure
+finish "cca-train export without a checkpoint fails clearly"
 
 WORLD_SIZE=2 run "$train" --config configs/gpt2-small/mha.yaml --dry-run
 expect_rc 0

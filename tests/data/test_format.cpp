@@ -2,13 +2,16 @@
 // file can be wrong giving an error that names it.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <cstring>
 
 #include "data/hash.h"
-#include "util/json.h"
+#include "data/inspect.h"
 #include "data/manifest.h"
 #include "data/shard.h"
 #include "data_test_util.h"
+#include "util/json.h"
 
 namespace cca::data {
 namespace {
@@ -266,4 +269,11 @@ TEST(Manifest, VerifyCatchesChecksumAndCountMismatch) {
 }
 
 }  // namespace
+TEST(UnigramEntropy, IsTheEntropyOfTheTokenFrequencies) {
+  EXPECT_DOUBLE_EQ(unigram_entropy({4}), 0.0);
+  EXPECT_NEAR(unigram_entropy({3, 0, 3}), std::log(2.0), 1e-12);
+  EXPECT_NEAR(unigram_entropy({1, 1, 1, 1}), std::log(4.0), 1e-12);
+  EXPECT_NEAR(unigram_entropy({3, 1}), -(0.75 * std::log(0.75) + 0.25 * std::log(0.25)), 1e-12);
+}
+
 }  // namespace cca::data
