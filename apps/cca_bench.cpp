@@ -2,6 +2,7 @@
 #include <fstream>
 #include <memory>
 
+#include "bench/attention_bench.h"
 #include "cli.h"
 #include "data/bench.h"
 #include "data/dataset.h"
@@ -14,6 +15,18 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   auto* device = app.add_subcommand("device", "Show the device and runtime this build sees");
   auto* attention = app.add_subcommand("attention", "Per-layer attention latency per variant");
+  cca::bench::AttentionBenchOptions attention_options;
+  std::string attention_json;
+  attention->add_option("--seq", attention_options.seq_lens, "Sequence lengths (B·S is constant)");
+  attention->add_option("--tokens", attention_options.tokens, "Tokens per batch, B·S");
+  attention->add_option("--variants", attention_options.variants,
+                        "mha gqa4 gqa8 mla cca4 ccgqa2x8 cca8");
+  attention->add_option("--dtype", attention_options.dtype, "bf16 | fp16 | fp32");
+  attention->add_option("--iters", attention_options.iters, "Timed calls per measurement")
+      ->check(CLI::PositiveNumber);
+  attention->add_flag("!--no-prologue", attention_options.prologue,
+                      "Skip the fused-vs-plain prologue timings");
+  attention->add_option("--json", attention_json, "Also write the JSON here");
   auto* train = app.add_subcommand("train", "Training-step throughput, MFU and phase breakdown");
   auto* decode = app.add_subcommand("decode", "KV-cache size and decode throughput per variant");
   cca::cli::ConfigFlags flags;
@@ -53,13 +66,20 @@ int main(int argc, char** argv) {
       }
       return cca::kExitOk;
     }
+    if (attention->parsed()) {
+      const std::string json = cca::bench::run_attention_bench(attention_options).dump(2);
+      if (!attention_json.empty()) {
+        std::ofstream out(attention_json);
+        if (!(out << json << "\n")) throw cca::Error("cannot write '" + attention_json + "'");
+      }
+      return cca::kExitOk;
+    }
     if (train->parsed() && flags.dry_run) {
       const cca::LoadedConfig loaded = cca::load_run_config(flags.request);
       cca::log_run_summary(loaded, cca::world_size_from_environment());
       return cca::kExitOk;
     }
     const std::string which = app.get_subcommands().front()->get_name();
-    (void)attention;
     (void)decode;
     throw cca::Error("cca-bench " + which + " is not available in this build yet");
   });

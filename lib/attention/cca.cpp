@@ -10,8 +10,10 @@
 
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "attention/attention.h"
+#include "attention/cca_fused.h"
 #include "attention/cca_reference.h"
 #include "ops/rope.h"
 #include "util/error.h"
@@ -106,18 +108,19 @@ class CcaAttention : public Attention {
       state = dynamic_cast<CcaCache*>(cache);
       if (state == nullptr) throw Error("cca: forward was given another variant's cache");
     }
-    CcaProjections p{linear_q_->forward(x), linear_k_->forward(x), {}, {}};
-    if (geometry_.value_shift) {
-      p.v_current = val_proj1_->forward(x);
-      p.v_delayed = val_proj2_->forward(x);
-    } else {
-      p.v_current = val_proj_->forward(x);
-    }
-    // options_.cca_fused_kernels will select fused kernels here; the reference path is the only
-    // one so far.
-    const CcaPrologueOutput pro = cca_prologue(
-        geometry_, rotary_, conv_weights(), key_multiplier(), p, state ? state->conv : at::Tensor(),
-        state ? state->shift : at::Tensor(), state ? state->length : 0);
+    const CcaProjections p = project(x);
+    // The fused kernels replace the reference prologue on CUDA (attention.cca.kernels = auto);
+    // a continued sequence under autograd keeps the reference path (no fused backward there).
+    const bool fused = options_.cca_fused_kernels && cca_fused_supported(geometry_, p.q0) &&
+                       (state == nullptr || !at::GradMode::is_enabled());
+    const at::Tensor history = state ? state->conv : at::Tensor();
+    const at::Tensor shift = state ? state->shift : at::Tensor();
+    const int64_t offset = state ? state->length : 0;
+    const CcaPrologueOutput pro =
+        fused ? cca_prologue_fused(geometry_, rope_frequencies(x.device()), conv_weights(),
+                                   key_multiplier(), p, history, shift, offset, state != nullptr)
+              : cca_prologue(geometry_, rotary_, conv_weights(), key_multiplier(), p, history,
+                             shift, offset);
     const at::Tensor q = pro.q.transpose(1, 2);
     at::Tensor k = pro.k.transpose(1, 2);
     at::Tensor v = pro.v.transpose(1, 2);
@@ -139,6 +142,28 @@ class CcaAttention : public Attention {
   }
 
  private:
+  // The q, k and value projections as one matrix product (one wide GEMM runs faster than four
+  // narrow ones), handed on as column views of its output.
+  CcaProjections project(const at::Tensor& x) const {
+    std::vector<at::Tensor> weights = {linear_q_->weight, linear_k_->weight};
+    if (geometry_.value_shift) {
+      weights.push_back(val_proj1_->weight);
+      weights.push_back(val_proj2_->weight);
+    } else {
+      weights.push_back(val_proj_->weight);
+    }
+    const at::Tensor all = at::linear(x, at::cat(weights, 0));
+    std::vector<at::Tensor> parts;
+    int64_t start = 0;
+    for (const at::Tensor& w : weights) {
+      parts.push_back(all.narrow(-1, start, w.size(0)));
+      start += w.size(0);
+    }
+    CcaProjections p{parts[0], parts[1], parts[2], {}};
+    if (geometry_.value_shift) p.v_delayed = parts[3];
+    return p;
+  }
+
   CcaConvWeights conv_weights() const {
     CcaConvWeights w;
     if (depthwise_) w = {depthwise_->weight, depthwise_->bias, {}, {}};
@@ -147,6 +172,13 @@ class CcaAttention : public Attention {
       w.grouped_bias = grouped_->bias;
     }
     return w;
+  }
+
+  // RoPE's inverse frequencies on the layer's device, made once for the fused kernels.
+  const at::Tensor& rope_frequencies(const at::Device& device) {
+    if (!inv_freq_.defined() || inv_freq_.device() != device)
+      inv_freq_ = cca_rope_inverse_frequencies(geometry_.rope_dim, options_.rope_theta, device);
+    return inv_freq_;
   }
 
   at::Tensor key_multiplier() const {
@@ -161,6 +193,7 @@ class CcaAttention : public Attention {
   torch::nn::ModuleList conv_qk_{nullptr};
   torch::nn::Conv1d depthwise_{nullptr}, grouped_{nullptr};
   at::Tensor temp_;
+  at::Tensor inv_freq_;  // not a parameter or buffer: derived from the geometry
 };
 
 }  // namespace

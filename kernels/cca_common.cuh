@@ -1,0 +1,304 @@
+// Device helpers shared by the CCA prologue kernels: element conversions, the causal depthwise
+// conv of one channel, RoPE angles, and the per-head d×d conv of a 64-row tile on tensor cores.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <mma.h>
+
+#include <cstdint>
+
+#include "cca_prologue.h"
+
+namespace cca::kernels {
+
+// Rows (tokens) per block in the tiled kernels, and threads per block.
+inline constexpr int kTileRows = 64;
+inline constexpr int kThreads = 256;
+// Extra elements per shared-memory row: keeps WMMA pointers 32-byte aligned when a tap shifts
+// the tile by one row, and spreads rows over banks.
+inline constexpr int kTilePad = 16;
+inline constexpr int kAccPad = 8;
+
+__device__ __forceinline__ float to_float(float x) {
+  return x;
+}
+__device__ __forceinline__ float to_float(__nv_bfloat16 x) {
+  return __bfloat162float(x);
+}
+__device__ __forceinline__ float to_float(__half x) {
+  return __half2float(x);
+}
+
+template <typename T>
+__device__ __forceinline__ T from_float(float x);
+template <>
+__device__ __forceinline__ float from_float<float>(float x) {
+  return x;
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+template <>
+__device__ __forceinline__ __half from_float<__half>(float x) {
+  return __float2half_rn(x);
+}
+
+// Rounds through T: the reference stores conv outputs in the input dtype, so do we.
+template <typename T>
+__device__ __forceinline__ float round_to(float x) {
+  return to_float(from_float<T>(x));
+}
+
+__device__ __forceinline__ float warp_sum(float x) {
+  for (int offset = 16; offset > 0; offset /= 2) x += __shfl_xor_sync(0xffffffffu, x, offset);
+  return x;
+}
+
+// N consecutive elements moved as one aligned access (16 bytes for 8 bf16).
+template <typename T, int N>
+struct alignas(sizeof(T) * N) Pack {
+  T v[N];
+};
+
+template <typename T, int N>
+__device__ __forceinline__ void load_floats(const T* src, float* dst) {
+  const Pack<T, N> p = *reinterpret_cast<const Pack<T, N>*>(src);
+#pragma unroll
+  for (int k = 0; k < N; ++k) dst[k] = to_float(p.v[k]);
+}
+
+template <typename T, int N>
+__device__ __forceinline__ void store_floats(T* dst, const float* src) {
+  Pack<T, N> p;
+#pragma unroll
+  for (int k = 0; k < N; ++k) p.v[k] = from_float<T>(src[k]);
+  *reinterpret_cast<Pack<T, N>*>(dst) = p;
+}
+
+// Everything a kernel needs to read z = [q⁰ ‖ k⁰] and the depthwise conv, by value.
+template <typename T>
+struct ConvSource {
+  const T* q0;
+  const T* k0;
+  int64_t q_batch_stride, q_row_stride, k_batch_stride, k_row_stride;
+  const T* history;             // [B, M, P] or null (zeros)
+  const T* depthwise_taps;      // [M, k0], last tap = current token
+  const float* depthwise_bias;  // [M]
+  int seq, width_q, channels, pad, kernel_0;
+
+  // z at time t (may be negative: the history, or zero) of channel c in batch b.
+  __device__ __forceinline__ float z(int b, int t, int c) const {
+    if (t < 0) {
+      if (history == nullptr) return 0.f;
+      return to_float(history[(static_cast<int64_t>(b) * channels + c) * pad + pad + t]);
+    }
+    if (c < width_q) return to_float(q0[b * q_batch_stride + t * q_row_stride + c]);
+    return to_float(k0[b * k_batch_stride + t * k_row_stride + (c - width_q)]);
+  }
+
+  // u_t = b1 + Σ_τ a_τ z_{t-τ}, the depthwise conv output at time t (t >= -(k1-1)), in float.
+  __device__ __forceinline__ float depthwise(int b, int t, int c) const {
+    float acc = depthwise_bias[c];
+    for (int lag = 0; lag < kernel_0; ++lag)
+      acc += to_float(depthwise_taps[c * kernel_0 + kernel_0 - 1 - lag]) * z(b, t - lag, c);
+    return acc;
+  }
+};
+
+// cos/sin of position·θ^{-2p/r}: the angle in float64 (as the reference does), reduced to
+// [-π, π] there, so float32 sincos stays exact to rounding at any position.
+__device__ __forceinline__ void rope_angle(const double* inv_freq, int pair, int64_t position,
+                                           float* cos_out, float* sin_out) {
+  const double angle = static_cast<double>(position) * inv_freq[pair];
+  const double two_pi = 6.283185307179586476925286766559;
+  const double reduced = angle - two_pi * rint(angle * (1.0 / two_pi));
+  sincosf(static_cast<float>(reduced), sin_out, cos_out);
+}
+
+// acc[r][i] = Σ_τ Σ_j W_τ[i][j] · tile[r + row_of(τ)][j] for a 64-row tile of one head, with
+// row_of(τ) = τ (kLookAhead, the transposed conv of the backward pass, which also transposes
+// W) or k1-1-τ (the causal forward conv). tile: shared, [64 + k1 - 1][D + kTilePad]; taps:
+// global [k1][D][D] of this head; acc: shared, [64][D + kAccPad] float. The caller syncs before.
+// 8 warps: 2 row groups of 32 rows × 4 column groups of D/4 columns.
+template <typename T, int D, bool kLookAhead>
+__device__ void grouped_conv_tile_mma(const T* tile, const T* taps, int k1, float* acc) {
+  using namespace nvcuda;
+  constexpr int kCols = D / 64;  // 16-wide column tiles per warp
+  constexpr int ld = D + kTilePad;
+  using BLayout = typename std::conditional<kLookAhead, wmma::row_major, wmma::col_major>::type;
+  const int warp = threadIdx.x / 32, row_group = warp & 1, col_group = warp >> 1;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> c[2][kCols];
+  for (int s = 0; s < 2; ++s)
+    for (int n = 0; n < kCols; ++n) wmma::fill_fragment(c[s][n], 0.f);
+  for (int tap = 0; tap < k1; ++tap) {
+    const int shift = kLookAhead ? tap : k1 - 1 - tap;
+    const T* w = taps + static_cast<int64_t>(tap) * D * D;
+#pragma unroll 2
+    for (int k = 0; k < D; k += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a[2];
+      for (int s = 0; s < 2; ++s)
+        wmma::load_matrix_sync(a[s], tile + (row_group * 32 + s * 16 + shift) * ld + k, ld);
+#pragma unroll
+      for (int n = 0; n < kCols; ++n) {
+        const int col = (col_group * kCols + n) * 16;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, BLayout> bfrag;
+        // Forward: B[k=j][n=i] = W[i][j] (column-major, ld D). Backward: B[k=i][n=j] = W[i][j].
+        wmma::load_matrix_sync(bfrag, kLookAhead ? w + k * D + col : w + col * D + k, D);
+        for (int s = 0; s < 2; ++s) wmma::mma_sync(c[s][n], a[s], bfrag, c[s][n]);
+      }
+    }
+  }
+  __syncthreads();  // acc may alias the tile
+  for (int s = 0; s < 2; ++s)
+    for (int n = 0; n < kCols; ++n)
+      wmma::store_matrix_sync(
+          acc + (row_group * 32 + s * 16) * (D + kAccPad) + (col_group * kCols + n) * 16, c[s][n],
+          D + kAccPad, wmma::mem_row_major);
+}
+
+// The same contraction with plain FMAs, for float32 (no 16-bit tensor-core path) — exact.
+template <typename T, int D, bool kLookAhead>
+__device__ void grouped_conv_tile_fma(const T* tile, const T* taps, int k1, float* acc) {
+  constexpr int ld = D + kTilePad;
+  float results[kTileRows * D / kThreads];
+  int slot = 0;
+  for (int e = threadIdx.x; e < kTileRows * D; e += kThreads, ++slot) {
+    const int r = e / D, i = e % D;
+    float sum = 0.f;
+    for (int tap = 0; tap < k1; ++tap) {
+      const int shift = kLookAhead ? tap : k1 - 1 - tap;
+      const T* w = taps + static_cast<int64_t>(tap) * D * D;
+      const T* row = tile + (r + shift) * ld;
+      for (int j = 0; j < D; ++j) {
+        const float wij = kLookAhead ? to_float(w[j * D + i]) : to_float(w[i * D + j]);
+        sum += wij * to_float(row[j]);
+      }
+    }
+    results[slot] = sum;
+  }
+  __syncthreads();  // acc may alias the tile
+  slot = 0;
+  for (int e = threadIdx.x; e < kTileRows * D; e += kThreads, ++slot)
+    acc[(e / D) * (D + kAccPad) + e % D] = results[slot];
+}
+
+template <typename T, int D, bool kLookAhead>
+__device__ __forceinline__ void grouped_conv_tile(const T* tile, const T* taps, int k1,
+                                                  float* acc) {
+  if constexpr (std::is_same<T, float>::value) {
+    grouped_conv_tile_fma<T, D, kLookAhead>(tile, taps, k1, acc);
+  } else {
+    grouped_conv_tile_mma<T, D, kLookAhead>(tile, taps, k1, acc);
+  }
+}
+
+// Shared memory of a tiled conv kernel: the input tile, then (aliased) the float accumulators.
+template <typename T, int D>
+constexpr size_t conv_tile_smem_bytes() {
+  const size_t tile = (kTileRows + 16) * (D + kTilePad) * sizeof(T);
+  const size_t acc = kTileRows * (D + kAccPad) * sizeof(float);
+  return tile > acc ? tile : acc;
+}
+
+// Maps at:: element types to CUDA's.
+template <typename T>
+struct CudaType;
+template <>
+struct CudaType<float> {
+  using type = float;
+};
+template <>
+struct CudaType<at::BFloat16> {
+  using type = __nv_bfloat16;
+};
+template <>
+struct CudaType<at::Half> {
+  using type = __half;
+};
+
+// Calls f.template operator()<T, D>() for the input dtype and head dim.
+template <typename F>
+void dispatch_dtype_and_dim(at::ScalarType dtype, int64_t head_dim, F&& f) {
+  auto with_dim = [&](auto tag) {
+    using T = decltype(tag);
+    switch (head_dim) {
+      case 64:
+        f.template operator()<T, 64>();
+        return;
+      case 128:
+        f.template operator()<T, 128>();
+        return;
+      case 256:
+        f.template operator()<T, 256>();
+        return;
+      default:
+        TORCH_CHECK(false, "cca kernels: head_dim must be 64, 128 or 256, got ", head_dim);
+    }
+  };
+  switch (dtype) {
+    case at::kBFloat16:
+      with_dim(__nv_bfloat16{});
+      return;
+    case at::kHalf:
+      with_dim(__half{});
+      return;
+    case at::kFloat:
+      with_dim(float{});
+      return;
+    default:
+      TORCH_CHECK(false, "cca kernels: dtype must be bf16, fp16 or fp32, got ", dtype);
+  }
+}
+
+template <typename T>
+const T* ptr(const at::Tensor& t) {
+  return t.defined() ? reinterpret_cast<const T*>(t.data_ptr()) : nullptr;
+}
+template <typename T>
+T* mutable_ptr(at::Tensor& t) {
+  return t.defined() ? reinterpret_cast<T*>(t.data_ptr()) : nullptr;
+}
+
+template <typename T>
+ConvSource<T> conv_source(const CcaPrologueShape& sh, const CcaPrologueInputs& in) {
+  ConvSource<T> s{};
+  s.q0 = ptr<T>(in.q0);
+  s.k0 = ptr<T>(in.k0);
+  s.q_batch_stride = in.q0.stride(0);
+  s.q_row_stride = in.q0.stride(1);
+  s.k_batch_stride = in.k0.stride(0);
+  s.k_row_stride = in.k0.stride(1);
+  s.history = sh.convs > 0 ? ptr<T>(in.conv_history) : nullptr;
+  s.depthwise_taps = sh.convs > 0 ? ptr<T>(in.depthwise_taps) : nullptr;
+  s.depthwise_bias = sh.convs > 0 ? in.depthwise_bias.data_ptr<float>() : nullptr;
+  s.seq = static_cast<int>(sh.seq);
+  s.width_q = static_cast<int>(sh.n_q * sh.head_dim);
+  s.channels = static_cast<int>(sh.channels());
+  s.pad = static_cast<int>(sh.pad());
+  s.kernel_0 = static_cast<int>(sh.kernel_0);
+  return s;
+}
+
+// The checks every launcher makes on the shared inputs.
+inline void check_inputs(const CcaPrologueShape& sh, const CcaPrologueInputs& in) {
+  TORCH_CHECK(in.q0.is_cuda() && in.k0.is_cuda(), "cca kernels need CUDA tensors");
+  TORCH_CHECK(in.q0.stride(2) == 1 && in.k0.stride(2) == 1, "q0/k0 need a contiguous last dim");
+  TORCH_CHECK(in.k0.scalar_type() == in.q0.scalar_type(), "q0 and k0 differ in dtype");
+  TORCH_CHECK(sh.n_q % sh.n_kv == 0, "n_q must be a multiple of n_kv");
+  TORCH_CHECK(sh.kernel_0 >= 1 && sh.kernel_0 <= 4 && sh.kernel_1 >= 1 && sh.kernel_1 <= 4,
+              "cca kernels: conv kernel sizes 1..4");
+  TORCH_CHECK(sh.rope_dim % 2 == 0 && sh.rope_dim <= sh.head_dim, "bad rope_dim");
+  TORCH_CHECK(sh.batch * sh.seq * sh.channels() < (int64_t{1} << 31), "tensor too large");
+  if (sh.convs > 0) {
+    TORCH_CHECK(in.depthwise_taps.is_contiguous() && in.depthwise_bias.scalar_type() == at::kFloat,
+                "depthwise taps must be contiguous, biases float32");
+  }
+  if (sh.convs == 2) {
+    TORCH_CHECK(in.grouped_taps.is_contiguous() && in.grouped_bias.scalar_type() == at::kFloat,
+                "grouped taps must be contiguous, biases float32");
+  }
+}
+
+}  // namespace cca::kernels

@@ -1,0 +1,71 @@
+// Fused CCA / CCGQA prologue kernels (../shared/docs/cca-spec.md §2.2 steps 2-6): from the q/k
+// down-projections to the q̂ / k̂ / ṽ that the attention core reads, and the matching backward.
+// The plain-ops version of the same math is lib/attention/cca_reference.cpp; the autograd
+// wrapper is lib/attention/cca_fused.cpp. bf16, fp16 and fp32; head dims 64, 128 and 256.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+
+namespace cca::kernels {
+
+// The shape of one layer's prologue. Channels of z = [q⁰ ‖ k⁰] are head-major, query heads first,
+// so conv group γ is head γ (G = n_q + n_k heads, M = G·d channels).
+struct CcaPrologueShape {
+  int64_t batch = 0, seq = 0;
+  int64_t n_q = 0, n_kv = 0, head_dim = 0;
+  int64_t convs = 2;     // 0, 1 or 2
+  int64_t kernel_0 = 2;  // depthwise taps k0 (1..4)
+  int64_t kernel_1 = 2;  // grouped taps k1 (1..4)
+  bool qk_mean = true;
+  bool value_shift = true;  // v_current / v_delayed halves, else no value work
+  int64_t rope_dim = 0;     // rotated dims per head (even, <= head_dim)
+  int64_t offset = 0;       // absolute position of the first token
+  int64_t heads() const { return n_q + n_kv; }
+  int64_t channels() const { return heads() * head_dim; }
+  // Length of the left pad (the decode conv state), P = (k0-1) + (k1-1).
+  int64_t pad() const { return convs == 0 ? 0 : (kernel_0 - 1) + (convs == 2 ? kernel_1 - 1 : 0); }
+  // The grouped conv's look-back, k1 - 1 (0 without it).
+  int64_t grouped_lag() const { return convs == 2 ? kernel_1 - 1 : 0; }
+};
+
+// Tensors of the forward pass. q0 [B,S,W_q], k0 [B,S,W_k], v_current / v_delayed [B,S,W_k/2] may
+// be strided views (last dim contiguous). Weights come prepared by the caller in the input dtype:
+// depthwise_taps [M, k0] (PyTorch order: the last tap is the current token), grouped_taps
+// [G, k1, d, d] with tap τ = lag τ, [i][j] = out i, in j; biases [M] in float32. inv_freq [r/2]
+// float64. key_multiplier [n_k] float32. conv_history [B, M, P] / shift_previous [B, W_k/2]: the
+// decode states of a continued sequence, or undefined for a fresh one.
+struct CcaPrologueInputs {
+  at::Tensor q0, k0, v_current, v_delayed;
+  at::Tensor depthwise_taps, depthwise_bias, grouped_taps, grouped_bias;
+  at::Tensor key_multiplier, inv_freq;
+  at::Tensor conv_history, shift_previous;
+};
+
+struct CcaPrologueOutputs {
+  at::Tensor q, k, v;  // [B,S,n_q,d], [B,S,n_k,d], [B,S,n_k,d] (v undefined without value shift)
+  at::Tensor s;        // the conv output [B,S,M] in the input dtype, kept for backward
+};
+
+// One launch: convs (tensor cores for bf16/fp16), q-k mean, L2 norm·√d, temperature, partial
+// RoPE and the value-shift assembly. `keep_conv_output` stores s for the backward pass.
+CcaPrologueOutputs cca_prologue_forward(const CcaPrologueShape& shape, const CcaPrologueInputs& in,
+                                        bool keep_conv_output);
+
+struct CcaPrologueGrads {
+  at::Tensor q0, k0, v_current, v_delayed;    // in the input dtype
+  at::Tensor depthwise_taps, depthwise_bias;  // float32, [M, k0] and [M]
+  at::Tensor grouped_taps, grouped_bias;      // float32, [G, k1, d, d] and [M]
+  at::Tensor key_multiplier;                  // float32 [n_k]
+};
+
+// The backward of a fresh-sequence forward (no conv history). grad_q / grad_k / grad_v are the
+// gradients of q̂, k̂, ṽ (grad_v undefined without value shift); `s` is the kept conv output.
+// Every reduction (conv weights and biases, temperature) is a fixed-order two-stage sum, so the
+// result is deterministic.
+CcaPrologueGrads cca_prologue_backward(const CcaPrologueShape& shape, const CcaPrologueInputs& in,
+                                       const at::Tensor& s, const at::Tensor& grad_q,
+                                       const at::Tensor& grad_k, const at::Tensor& grad_v);
+
+}  // namespace cca::kernels

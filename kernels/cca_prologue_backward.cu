@@ -1,0 +1,411 @@
+// Backward of the fused CCA prologue, in three kernels and k1 matrix products:
+//   1. norm_backward, one block per token row: undoes RoPE, the norm·√d·τ and the q-k mean for
+//      all heads of the row (the mean couples heads), giving g_s, the q-k mean's share of g_z,
+//      the temperature's per-row partials and the value-shift split; it also recomputes the
+//      depthwise output u, which the grouped conv's weight gradient needs;
+//   2. conv_transpose, tiled like the forward: g_u_t = Σ_τ A_τᵀ g_s_{t+τ} on tensor cores;
+//   3. depthwise_backward, one thread per channel over a chunk of rows: g_z and the depthwise
+//      weight / bias partials.
+// The grouped conv's weight gradient is Σ_t g_s_t ⊗ u_{t-τ}, a matrix product with the token
+// count as its inner dimension (cuBLAS, fp32 out). Rows are kept per sequence with k1-1 leading
+// rows (u at t < 0 is the depthwise bias, spec §2.2 step 2), so one flat product per tap never
+// mixes sequences: g_s is zero on those leading rows. Partials are summed in a fixed order.
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include <vector>
+
+#include "cca_common.cuh"
+
+namespace cca::kernels {
+namespace {
+
+template <typename T>
+struct BackwardParams {
+  ConvSource<T> src;
+  const T* s;       // kept conv output [B,S,M] (null when convs = 0: s = z)
+  const T* grad_q;  // [B,S,n_q,d]
+  const T* grad_k;  // [B,S,n_k,d]
+  const T* grad_v;  // [B,S,n_k,d] or null
+  const float* key_multiplier;
+  const double* inv_freq;
+  T* u_padded;           // [B, S+lag, M] or null
+  T* gs_padded;          // [B, S+lag, M] or null (convs = 0)
+  float* grad_mean;      // [B,S,M] or null
+  float* temp_partials;  // [B·S, n_k]
+  T* grad_q0;            // [B,S,W_q]
+  T* grad_k0;            // [B,S,W_k]
+  T* grad_vc;            // [B,S,W_k/2] or null
+  T* grad_vd;
+  int n_q, n_kv, convs, lag, rope_dim;
+  bool qk_mean;
+  int64_t offset;
+};
+
+// Row t of z (channels [c, c + N)) as floats, as N-wide vector loads; zeros before the sequence.
+template <typename T, int N>
+__device__ __forceinline__ void load_z(const ConvSource<T>& s, int b, int t, int c, float* out) {
+  if (t < 0) {
+    for (int k = 0; k < N; ++k) out[k] = 0.f;
+  } else if (c < s.width_q) {
+    load_floats<T, N>(s.q0 + b * s.q_batch_stride + t * s.q_row_stride + c, out);
+  } else {
+    load_floats<T, N>(s.k0 + b * s.k_batch_stride + t * s.k_row_stride + c - s.width_q, out);
+  }
+}
+
+// x = s + m and the incoming gradient of one token row into shared memory, 8 channels a thread.
+template <typename T, int D>
+__device__ void load_row(const BackwardParams<T>& p, int b, int t, float* x, float* g) {
+  constexpr int kVec = 16 / sizeof(T);
+  const int M = p.src.channels, group = p.n_q / p.n_kv, width_q = p.src.width_q;
+  const int64_t row = static_cast<int64_t>(b) * p.src.seq + t;
+  for (int c = threadIdx.x * kVec; c < M; c += kThreads * kVec) {
+    const int head = c / D, i = c % D;
+    float s[kVec], grad[kVec];
+    if (p.s != nullptr) {
+      load_floats<T, kVec>(p.s + row * M + c, s);
+    } else {
+      load_z<T, kVec>(p.src, b, t, c, s);
+    }
+    if (c < width_q) {
+      load_floats<T, kVec>(p.grad_q + row * width_q + c, grad);
+    } else {
+      load_floats<T, kVec>(p.grad_k + row * (M - width_q) + c - width_q, grad);
+    }
+    if (p.qk_mean) {
+      float own[kVec], other[kVec] = {};
+      load_z<T, kVec>(p.src, b, t, c, own);
+      if (head < p.n_q) {
+        load_z<T, kVec>(p.src, b, t, width_q + head / group * D + i, other);
+      } else {
+        for (int h = (head - p.n_q) * group; h < (head - p.n_q + 1) * group; ++h) {
+          float q[kVec];
+          load_z<T, kVec>(p.src, b, t, h * D + i, q);
+          for (int k = 0; k < kVec; ++k) other[k] += q[k];
+        }
+      }
+      for (int k = 0; k < kVec; ++k)
+        s[k] += head < p.n_q ? 0.5f * (own[k] + other[k]) : 0.5f * (other[k] / group + own[k]);
+    }
+    for (int k = 0; k < kVec; ++k) {
+      x[c + k] = s[k];
+      g[c + k] = grad[k];
+    }
+  }
+}
+
+// One head by one warp: g (in place) becomes the gradient of x = q̃ or k̃.
+template <typename T, int D>
+__device__ void head_backward(const BackwardParams<T>& p, int b, int t, int head, const float* x,
+                              float* g) {
+  constexpr int kPerLane = D / 32;
+  const int lane = threadIdx.x % 32, half = p.rope_dim / 2;
+  float gy[kPerLane], xv[kPerLane];
+  float sum_sq = 0.f, dot = 0.f;
+#pragma unroll
+  for (int e = 0; e < kPerLane; ++e) {
+    const int i = lane + 32 * e;
+    float v = g[i];
+    if (i < p.rope_dim) {  // RoPE is a rotation: its backward rotates back
+      float cos_a, sin_a;
+      rope_angle(p.inv_freq, i < half ? i : i - half, p.offset + t, &cos_a, &sin_a);
+      v = i < half ? v * cos_a + g[i + half] * sin_a : v * cos_a - g[i - half] * sin_a;
+    }
+    gy[e] = v;
+    xv[e] = x[i];
+    sum_sq += xv[e] * xv[e];
+    dot += v * xv[e];
+  }
+  sum_sq = warp_sum(sum_sq);
+  dot = warp_sum(dot);
+  const float rn = rsqrtf(sum_sq + 1e-12f), root_d = sqrtf(static_cast<float>(D));
+  float multiplier = 1.f;
+  if (head >= p.n_q) {
+    multiplier = p.key_multiplier[head - p.n_q];
+    if (lane == 0) {
+      p.temp_partials[(static_cast<int64_t>(b) * p.src.seq + t) * p.n_kv + head - p.n_q] =
+          root_d * rn * dot;
+    }
+  }
+  // y = τ√d·x·rn with rn = (‖x‖² + ε)^-½:  g_x = τ√d·(rn·g_y − rn³·(g_y·x)·x).
+  const float a = multiplier * root_d * rn, bcoef = multiplier * root_d * rn * rn * rn * dot;
+  __syncwarp();
+#pragma unroll
+  for (int e = 0; e < kPerLane; ++e) g[lane + 32 * e] = a * gy[e] - bcoef * xv[e];
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kThreads) norm_backward_kernel(BackwardParams<T> p) {
+  extern __shared__ __align__(16) float row_smem[];
+  const int M = p.src.channels, width_q = p.src.width_q, rows = p.src.seq + p.lag;
+  const int R = blockIdx.x, b = blockIdx.y, t = R - p.lag;
+  const int64_t padded_row = static_cast<int64_t>(b) * rows + R;
+  if (p.u_padded != nullptr) {  // u_t = b1 + Σ_τ a_τ z_{t-τ}, recomputed for the weight gradient
+    constexpr int kVec = 16 / sizeof(T);
+    const int k0 = p.src.kernel_0;
+    for (int c = threadIdx.x * kVec; c < M; c += kThreads * kVec) {
+      float u[kVec], z[kVec];
+      for (int k = 0; k < kVec; ++k) u[k] = p.src.depthwise_bias[c + k];
+      for (int lag = 0; lag < k0; ++lag) {
+        load_z<T, kVec>(p.src, b, t - lag, c, z);
+        for (int k = 0; k < kVec; ++k)
+          u[k] += to_float(p.src.depthwise_taps[(c + k) * k0 + k0 - 1 - lag]) * z[k];
+      }
+      store_floats<T, kVec>(p.u_padded + padded_row * M + c, u);
+    }
+  }
+  if (t < 0) {  // a leading row: no token, zero g_s (u above is the bias there)
+    for (int c = threadIdx.x; c < M; c += kThreads)
+      p.gs_padded[padded_row * M + c] = from_float<T>(0.f);
+    return;
+  }
+  float* x = row_smem;
+  float* g = row_smem + M;
+  load_row<T, D>(p, b, t, x, g);
+  __syncthreads();
+  for (int head = threadIdx.x / 32; head < p.n_q + p.n_kv; head += kThreads / 32)
+    head_backward<T, D>(p, b, t, head, x + head * D, g + head * D);
+  __syncthreads();
+  const int group = p.n_q / p.n_kv;
+  const int64_t row = static_cast<int64_t>(b) * p.src.seq + t;
+  for (int c = threadIdx.x; c < M; c += kThreads) {
+    const int head = c / D, i = c % D;
+    float mean = 0.f;  // the q-k mean's share of g_z (spec §2.2 step 3, differentiated)
+    if (p.qk_mean && head < p.n_q) {
+      mean = 0.5f * g[c] + 0.5f / group * g[width_q + head / group * D + i];
+    } else if (p.qk_mean) {
+      const int j = head - p.n_q;
+      float sum = 0.f;
+      for (int h = j * group; h < (j + 1) * group; ++h) sum += g[h * D + i];
+      mean = 0.5f * sum + 0.5f * g[c];
+    }
+    if (p.convs == 0) {  // s = z: the whole g_z is known here
+      const float gz = g[c] + mean;
+      if (c < width_q)
+        p.grad_q0[row * width_q + c] = from_float<T>(gz);
+      else
+        p.grad_k0[row * (M - width_q) + c - width_q] = from_float<T>(gz);
+    } else {
+      p.gs_padded[padded_row * M + c] = from_float<T>(g[c]);
+      if (p.grad_mean != nullptr) p.grad_mean[row * M + c] = mean;
+    }
+  }
+  if (p.grad_v != nullptr) {  // ṽ = [v_cur_t ‖ v_del_{t-1}]: route the halves back
+    const int width_k = M - width_q, half = width_k / 2;
+    for (int c = threadIdx.x; c < half; c += kThreads) {
+      p.grad_vc[row * half + c] = p.grad_v[row * width_k + c];
+      p.grad_vd[row * half + c] =
+          t + 1 < p.src.seq ? p.grad_v[(row + 1) * width_k + half + c] : from_float<T>(0.f);
+    }
+  }
+}
+
+// g_u for 64 padded rows of one head: g_u_{t'} = Σ_τ A_τᵀ g_s_{t'+τ}.
+template <typename T, int D>
+__global__ void __launch_bounds__(kThreads)
+    conv_transpose_kernel(const T* gs_padded, const T* grouped_taps, T* gu_padded, int rows,
+                          int channels, int k1) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  T* tile = reinterpret_cast<T*>(smem);
+  float* acc = reinterpret_cast<float*>(smem);
+  const int r0 = blockIdx.x * kTileRows, head = blockIdx.y, b = blockIdx.z;
+  const int64_t base = static_cast<int64_t>(b) * rows;
+  constexpr int kVec = 16 / sizeof(T), kVecs = D / kVec;
+#pragma unroll 4
+  for (int e = threadIdx.x; e < (kTileRows + k1 - 1) * kVecs; e += kThreads) {
+    const int r = e / kVecs, i = e % kVecs * kVec;
+    Pack<T, kVec> val;
+    if (r0 + r < rows) {
+      val = *reinterpret_cast<const Pack<T, kVec>*>(gs_padded + (base + r0 + r) * channels +
+                                                    head * D + i);
+    } else {
+      for (int k = 0; k < kVec; ++k) val.v[k] = from_float<T>(0.f);
+    }
+    *reinterpret_cast<Pack<T, kVec>*>(tile + r * (D + kTilePad) + i) = val;
+  }
+  __syncthreads();
+  grouped_conv_tile<T, D, true>(tile, grouped_taps + static_cast<int64_t>(head) * k1 * D * D, k1,
+                                acc);
+  __syncthreads();
+  for (int e = threadIdx.x; e < kTileRows * D; e += kThreads) {
+    const int r = e / D, i = e % D;
+    if (r0 + r < rows)
+      gu_padded[(base + r0 + r) * channels + head * D + i] =
+          from_float<T>(acc[r * (D + kAccPad) + i]);
+  }
+}
+
+inline constexpr int kDepthwiseRows = 64;
+
+// One thread per channel over 64 padded rows: g_z = Σ_τ a_τ g_u_{t+τ} + the mean's share, and
+// this chunk's partial sums of the depthwise weight (by kernel index) and bias gradients.
+template <typename T>
+__global__ void depthwise_backward_kernel(BackwardParams<T> p, const T* gu_padded, float* partials,
+                                          int chunks) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x, chunk = blockIdx.y, b = blockIdx.z;
+  const int M = p.src.channels, k0 = p.src.kernel_0, S = p.src.seq, rows = S + p.lag;
+  if (c >= M) return;
+  const T* taps = p.src.depthwise_taps + c * k0;
+  float weight_sum[4] = {0.f, 0.f, 0.f, 0.f}, bias_sum = 0.f;
+  const int64_t base = static_cast<int64_t>(b) * rows;
+  const int end = min(rows, (chunk + 1) * kDepthwiseRows);
+  for (int R = chunk * kDepthwiseRows; R < end; ++R) {
+    const int t = R - p.lag;
+    const float gu = to_float(gu_padded[(base + R) * M + c]);
+    bias_sum += gu;
+#pragma unroll
+    for (int lag = 0; lag < 4; ++lag)  // constant bounds keep weight_sum in registers
+      if (lag < k0) weight_sum[lag] += gu * p.src.z(b, t - lag, c);
+    if (t < 0) continue;
+    float gz = 0.f;
+#pragma unroll
+    for (int lag = 0; lag < 4; ++lag)
+      if (lag < k0 && t + lag < S)
+        gz += to_float(taps[k0 - 1 - lag]) * to_float(gu_padded[(base + R + lag) * M + c]);
+    const int64_t row = static_cast<int64_t>(b) * S + t;
+    if (p.grad_mean != nullptr) gz += p.grad_mean[row * M + c];
+    const int width_q = p.src.width_q;
+    if (c < width_q)
+      p.grad_q0[row * width_q + c] = from_float<T>(gz);
+    else
+      p.grad_k0[row * (M - width_q) + c - width_q] = from_float<T>(gz);
+  }
+  float* out = partials + (static_cast<int64_t>(b) * chunks + chunk) * (k0 + 1) * M;
+#pragma unroll
+  for (int lag = 0; lag < 4; ++lag)
+    if (lag < k0) out[(k0 - 1 - lag) * M + c] = weight_sum[lag];
+  out[k0 * M + c] = bias_sum;
+}
+
+struct BackwardLaunch {
+  const CcaPrologueShape& sh;
+  const CcaPrologueInputs& in;
+  const at::Tensor& s;
+  const at::Tensor& grad_q;
+  const at::Tensor& grad_k;
+  const at::Tensor& grad_v;
+  CcaPrologueGrads& out;
+
+  template <typename T, int D>
+  void operator()() const {
+    const auto stream = at::cuda::getCurrentCUDAStream();
+    const int64_t B = sh.batch, S = sh.seq, M = sh.channels(), lag = sh.grouped_lag();
+    const int64_t rows = S + lag, G = sh.heads();
+    const auto opts = in.q0.options();
+    at::Tensor gs = sh.convs > 0 ? at::empty({B, rows, M}, opts) : at::Tensor();
+    at::Tensor u = sh.convs == 2 ? at::empty({B, rows, M}, opts) : at::Tensor();
+    at::Tensor grad_mean =
+        sh.convs > 0 && sh.qk_mean ? at::empty({B, S, M}, opts.dtype(at::kFloat)) : at::Tensor();
+    at::Tensor temp_partials = at::zeros({B * S, sh.n_kv}, opts.dtype(at::kFloat));
+
+    BackwardParams<T> p{};
+    p.src = conv_source<T>(sh, in);
+    p.src.history = nullptr;  // the backward serves fresh sequences only
+    p.s = sh.convs > 0 ? ptr<T>(s) : nullptr;
+    p.grad_q = ptr<T>(grad_q);
+    p.grad_k = ptr<T>(grad_k);
+    p.grad_v = ptr<T>(grad_v);
+    p.key_multiplier = in.key_multiplier.data_ptr<float>();
+    p.inv_freq = sh.rope_dim > 0 ? in.inv_freq.data_ptr<double>() : nullptr;
+    p.u_padded = mutable_ptr<T>(u);
+    p.gs_padded = mutable_ptr<T>(gs);
+    p.grad_mean = grad_mean.defined() ? grad_mean.data_ptr<float>() : nullptr;
+    p.temp_partials = temp_partials.data_ptr<float>();
+    p.grad_q0 = mutable_ptr<T>(out.q0);
+    p.grad_k0 = mutable_ptr<T>(out.k0);
+    p.grad_vc = mutable_ptr<T>(out.v_current);
+    p.grad_vd = mutable_ptr<T>(out.v_delayed);
+    p.n_q = static_cast<int>(sh.n_q);
+    p.n_kv = static_cast<int>(sh.n_kv);
+    p.convs = static_cast<int>(sh.convs);
+    p.lag = static_cast<int>(lag);
+    p.rope_dim = static_cast<int>(sh.rope_dim);
+    p.qk_mean = sh.qk_mean;
+    p.offset = sh.offset;
+
+    const size_t row_smem = 2 * M * sizeof(float);
+    C10_CUDA_CHECK(cudaFuncSetAttribute(norm_backward_kernel<T, D>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, row_smem));
+    norm_backward_kernel<T, D><<<dim3(rows, B), kThreads, row_smem, stream>>>(p);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    out.key_multiplier = temp_partials.sum(0);
+    if (sh.convs == 0) return;
+
+    at::Tensor gu = gs;
+    if (sh.convs == 2) {
+      gu = at::empty({B, rows, M}, opts);
+      constexpr size_t smem = conv_tile_smem_bytes<T, D>();
+      C10_CUDA_CHECK(cudaFuncSetAttribute(conv_transpose_kernel<T, D>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+      const dim3 grid((rows + kTileRows - 1) / kTileRows, G, B);
+      conv_transpose_kernel<T, D><<<grid, kThreads, smem, stream>>>(
+          ptr<T>(gs), ptr<T>(in.grouped_taps), mutable_ptr<T>(gu), static_cast<int>(rows),
+          static_cast<int>(M), static_cast<int>(sh.kernel_1));
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      // g_A_τ[i][j] = Σ_rows g_s[row][i] · u[row - τ][j], per head; g_s is zero on each
+      // sequence's leading rows, so the flat shift never pairs rows of different sequences.
+      const int64_t N = B * rows;
+      const at::Tensor gs_flat = gs.view({N, M}), u_flat = u.view({N, M});
+      std::vector<at::Tensor> taps;
+      for (int64_t tap = 0; tap < sh.kernel_1; ++tap) {
+        const at::Tensor lhs =
+            gs_flat.narrow(0, tap, N - tap).view({N - tap, G, D}).permute({1, 2, 0});
+        const at::Tensor rhs =
+            u_flat.narrow(0, 0, N - tap).view({N - tap, G, D}).permute({1, 0, 2});
+        taps.push_back(at::bmm(lhs, rhs, at::kFloat));
+      }
+      out.grouped_taps = at::stack(taps, 1);  // [G, k1, d, d]
+      out.grouped_bias = at::sum(gs_flat, {0}, false, at::kFloat);
+    }
+    const int chunks = static_cast<int>((rows + kDepthwiseRows - 1) / kDepthwiseRows);
+    at::Tensor partials = at::empty({B * chunks, sh.kernel_0 + 1, M}, opts.dtype(at::kFloat));
+    depthwise_backward_kernel<T><<<dim3((M + 255) / 256, chunks, B), 256, 0, stream>>>(
+        p, ptr<T>(gu), partials.data_ptr<float>(), chunks);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    const at::Tensor sums = partials.sum(0);  // [k0 + 1, M]
+    out.depthwise_taps = sums.narrow(0, 0, sh.kernel_0).t().contiguous();
+    out.depthwise_bias = sums.select(0, sh.kernel_0).contiguous();
+  }
+};
+
+// Contiguous and 16-byte aligned (the kernels read rows as vectors), or zeros when undefined.
+at::Tensor contiguous_or_zeros(const at::Tensor& t, at::IntArrayRef sizes,
+                               const at::TensorOptions& opts) {
+  if (!t.defined()) return at::zeros(sizes, opts);
+  const at::Tensor c = t.contiguous();
+  return reinterpret_cast<uintptr_t>(c.data_ptr()) % 16 == 0 ? c : c.clone();
+}
+
+}  // namespace
+
+CcaPrologueGrads cca_prologue_backward(const CcaPrologueShape& sh, const CcaPrologueInputs& in,
+                                       const at::Tensor& s, const at::Tensor& grad_q,
+                                       const at::Tensor& grad_k, const at::Tensor& grad_v) {
+  check_inputs(sh, in);
+  TORCH_CHECK(sh.convs == 0 || (s.defined() && s.is_contiguous()),
+              "backward needs the conv output");
+  const c10::cuda::CUDAGuard guard(in.q0.device());
+  const auto opts = in.q0.options();
+  const int64_t B = sh.batch, S = sh.seq, d = sh.head_dim, width_k = sh.n_kv * d;
+  const at::Tensor gq = contiguous_or_zeros(grad_q, {B, S, sh.n_q, d}, opts);
+  const at::Tensor gk = contiguous_or_zeros(grad_k, {B, S, sh.n_kv, d}, opts);
+  at::Tensor gv;
+  CcaPrologueGrads out;
+  out.q0 = at::empty({B, S, sh.n_q * d}, opts);
+  out.k0 = at::empty({B, S, width_k}, opts);
+  if (sh.value_shift) {
+    gv = contiguous_or_zeros(grad_v, {B, S, sh.n_kv, d}, opts);
+    out.v_current = at::empty({B, S, width_k / 2}, opts);
+    out.v_delayed = at::empty({B, S, width_k / 2}, opts);
+  }
+  if (B == 0 || S == 0) {
+    out.q0.zero_();
+    out.k0.zero_();
+    return out;
+  }
+  dispatch_dtype_and_dim(in.q0.scalar_type(), d, BackwardLaunch{sh, in, s, gq, gk, gv, out});
+  return out;
+}
+
+}  // namespace cca::kernels

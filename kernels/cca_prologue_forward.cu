@@ -1,0 +1,306 @@
+// Forward CCA prologue in one launch. A block owns 64 tokens of one head of one sequence:
+//   1. builds the depthwise conv output u for its rows (plus the k1-1 rows before them) from
+//      z = [q⁰ ‖ k⁰] in shared memory, rounded to the input dtype as the reference's conv is;
+//   2. runs the per-head d×d grouped conv as a 64×d×(k1·d) matrix product on tensor cores;
+//   3. per token (one warp per row): bias, q-k mean, L2 norm·√d·τ, partial RoPE, store q̂ / k̂;
+//      key-head blocks also assemble ṽ = [v_cur ‖ v_del shifted one token] for their head.
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include <cmath>
+
+#include "cca_common.cuh"
+
+namespace cca::kernels {
+namespace {
+
+template <typename T>
+struct ForwardParams {
+  ConvSource<T> src;
+  const T* grouped_taps;        // [G, k1, d, d]
+  const float* grouped_bias;    // [M]
+  const float* key_multiplier;  // [n_k]
+  const double* inv_freq;       // [r/2]
+  const T* v_current;           // [B,S,W_k/2] strided
+  const T* v_delayed;
+  const T* shift_previous;  // [B, W_k/2] or null
+  int64_t vc_batch_stride, vc_row_stride, vd_batch_stride, vd_row_stride;
+  T* q_out;  // [B,S,n_q,d]
+  T* k_out;  // [B,S,n_k,d]
+  T* v_out;  // [B,S,n_k,d] or null
+  T* s_out;  // [B,S,M] or null
+  int n_q, n_kv, convs, kernel_1, rope_dim;
+  bool qk_mean;
+  int64_t offset;
+};
+
+// Rows of z kept before the tile's first token: P = (k0-1)+(k1-1) <= 6.
+inline constexpr int kMaxPad = 6;
+
+template <typename T, int D>
+struct ForwardSmem {
+  static constexpr size_t z_bytes = (kTileRows + kMaxPad) * D * sizeof(T);
+  static constexpr size_t partner_bytes = kTileRows * D * sizeof(float);
+  static constexpr size_t total = z_bytes + partner_bytes + conv_tile_smem_bytes<T, D>();
+  static_assert(total <= 227 * 1024, "forward tile exceeds shared memory");
+};
+
+// Phase 1: every global read of the block at once, as 16-byte loads, so that many are in
+// flight: this head's z for rows [t0 - P, t0 + 64) (history or zeros before the sequence), and
+// the q-k mean's partner rows: k⁰ of the query head's KV head, or Σ q⁰ over a key head's group.
+template <typename T, int D>
+__device__ void stage_inputs(const ForwardParams<T>& p, int b, int head, int t0, T* z_tile,
+                             float* partner) {
+  constexpr int kVec = 16 / sizeof(T), kVecs = D / kVec;
+  const ConvSource<T>& src = p.src;
+  const int pad = src.pad, group = p.n_q / p.n_kv;
+  const bool query = head < p.n_q;
+  const T* own = query ? src.q0 + b * src.q_batch_stride + head * D
+                       : src.k0 + b * src.k_batch_stride + (head - p.n_q) * D;
+  const int64_t own_rows = query ? src.q_row_stride : src.k_row_stride;
+#pragma unroll 4
+  for (int e = threadIdx.x; e < (kTileRows + pad) * kVecs; e += kThreads) {
+    const int r = e / kVecs, v = e % kVecs * kVec, t = t0 - pad + r;
+    Pack<T, kVec> val;
+    if (t >= 0 && t < src.seq) {
+      val = *reinterpret_cast<const Pack<T, kVec>*>(own + t * own_rows + v);
+    } else {
+      for (int k = 0; k < kVec; ++k)
+        val.v[k] = from_float<T>(t < 0 ? src.z(b, t, head * D + v + k) : 0.f);
+    }
+    *reinterpret_cast<Pack<T, kVec>*>(z_tile + r * D + v) = val;
+  }
+  if (!p.qk_mean) return;
+#pragma unroll 2
+  for (int e = threadIdx.x; e < kTileRows * kVecs; e += kThreads) {
+    const int r = e / kVecs, v = e % kVecs * kVec, t = t0 + r;
+    float sum[kVec] = {};
+    if (t < src.seq && query) {
+      load_floats<T, kVec>(
+          src.k0 + b * src.k_batch_stride + t * src.k_row_stride + head / group * D + v, sum);
+    } else if (t < src.seq) {
+      for (int h = (head - p.n_q) * group; h < (head - p.n_q + 1) * group; ++h) {
+        float q[kVec];
+        load_floats<T, kVec>(src.q0 + b * src.q_batch_stride + t * src.q_row_stride + h * D + v, q);
+        for (int k = 0; k < kVec; ++k) sum[k] += q[k];
+      }
+    }
+    for (int k = 0; k < kVec; ++k) partner[r * D + v + k] = sum[k];
+  }
+}
+
+// Phase 2: the depthwise conv from the staged z, into the grouped conv's input tile (convs = 2,
+// rows [t0 - (k1-1), t0 + 64)), or straight into the accumulators as the conv output itself.
+template <typename T, int D>
+__device__ void depthwise_from_tile(const ForwardParams<T>& p, int head, int t0, const T* z_tile,
+                                    T* tile, float* acc) {
+  const int lag = p.convs == 2 ? p.kernel_1 - 1 : 0, pad = p.src.pad, k0 = p.src.kernel_0;
+  // kThreads is a multiple of D: each thread keeps one channel, and its taps in registers.
+  const int i = threadIdx.x % D, c = head * D + i;
+  float taps[4], bias = 0.f;
+#pragma unroll
+  for (int lag_t = 0; lag_t < 4; ++lag_t)
+    taps[lag_t] =
+        p.convs > 0 && lag_t < k0 ? to_float(p.src.depthwise_taps[c * k0 + k0 - 1 - lag_t]) : 0.f;
+  if (p.convs > 0) bias = p.src.depthwise_bias[c];
+  for (int r = threadIdx.x / D; r < kTileRows + lag; r += kThreads / D) {
+    const int t = t0 - lag + r;
+    float value = 0.f;
+    if (t < p.src.seq && p.convs == 0) {
+      value = to_float(z_tile[r * D + i]);
+    } else if (t < p.src.seq) {
+      value = bias;  // z row of time t - τ is r + pad - lag - τ (pad - lag = k0 - 1)
+#pragma unroll
+      for (int lag_t = 0; lag_t < 4; ++lag_t)
+        if (lag_t < k0) value += taps[lag_t] * to_float(z_tile[(r + pad - lag - lag_t) * D + i]);
+    }
+    if (p.convs == 2) {
+      tile[r * (D + kTilePad) + i] = from_float<T>(value);
+    } else {
+      acc[r * (D + kAccPad) + i] = round_to<T>(value);
+    }
+  }
+}
+
+// Steps 3-6 for token row r of the tile, by one warp; each lane owns D/32 adjacent elements.
+template <typename T, int D>
+__device__ void finish_row(const ForwardParams<T>& p, int b, int t0, int r, int head,
+                           const T* z_tile, const float* partner, float* row) {
+  constexpr int kPer = D / 32;
+  const int lane = threadIdx.x % 32, i0 = lane * kPer, t = t0 + r, c0 = head * D + i0;
+  const bool query = head < p.n_q;
+  const float inv_group = 1.f / static_cast<float>(p.n_q / p.n_kv);
+  float x[kPer];
+  float sum_sq = 0.f;
+#pragma unroll
+  for (int k = 0; k < kPer; ++k) {
+    float s = row[i0 + k];
+    if (p.convs == 2) s = round_to<T>(s + p.grouped_bias[c0 + k]);
+    x[k] = s;
+  }
+  const int64_t token = static_cast<int64_t>(b) * p.src.seq + t;
+  if (p.s_out != nullptr) store_floats<T, kPer>(p.s_out + token * p.src.channels + c0, x);
+#pragma unroll
+  for (int k = 0; k < kPer; ++k) {
+    if (p.qk_mean) {  // spec §2.2 step 3: m^Q = ½(q⁰_h + k⁰_j), m^K = ½(mean_h q⁰_h + k⁰_j)
+      const float own = to_float(z_tile[(r + p.src.pad) * D + i0 + k]);
+      const float other = partner[r * D + i0 + k];
+      x[k] += query ? 0.5f * (own + other) : 0.5f * (other * inv_group + own);
+    }
+    sum_sq += x[k] * x[k];
+  }
+  sum_sq = warp_sum(sum_sq);
+  float scale = rsqrtf(sum_sq + 1e-12f) * sqrtf(static_cast<float>(D));
+  if (!query) scale *= p.key_multiplier[head - p.n_q];
+  __syncwarp();
+#pragma unroll
+  for (int k = 0; k < kPer; ++k) row[i0 + k] = x[k] *= scale;
+  __syncwarp();
+  const int half = p.rope_dim / 2;
+#pragma unroll
+  for (int k = 0; k < kPer; ++k) {
+    const int i = i0 + k;
+    if (i < p.rope_dim) {
+      float cos_a, sin_a;
+      rope_angle(p.inv_freq, i < half ? i : i - half, p.offset + t, &cos_a, &sin_a);
+      x[k] = i < half ? x[k] * cos_a - row[i + half] * sin_a : x[k] * cos_a + row[i - half] * sin_a;
+    }
+  }
+  T* out =
+      query ? p.q_out + (token * p.n_q + head) * D : p.k_out + (token * p.n_kv + head - p.n_q) * D;
+  store_floats<T, kPer>(out + i0, x);
+}
+
+// Step 4 for the key-head block's value head j: the first W_k/2 flattened channels are the
+// current token's, the rest the previous token's delayed projection (the carried state at t = 0).
+template <typename T, int D>
+__device__ void assemble_values(const ForwardParams<T>& p, int b, int t0, int j) {
+  constexpr int kVec = 16 / sizeof(T), kVecs = D / kVec;
+  const int half = p.n_kv * D / 2, S = p.src.seq;
+#pragma unroll 4
+  for (int e = threadIdx.x; e < kTileRows * kVecs; e += kThreads) {
+    const int r = e / kVecs, v = e % kVecs * kVec, t = t0 + r, c = j * D + v;
+    if (t >= S) continue;
+    const T* from = nullptr;
+    if (c < half) {
+      from = p.v_current + b * p.vc_batch_stride + t * p.vc_row_stride + c;
+    } else if (t > 0) {
+      from = p.v_delayed + b * p.vd_batch_stride + (t - 1) * p.vd_row_stride + (c - half);
+    } else if (p.shift_previous != nullptr) {
+      from = p.shift_previous + static_cast<int64_t>(b) * half + (c - half);
+    }
+    Pack<T, kVec> val;
+    if (from != nullptr) {
+      val = *reinterpret_cast<const Pack<T, kVec>*>(from);
+    } else {
+      for (int k = 0; k < kVec; ++k) val.v[k] = from_float<T>(0.f);
+    }
+    *reinterpret_cast<Pack<T, kVec>*>(
+        p.v_out + ((static_cast<int64_t>(b) * S + t) * p.n_kv + j) * D + v) = val;
+  }
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kThreads) cca_prologue_forward_kernel(ForwardParams<T> p) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  using Smem = ForwardSmem<T, D>;
+  T* z_tile = reinterpret_cast<T*>(smem);
+  float* partner = reinterpret_cast<float*>(smem + Smem::z_bytes);
+  unsigned char* conv = smem + Smem::z_bytes + Smem::partner_bytes;
+  T* tile = reinterpret_cast<T*>(conv);
+  float* acc = reinterpret_cast<float*>(conv);
+  const int t0 = blockIdx.x * kTileRows, head = blockIdx.y, b = blockIdx.z;
+  stage_inputs<T, D>(p, b, head, t0, z_tile, partner);
+  __syncthreads();
+  depthwise_from_tile<T, D>(p, head, t0, z_tile, tile, acc);
+  __syncthreads();
+  if (p.convs == 2) {
+    grouped_conv_tile<T, D, false>(tile, p.grouped_taps + head * p.kernel_1 * D * D, p.kernel_1,
+                                   acc);
+    __syncthreads();
+  }
+  const int warp = threadIdx.x / 32;
+  for (int r = warp; r < kTileRows && t0 + r < p.src.seq; r += kThreads / 32)
+    finish_row<T, D>(p, b, t0, r, head, z_tile, partner, acc + r * (D + kAccPad));
+  if (p.v_out != nullptr && head >= p.n_q) assemble_values<T, D>(p, b, t0, head - p.n_q);
+}
+
+// Vector loads need 16-byte aligned rows.
+bool rows_aligned(const at::Tensor& t) {
+  const int64_t e = t.element_size();
+  return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0 && t.stride(0) * e % 16 == 0 &&
+         t.stride(1) * e % 16 == 0;
+}
+
+struct ForwardLaunch {
+  const CcaPrologueShape& sh;
+  const CcaPrologueInputs& in;
+  CcaPrologueOutputs& out;
+
+  template <typename T, int D>
+  void operator()() const {
+    ForwardParams<T> p{};
+    p.src = conv_source<T>(sh, in);
+    p.grouped_taps = sh.convs == 2 ? ptr<T>(in.grouped_taps) : nullptr;
+    p.grouped_bias = sh.convs == 2 ? in.grouped_bias.data_ptr<float>() : nullptr;
+    p.key_multiplier = in.key_multiplier.data_ptr<float>();
+    p.inv_freq = sh.rope_dim > 0 ? in.inv_freq.data_ptr<double>() : nullptr;
+    if (out.v.defined()) {
+      p.v_current = ptr<T>(in.v_current);
+      p.v_delayed = ptr<T>(in.v_delayed);
+      p.shift_previous = ptr<T>(in.shift_previous);
+      p.vc_batch_stride = in.v_current.stride(0);
+      p.vc_row_stride = in.v_current.stride(1);
+      p.vd_batch_stride = in.v_delayed.stride(0);
+      p.vd_row_stride = in.v_delayed.stride(1);
+      p.v_out = mutable_ptr<T>(out.v);
+    }
+    p.q_out = mutable_ptr<T>(out.q);
+    p.k_out = mutable_ptr<T>(out.k);
+    p.s_out = mutable_ptr<T>(out.s);
+    p.n_q = static_cast<int>(sh.n_q);
+    p.n_kv = static_cast<int>(sh.n_kv);
+    p.convs = static_cast<int>(sh.convs);
+    p.kernel_1 = static_cast<int>(sh.kernel_1);
+    p.rope_dim = static_cast<int>(sh.rope_dim);
+    p.qk_mean = sh.qk_mean;
+    p.offset = sh.offset;
+    constexpr size_t smem = ForwardSmem<T, D>::total;
+    // Once per instantiation (and so per process: one device is assumed to be like the others).
+    static const bool attribute_set = [] {
+      C10_CUDA_CHECK(cudaFuncSetAttribute(cca_prologue_forward_kernel<T, D>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+      return true;
+    }();
+    (void)attribute_set;
+    const dim3 grid((sh.seq + kTileRows - 1) / kTileRows, sh.heads(), sh.batch);
+    cca_prologue_forward_kernel<T, D>
+        <<<grid, kThreads, smem, at::cuda::getCurrentCUDAStream()>>>(p);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+};
+
+}  // namespace
+
+CcaPrologueOutputs cca_prologue_forward(const CcaPrologueShape& sh, const CcaPrologueInputs& in,
+                                        bool keep_conv_output) {
+  check_inputs(sh, in);
+  for (const at::Tensor& t : {in.q0, in.k0, in.v_current, in.v_delayed})
+    TORCH_CHECK(!t.defined() || rows_aligned(t), "cca forward: rows must be 16-byte aligned");
+  const c10::cuda::CUDAGuard guard(in.q0.device());
+  const auto opts = in.q0.options();
+  CcaPrologueOutputs out;
+  out.q = at::empty({sh.batch, sh.seq, sh.n_q, sh.head_dim}, opts);
+  out.k = at::empty({sh.batch, sh.seq, sh.n_kv, sh.head_dim}, opts);
+  if (sh.value_shift) {
+    TORCH_CHECK(in.v_current.stride(2) == 1 && in.v_delayed.stride(2) == 1,
+                "values need a contiguous last dim");
+    out.v = at::empty({sh.batch, sh.seq, sh.n_kv, sh.head_dim}, opts);
+  }
+  if (keep_conv_output && sh.convs > 0) out.s = at::empty({sh.batch, sh.seq, sh.channels()}, opts);
+  if (sh.seq == 0 || sh.batch == 0) return out;
+  dispatch_dtype_and_dim(in.q0.scalar_type(), sh.head_dim, ForwardLaunch{sh, in, out});
+  return out;
+}
+
+}  // namespace cca::kernels

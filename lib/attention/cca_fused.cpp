@@ -1,0 +1,247 @@
+#include "attention/cca_fused.h"
+
+#include <torch/autograd.h>
+
+#include "util/error.h"
+
+#ifdef CCA_WITH_CUDA
+#include "cca_prologue.h"
+#endif
+
+namespace cca {
+
+at::Tensor cca_rope_inverse_frequencies(int64_t rope_dim, double theta, const at::Device& device) {
+  const auto f64 = at::TensorOptions().dtype(at::kDouble).device(device);
+  if (rope_dim == 0) return at::zeros({1}, f64);
+  // The same expression as Rotary::apply, so both paths rotate by bit-identical angles.
+  return at::pow(theta, at::arange(0, rope_dim / 2, f64).mul(-2.0 / static_cast<double>(rope_dim)));
+}
+
+#ifndef CCA_WITH_CUDA
+
+bool cca_fused_supported(const AttentionGeometry&, const at::Tensor&) {
+  return false;
+}
+
+CcaPrologueOutput cca_prologue_fused(const AttentionGeometry&, const at::Tensor&,
+                                     const CcaConvWeights&, const at::Tensor&,
+                                     const CcaProjections&, const at::Tensor&, const at::Tensor&,
+                                     int64_t, bool) {
+  throw Error("cca: this build has no CUDA kernels (fused prologue unavailable)");
+}
+
+#else
+
+bool cca_fused_supported(const AttentionGeometry& g, const at::Tensor& q0) {
+  const at::ScalarType t = q0.scalar_type();
+  const bool dtype_ok = t == at::kBFloat16 || t == at::kHalf || t == at::kFloat;
+  const bool dim_ok = g.head_dim == 64 || g.head_dim == 128 || g.head_dim == 256;
+  const bool convs_ok =
+      g.convs == 0 || (g.conv_kernel_0 <= 4 && (g.convs < 2 || g.conv_kernel_1 <= 4));
+  return q0.is_cuda() && dtype_ok && dim_ok && convs_ok && g.n_kv_heads > 0;
+}
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+kernels::CcaPrologueShape shape_of(const AttentionGeometry& g, const at::Tensor& q0,
+                                   int64_t offset) {
+  kernels::CcaPrologueShape s;
+  s.batch = q0.size(0);
+  s.seq = q0.size(1);
+  s.n_q = g.n_q_heads;
+  s.n_kv = g.n_kv_heads;
+  s.head_dim = g.head_dim;
+  s.convs = g.convs;
+  s.kernel_0 = g.convs >= 1 ? g.conv_kernel_0 : 1;
+  s.kernel_1 = g.convs == 2 ? g.conv_kernel_1 : 1;
+  s.qk_mean = g.qk_mean;
+  s.value_shift = g.value_shift;
+  s.rope_dim = g.rope_dim;
+  s.offset = offset;
+  return s;
+}
+
+// Conv weights in the kernels' layouts and the input dtype: depthwise [M, k0]; grouped
+// [G, k1, d_out, d_in] with tap τ = lag τ (PyTorch stores lag τ at kernel index k1-1-τ).
+void prepare_weights(const kernels::CcaPrologueShape& s, const CcaConvWeights& w,
+                     at::ScalarType dtype, kernels::CcaPrologueInputs& in) {
+  const int64_t M = s.channels(), G = s.heads(), d = s.head_dim;
+  if (s.convs >= 1) {
+    in.depthwise_taps = w.depthwise_weight.reshape({M, s.kernel_0}).to(dtype).contiguous();
+    in.depthwise_bias = w.depthwise_bias.to(at::kFloat).contiguous();
+  }
+  if (s.convs == 2) {
+    in.grouped_taps = w.grouped_weight.view({G, d, d, s.kernel_1})
+                          .flip({3})
+                          .permute({0, 3, 1, 2})
+                          .to(dtype)
+                          .contiguous();
+    in.grouped_bias = w.grouped_bias.to(at::kFloat).contiguous();
+  }
+}
+
+// The forward kernel reads rows as 16-byte vectors; other layouts are copied first.
+at::Tensor aligned_rows(const at::Tensor& t) {
+  if (!t.defined()) return t;
+  const int64_t e = t.element_size();
+  const bool ok = reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0 && t.stride(2) == 1 &&
+                  t.stride(0) * e % 16 == 0 && t.stride(1) * e % 16 == 0;
+  return ok ? t : t.contiguous();
+}
+
+// Inputs: q0, k0, v_current, v_delayed, depthwise w/b, grouped w/b, key multiplier, then the
+// non-tensor geometry and frequencies. Outputs: q̂, k̂ and, with value shift, ṽ.
+struct CcaPrologueFunction : torch::autograd::Function<CcaPrologueFunction> {
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& q0, const at::Tensor& k0,
+                               const at::Tensor& v_current, const at::Tensor& v_delayed,
+                               const at::Tensor& dw_weight, const at::Tensor& dw_bias,
+                               const at::Tensor& g_weight, const at::Tensor& g_bias,
+                               const at::Tensor& multiplier, const AttentionGeometry& g,
+                               const at::Tensor& inv_freq) {
+    const kernels::CcaPrologueShape s = shape_of(g, q0, 0);
+    kernels::CcaPrologueInputs in;
+    in.q0 = aligned_rows(q0);
+    in.k0 = aligned_rows(k0);
+    if (s.value_shift) {
+      in.v_current = aligned_rows(v_current);
+      in.v_delayed = aligned_rows(v_delayed);
+    }
+    prepare_weights(s, {dw_weight, dw_bias, g_weight, g_bias}, q0.scalar_type(), in);
+    in.key_multiplier = multiplier.to(at::kFloat).contiguous();
+    in.inv_freq = inv_freq;
+    const kernels::CcaPrologueOutputs out = kernels::cca_prologue_forward(s, in, true);
+    ctx->save_for_backward({in.q0, in.k0, in.depthwise_taps, in.depthwise_bias, in.grouped_taps,
+                            in.grouped_bias, in.key_multiplier, inv_freq, out.s});
+    ctx->saved_data["geometry"] = std::vector<int64_t>{
+        g.n_q_heads,     g.n_kv_heads, g.head_dim,    g.convs,   g.conv_kernel_0,
+        g.conv_kernel_1, g.qk_mean,    g.value_shift, g.rope_dim};
+    if (s.value_shift) return {out.q, out.k, out.v};
+    return {out.q, out.k};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list saved = ctx->get_saved_variables();
+    const std::vector<int64_t> v = ctx->saved_data["geometry"].toIntVector();
+    AttentionGeometry g;
+    g.n_q_heads = v[0];
+    g.n_kv_heads = v[1];
+    g.head_dim = v[2];
+    g.convs = v[3];
+    g.conv_kernel_0 = v[4];
+    g.conv_kernel_1 = v[5];
+    g.qk_mean = v[6] != 0;
+    g.value_shift = v[7] != 0;
+    g.rope_dim = v[8];
+    const at::Tensor& q0 = saved[0];
+    const kernels::CcaPrologueShape s = shape_of(g, q0, 0);
+    kernels::CcaPrologueInputs in;
+    in.q0 = q0;
+    in.k0 = saved[1];
+    in.depthwise_taps = saved[2];
+    in.depthwise_bias = saved[3];
+    in.grouped_taps = saved[4];
+    in.grouped_bias = saved[5];
+    in.key_multiplier = saved[6];
+    in.inv_freq = saved[7];
+    const at::Tensor grad_v = s.value_shift ? grads[2] : at::Tensor();
+    const kernels::CcaPrologueGrads gr =
+        kernels::cca_prologue_backward(s, in, saved[8], grads[0], grads[1], grad_v);
+    const int64_t M = s.channels(), d = s.head_dim;
+    variable_list result(11);
+    result[0] = gr.q0;
+    result[1] = gr.k0;
+    result[2] = gr.v_current;
+    result[3] = gr.v_delayed;
+    if (s.convs >= 1) {
+      result[4] = gr.depthwise_taps.view({M, 1, s.kernel_0});
+      result[5] = gr.depthwise_bias;
+    }
+    if (s.convs == 2) {  // [G, τ, i, j] -> PyTorch's [γd + i, j, k1 - 1 - τ]
+      result[6] = gr.grouped_taps.permute({0, 2, 3, 1}).flip({3}).reshape({M, d, s.kernel_1});
+      result[7] = gr.grouped_bias;
+    }
+    result[8] = gr.key_multiplier;
+    return result;
+  }
+};
+
+// The decode states after this chunk: the last P raw z (history first) and the last delayed
+// value, as the reference stores them.
+void fill_states(const AttentionGeometry& g, const CcaProjections& p,
+                 const at::Tensor& conv_history, CcaPrologueOutput& out) {
+  const int64_t B = p.q0.size(0), S = p.q0.size(1), P = g.conv_padding();
+  if (g.convs > 0) {
+    const int64_t take = std::min(S, P);
+    const at::Tensor recent =
+        at::cat({p.q0.narrow(1, S - take, take), p.k0.narrow(1, S - take, take)}, -1)
+            .transpose(1, 2);
+    const at::Tensor history = conv_history.defined()
+                                   ? conv_history.to(p.q0.scalar_type())
+                                   : at::zeros({B, g.conv_channels(), P}, p.q0.options());
+    out.conv_state = at::cat({history.narrow(2, take, P - take), recent}, 2).contiguous();
+  }
+  if (g.value_shift) out.shift_state = p.v_delayed.select(1, S - 1).contiguous();
+}
+
+}  // namespace
+
+CcaPrologueOutput cca_prologue_fused(const AttentionGeometry& g, const at::Tensor& inv_freq,
+                                     const CcaConvWeights& w, const at::Tensor& key_multiplier,
+                                     const CcaProjections& p, const at::Tensor& conv_history,
+                                     const at::Tensor& shift_previous, int64_t offset,
+                                     bool want_state) {
+  if (!cca_fused_supported(g, p.q0)) throw Error("cca: fused prologue does not support this layer");
+  const int64_t B = p.q0.size(0), S = p.q0.size(1);
+  CcaPrologueOutput out;
+  const bool fresh = !conv_history.defined() && !shift_previous.defined() && offset == 0;
+  bool needs_grad = false;
+  if (at::GradMode::is_enabled()) {
+    for (const at::Tensor& t : {p.q0, p.k0, p.v_current, p.v_delayed, w.depthwise_weight,
+                                w.depthwise_bias, w.grouped_weight, w.grouped_bias, key_multiplier})
+      needs_grad = needs_grad || (t.defined() && t.requires_grad());
+  }
+  if (needs_grad) {
+    if (!fresh) throw Error("cca: the fused prologue has no backward for continued sequences");
+    // Autograd functions take no undefined tensors: absent parts travel as empty placeholders,
+    // which the geometry says to ignore.
+    const at::Tensor none = at::empty({0}, p.q0.options());
+    const auto or_none = [&](const at::Tensor& t) { return t.defined() ? t : none; };
+    const variable_list r = CcaPrologueFunction::apply(
+        p.q0, p.k0, or_none(p.v_current), or_none(p.v_delayed), or_none(w.depthwise_weight),
+        or_none(w.depthwise_bias), or_none(w.grouped_weight), or_none(w.grouped_bias),
+        key_multiplier, g, inv_freq);
+    out.q = r[0];
+    out.k = r[1];
+    if (g.value_shift) out.v = r[2];
+  } else {
+    const at::NoGradGuard no_grad;
+    const kernels::CcaPrologueShape s = shape_of(g, p.q0, offset);
+    kernels::CcaPrologueInputs in;
+    in.q0 = aligned_rows(p.q0);
+    in.k0 = aligned_rows(p.k0);
+    if (g.value_shift) {
+      in.v_current = aligned_rows(p.v_current);
+      in.v_delayed = aligned_rows(p.v_delayed);
+    }
+    prepare_weights(s, w, p.q0.scalar_type(), in);
+    in.key_multiplier = key_multiplier.to(at::kFloat).contiguous();
+    in.inv_freq = inv_freq;
+    if (conv_history.defined()) in.conv_history = conv_history.to(p.q0.scalar_type()).contiguous();
+    if (shift_previous.defined())
+      in.shift_previous = shift_previous.to(p.q0.scalar_type()).contiguous();
+    const kernels::CcaPrologueOutputs k = kernels::cca_prologue_forward(s, in, false);
+    out.q = k.q;
+    out.k = k.k;
+    out.v = k.v;
+  }
+  if (!g.value_shift) out.v = p.v_current.reshape({B, S, g.n_kv_heads, g.head_dim});
+  if (want_state) fill_states(g, p, conv_history, out);
+  return out;
+}
+
+#endif
+
+}  // namespace cca

@@ -1,0 +1,32 @@
+// The fused CUDA version of cca_prologue (cca_reference.h): the same inputs and outputs, computed
+// by kernels/cca_prologue_*.cu and differentiable through one autograd function. The CCA module
+// uses it on CUDA when attention.cca.kernels = auto and cca_fused_supported() says yes; the
+// reference path stays the definition and runs everywhere else.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include "attention/cca_reference.h"
+#include "config/geometry.h"
+
+namespace cca {
+
+// Whether this build and these tensors can take the fused path: kernels compiled, q0 on CUDA in
+// bf16 / fp16 / fp32, head_dim 64 / 128 / 256, conv kernel sizes up to 4. Gradients through a
+// continued sequence (a cache's conv history) are not supported: the module keeps the reference
+// path for chunked prefill under autograd.
+bool cca_fused_supported(const AttentionGeometry& g, const at::Tensor& q0);
+
+// θ^{-2i/r} for i < r/2 in float64 on `device`, as Rotary computes them; the module keeps one.
+at::Tensor cca_rope_inverse_frequencies(int64_t rope_dim, double theta, const at::Device& device);
+
+// cca_prologue on the fused kernels. `inv_freq` comes from cca_rope_inverse_frequencies (ignored
+// when g.rope_dim = 0). The decode states (conv_state, shift_state) are filled only when
+// `want_state`. Gradients flow to the projections, conv weights and biases and key_multiplier.
+CcaPrologueOutput cca_prologue_fused(const AttentionGeometry& g, const at::Tensor& inv_freq,
+                                     const CcaConvWeights& w, const at::Tensor& key_multiplier,
+                                     const CcaProjections& p, const at::Tensor& conv_history,
+                                     const at::Tensor& shift_previous, int64_t offset,
+                                     bool want_state);
+
+}  // namespace cca

@@ -1,0 +1,350 @@
+#include "bench/attention_bench.h"
+
+#include <ATen/ATen.h>
+#include <torch/autograd.h>
+#include <torch/cuda.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <iomanip>
+#include <iostream>
+#include <limits>
+#include <map>
+
+#include "attention/attention.h"
+#include "attention/cca_fused.h"
+#include "attention/cca_reference.h"
+#include "config/config.h"
+#include "config/geometry.h"
+#include "model/transformer.h"
+#include "ops/device.h"
+#include "ops/rope.h"
+#include "util/error.h"
+
+namespace cca::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The variants of the issue at width E and head dim d (ZAYA1-style CCA: k0 = k1 = 2, q-k mean,
+// value shift, RoPE on half of each head).
+Config variant_config(const std::string& name, int64_t E, int64_t d) {
+  Config c = default_config();
+  c.model.d_model = E;
+  c.attention.head_dim = d;
+  c.attention.n_heads = E / d;
+  c.attention.n_kv_heads = 0;
+  if (name == "mha") {
+    c.attention.kind = "mha";
+  } else if (name == "gqa4" || name == "gqa8") {
+    c.attention.kind = "gqa";
+    c.attention.n_kv_heads = E / d / (name == "gqa4" ? 4 : 8);
+  } else if (name == "mla") {  // spec §8.2: r_q = E/2, r_kv + d_rope = E/2
+    c.attention.kind = "mla";
+    c.attention.mla.q_lora_rank = E / 2;
+    c.attention.mla.kv_lora_rank = E / 2 - 64;
+    c.attention.mla.qk_nope_head_dim = d;
+    c.attention.mla.qk_rope_head_dim = 64;
+    c.attention.mla.v_head_dim = d;
+  } else if (name == "cca4" || name == "cca8" || name == "ccgqa2x8") {
+    c.attention.kind = name == "ccgqa2x8" ? "ccgqa" : "cca";
+    c.attention.rope_fraction = 0.5;
+    c.attention.cca.q_compression = name == "cca4" ? 4 : name == "cca8" ? 8 : 2;
+    c.attention.cca.kv_compression = name == "ccgqa2x8" ? 8 : 0;
+  } else {
+    throw Error("cca-bench attention: unknown variant '" + name +
+                "' (mha, gqa4, gqa8, mla, cca4, ccgqa2x8, cca8)");
+  }
+  return c;
+}
+
+void synchronize() {
+  torch::cuda::synchronize();
+}
+
+// Mean milliseconds per call: the best of three timed runs of `iters` calls after `warmup`.
+double time_ms(const std::function<void()>& f, int warmup, int iters) {
+  for (int i = 0; i < warmup; ++i) f();
+  synchronize();
+  double best = std::numeric_limits<double>::infinity();
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto start = Clock::now();
+    for (int i = 0; i < iters; ++i) f();
+    synchronize();
+    best = std::min(best, std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+  }
+  return best / iters;
+}
+
+at::ScalarType parse_dtype(const std::string& name) {
+  if (name == "bf16") return at::kBFloat16;
+  if (name == "fp16") return at::kHalf;
+  if (name == "fp32") return at::kFloat;
+  throw Error("cca-bench attention: --dtype must be bf16, fp16 or fp32");
+}
+
+const char* backend_name(CoreBackend b) {
+  switch (b) {
+    case CoreBackend::flash:
+      return "flash";
+    case CoreBackend::cudnn:
+      return "cudnn";
+    case CoreBackend::efficient:
+      return "efficient";
+    case CoreBackend::math:
+      return "math";
+    default:
+      return "auto";
+  }
+}
+
+struct CoreChoice {
+  CoreBackend best = CoreBackend::automatic;
+  std::map<std::string, double> fwdbwd_ms;  // per backend that ran
+  double best_tflops = 0;
+};
+
+// Times the causal core of one variant's shapes (fwd+bwd, K/V not repeated) on each SDPA
+// backend and keeps the fastest.
+CoreChoice choose_core(const AttentionGeometry& g, int64_t B, int64_t S,
+                       const at::TensorOptions& opts, const AttentionBenchOptions& o) {
+  const bool mla = g.kind == "mla";
+  const int64_t hq = g.n_q_heads, hkv = mla ? g.n_q_heads : g.n_kv_heads;
+  const int64_t dqk = g.head_dim, dv = mla ? g.v_head_dim : g.head_dim;
+  const auto make = [&](int64_t h, int64_t dim) {
+    return at::randn({B, S, h, dim}, opts).transpose(1, 2).requires_grad_(true);
+  };
+  const at::Tensor q = make(hq, dqk), k = make(hkv, dqk), v = make(hkv, dv);
+  const at::Tensor grad = at::randn({B, hq, S, dv}, opts);
+  CoreChoice choice;
+  double best = std::numeric_limits<double>::infinity();
+  for (CoreBackend b : {CoreBackend::flash, CoreBackend::cudnn, CoreBackend::efficient}) {
+    try {
+      const double ms = time_ms(
+          [&] {
+            const at::Tensor out = core_attention(q, k, v, 1.0 / std::sqrt(double(dqk)), b);
+            torch::autograd::grad({out}, {q, k, v}, {grad});
+          },
+          1, std::max(1, o.iters / 2));
+      choice.fwdbwd_ms[backend_name(b)] = ms;
+      if (ms < best) {
+        best = ms;
+        choice.best = b;
+      }
+    } catch (const std::exception&) {  // the backend does not take these shapes
+    }
+  }
+  // Causal: half of 4·B·S²·H·(dqk + dv)/2 forward, 2.5× that backward.
+  const double fwd_flops = 2.0 * B * double(S) * S * hq * (dqk + dv) / 2.0;
+  choice.best_tflops = 3.5 * fwd_flops / (best * 1e-3) / 1e12;
+  return choice;
+}
+
+struct LayerTimes {
+  double fwd_ms, fwdbwd_ms;
+};
+
+LayerTimes time_layer(const Config& c, CoreBackend core, int64_t B, int64_t S,
+                      const at::TensorOptions& opts, const AttentionBenchOptions& o) {
+  AttentionOptions options = attention_options(c);
+  options.core = core;
+  auto layer = make_attention(attention_geometry(c), options);
+  layer->to(opts.device(), opts.dtype().toScalarType());
+  const at::Tensor x = at::randn({B, S, c.model.d_model}, opts);
+  const at::Tensor grad = at::randn_like(x);
+  LayerTimes t{};
+  {
+    const at::NoGradGuard no_grad;
+    t.fwd_ms = time_ms([&] { layer->forward(x, nullptr); }, o.warmup, o.iters);
+  }
+  const at::Tensor xg = x.detach().requires_grad_(true);
+  std::vector<at::Tensor> inputs = layer->parameters();
+  inputs.push_back(xg);
+  t.fwdbwd_ms =
+      time_ms([&] { torch::autograd::grad({layer->forward(xg, nullptr)}, inputs, {grad}); },
+              o.warmup, o.iters);
+  return t;
+}
+
+// The baselines rotate q and k with Rotary::apply in plain ops (ops/rope.cpp); its share of their
+// layer time is reported so that a fused-RoPE baseline can be estimated (layer − rope).
+struct RopeTimes {
+  double fwd_ms = 0, fwdbwd_ms = 0;
+};
+
+RopeTimes time_rope(const AttentionGeometry& g, int64_t B, int64_t S, const at::TensorOptions& opts,
+                    const AttentionBenchOptions& o) {
+  RopeTimes t;
+  if (g.is_cca() || g.rope_dim == 0) return t;
+  const bool mla = g.kind == "mla";
+  const int64_t width = mla ? g.rope_dim : g.head_dim, hkv = mla ? 1 : g.n_kv_heads;
+  const at::Tensor q = at::randn({B, S, g.n_q_heads, width}, opts).requires_grad_(true);
+  const at::Tensor k = at::randn({B, S, hkv, width}, opts).requires_grad_(true);
+  const Rotary rotary(g.rope_dim, 10000.0);
+  {
+    const at::NoGradGuard no_grad;
+    t.fwd_ms = time_ms([&] { rotary.apply(q, 0), rotary.apply(k, 0); }, o.warmup, o.iters);
+  }
+  t.fwdbwd_ms = time_ms(
+      [&] {
+        const at::Tensor rq = rotary.apply(q, 0), rk = rotary.apply(k, 0);
+        torch::autograd::grad({rq, rk}, {q, k}, {at::ones_like(rq), at::ones_like(rk)});
+      },
+      o.warmup, o.iters);
+  return t;
+}
+
+struct PrologueTimes {
+  double plain_fwd, fused_fwd, plain_fwdbwd, fused_fwdbwd, fused_gbps;
+};
+
+// The CCA-specific ops alone (cca_prologue vs cca_prologue_fused) on a layer's weights.
+PrologueTimes time_prologue(const Config& c, int64_t B, int64_t S, const at::TensorOptions& opts,
+                            const AttentionBenchOptions& o) {
+  const AttentionGeometry g = attention_geometry(c);
+  auto layer = make_attention(g, attention_options(c));
+  layer->to(opts.device(), opts.dtype().toScalarType());
+  auto params = layer->named_parameters();
+  const CcaConvWeights w{params["conv_qk.0.weight"], params["conv_qk.0.bias"],
+                         params["conv_qk.1.weight"], params["conv_qk.1.bias"]};
+  const int64_t width_k = g.kv_latent_width();
+  const auto leaf = [&](int64_t width) {
+    return at::randn({B, S, width}, opts).requires_grad_(true);
+  };
+  const CcaProjections p{leaf(g.q_latent_width()), leaf(width_k), leaf(width_k / 2),
+                         leaf(width_k / 2)};
+  const Rotary rotary(g.rope_dim, c.attention.rope_theta);
+  const at::Tensor inv_freq =
+      cca_rope_inverse_frequencies(g.rope_dim, c.attention.rope_theta, opts.device());
+  const auto plain = [&] { return cca_prologue(g, rotary, w, params["temp"].exp(), p, {}, {}, 0); };
+  const auto fused = [&] {
+    return cca_prologue_fused(g, inv_freq, w, params["temp"].exp(), p, {}, {}, 0, false);
+  };
+  const std::vector<at::Tensor> leaves = {p.q0,
+                                          p.k0,
+                                          p.v_current,
+                                          p.v_delayed,
+                                          w.depthwise_weight,
+                                          w.depthwise_bias,
+                                          w.grouped_weight,
+                                          w.grouped_bias,
+                                          params["temp"]};
+  const at::Tensor gq = at::randn({B, S, g.n_q_heads, g.head_dim}, opts);
+  const at::Tensor gk = at::randn({B, S, g.n_kv_heads, g.head_dim}, opts);
+  const auto backward = [&](const CcaPrologueOutput& out) {
+    torch::autograd::grad({out.q, out.k, out.v}, leaves, {gq, gk, gk});
+  };
+  PrologueTimes t{};
+  {
+    const at::NoGradGuard no_grad;
+    t.plain_fwd = time_ms([&] { plain(); }, o.warmup, o.iters);
+    t.fused_fwd = time_ms([&] { fused(); }, o.warmup, o.iters);
+  }
+  t.plain_fwdbwd = time_ms([&] { backward(plain()); }, o.warmup, o.iters);
+  t.fused_fwdbwd = time_ms([&] { backward(fused()); }, o.warmup, o.iters);
+  // Least traffic of the forward: read z = [q⁰ ‖ k⁰] and both value halves, write q̂, k̂, ṽ.
+  const double bytes = 2.0 * B * S * (g.conv_channels() + width_k) * opts.dtype().itemsize();
+  t.fused_gbps = bytes / (t.fused_fwd * 1e-3) / 1e9;
+  return t;
+}
+
+std::string fixed(double v, int digits) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(digits) << v;
+  return s.str();
+}
+
+}  // namespace
+
+Json run_attention_bench(const AttentionBenchOptions& o) {
+  if (!cuda_available()) throw Error("cca-bench attention needs a CUDA device");
+  const at::ScalarType dtype = parse_dtype(o.dtype);
+  const auto opts = at::TensorOptions().device(at::kCUDA).dtype(dtype);
+  Json::Array layers, prologues;
+  for (const int64_t S : o.seq_lens) {
+    const int64_t B = std::max<int64_t>(1, o.tokens / S);
+    std::cout << "\nS = " << S << ", B = " << B << "  (E = " << o.model_dim
+              << ", d = " << o.head_dim << ", " << o.dtype << ")\n"
+              << std::left << std::setw(10) << "variant" << std::setw(10) << "core" << std::right
+              << std::setw(11) << "core TF/s" << std::setw(10) << "fwd ms" << std::setw(10)
+              << "bwd ms" << std::setw(12) << "fwd+bwd ms" << std::setw(10) << "fwd xMHA"
+              << std::setw(10) << "bwd xMHA" << std::setw(9) << "rope f" << std::setw(9) << "rope b"
+              << std::setw(10) << "f xMHA-r" << std::setw(10) << "b xMHA-r"
+              << "\n";
+    double mha_fwd = 0, mha_bwd = 0, mha_fwd_norope = 0, mha_bwd_norope = 0;
+    for (const std::string& name : o.variants) {
+      const Config c = variant_config(name, o.model_dim, o.head_dim);
+      const CoreChoice core = choose_core(attention_geometry(c), B, S, opts, o);
+      const LayerTimes t = time_layer(c, core.best, B, S, opts, o);
+      const RopeTimes rope = time_rope(attention_geometry(c), B, S, opts, o);
+      const double bwd = t.fwdbwd_ms - t.fwd_ms, rope_bwd = rope.fwdbwd_ms - rope.fwd_ms;
+      if (name == "mha") {
+        mha_fwd = t.fwd_ms;
+        mha_bwd = bwd;
+        mha_fwd_norope = t.fwd_ms - rope.fwd_ms;
+        mha_bwd_norope = bwd - rope_bwd;
+      }
+      const double fwd_x = mha_fwd > 0 ? mha_fwd / t.fwd_ms : 0,
+                   bwd_x = mha_bwd > 0 ? mha_bwd / bwd : 0;
+      const double fwd_x_norope = mha_fwd_norope / (t.fwd_ms - rope.fwd_ms);
+      const double bwd_x_norope = mha_bwd_norope / (bwd - rope_bwd);
+      std::cout << std::left << std::setw(10) << name << std::setw(10) << backend_name(core.best)
+                << std::right << std::setw(11) << fixed(core.best_tflops, 0) << std::setw(10)
+                << fixed(t.fwd_ms, 3) << std::setw(10) << fixed(bwd, 3) << std::setw(12)
+                << fixed(t.fwdbwd_ms, 3) << std::setw(10) << fixed(fwd_x, 2) << std::setw(10)
+                << fixed(bwd_x, 2) << std::setw(9) << fixed(rope.fwd_ms, 3) << std::setw(9)
+                << fixed(rope_bwd, 3) << std::setw(10) << fixed(fwd_x_norope, 2) << std::setw(10)
+                << fixed(bwd_x_norope, 2) << std::endl;
+      Json::Object core_ms;
+      for (const auto& [backend, ms] : core.fwdbwd_ms) core_ms[backend] = ms;
+      layers.push_back(Json::Object{{"variant", name},
+                                    {"seq", S},
+                                    {"batch", B},
+                                    {"core", backend_name(core.best)},
+                                    {"core_fwdbwd_ms", core_ms},
+                                    {"core_fwdbwd_tflops", core.best_tflops},
+                                    {"fwd_ms", t.fwd_ms},
+                                    {"bwd_ms", bwd},
+                                    {"fwdbwd_ms", t.fwdbwd_ms},
+                                    {"fwd_speedup_vs_mha", fwd_x},
+                                    {"bwd_speedup_vs_mha", bwd_x},
+                                    {"rope_fwd_ms", rope.fwd_ms},
+                                    {"rope_bwd_ms", rope_bwd},
+                                    {"fwd_speedup_vs_mha_without_rope", fwd_x_norope},
+                                    {"bwd_speedup_vs_mha_without_rope", bwd_x_norope}});
+    }
+    if (!o.prologue) continue;
+    for (const std::string& name : o.variants) {
+      const Config c = variant_config(name, o.model_dim, o.head_dim);
+      if (!attention_geometry(c).is_cca()) continue;
+      const PrologueTimes t = time_prologue(c, B, S, opts, o);
+      std::cout << "  prologue " << std::left << std::setw(9) << name << std::right << " fwd plain "
+                << fixed(t.plain_fwd, 3) << " ms, fused " << fixed(t.fused_fwd, 3) << " ms ("
+                << fixed(t.plain_fwd / t.fused_fwd, 1) << "×, " << fixed(t.fused_gbps, 0)
+                << " GB/s);  fwd+bwd plain " << fixed(t.plain_fwdbwd, 3) << " ms, fused "
+                << fixed(t.fused_fwdbwd, 3) << " ms (" << fixed(t.plain_fwdbwd / t.fused_fwdbwd, 1)
+                << "×)" << std::endl;
+      prologues.push_back(Json::Object{{"variant", name},
+                                       {"seq", S},
+                                       {"batch", B},
+                                       {"plain_fwd_ms", t.plain_fwd},
+                                       {"fused_fwd_ms", t.fused_fwd},
+                                       {"fwd_speedup", t.plain_fwd / t.fused_fwd},
+                                       {"fused_fwd_gbps", t.fused_gbps},
+                                       {"plain_fwdbwd_ms", t.plain_fwdbwd},
+                                       {"fused_fwdbwd_ms", t.fused_fwdbwd},
+                                       {"fwdbwd_speedup", t.plain_fwdbwd / t.fused_fwdbwd}});
+    }
+  }
+  return Json::Object{{"device", describe_device(at::Device(at::kCUDA))},
+                      {"dtype", o.dtype},
+                      {"model_dim", o.model_dim},
+                      {"head_dim", o.head_dim},
+                      {"tokens", o.tokens},
+                      {"layers", layers},
+                      {"prologue", prologues}};
+}
+
+}  // namespace cca::bench

@@ -1,0 +1,291 @@
+// The fused CCA prologue kernels (kernels/cca_prologue_*.cu through lib/attention/cca_fused.cpp)
+// against the reference prologue (lib/attention/cca_reference.cpp), forward and backward.
+//
+// Truth is the reference path in float64 on the CPU, fed the same (rounded) inputs. Both the fused
+// path and the reference path in the test dtype are measured against it, as the relative
+// Frobenius error ‖got − truth‖ / ‖truth‖ of every output and every gradient. Tolerances:
+//   fp32 2e-5 (forward) / 1e-4 (gradients);  fp16 4e-3 / 8e-3;  bf16 2.5e-2 / 4e-2,
+// which are a few units of each dtype's rounding (the conv output is stored in the input dtype,
+// as the reference stores it). Skipped without a GPU.
+#include <gtest/gtest.h>
+#include <torch/autograd.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "attention/attention.h"
+#include "attention/cca_fused.h"
+#include "attention/cca_reference.h"
+#include "config/geometry.h"
+#include "ops/device.h"
+#include "ops/rope.h"
+
+namespace cca {
+namespace {
+
+#define REQUIRE_GPU() \
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device visible: fused CCA kernels not exercised"
+
+constexpr double kTheta = 500.0;  // small, so short sequences rotate through many turns
+
+struct KernelCase {
+  std::string name;
+  at::ScalarType dtype;
+  int64_t head_dim, n_q, n_kv, convs, k0, k1;
+  bool qk_mean, value_shift;
+  double rope_fraction;
+  int64_t batch, seq;
+};
+
+AttentionGeometry geometry_of(const KernelCase& c) {
+  AttentionGeometry g;
+  g.kind = c.n_q == c.n_kv ? "cca" : "ccgqa";
+  g.n_q_heads = c.n_q;
+  g.n_kv_heads = c.n_kv;
+  g.head_dim = c.head_dim;
+  g.v_head_dim = c.head_dim;
+  g.rope_dim = static_cast<int64_t>(std::llround(c.rope_fraction * c.head_dim)) / 2 * 2;
+  g.model_dim = c.n_q * c.head_dim;
+  g.convs = c.convs;
+  g.conv_kernel_0 = c.k0;
+  g.conv_kernel_1 = c.k1;
+  g.qk_mean = c.qk_mean;
+  g.value_shift = c.value_shift;
+  return g;
+}
+
+// Every input of the prologue, as leaves that require gradients.
+struct Leaves {
+  at::Tensor q0, k0, v_current, v_delayed, dw_w, dw_b, g_w, g_b, tau;
+  std::vector<at::Tensor> list() const {
+    std::vector<at::Tensor> all;
+    for (const at::Tensor& t : {q0, k0, v_current, v_delayed, dw_w, dw_b, g_w, g_b, tau})
+      if (t.defined()) all.push_back(t);
+    return all;
+  }
+  Leaves to(const at::TensorOptions& o) const {
+    Leaves l;
+    auto conv = [&](const at::Tensor& t) {
+      return t.defined() ? t.detach().to(o).requires_grad_(true) : at::Tensor();
+    };
+    l = {conv(q0),   conv(k0),  conv(v_current), conv(v_delayed), conv(dw_w),
+         conv(dw_b), conv(g_w), conv(g_b),       conv(tau)};
+    return l;
+  }
+};
+
+Leaves random_leaves(const AttentionGeometry& g, int64_t B, int64_t S) {
+  const int64_t d = g.head_dim, M = g.conv_channels(), width_k = g.kv_latent_width();
+  const auto f64 = at::TensorOptions().dtype(at::kDouble);
+  Leaves l;
+  l.q0 = at::randn({B, S, g.q_latent_width()}, f64);
+  l.k0 = at::randn({B, S, width_k}, f64);
+  if (g.value_shift) {
+    l.v_current = at::randn({B, S, width_k / 2}, f64);
+    l.v_delayed = at::randn({B, S, width_k / 2}, f64);
+  } else {
+    l.v_current = at::randn({B, S, width_k}, f64);
+  }
+  if (g.convs >= 1) {
+    l.dw_w = at::randn({M, 1, g.conv_kernel_0}, f64) * 0.5;
+    l.dw_b = at::randn({M}, f64) * 0.5;
+  }
+  if (g.convs == 2) {
+    l.g_w = at::randn({M, d, g.conv_kernel_1}, f64) / std::sqrt(double(d * g.conv_kernel_1));
+    l.g_b = at::randn({M}, f64) * 0.5;
+  }
+  l.tau = at::rand({g.n_kv_heads}, f64) + 0.5;
+  return l;
+}
+
+struct Result {
+  std::vector<at::Tensor> outputs;  // q̂, k̂, ṽ
+  std::vector<at::Tensor> grads;    // one per leaf
+};
+
+// Runs one path on `leaves` and backpropagates fixed upstream gradients.
+Result run(const AttentionGeometry& g, const Leaves& leaves, bool fused,
+           const std::vector<at::Tensor>& upstream) {
+  const CcaConvWeights w{leaves.dw_w, leaves.dw_b, leaves.g_w, leaves.g_b};
+  const CcaProjections p{leaves.q0, leaves.k0, leaves.v_current, leaves.v_delayed};
+  const CcaPrologueOutput o =
+      fused ? cca_prologue_fused(
+                  g, cca_rope_inverse_frequencies(g.rope_dim, kTheta, leaves.q0.device()), w,
+                  leaves.tau, p, {}, {}, 0, false)
+            : cca_prologue(g, Rotary(g.rope_dim, kTheta), w, leaves.tau, p, {}, {}, 0);
+  Result r;
+  r.outputs = {o.q, o.k, o.v};
+  at::Tensor loss = at::zeros({}, o.q.options().dtype(at::kDouble));
+  for (size_t i = 0; i < 3; ++i)
+    loss = loss + (r.outputs[i].to(at::kDouble) * upstream[i].to(r.outputs[i].device())).sum();
+  r.grads = torch::autograd::grad({loss}, leaves.list());
+  return r;
+}
+
+double relative_error(const at::Tensor& got, const at::Tensor& want) {
+  const at::Tensor w = want.detach().cpu().to(at::kDouble);
+  const double norm = w.norm().item<double>();
+  const double diff = (got.detach().cpu().to(at::kDouble) - w).norm().item<double>();
+  return norm > 0 ? diff / norm : diff;
+}
+
+struct Tolerance {
+  double forward, backward;
+};
+
+Tolerance tolerance(at::ScalarType t) {
+  if (t == at::kFloat) return {2e-5, 1e-4};
+  if (t == at::kHalf) return {4e-3, 8e-3};
+  return {2.5e-2, 4e-2};
+}
+
+class CcaKernelCase : public ::testing::TestWithParam<KernelCase> {};
+
+TEST_P(CcaKernelCase, ForwardAndBackwardMatchReference) {
+  REQUIRE_GPU();
+  const KernelCase& c = GetParam();
+  const AttentionGeometry g = geometry_of(c);
+  at::manual_seed(3);
+  const Leaves base = random_leaves(g, c.batch, c.seq);
+  // Round the inputs to the test dtype once, so every path sees the same values.
+  const auto cuda = at::TensorOptions().device(at::kCUDA).dtype(c.dtype);
+  const Leaves on_gpu = base.to(cuda);
+  const Leaves truth_in = on_gpu.to(at::TensorOptions().dtype(at::kDouble).device(at::kCPU));
+  const int64_t d = c.head_dim;
+  const std::vector<at::Tensor> upstream = {at::randn({c.batch, c.seq, c.n_q, d}, at::kDouble),
+                                            at::randn({c.batch, c.seq, c.n_kv, d}, at::kDouble),
+                                            at::randn({c.batch, c.seq, c.n_kv, d}, at::kDouble)};
+  const Result truth = run(g, truth_in, false, upstream);
+  const Result reference = run(g, on_gpu, false, upstream);
+  const Result fused = run(g, on_gpu.to(cuda), true, upstream);
+  const Tolerance tol = tolerance(c.dtype);
+  const char* out_names[] = {"q", "k", "v"};
+  for (size_t i = 0; i < 3; ++i) {
+    const double err = relative_error(fused.outputs[i], truth.outputs[i]);
+    EXPECT_LT(err, tol.forward) << out_names[i] << ": reference path's error "
+                                << relative_error(reference.outputs[i], truth.outputs[i]);
+  }
+  const char* grad_names[] = {"q0",
+                              "k0",
+                              "v_current",
+                              "v_delayed",
+                              "depthwise weight",
+                              "depthwise bias",
+                              "grouped weight",
+                              "grouped bias",
+                              "temperature"};
+  std::vector<std::string> names;
+  const Leaves& l = base;
+  int slot = 0;
+  for (const at::Tensor& t :
+       {l.q0, l.k0, l.v_current, l.v_delayed, l.dw_w, l.dw_b, l.g_w, l.g_b, l.tau}) {
+    if (t.defined()) names.push_back(grad_names[slot]);
+    ++slot;
+  }
+  ASSERT_EQ(fused.grads.size(), names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    ASSERT_TRUE(fused.grads[i].defined()) << names[i];
+    const double err = relative_error(fused.grads[i], truth.grads[i]);
+    EXPECT_LT(err, tol.backward) << "grad of " << names[i] << ": reference path's error "
+                                 << relative_error(reference.grads[i], truth.grads[i]);
+  }
+}
+
+const at::ScalarType kBf16 = at::kBFloat16, kF16 = at::kHalf, kF32 = at::kFloat;
+
+std::vector<KernelCase> kernel_cases() {
+  return {
+      // name, dtype, d, n_q, n_kv, convs, k0, k1, qk_mean, value_shift, rope, B, S
+      {"zaya_bf16_d128_g4", kBf16, 128, 8, 2, 2, 2, 2, true, true, 0.5, 2, 67},
+      {"cca_bf16_d128_g1_long", kBf16, 128, 4, 4, 2, 2, 2, true, true, 0.5, 2, 1000},
+      {"bf16_d64_g1_k3_k4", kBf16, 64, 4, 4, 2, 3, 4, true, true, 0.5, 2, 131},
+      {"bf16_d256_g2_k4_k1", kBf16, 256, 4, 2, 2, 4, 1, true, true, 0.5, 1, 33},
+      {"bf16_d128_g8_mqa_split_in_head", kBf16, 128, 8, 1, 2, 1, 3, true, true, 1.0, 2, 7},
+      {"bf16_d64_seq1", kBf16, 64, 2, 2, 2, 2, 2, true, true, 0.5, 3, 1},
+      {"bf16_convs0", kBf16, 128, 4, 2, 0, 2, 2, true, true, 0.5, 2, 65},
+      {"bf16_convs1_k4", kBf16, 128, 4, 2, 1, 4, 2, true, true, 0.5, 2, 65},
+      {"bf16_no_mean", kBf16, 128, 4, 2, 2, 2, 2, false, true, 0.5, 2, 65},
+      {"bf16_no_value_shift", kBf16, 128, 4, 2, 2, 2, 2, true, false, 0.5, 2, 65},
+      {"bf16_no_rope", kBf16, 128, 4, 4, 2, 2, 2, true, true, 0.0, 2, 65},
+      {"fp16_d128_g4", kF16, 128, 8, 2, 2, 2, 3, true, true, 0.5, 2, 97},
+      {"fp16_d256_g8", kF16, 256, 8, 1, 2, 3, 2, true, false, 0.5, 1, 41},
+      {"fp16_d64_g2", kF16, 64, 4, 2, 2, 1, 1, true, true, 0.25, 2, 200},
+      {"fp32_d64_g2", kF32, 64, 4, 2, 2, 2, 3, true, true, 0.5, 2, 45},
+      {"fp32_d128_g1", kF32, 128, 2, 2, 2, 4, 4, true, true, 0.5, 1, 70},
+      {"fp32_d256_g4", kF32, 256, 4, 1, 2, 2, 2, false, true, 0.5, 1, 19},
+      {"fp32_convs1_no_shift", kF32, 64, 8, 8, 1, 3, 2, true, false, 1.0, 2, 30},
+  };
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CcaKernelCase, ::testing::ValuesIn(kernel_cases()),
+                         [](const auto& info) { return info.param.name; });
+
+// The reductions (conv weights and biases, temperature) are fixed-order: two backward passes give
+// bit-identical gradients.
+TEST(CcaKernels, BackwardIsDeterministic) {
+  REQUIRE_GPU();
+  const KernelCase c{"det", kBf16, 128, 8, 2, 2, 2, 2, true, true, 0.5, 4, 777};
+  const AttentionGeometry g = geometry_of(c);
+  at::manual_seed(9);
+  const Leaves leaves =
+      random_leaves(g, c.batch, c.seq).to(at::TensorOptions().device(at::kCUDA).dtype(kBf16));
+  const std::vector<at::Tensor> upstream = {at::randn({c.batch, c.seq, c.n_q, 128}, at::kDouble),
+                                            at::randn({c.batch, c.seq, c.n_kv, 128}, at::kDouble),
+                                            at::randn({c.batch, c.seq, c.n_kv, 128}, at::kDouble)};
+  const Result a = run(g, leaves, true, upstream), b = run(g, leaves, true, upstream);
+  for (size_t i = 0; i < a.grads.size(); ++i) EXPECT_TRUE(at::equal(a.grads[i], b.grads[i])) << i;
+}
+
+// A continued sequence (conv history, carried value, position offset) through the fused forward:
+// prefill in chunks and token-by-token decode equal one pass, on the module.
+TEST(CcaKernels, ModuleFusedMatchesReferenceAndDecodes) {
+  REQUIRE_GPU();
+  for (const at::ScalarType dtype : {kF32, kBf16}) {
+    AttentionGeometry g = geometry_of({"m", dtype, 128, 4, 2, 2, 2, 3, true, true, 0.5, 1, 1});
+    g.model_dim = 512;
+    AttentionOptions fused_opts, ref_opts;
+    fused_opts.rope_theta = ref_opts.rope_theta = kTheta;
+    fused_opts.init_std = ref_opts.init_std = 0.05;
+    ref_opts.cca_fused_kernels = false;
+    at::manual_seed(4);
+    auto fused = make_attention(g, fused_opts);
+    auto reference = make_attention(g, ref_opts);
+    {
+      at::NoGradGuard no_grad;
+      auto src = fused->named_parameters();
+      for (auto& item : reference->named_parameters()) {
+        at::Tensor value = src[item.key()];
+        if (item.key().rfind("conv_qk", 0) == 0) value.copy_(at::randn_like(value) * 0.1);
+        item.value().copy_(value);
+      }
+    }
+    fused->to(at::kCUDA, dtype);
+    reference->to(at::kCUDA, dtype);
+    const at::Tensor x =
+        at::randn({2, 50, 512}, at::TensorOptions().device(at::kCUDA).dtype(dtype));
+    const at::Tensor yf = fused->forward(x, nullptr), yr = reference->forward(x, nullptr);
+    const double tol = dtype == kF32 ? 1e-4 : 3e-2;
+    EXPECT_LT(relative_error(yf, yr), tol) << "module forward, dtype " << dtype;
+    // Gradients of every parameter through the module.
+    const auto gf = torch::autograd::grad({yf.to(at::kFloat).square().sum()}, fused->parameters());
+    const auto gr =
+        torch::autograd::grad({yr.to(at::kFloat).square().sum()}, reference->parameters());
+    for (size_t i = 0; i < gf.size(); ++i)
+      EXPECT_LT(relative_error(gf[i], gr[i]), dtype == kF32 ? 1e-3 : 6e-2) << "param " << i;
+    // Chunked prefill and decode on the fused forward.
+    at::NoGradGuard no_grad;
+    auto cache = fused->new_cache();
+    std::vector<at::Tensor> pieces;
+    int64_t start = 0;
+    for (int64_t size : {1, 2, 20, 1, 1, 1}) {
+      pieces.push_back(fused->forward(x.narrow(1, start, size), cache.get()));
+      start += size;
+    }
+    pieces.push_back(fused->forward(x.narrow(1, start, 50 - start), cache.get()));
+    EXPECT_LT(relative_error(at::cat(pieces, 1), yf), dtype == kF32 ? 1e-4 : 3e-2) << dtype;
+  }
+}
+
+}  // namespace
+}  // namespace cca
