@@ -3,12 +3,25 @@
 #include <memory>
 
 #include "bench/attention_bench.h"
+#include "bench/decode_bench.h"
 #include "cli.h"
 #include "data/bench.h"
 #include "data/dataset.h"
+#include "dist/overlap_bench.h"
 #include "ops/device.h"
 #include "util/error.h"
 #include "util/log.h"
+
+namespace {
+
+// --json PATH: the document also goes to a file (nothing when PATH is empty).
+void write_json(const std::string& path, const std::string& json) {
+  if (path.empty()) return;
+  std::ofstream out(path);
+  if (!(out << json << "\n")) throw cca::Error("cannot write '" + path + "'");
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"cca-bench: measure attention layers, training steps and decoding side by side."};
@@ -29,8 +42,30 @@ int main(int argc, char** argv) {
   attention->add_option("--json", attention_json, "Also write the JSON here");
   auto* train = app.add_subcommand("train", "Training-step throughput, MFU and phase breakdown");
   auto* decode = app.add_subcommand("decode", "KV-cache size and decode throughput per variant");
+  cca::bench::DecodeBenchOptions decode_options;
+  std::string decode_json;
+  decode->add_option("--contexts", decode_options.contexts, "Context lengths");
+  decode->add_option("--batches", decode_options.batches, "Batch sizes");
+  decode->add_option("--variants", decode_options.variants,
+                     "mha gqa4 gqa8 mla cca4 ccgqa2x8 cca8 (default: all)");
+  decode->add_option("--dim", decode_options.model_dim, "Model width E");
+  decode->add_option("--dtype", decode_options.dtype, "bf16 | fp16 | fp32");
+  decode->add_option("--steps", decode_options.steps, "Timed decode steps per point")
+      ->check(CLI::PositiveNumber);
+  decode->add_option("--max-cache-gib", decode_options.max_cache_gib,
+                     "Skip points whose cache would exceed this");
+  decode->add_option("--json", decode_json, "Also write the JSON here");
   cca::cli::ConfigFlags flags;
   cca::cli::add_config_flags(*train, flags);
+  auto* ddp = app.add_subcommand(
+      "ddp", "Backward with and without the bucketed gradient all-reduce overlapped (JSON)");
+  cca::cli::ConfigFlags ddp_flags;
+  cca::cli::add_config_flags(*ddp, ddp_flags);
+  cca::dist::OverlapBenchOptions ddp_options;
+  std::string ddp_json;
+  ddp->add_option("--iters", ddp_options.iters, "Timed micro-batches per mode")
+      ->check(CLI::PositiveNumber);
+  ddp->add_option("--json", ddp_json, "Also write the JSON here");
   auto* data = app.add_subcommand("data", "Tokenizer encode and loader throughput (JSON)");
   std::string dataset = "data/builtin", json_path;
   cca::data::LoaderOptions loader_options;
@@ -60,18 +95,26 @@ int main(int argc, char** argv) {
       const auto loader = cca::data::bench_loader(shards, loader_options, batches);
       const std::string json = cca::data::render_bench_json(encode, loader, loader_options);
       std::cout << json << "\n";
-      if (!json_path.empty()) {
-        std::ofstream out(json_path);
-        if (!(out << json << "\n")) throw cca::Error("cannot write '" + json_path + "'");
-      }
+      write_json(json_path, json);
       return cca::kExitOk;
     }
     if (attention->parsed()) {
       const std::string json = cca::bench::run_attention_bench(attention_options).dump(2);
-      if (!attention_json.empty()) {
-        std::ofstream out(attention_json);
-        if (!(out << json << "\n")) throw cca::Error("cannot write '" + attention_json + "'");
-      }
+      write_json(attention_json, json);
+      return cca::kExitOk;
+    }
+    if (decode->parsed()) {
+      const std::string json = cca::bench::run_decode_bench(decode_options).dump(2);
+      write_json(decode_json, json);
+      return cca::kExitOk;
+    }
+    if (ddp->parsed()) {
+      if (ddp_flags.request.path.empty()) throw cca::Error("cca-bench ddp needs --config FILE");
+      const cca::LoadedConfig loaded = cca::load_run_config(ddp_flags.request);
+      const std::string json = cca::dist::run_overlap_bench(loaded, ddp_options).dump(2);
+      if (cca::rank_from_environment() != 0) return cca::kExitOk;  // rank 0 reports
+      std::cout << json << "\n";
+      write_json(ddp_json, json);
       return cca::kExitOk;
     }
     if (train->parsed() && flags.dry_run) {
@@ -80,7 +123,6 @@ int main(int argc, char** argv) {
       return cca::kExitOk;
     }
     const std::string which = app.get_subcommands().front()->get_name();
-    (void)decode;
     throw cca::Error("cca-bench " + which + " is not available in this build yet");
   });
 }

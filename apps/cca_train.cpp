@@ -1,9 +1,15 @@
 // cca-train: train a model from a YAML config, resume it, or export its weights.
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <optional>
 
 #include "cli.h"
+#include "dist/communicator.h"
+#include "dist/data_parallel.h"
+#include "dist/environment.h"
+#include "dist/launcher.h"
 #include "ops/device.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
@@ -31,6 +37,39 @@ void log_summary(const cca::TrainResult& result) {
   }
 }
 
+// `--nproc-per-node N`: validate the config once for N ranks, then run N copies of ourselves.
+int launch(cca::cli::ConfigFlags& flags, int nproc, int argc, char** argv) {
+  const cca::dist::WorldEnvironment world = cca::dist::read_world_environment();
+  if (world.distributed) {
+    throw cca::Error("--nproc-per-node starts the ranks itself, but this process is already rank " +
+                     std::to_string(world.rank) + " of a job (" + world.source +
+                     "); leave out --nproc-per-node under torchrun or srun");
+  }
+  flags.request.world_size = nproc;
+  const cca::LoadedConfig loaded = cca::load_run_config(flags.request);
+  if (cca::cli::handle_config_queries(flags, &loaded)) return cca::kExitOk;
+  if (flags.dry_run) {  // otherwise rank 0 prints the summary
+    cca::log_run_summary(loaded, nproc);
+    return cca::kExitOk;
+  }
+  cca::dist::LaunchRequest request;
+  request.nproc = nproc;
+  request.arguments = cca::dist::arguments_without_nproc(argc, argv);
+  return cca::dist::launch_local_ranks(request);
+}
+
+// Under torchrun, srun or our launcher: rendezvous and build the data-parallel helper.
+std::shared_ptr<cca::dist::DataParallel> join_job(const cca::Config& config) {
+  const cca::dist::WorldEnvironment world = cca::dist::read_world_environment();
+  if (!world.distributed) return nullptr;
+  cca::log::info(
+      "dist        rendezvous at {}:{} for {} ranks (up to distributed.timeout_s = {:.0f} s)",
+      world.master_addr, world.master_port, world.world_size, config.distributed.timeout_s);
+  const at::Device device = cca::resolve_device(config.train.device, world.local_rank);
+  auto communicator = std::make_shared<cca::dist::Communicator>(world, config.distributed, device);
+  return std::make_shared<cca::dist::DataParallel>(communicator, config.distributed);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -46,6 +85,10 @@ int main(int argc, char** argv) {
                  "auto (newest complete checkpoint in run.dir) or a checkpoint/run folder");
   app.add_option("--stop-at-step", stop_at_step,
                  "Checkpoint and exit 0 after this step (planned preemption); resume later")
+      ->check(CLI::PositiveNumber);
+  std::optional<int> nproc_per_node;
+  app.add_option("--nproc-per-node", nproc_per_node,
+                 "Data parallel on this machine: start N ranks (like torchrun --nproc-per-node N)")
       ->check(CLI::PositiveNumber);
 
   auto* exporter = app.add_subcommand(
@@ -63,7 +106,8 @@ int main(int argc, char** argv) {
   const int status = cca::cli::parse(app, argc, argv, done);
   if (done) return status;
 
-  return cca::guarded_main([&]() -> int {
+  bool distributed = false;
+  const int exit_status = cca::guarded_main([&]() -> int {
     if (exporter->parsed()) {
       const auto found =
           cca::find_resume_checkpoint(export_checkpoint, export_checkpoint, "--checkpoint");
@@ -75,6 +119,7 @@ int main(int argc, char** argv) {
     }
     if (cca::cli::handle_config_queries(flags, nullptr)) return cca::kExitOk;
     if (flags.request.path.empty()) throw cca::Error("--config FILE is required (see --help)");
+    if (nproc_per_node) return launch(flags, *nproc_per_node, argc, argv);
     const cca::LoadedConfig loaded = cca::load_run_config(flags.request);
     if (cca::cli::handle_config_queries(flags, &loaded)) return cca::kExitOk;
     cca::log_run_summary(loaded, cca::world_size_from_environment());
@@ -83,6 +128,8 @@ int main(int argc, char** argv) {
     cca::attach_rank_log_file(loaded.config, flags.request.log_level);
 
     cca::TrainOptions options;
+    options.parallel = join_job(loaded.config);
+    distributed = options.parallel != nullptr;
     options.resume = resume;
     options.stop_at_step = stop_at_step;
     options.process_start = process_start;
@@ -90,4 +137,12 @@ int main(int argc, char** argv) {
     log_summary(trainer.run());
     return cca::kExitOk;
   });
+  if (distributed && exit_status != cca::kExitOk) {
+    // Skip static destructors: the process groups of a failed job were abandoned (not joined),
+    // and their threads may still wait for a peer that is gone.
+    cca::log::flush();
+    std::fflush(nullptr);
+    std::_Exit(exit_status);
+  }
+  return exit_status;
 }

@@ -4,6 +4,7 @@
 # the offline dependency bundle in .deps/root when present.
 # Extra arguments (and $CCA_CONFIGURE_ARGS) go to CMake's configure step,
 # e.g. -DCCA_CUDA_ARCHITECTURES="90a;80".
+# $CCA_TARGETS (space-separated) builds only those targets, e.g. CCA_TARGETS="cca-bench test_ops".
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -23,4 +24,4 @@ if [[ ! -f "$CCA_BUILD_DIR/build.ninja" || ${#configure_args[@]} -gt 0 ]]; then
   cmake -S "$CCA_ROOT" -B "$CCA_BUILD_DIR" -G Ninja \
     -DCMAKE_PREFIX_PATH="$prefixes" "${CCA_LAUNCHER_ARGS[@]}" "${cuda_args[@]}" "${configure_args[@]}"
 fi
-cmake --build "$CCA_BUILD_DIR" -j "${CCA_JOBS:-$(nproc)}"
+cmake --build "$CCA_BUILD_DIR" -j "${CCA_JOBS:-$(nproc)}" ${CCA_TARGETS:+--target $CCA_TARGETS}

@@ -59,7 +59,7 @@ int rank_from_environment() {
 LoadedConfig load_run_config(const ConfigRequest& request) {
   LoadOptions options;
   options.overrides = request.overrides;
-  options.world_size = world_size_from_environment();
+  options.world_size = request.world_size > 0 ? request.world_size : world_size_from_environment();
   LoadedConfig loaded = load_config(request.path, options);
   log::Options log_options;
   log_options.level =

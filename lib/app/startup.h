@@ -20,11 +20,13 @@ struct ConfigRequest {
   std::string path;                    // --config
   std::vector<std::string> overrides;  // --set
   std::string log_level;               // --log-level, overrides logging.level when set
+  int world_size = 0;                  // ranks to validate the batch for; 0 = from the environment
 };
 
-// World size as torchrun or Slurm announce it (WORLD_SIZE, else SLURM_NTASKS), else 1.
+// World size and rank as announced (WORLD_SIZE else SLURM_NTASKS; RANK else SLURM_PROCID), else
+// 1 and 0: for validating and describing the config (a dry run may set WORLD_SIZE alone). The
+// full, cross-checked reading a data-parallel run joins with is dist::read_world_environment.
 int world_size_from_environment();
-// Rank as torchrun or Slurm announce it (RANK, else SLURM_PROCID), else 0.
 int rank_from_environment();
 
 // Loads and validates the config (throws ConfigError) and initialises logging from it.

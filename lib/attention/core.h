@@ -18,8 +18,16 @@ CoreBackend parse_core_backend(const std::string& name);
 // position. Returns [B, Hq, Sq, Dv].
 //
 // CPU: exact math (softmax in float32, or float64 for float64 inputs). CUDA: LibTorch's SDPA with
-// the backend chosen explicitly (automatic = LibTorch's choice) and GQA without repeating K/V.
+// the backend chosen explicitly (automatic = resolve_core_backend) and GQA without repeating K/V.
 at::Tensor core_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           double scale, CoreBackend backend = CoreBackend::automatic);
+
+// The backend `automatic` runs for these inputs (never `automatic`). CPU: math. CUDA, by measured
+// rule (docs/benchmarks.md): cuDNN on sm90+ when LibTorch's cuDNN SDPA takes the call
+// core_attention makes for these shapes, else flash, else memory-efficient, else math.
+CoreBackend resolve_core_backend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+
+// "auto", "math", "flash", "cudnn", "efficient".
+const char* core_backend_name(CoreBackend backend);
 
 }  // namespace cca

@@ -16,6 +16,7 @@
 #include "attention/attention.h"
 #include "attention/cca_fused.h"
 #include "attention/cca_reference.h"
+#include "bench/variants.h"
 #include "config/config.h"
 #include "config/geometry.h"
 #include "model/transformer.h"
@@ -27,38 +28,6 @@ namespace cca::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// The variants of the issue at width E and head dim d (ZAYA1-style CCA: k0 = k1 = 2, q-k mean,
-// value shift, RoPE on half of each head).
-Config variant_config(const std::string& name, int64_t E, int64_t d) {
-  Config c = default_config();
-  c.model.d_model = E;
-  c.attention.head_dim = d;
-  c.attention.n_heads = E / d;
-  c.attention.n_kv_heads = 0;
-  if (name == "mha") {
-    c.attention.kind = "mha";
-  } else if (name == "gqa4" || name == "gqa8") {
-    c.attention.kind = "gqa";
-    c.attention.n_kv_heads = E / d / (name == "gqa4" ? 4 : 8);
-  } else if (name == "mla") {  // spec §8.2: r_q = E/2, r_kv + d_rope = E/2
-    c.attention.kind = "mla";
-    c.attention.mla.q_lora_rank = E / 2;
-    c.attention.mla.kv_lora_rank = E / 2 - 64;
-    c.attention.mla.qk_nope_head_dim = d;
-    c.attention.mla.qk_rope_head_dim = 64;
-    c.attention.mla.v_head_dim = d;
-  } else if (name == "cca4" || name == "cca8" || name == "ccgqa2x8") {
-    c.attention.kind = name == "ccgqa2x8" ? "ccgqa" : "cca";
-    c.attention.rope_fraction = 0.5;
-    c.attention.cca.q_compression = name == "cca4" ? 4 : name == "cca8" ? 8 : 2;
-    c.attention.cca.kv_compression = name == "ccgqa2x8" ? 8 : 0;
-  } else {
-    throw Error("cca-bench attention: unknown variant '" + name +
-                "' (mha, gqa4, gqa8, mla, cca4, ccgqa2x8, cca8)");
-  }
-  return c;
-}
 
 void synchronize() {
   torch::cuda::synchronize();
@@ -76,28 +45,6 @@ double time_ms(const std::function<void()>& f, int warmup, int iters) {
     best = std::min(best, std::chrono::duration<double, std::milli>(Clock::now() - start).count());
   }
   return best / iters;
-}
-
-at::ScalarType parse_dtype(const std::string& name) {
-  if (name == "bf16") return at::kBFloat16;
-  if (name == "fp16") return at::kHalf;
-  if (name == "fp32") return at::kFloat;
-  throw Error("cca-bench attention: --dtype must be bf16, fp16 or fp32");
-}
-
-const char* backend_name(CoreBackend b) {
-  switch (b) {
-    case CoreBackend::flash:
-      return "flash";
-    case CoreBackend::cudnn:
-      return "cudnn";
-    case CoreBackend::efficient:
-      return "efficient";
-    case CoreBackend::math:
-      return "math";
-    default:
-      return "auto";
-  }
 }
 
 struct CoreChoice {
@@ -128,7 +75,7 @@ CoreChoice choose_core(const AttentionGeometry& g, int64_t B, int64_t S,
             torch::autograd::grad({out}, {q, k, v}, {grad});
           },
           1, std::max(1, o.iters / 2));
-      choice.fwdbwd_ms[backend_name(b)] = ms;
+      choice.fwdbwd_ms[core_backend_name(b)] = ms;
       if (ms < best) {
         best = ms;
         choice.best = b;
@@ -260,7 +207,7 @@ std::string fixed(double v, int digits) {
 
 Json run_attention_bench(const AttentionBenchOptions& o) {
   if (!cuda_available()) throw Error("cca-bench attention needs a CUDA device");
-  const at::ScalarType dtype = parse_dtype(o.dtype);
+  const at::ScalarType dtype = parse_bench_dtype(o.dtype);
   const auto opts = at::TensorOptions().device(at::kCUDA).dtype(dtype);
   Json::Array layers, prologues;
   for (const int64_t S : o.seq_lens) {
@@ -290,19 +237,20 @@ Json run_attention_bench(const AttentionBenchOptions& o) {
                    bwd_x = mha_bwd > 0 ? mha_bwd / bwd : 0;
       const double fwd_x_norope = mha_fwd_norope / (t.fwd_ms - rope.fwd_ms);
       const double bwd_x_norope = mha_bwd_norope / (bwd - rope_bwd);
-      std::cout << std::left << std::setw(10) << name << std::setw(10) << backend_name(core.best)
-                << std::right << std::setw(11) << fixed(core.best_tflops, 0) << std::setw(10)
-                << fixed(t.fwd_ms, 3) << std::setw(10) << fixed(bwd, 3) << std::setw(12)
-                << fixed(t.fwdbwd_ms, 3) << std::setw(10) << fixed(fwd_x, 2) << std::setw(10)
-                << fixed(bwd_x, 2) << std::setw(9) << fixed(rope.fwd_ms, 3) << std::setw(9)
-                << fixed(rope_bwd, 3) << std::setw(10) << fixed(fwd_x_norope, 2) << std::setw(10)
+      std::cout << std::left << std::setw(10) << name << std::setw(10)
+                << core_backend_name(core.best) << std::right << std::setw(11)
+                << fixed(core.best_tflops, 0) << std::setw(10) << fixed(t.fwd_ms, 3)
+                << std::setw(10) << fixed(bwd, 3) << std::setw(12) << fixed(t.fwdbwd_ms, 3)
+                << std::setw(10) << fixed(fwd_x, 2) << std::setw(10) << fixed(bwd_x, 2)
+                << std::setw(9) << fixed(rope.fwd_ms, 3) << std::setw(9) << fixed(rope_bwd, 3)
+                << std::setw(10) << fixed(fwd_x_norope, 2) << std::setw(10)
                 << fixed(bwd_x_norope, 2) << std::endl;
       Json::Object core_ms;
       for (const auto& [backend, ms] : core.fwdbwd_ms) core_ms[backend] = ms;
       layers.push_back(Json::Object{{"variant", name},
                                     {"seq", S},
                                     {"batch", B},
-                                    {"core", backend_name(core.best)},
+                                    {"core", core_backend_name(core.best)},
                                     {"core_fwdbwd_ms", core_ms},
                                     {"core_fwdbwd_tflops", core.best_tflops},
                                     {"fwd_ms", t.fwd_ms},

@@ -10,6 +10,7 @@
 #include "config/schema.h"
 #include "train/checkpoint_store.h"
 #include "train/safetensors.h"
+#include "train/tensor_io.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/format.h"
@@ -26,80 +27,6 @@ const char* const kRngFile = "rng.safetensors";
 const char* const kManifestFile = "manifest.json";
 const char* const kConfigFile = "config.yaml";
 
-std::string safetensors_dtype(at::ScalarType type) {
-  switch (type) {
-    case at::kFloat:
-      return "F32";
-    case at::kDouble:
-      return "F64";
-    case at::kBFloat16:
-      return "BF16";
-    case at::kHalf:
-      return "F16";
-    case at::kLong:
-      return "I64";
-    case at::kInt:
-      return "I32";
-    case at::kByte:
-      return "U8";
-    case at::kBool:
-      return "BOOL";
-    default:
-      throw Error(std::string("checkpoint: no safetensors dtype for ") + c10::toString(type));
-  }
-}
-
-at::ScalarType torch_dtype(const std::string& dtype, const std::string& where) {
-  static const std::map<std::string, at::ScalarType> kTypes = {
-      {"F32", at::kFloat}, {"F64", at::kDouble}, {"BF16", at::kBFloat16}, {"F16", at::kHalf},
-      {"I64", at::kLong},  {"I32", at::kInt},    {"U8", at::kByte},       {"BOOL", at::kBool}};
-  const auto found = kTypes.find(dtype);
-  if (found == kTypes.end()) throw Error(where + ": dtype " + dtype + " is not used by cca-train");
-  return found->second;
-}
-
-void write_tensors(const std::string& path, const std::vector<NamedTensor>& tensors,
-                   const std::map<std::string, std::string>& metadata) {
-  safetensors::Writer writer;
-  std::vector<at::Tensor> host;  // keeps the CPU copies alive until the file is written
-  host.reserve(tensors.size());
-  for (const auto& [name, tensor] : tensors) {
-    host.push_back(tensor.detach().to(at::kCPU).contiguous());
-    const at::Tensor& t = host.back();
-    writer.add(name, safetensors_dtype(t.scalar_type()), t.sizes().vec(), t.data_ptr(),
-               t.numel() * t.element_size());
-  }
-  for (const auto& [key, value] : metadata) writer.set_metadata(key, value);
-  writer.write(path);
-}
-
-// Every tensor of a safetensors file as CPU tensors (copies: the mapping closes on return).
-std::map<std::string, at::Tensor> read_tensors(const std::string& path) {
-  const safetensors::File file = safetensors::File::open(path);
-  std::map<std::string, at::Tensor> out;
-  for (const safetensors::TensorInfo& info : file.tensors()) {
-    at::Tensor t = at::empty(info.shape, at::TensorOptions().dtype(torch_dtype(
-                                             info.dtype, path + ": tensor '" + info.name + "'")));
-    if (info.bytes() > 0) std::memcpy(t.data_ptr(), file.data(info), info.bytes());
-    out.emplace(info.name, std::move(t));
-  }
-  return out;
-}
-
-// Copies `source` into the model tensor `target`, checking what a foreign file could get wrong.
-void assign(const std::string& file, const std::string& name, at::Tensor& target,
-            const at::Tensor& source) {
-  if (source.sizes() != target.sizes()) {
-    throw Error(file + ": tensor '" + name + "' has shape " + shape_text(source.sizes().vec()) +
-                ", the model expects " + shape_text(target.sizes().vec()));
-  }
-  if (source.scalar_type() != target.scalar_type()) {
-    throw Error(file + ": tensor '" + name + "' is " + safetensors_dtype(source.scalar_type()) +
-                ", the model expects " + safetensors_dtype(target.scalar_type()));
-  }
-  target.copy_(source);
-}
-
 std::string iso_time_now() {
   const std::time_t now = std::time(nullptr);
   std::tm utc{};
@@ -109,22 +36,22 @@ std::string iso_time_now() {
   return text;
 }
 
-std::vector<NamedTensor> rng_states() {
-  std::vector<NamedTensor> states;
-  states.push_back({"cpu", at::detail::getDefaultCPUGenerator().get_state()});
-  if (at::globalContext().hasCUDA()) {
-    const at::Generator& cuda = at::globalContext().defaultGenerator(at::Device(at::kCUDA));
-    states.push_back({"cuda", cuda.get_state()});
+// A data-parallel checkpoint names each rank's states "cpu/rank<r>"; a single process's "cpu".
+void restore_rng_states(const std::map<std::string, at::Tensor>& states, const std::string& file,
+                        int rank) {
+  std::string suffix = "/rank" + std::to_string(rank);
+  auto cpu = states.find("cpu" + suffix);
+  if (cpu == states.end() && rank == 0) {
+    suffix.clear();
+    cpu = states.find("cpu");
   }
-  return states;
-}
-
-void restore_rng_states(const std::map<std::string, at::Tensor>& states, const std::string& file) {
-  const auto cpu = states.find("cpu");
-  if (cpu == states.end()) throw Error(file + ": missing tensor 'cpu' (the CPU generator state)");
+  if (cpu == states.end()) {
+    throw Error(file + ": missing tensor 'cpu/rank" + std::to_string(rank) + "'" +
+                (rank == 0 ? " (or 'cpu')" : "") + ", the CPU generator state");
+  }
   at::Generator cpu_generator = at::detail::getDefaultCPUGenerator();
   cpu_generator.set_state(cpu->second);
-  const auto cuda = states.find("cuda");
+  const auto cuda = states.find("cuda" + suffix);
   if (cuda != states.end() && at::globalContext().hasCUDA()) {
     at::Generator cuda_generator = at::globalContext().defaultGenerator(at::Device(at::kCUDA));
     cuda_generator.set_state(cuda->second);
@@ -147,27 +74,28 @@ bool shapes_the_model(const std::string& key) {
 
 }  // namespace
 
-std::vector<NamedTensor> model_tensors(TransformerImpl& model) {
-  std::vector<NamedTensor> tensors;
-  for (const auto& item : model.named_parameters(/*recurse=*/true)) {
-    tensors.push_back({item.key(), item.value()});
+std::vector<NamedTensor> rng_states() {
+  std::vector<NamedTensor> states;
+  states.push_back({"cpu", at::detail::getDefaultCPUGenerator().get_state()});
+  if (at::globalContext().hasCUDA()) {
+    const at::Generator& cuda = at::globalContext().defaultGenerator(at::Device(at::kCUDA));
+    states.push_back({"cuda", cuda.get_state()});
   }
-  for (const auto& item : model.named_buffers(/*recurse=*/true)) {
-    tensors.push_back({item.key(), item.value()});
-  }
-  return tensors;
+  return states;
 }
 
 std::string save_checkpoint(const std::string& root, const TrainProgress& progress,
                             TransformerImpl& model, const AdamW& optimizer,
-                            const LoadedConfig& config) {
+                            const LoadedConfig& config, const CheckpointExtras& extras) {
   checkpoint_store::Staging staging(root, progress.step);
   const std::map<std::string, std::string> metadata = {{"format", "cca-train checkpoint"},
                                                        {"step", std::to_string(progress.step)}};
   const char* const tensor_files[] = {kModelFile, kOptimizerFile, kRngFile};
   write_tensors(staging.path(kModelFile), model_tensors(model), metadata);
-  write_tensors(staging.path(kOptimizerFile), optimizer.state(), metadata);
-  write_tensors(staging.path(kRngFile), rng_states(), metadata);
+  write_tensors(staging.path(kOptimizerFile),
+                extras.optimizer_state.empty() ? optimizer.state() : extras.optimizer_state,
+                metadata);
+  write_tensors(staging.path(kRngFile), extras.rng.empty() ? rng_states() : extras.rng, metadata);
   staging.write_file(kConfigFile, render_config_yaml(config, /*with_origins=*/true));
 
   Json::Object files;
@@ -181,11 +109,13 @@ std::string save_checkpoint(const std::string& root, const TrainProgress& progre
   manifest["tokens_seen"] = progress.tokens_seen;
   manifest["skipped_steps"] = progress.skipped_steps;
   manifest["run_id"] = progress.run_id;
+  manifest["world_size"] = extras.world_size;
   manifest["loader_state"] = progress.loader ? Json(progress.loader->serialize()) : Json();
   manifest["created"] = iso_time_now();
   manifest["libtorch"] = TORCH_VERSION;
   manifest["files"] = Json(std::move(files));
   staging.write_file(kManifestFile, Json(std::move(manifest)).dump(2) + "\n");
+  if (extras.before_commit) extras.before_commit();
   const std::string path = staging.commit();
 
   for (const std::string& removed : checkpoint_store::prune(
@@ -244,6 +174,8 @@ CheckpointInfo read_checkpoint_info(const std::string& path) {
   p.tokens_seen = manifest.at("tokens_seen", manifest_path).as_int("tokens_seen", 0);
   p.skipped_steps = manifest.at("skipped_steps", manifest_path).as_int("skipped_steps", 0);
   p.run_id = manifest.at("run_id", manifest_path).as_string("run_id");
+  if (const Json* world = manifest.find("world_size"))
+    info.world_size = world->as_int("world_size", 1);
   const Json& loader = manifest.at("loader_state", manifest_path);
   if (!loader.is_null()) p.loader = data::LoaderState::parse(loader.as_string("loader_state"));
   for (const auto& [name, size] : manifest.at("files", manifest_path).as_object("files")) {
@@ -280,31 +212,14 @@ std::vector<std::string> compare_configs_for_resume(const Config& saved, const C
   return other_changes;
 }
 
-void restore_checkpoint(const CheckpointInfo& info, TransformerImpl& model, AdamW& optimizer) {
+void restore_checkpoint(const CheckpointInfo& info, TransformerImpl& model, AdamW& optimizer,
+                        int rank) {
   at::NoGradGuard no_grad;
-  const std::string model_file = files::join(info.path, kModelFile);
-  std::map<std::string, at::Tensor> saved = read_tensors(model_file);
-  std::vector<std::string> missing;
-  for (auto& [name, tensor] : model_tensors(model)) {
-    const auto found = saved.find(name);
-    if (found == saved.end()) {
-      missing.push_back(name);
-      continue;
-    }
-    assign(model_file, name, tensor, found->second);
-    saved.erase(found);
-  }
-  if (!missing.empty() || !saved.empty()) {
-    std::vector<std::string> extra;
-    for (const auto& item : saved) extra.push_back(item.first);
-    throw Error(model_file + ": tensors do not match the model (missing: " +
-                (missing.empty() ? "none" : join(missing, ", ")) +
-                "; unexpected: " + (extra.empty() ? "none" : join(extra, ", ")) + ")");
-  }
+  load_model_weights(files::join(info.path, kModelFile), model);
   const std::string optimizer_file = files::join(info.path, kOptimizerFile);
   optimizer.load_state(read_tensors(optimizer_file), optimizer_file);
   const std::string rng_file = files::join(info.path, kRngFile);
-  restore_rng_states(read_tensors(rng_file), rng_file);
+  restore_rng_states(read_tensors(rng_file), rng_file, rank);
 }
 
 int64_t export_weights(const std::string& checkpoint, const std::string& out_dir,

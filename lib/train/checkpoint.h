@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -16,6 +17,7 @@
 #include "data/loader.h"
 #include "model/transformer.h"
 #include "train/optimizer.h"
+#include "train/tensor_io.h"
 
 namespace cca {
 
@@ -30,20 +32,31 @@ struct TrainProgress {
   std::optional<data::LoaderState> loader;  // unset when the run has no training data yet
 };
 
-// Parameters then buffers, by module path ("blocks.0.attention.linear_q.weight").
-std::vector<NamedTensor> model_tensors(TransformerImpl& model);
+// What a data-parallel run adds to a checkpoint (rank 0 writes it for every rank).
+struct CheckpointExtras {
+  int64_t world_size = 1;        // recorded in the manifest; resuming needs the same
+  std::vector<NamedTensor> rng;  // "cpu/rank<r>" ... replacing this process's "cpu" (and "cuda")
+  std::vector<NamedTensor> optimizer_state;  // replaces optimizer.state() (ZeRO-1: gathered)
+  // Called once every file is in the staging folder, before DONE: a barrier, so no checkpoint is
+  // marked complete unless every rank reached it.
+  std::function<void()> before_commit;
+};
 
 // Writes a complete checkpoint for progress.step under `root` (atomically: staging folder,
 // fsync, rename, DONE last), then prunes old ones per checkpoint.keep_last / keep_every.
 // Returns the checkpoint's folder.
 std::string save_checkpoint(const std::string& root, const TrainProgress& progress,
                             TransformerImpl& model, const AdamW& optimizer,
-                            const LoadedConfig& config);
+                            const LoadedConfig& config, const CheckpointExtras& extras = {});
+
+// This process's generator states: "cpu" (and "cuda" where CUDA is present), uint8 tensors.
+std::vector<NamedTensor> rng_states();
 
 struct CheckpointInfo {
   std::string path;
   TrainProgress progress;
-  LoadedConfig config;  // as saved beside the weights
+  LoadedConfig config;     // as saved beside the weights
+  int64_t world_size = 1;  // ranks of the run that wrote it (manifest "world_size"; 1 if absent)
 };
 
 // The folder `--resume` names: "auto" = the newest complete checkpoint under root (torn ones are
@@ -62,8 +75,10 @@ CheckpointInfo read_checkpoint_info(const std::string& path);
 std::vector<std::string> compare_configs_for_resume(const Config& saved, const Config& current);
 
 // Loads weights, optimizer state and RNG states into already-built objects. Names, shapes and
-// dtypes are checked against the model; any mismatch is a cca::Error naming the tensor.
-void restore_checkpoint(const CheckpointInfo& info, TransformerImpl& model, AdamW& optimizer);
+// dtypes are checked against the model; any mismatch is a cca::Error naming the tensor. A
+// checkpoint of a data-parallel run restores rank `rank`'s generator states ("cpu/rank<r>").
+void restore_checkpoint(const CheckpointInfo& info, TransformerImpl& model, AdamW& optimizer,
+                        int rank = 0);
 
 // `cca-train export`: weights-only safetensors (fp32 or bf16) plus config.yaml into `out_dir`.
 // Returns the number of tensors written.

@@ -9,8 +9,11 @@
 
 #include "app/startup.h"
 #include "data/dataset.h"
+#include "dist/data_parallel.h"
+#include "dist/zero1.h"
 #include "model/accounting.h"
 #include "ops/device.h"
+#include "train/checkpoint_store.h"
 #include "train/mfu.h"
 #include "train/signals.h"
 #include "util/error.h"
@@ -62,13 +65,18 @@ Trainer::Trainer(LoadedConfig loaded, TrainOptions options)
     : loaded_(std::move(loaded)),
       config_(loaded_.config),
       options_(std::move(options)),
-      device_(resolve_device(loaded_.config.train.device)),
+      parallel_(options_.parallel.get()),
+      device_(resolve_device(loaded_.config.train.device,
+                             parallel_ ? parallel_->world().local_rank : 0)),
       precision_(resolve_precision(loaded_.config.train.precision, device_)),
       phase_start_(Clock::now()) {
   if (config_.train.activation_checkpointing) {
     throw Error(
         "train.activation_checkpointing: true is not implemented in this build; "
         "set it to false (or lower train.micro_batch_size and raise grad_accum)");
+  }
+  if (config_.distributed.zero1 && !parallel_) {
+    log::warn("distributed.zero1 has no effect in a single process");
   }
   phases_.emplace_back("start-up before the trainer", seconds_since(options_.process_start));
   phase_done("device");
@@ -79,6 +87,17 @@ Trainer::Trainer(LoadedConfig loaded, TrainOptions options)
 }
 
 Trainer::~Trainer() = default;
+
+int Trainer::rank() const {
+  return parallel_ ? parallel_->rank() : 0;
+}
+int Trainer::world_size() const {
+  return parallel_ ? parallel_->world_size() : 1;
+}
+
+int64_t Trainer::global_sum(int64_t local, const std::string& what) {
+  return parallel_ ? parallel_->sum(local, what) : local;
+}
 
 void Trainer::phase_done(const std::string& name) {
   phases_.emplace_back(name, seconds_since(phase_start_));
@@ -91,11 +110,11 @@ void Trainer::build_data() {
       data::open_shards(config_.data.train, "train", open_options));
   if (config_.data.val_tokens > 0 && !config_.data.val.empty()) {
     const data::ShardSet val = data::open_shards(config_.data.val, "val", open_options);
-    validation_ =
-        std::make_unique<data::ValidationSet>(val, config_.data.val_tokens, config_.train.seq_len);
+    validation_ = std::make_unique<data::ValidationSet>(
+        val, config_.data.val_tokens, config_.train.seq_len, rank(), world_size());
   }
-  tokens_per_step_ =
-      config_.train.micro_batch_size * config_.train.grad_accum * config_.train.seq_len;
+  tokens_per_step_ = config_.train.micro_batch_size * config_.train.grad_accum *
+                     config_.train.seq_len * world_size();
   phase_done("data");
 }
 
@@ -109,7 +128,13 @@ void Trainer::build_model() {
   for (const auto& item : model_->named_parameters(/*recurse=*/true)) {
     parameters.push_back({item.key(), item.value()});
   }
-  optimizer_ = std::make_unique<AdamW>(std::move(parameters), config_.optim);
+  if (parallel_ && config_.distributed.zero1) {
+    zero1_ = std::make_unique<dist::Zero1>(parallel_->communicator(), parameters, config_.optim);
+    optimizer_ = std::make_unique<AdamW>(zero1_->owned_parameters(), zero1_->local_optim());
+    log::info("dist        {}", zero1_->describe());
+  } else {
+    optimizer_ = std::make_unique<AdamW>(std::move(parameters), config_.optim);
+  }
   schedule_ = std::make_unique<LrSchedule>(config_.schedule, config_.optim.lr, config_.train.steps);
   flops_per_token_ = training_flops_per_token(config_);
   if (config_.logging.peak_tflops > 0) {
@@ -149,7 +174,8 @@ void Trainer::resume_if_requested() {
         compare_configs_for_resume(info.config.config, config_);
     for (const std::string& change : changes)
       log::warn("resume: changed since the checkpoint: {}", change);
-    restore_checkpoint(info, *model_, *optimizer_);
+    check_world_size(info);
+    restore_checkpoint(info, *model_, *optimizer_, rank());
     progress_ = info.progress;
     resume_loader_state_ = info.progress.loader;
     skipped_at_start_ = progress_.skipped_steps;
@@ -163,9 +189,30 @@ void Trainer::resume_if_requested() {
   loader_options.batch_size = config_.train.micro_batch_size;
   loader_options.seed = static_cast<uint64_t>(config_.train.seed);
   loader_options.prefetch = static_cast<int>(config_.data.prefetch);
+  loader_options.rank = rank();
+  loader_options.world_size = world_size();
   loader_ =
       std::make_unique<data::TrainLoader>(train_shards_, loader_options, resume_loader_state_);
+  if (parallel_) {
+    progress_.run_id = parallel_->start(config_, progress_.step, progress_.run_id, *model_,
+                                        zero1_ ? std::vector<NamedTensor>() : optimizer_->state());
+  }
   phase_done(path ? "resume" : "loader");
+}
+
+// The loader's positions count each rank's windows, and the RNG states are per rank: a
+// checkpoint only continues exactly with the world size that wrote it.
+void Trainer::check_world_size(const CheckpointInfo& info) const {
+  const int64_t saved = info.progress.loader
+                            ? std::max(info.progress.loader->world_size, info.world_size)
+                            : info.world_size;
+  if (saved == world_size()) return;
+  throw Error(format(
+      "cannot resume {}: it was written by a run of {} rank(s), and this run has {}. The data "
+      "loader's position and the RNG states are per rank, so another world size would not "
+      "continue the same data stream; resume with {} rank(s) (e.g. cca-train --nproc-per-node "
+      "{}), or start a new run.dir",
+      info.path, saved, world_size(), saved, saved));
 }
 
 void Trainer::train_step() {
@@ -177,9 +224,15 @@ void Trainer::train_step() {
     batches.push_back(loader_->next());
     step_valid += count_valid_targets(batches.back());
   }
-  const double accum = static_cast<double>(config_.train.grad_accum);
+  // With data parallelism the shares below are of the global count and the gradients are summed
+  // over ranks, so the step is the mean over every rank's tokens.
+  step_valid =
+      global_sum(step_valid, format("all-reduce of the valid-token count at step {}", step));
+  const double accum = static_cast<double>(config_.train.grad_accum * world_size());
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions(device_).dtype(at::kFloat));
-  for (const data::Batch& batch : batches) {
+  for (size_t i = 0; i < batches.size(); ++i) {
+    const data::Batch& batch = batches[i];
+    if (parallel_) parallel_->before_backward(i + 1 == batches.size());
     auto [inputs, targets] = to_device(batch, device_);
     LossBreakdown parts;
     {
@@ -188,7 +241,7 @@ void Trainer::train_step() {
     }
     // Token-level terms are weighted by this micro-batch's share of the step's valid tokens, so
     // the step minimises the mean over all its tokens however they fall into micro-batches;
-    // the MoE terms are per-batch averages and are averaged over micro-batches.
+    // the MoE terms are per-batch averages and are averaged over micro-batches (of all ranks).
     at::Tensor moe_part = at::zeros({}, parts.total.options());
     if (parts.moe_load_balance.defined())
       moe_part = moe_part + config_.moe.aux_loss_coef * parts.moe_load_balance;
@@ -201,11 +254,15 @@ void Trainer::train_step() {
     loss_sum +=
         parts.cross_entropy.detach().to(at::kFloat) * static_cast<double>(parts.valid_tokens);
   }
+  if (parallel_) {
+    parallel_->finish_gradients(step + 1);
+    parallel_->sum_in_place(loss_sum,
+                            format("all-reduce of the training loss at step {}", step + 1));
+  }
   const at::Tensor step_loss = loss_sum / static_cast<double>(std::max<int64_t>(step_valid, 1));
   const bool halt_policy = config_.train.nonfinite == "halt";
-  const StepReport report =
-      optimizer_->step(last_lr_, step_loss, halt_policy ? halted_ : at::Tensor());
-  optimizer_->zero_grad();
+  const StepReport report = update(step_loss, step + 1);
+  if (parallel_ && config_.moe.bias_update_rate > 0) parallel_->sum_expert_counts(*model_);
   for (const auto& moe : model_->moe_layers()) moe->update_selection_bias();
 
   const at::Tensor kept = 1.0 - report.skipped;
@@ -218,6 +275,22 @@ void Trainer::train_step() {
   if (halt_policy) halted_ = at::maximum(halted_, report.skipped);
   progress_.step = step + 1;
   progress_.tokens_seen += tokens_per_step_;
+}
+
+// Clip and apply AdamW (ZeRO-1: the global clip here, this rank's shard updated, then every
+// rank's updated parameters shared), then clear the gradients.
+StepReport Trainer::update(const at::Tensor& step_loss, int64_t step) {
+  const at::Tensor frozen = config_.train.nonfinite == "halt" ? halted_ : at::Tensor();
+  if (!zero1_) {
+    const StepReport report = optimizer_->step(last_lr_, step_loss, frozen);
+    optimizer_->zero_grad();
+    return report;
+  }
+  const StepReport report = zero1_->clip(step_loss, frozen);
+  optimizer_->step(last_lr_, step_loss, report.skipped);
+  zero1_->share_parameters(step);
+  zero1_->zero_grad();
+  return report;
 }
 
 void Trainer::check_halt() {
@@ -247,12 +320,16 @@ double Trainer::evaluate() {
     tokens += parts.valid_tokens;
   }
   model_->train();
+  if (parallel_) {  // each rank evaluated its share of the sequences (ValidationSet)
+    parallel_->sum_in_place(device_sum, "all-reduce of the validation loss");
+    tokens = parallel_->sum(tokens, "all-reduce of the validation token count");
+  }
   loss_sum = device_sum.item<double>();
   const double val_loss = loss_sum / static_cast<double>(std::max<int64_t>(tokens, 1));
   const EvalMetrics metrics{progress_.step, val_loss, tokens, seconds_since(start)};
   if (progress_bar_) progress_bar_->clear();
   log::info("{}", render_eval_line(metrics));
-  metrics_->write(eval_record(metrics));
+  if (metrics_) metrics_->write(eval_record(metrics));
   eval_seconds_ += metrics.seconds;
   return val_loss;
 }
@@ -302,7 +379,7 @@ void Trainer::log_step(double seconds, int64_t steps) {
   m.tokens_per_s = seconds > 0 ? static_cast<double>(steps * tokens_per_step_) / seconds : 0;
   if (peak_flops_ && !mfu_warned_) {
     try {
-      m.mfu = model_flops_utilisation(m.tokens_per_s, flops_per_token_, peak_flops_);
+      m.mfu = model_flops_utilisation(m.tokens_per_s / world_size(), flops_per_token_, peak_flops_);
     } catch (const Error& error) {
       log::warn("MFU not reported: {}", error.what());
       mfu_warned_ = true;
@@ -319,7 +396,7 @@ void Trainer::log_step(double seconds, int64_t steps) {
   progress_.skipped_steps = m.skipped_steps;
   if (progress_bar_) progress_bar_->clear();
   log::info("{}", render_step_line(m));
-  metrics_->write(step_record(m));
+  if (metrics_) metrics_->write(step_record(m));
 }
 
 std::string Trainer::write_checkpoint() {
@@ -327,8 +404,29 @@ std::string Trainer::write_checkpoint() {
   const Clock::time_point start = Clock::now();
   progress_.skipped_steps = skipped_at_start_ + static_cast<int64_t>(skipped_total_.item<double>());
   progress_.loader = loader_->state();
-  const std::string path =
-      save_checkpoint(checkpoint_root(config_), progress_, *model_, *optimizer_, loaded_);
+  std::string path;
+  if (!parallel_) {
+    path = save_checkpoint(checkpoint_root(config_), progress_, *model_, *optimizer_, loaded_);
+  } else {
+    // Weights and optimizer state are identical on every rank (verified by distributed.
+    // verify_every); the RNG states are per rank. Rank 0 writes; the barriers make DONE mean
+    // "every rank got here", and keep every rank from going on (or exiting) before it exists.
+    const std::string at_step = format(" for the checkpoint of step {}", progress_.step);
+    CheckpointExtras extras;
+    extras.world_size = world_size();
+    extras.rng = parallel_->gather_rng_states(rng_states());
+    if (zero1_) extras.optimizer_state = zero1_->gather_state(optimizer_->state());
+    extras.before_commit = [&] { parallel_->barrier("barrier before DONE" + at_step); };
+    if (is_main()) {
+      path = save_checkpoint(checkpoint_root(config_), progress_, *model_, *optimizer_, loaded_,
+                             extras);
+    } else {
+      extras.before_commit();
+      path =
+          files::join(checkpoint_root(config_), checkpoint_store::step_folder_name(progress_.step));
+    }
+    parallel_->barrier("barrier after DONE" + at_step);
+  }
   checkpoint_seconds_ += seconds_since(start);
   if (progress_bar_) progress_bar_->clear();
   log::info("checkpoint  {} ({:.1f} s)", path, seconds_since(start));
@@ -337,8 +435,8 @@ std::string Trainer::write_checkpoint() {
 
 TrainResult Trainer::run() {
   TrainResult result;
-  metrics_ = std::make_unique<MetricsFile>(files::join(config_.run.dir, "metrics.jsonl"));
-  {
+  if (is_main()) {  // rank 0 alone writes metrics
+    metrics_ = std::make_unique<MetricsFile>(files::join(config_.run.dir, "metrics.jsonl"));
     Json::Object start;
     start["kind"] = options_.resume.empty() || progress_.step == 0 ? "start" : "resume";
     start["step"] = progress_.step;
@@ -346,8 +444,8 @@ TrainResult Trainer::run() {
     metrics_->write(Json(std::move(start)));
   }
   if (options_.handle_signals) install_stop_signal_handlers();
-  progress_bar_ =
-      std::make_unique<StepProgressBar>(config_.logging.progress_bar, config_.train.steps);
+  progress_bar_ = std::make_unique<StepProgressBar>(config_.logging.progress_bar && is_main(),
+                                                    config_.train.steps);
   const int64_t first_step = progress_.step;
   if (first_step >= config_.train.steps) {
     log::info("nothing to train: the checkpoint is at step {} and train.steps is {}", first_step,
@@ -367,8 +465,15 @@ TrainResult Trainer::run() {
       log::info("first step  done {:.2f} s after launch", seconds_since(options_.process_start));
     }
     const bool last = step == config_.train.steps;
-    const bool stopping =
-        stop_requested() || (options_.stop_at_step && step >= *options_.stop_at_step);
+    // A signal may reach one rank only: every rank stops after the same step or none does.
+    const bool signalled = parallel_
+                               ? parallel_->any(stop_requested(), "agreeing on a stop request")
+                               : stop_requested();
+    const bool stopping = signalled || (options_.stop_at_step && step >= *options_.stop_at_step);
+    const int64_t verify_every = config_.distributed.verify_every;
+    if (parallel_ && verify_every > 0 && step % verify_every == 0) {
+      parallel_->verify_parameters(*model_, step);
+    }
     if (step % config_.logging.every == 0 || last || stopping) {
       log_step(seconds_since(interval_start), interval_steps);
       interval_start = Clock::now();
@@ -388,7 +493,10 @@ TrainResult Trainer::run() {
     }
     if (stopping) {
       result.stopped_early = true;
-      if (stop_requested()) {
+      if (signalled && !stop_requested()) {
+        log::warn("stopped at step {}: another rank received a stop signal; checkpoint written",
+                  step);
+      } else if (signalled) {
         log::warn(
             "stopped by signal {} at step {}: checkpoint written; continue with --resume auto",
             stop_signal(), step);
@@ -422,6 +530,8 @@ TrainResult Trainer::run() {
   phases_.emplace_back("evaluation", eval_seconds_);
   phases_.emplace_back("checkpoints", checkpoint_seconds_);
   result.phase_seconds = phases_;
+  if (parallel_) parallel_->barrier("barrier at the end of training");
+  if (!metrics_) return result;
   Json::Object summary;
   summary["kind"] = "summary";
   summary["step"] = result.final_step;

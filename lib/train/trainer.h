@@ -1,7 +1,8 @@
 // The training loop: a config becomes a model, loader, optimizer and schedule; every step pulls
 // grad_accum micro-batches, runs forward/backward under the chosen precision, clips, updates,
 // and reports; evaluation and checkpoints happen on their cadence (docs/architecture.md).
-// Single-process; data parallelism (lib/dist) wraps the gradient reduction without edits here.
+// The model stays single-device code; with data parallelism a dist::DataParallel (lib/dist) is
+// passed in and the loop calls it at the few points where ranks must agree (docs/distributed.md).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -25,11 +26,17 @@
 
 namespace cca {
 
+namespace dist {
+class DataParallel;
+class Zero1;
+}  // namespace dist
+
 struct TrainOptions {
   std::string resume;                   // "" (fresh run), "auto", or a checkpoint/run folder
   std::optional<int64_t> stop_at_step;  // checkpoint and return after this step (exit 0)
   bool handle_signals = true;           // SIGTERM/SIGINT: checkpoint and return
   std::chrono::steady_clock::time_point process_start = std::chrono::steady_clock::now();
+  std::shared_ptr<dist::DataParallel> parallel;  // null: a single process
 };
 
 struct TrainResult {
@@ -59,20 +66,28 @@ class Trainer {
   void build_model();
   void resume_if_requested();
   void train_step();
+  StepReport update(const at::Tensor& step_loss, int64_t step);
   double evaluate();
   void log_step(double seconds, int64_t steps);
   void check_halt();
   std::string write_checkpoint();
   std::map<std::string, double> layer_statistics() const;
   void phase_done(const std::string& name);
+  int rank() const;
+  int world_size() const;
+  bool is_main() const { return rank() == 0; }
+  int64_t global_sum(int64_t local, const std::string& what);
+  void check_world_size(const CheckpointInfo& info) const;
 
   LoadedConfig loaded_;
   const Config& config_;
   TrainOptions options_;
+  dist::DataParallel* parallel_;  // options_.parallel, or null
   at::Device device_;
   Precision precision_;
   std::shared_ptr<TransformerImpl> model_;
   std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<dist::Zero1> zero1_;  // distributed.zero1: optimizer_ holds this rank's shard
   std::unique_ptr<LrSchedule> schedule_;
   std::shared_ptr<const data::ShardSet> train_shards_;
   std::optional<data::LoaderState> resume_loader_state_;

@@ -1,6 +1,14 @@
 // The CUDA side of core attention and of whole models: every SDPA backend against the exact CPU
 // math, and each variant's forward on the GPU against the CPU. Skipped without a GPU.
 #include <gtest/gtest.h>
+#include <torch/autograd.h>
+
+#include <ATen/cuda/CUDAContext.h>
+
+#include <functional>
+#include <iostream>
+#include <string>
+#include <vector>
 
 #include "attention/core.h"
 #include "config/config.h"
@@ -14,9 +22,12 @@ namespace {
 #define REQUIRE_GPU() \
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device visible: GPU path not exercised"
 
+// ‖got − want‖ / ‖want‖, or the plain ‖got − want‖ where the exact answer is zero (with a single
+// key, softmax has no gradient with respect to q or k).
 double relative_error(const at::Tensor& got, const at::Tensor& want) {
-  return (got.to(at::kDouble) - want.to(at::kDouble)).norm().item<double>() /
-         want.to(at::kDouble).norm().item<double>();
+  const double difference = (got.to(at::kDouble) - want.to(at::kDouble)).norm().item<double>();
+  const double scale = want.to(at::kDouble).norm().item<double>();
+  return scale > 0 ? difference / scale : difference;
 }
 
 TEST(CoreAttentionCuda, EveryBackendMatchesExactMath) {
@@ -46,6 +57,96 @@ TEST(CoreAttentionCuda, EveryBackendMatchesExactMath) {
       EXPECT_LT(relative_error(got.cpu(), want), 2e-2)
           << "backend " << static_cast<int>(backend) << " hq " << s.hq << " hkv " << s.hkv << " sq "
           << s.sq << " sk " << s.sk;
+    }
+  }
+}
+
+// The q, k, v one variant hands core_attention, in the layouts its layer builds them.
+struct CoreCase {
+  std::string name;
+  int64_t b, hq, hkv, sq, sk, dqk, dv;
+  enum Layout { bshd, mla_train, mla_absorbed } layout;
+  at::ScalarType dtype = at::kBFloat16;
+};
+
+std::vector<at::Tensor> make_qkv(const CoreCase& c, const at::TensorOptions& opts) {
+  at::manual_seed(5);
+  // Rounded to the case's dtype first, so a float64 reference sees the same values.
+  const auto rnd = [&](std::vector<int64_t> shape) {
+    return at::randn(shape).to(c.dtype).to(opts);
+  };
+  switch (c.layout) {
+    case CoreCase::mla_train: {  // q = cat(q_nope, q_rope); v a slice of kv_b_proj's output
+      const at::Tensor kv = rnd({c.b, c.sk, c.hkv, c.dqk - 64 + c.dv});
+      return {rnd({c.b, c.hq, c.sq, c.dqk}), rnd({c.b, c.sk, c.hkv, c.dqk}).transpose(1, 2),
+              kv.narrow(-1, c.dqk - 64, c.dv).transpose(1, 2)};
+    }
+    case CoreCase::mla_absorbed: {  // one latent "head": keys [c_kv | k_rope], values c_kv
+      const at::Tensor keys = rnd({c.b, c.sk, c.dqk}).unsqueeze(1);
+      return {rnd({c.b, c.hq, c.sq, c.dqk}), keys, keys.narrow(-1, 0, c.dv)};
+    }
+    default:  // projections viewed [B, S, H, d], transposed to [B, H, S, d]
+      return {rnd({c.b, c.sq, c.hq, c.dqk}).transpose(1, 2),
+              rnd({c.b, c.sk, c.hkv, c.dqk}).transpose(1, 2),
+              rnd({c.b, c.sk, c.hkv, c.dv}).transpose(1, 2)};
+  }
+}
+
+// Output and q/k/v gradients of core_attention with `backend`, as float64 on the CPU.
+std::vector<at::Tensor> run_core(const CoreCase& c, const at::TensorOptions& opts,
+                                 CoreBackend backend) {
+  std::vector<at::Tensor> leaves;
+  for (const at::Tensor& t : make_qkv(c, opts)) leaves.push_back(t.detach().requires_grad_(true));
+  const at::Tensor out = core_attention(leaves[0], leaves[1], leaves[2], 0.125, backend);
+  at::manual_seed(6);
+  const at::Tensor grad = at::randn(out.sizes()).to(c.dtype).to(opts);
+  std::vector<at::Tensor> result = {out};
+  for (const at::Tensor& g : torch::autograd::grad({out}, leaves, {grad})) result.push_back(g);
+  for (at::Tensor& t : result) t = t.detach().to(at::kDouble).cpu();
+  return result;
+}
+
+// attention.core: auto against exact math for every variant's shapes (training, chunked prefill,
+// decode), forward and backward; and the rule: cuDNN on sm90+ where it takes the call, never
+// where it cannot (MLA's absorbed decode has head dim r_kv + rope = 1024).
+TEST(CoreAttentionCuda, AutoMatchesMathForEveryVariantShape) {
+  REQUIRE_GPU();
+  const bool hopper = at::cuda::getCurrentDeviceProperties()->major >= 9;
+  using L = CoreCase;
+  const std::vector<CoreCase> cases = {
+      {"mha train", 2, 8, 8, 256, 256, 128, 128, L::bshd},
+      {"gqa/ccgqa train", 2, 8, 2, 256, 256, 128, 128, L::bshd},
+      {"cca train d64", 2, 4, 4, 200, 200, 64, 64, L::bshd},
+      {"mha chunked prefill", 2, 8, 8, 17, 300, 128, 128, L::bshd},
+      {"gqa decode", 2, 8, 2, 1, 300, 128, 128, L::bshd},
+      {"first token", 2, 8, 2, 1, 1, 128, 128, L::bshd},
+      {"mla train 192/128", 2, 4, 4, 256, 256, 192, 128, L::mla_train},
+      {"mla absorbed decode", 2, 4, 1, 1, 300, 1024, 960, L::mla_absorbed},
+      {"mla absorbed chunk", 2, 4, 1, 17, 300, 1024, 960, L::mla_absorbed},
+      {"mla absorbed small", 2, 4, 1, 1, 128, 96, 64, L::mla_absorbed},
+      {"mha train fp32", 2, 8, 8, 128, 128, 64, 64, L::bshd, at::kFloat},
+  };
+  for (const CoreCase& c : cases) {
+    const auto gpu = at::TensorOptions().device(at::kCUDA).dtype(c.dtype);
+    const std::vector<at::Tensor> qkv = make_qkv(c, gpu);
+    const CoreBackend chosen = resolve_core_backend(qkv[0], qkv[1], qkv[2]);
+    std::cout << "[auto] " << c.name << " -> " << core_backend_name(chosen) << std::endl;
+    EXPECT_NE(chosen, CoreBackend::automatic) << c.name;
+    const bool cudnn_expected = hopper && (c.name == "mha train" || c.name == "gqa/ccgqa train");
+    if (cudnn_expected) {
+      EXPECT_EQ(chosen, CoreBackend::cudnn) << c.name;
+    }
+    if (c.dqk > 256 || c.sk == 1 || c.sq != c.sk || c.dtype == at::kFloat) {
+      EXPECT_NE(chosen, CoreBackend::cudnn) << c.name;
+    }
+    const std::vector<at::Tensor> got = run_core(c, gpu, CoreBackend::automatic);
+    const std::vector<at::Tensor> want =
+        run_core(c, at::TensorOptions(at::kDouble), CoreBackend::math);
+    const char* part[] = {"output", "dq", "dk", "dv"};
+    for (size_t i = 0; i < got.size(); ++i) {
+      const double error = relative_error(got[i], want[i]);
+      std::cout << "       " << part[i] << " relative error " << error << std::endl;
+      EXPECT_LT(error, 2e-2) << c.name << " " << part[i];
     }
   }
 }

@@ -3,61 +3,12 @@
 
 #include "config/config.h"
 #include "model/accounting.h"
+#include "model/model_test_util.h"
 #include "model/transformer.h"
 #include "testing/checks.h"
 
 namespace cca {
 namespace {
-
-struct ModelCase {
-  std::string kind;
-  bool moe;
-};
-
-std::string case_name(const ::testing::TestParamInfo<ModelCase>& info) {
-  return info.param.kind + (info.param.moe ? "_moe" : "_dense");
-}
-
-// A tiny model of each variant: E = 32, head_dim 8, 2 layers (the second one MoE when asked).
-Config tiny_config(const ModelCase& mc) {
-  Config c = default_config();
-  c.model.d_model = 32;
-  c.model.n_layers = 2;
-  c.model.vocab_size = 64;
-  c.model.ffn_hidden = 48;
-  c.model.init_std = 0.1;
-  c.attention.kind = mc.kind;
-  c.attention.n_heads = 4;
-  c.attention.rope_fraction = 0.5;
-  if (mc.kind == "gqa") c.attention.n_kv_heads = 2;
-  if (mc.kind == "mla") {
-    c.attention.mla.q_lora_rank = 16;
-    c.attention.mla.kv_lora_rank = 12;
-    c.attention.mla.qk_nope_head_dim = 8;
-    c.attention.mla.qk_rope_head_dim = 4;
-    c.attention.mla.v_head_dim = 8;
-  }
-  if (mc.kind == "cca") c.attention.cca.q_compression = 2;
-  if (mc.kind == "ccgqa") {
-    c.attention.cca.q_compression = 1;
-    c.attention.cca.kv_compression = 2;
-  }
-  if (mc.moe) {
-    c.moe.n_experts = 4;
-    c.moe.top_k = 2;
-    c.moe.expert_hidden = 24;
-    c.moe.first_dense_layers = 1;
-  }
-  c.train.seq_len = 16;
-  return c;
-}
-
-std::shared_ptr<TransformerImpl> make_model(const Config& c, at::ScalarType dtype) {
-  at::manual_seed(1);
-  auto model = std::make_shared<TransformerImpl>(c);
-  model->to(dtype);
-  return model;
-}
 
 class TinyModel : public ::testing::TestWithParam<ModelCase> {};
 

@@ -19,14 +19,6 @@ namespace {
 
 using testing::ScratchDir;
 
-TrainOptions quiet(std::string resume = "", std::optional<int64_t> stop_at = std::nullopt) {
-  TrainOptions options;
-  options.resume = std::move(resume);
-  options.stop_at_step = stop_at;
-  options.handle_signals = false;
-  return options;
-}
-
 std::map<std::string, at::Tensor> snapshot(Trainer& trainer) {
   std::map<std::string, at::Tensor> out;
   for (const auto& [name, tensor] : model_tensors(trainer.model()))
@@ -70,19 +62,19 @@ class TrainerTest : public ::testing::Test {
 };
 
 TEST_F(TrainerTest, ResumedRunMatchesAnUninterruptedOneBitForBit) {
-  Trainer whole(config("whole"), quiet());
+  Trainer whole(config("whole"), testing::quiet_options());
   const TrainResult whole_result = whole.run();
   EXPECT_EQ(whole_result.final_step, 8);
   ASSERT_TRUE(whole_result.final_val_loss.has_value());
   const auto expected = snapshot(whole);
 
   {
-    Trainer first_half(config("split"), quiet("", 4));
+    Trainer first_half(config("split"), testing::quiet_options("", 4));
     const TrainResult result = first_half.run();
     EXPECT_TRUE(result.stopped_early);
     EXPECT_EQ(result.final_step, 4);
   }
-  Trainer second_half(config("split"), quiet("auto"));
+  Trainer second_half(config("split"), testing::quiet_options("auto"));
   EXPECT_EQ(second_half.progress().step, 4);
   EXPECT_EQ(second_half.run().final_step, 8);
   for (const auto& [name, tensor] : snapshot(second_half)) {
@@ -95,27 +87,29 @@ TEST_F(TrainerTest, ResumedRunMatchesAnUninterruptedOneBitForBit) {
 }
 
 TEST_F(TrainerTest, RefusesToStartAFreshRunOverAnExistingOne) {
-  Trainer(config("run"), quiet("", 4)).run();
-  const std::string message = error_of([&] { Trainer(config("run"), quiet()); });
+  Trainer(config("run"), testing::quiet_options("", 4)).run();
+  const std::string message = error_of([&] { Trainer(config("run"), testing::quiet_options()); });
   EXPECT_NE(message.find("--resume auto"), std::string::npos) << message;
 }
 
 TEST_F(TrainerTest, ResumeWithADifferentModelListsEveryDifference) {
-  Trainer(config("run"), quiet("", 4)).run();
+  Trainer(config("run"), testing::quiet_options("", 4)).run();
   const std::string message = error_of([&] {
-    Trainer(config("run", {"model.d_model=96", "model.n_layers=3"}), quiet("auto"));
+    Trainer(config("run", {"model.d_model=96", "model.n_layers=3"}),
+            testing::quiet_options("auto"));
   });
   EXPECT_NE(message.find("model.d_model: 64 -> 96"), std::string::npos) << message;
   EXPECT_NE(message.find("model.n_layers: 2 -> 3"), std::string::npos) << message;
 }
 
 TEST_F(TrainerTest, ScheduleAndStepChangesAreAllowedAndReported) {
-  Trainer(config("run"), quiet("", 4)).run();
+  Trainer(config("run"), testing::quiet_options("", 4)).run();
   const std::vector<std::string> changes = compare_configs_for_resume(
       config("run").config, config("run", {"schedule.kind=constant", "train.steps=10"}).config);
   EXPECT_EQ(changes, (std::vector<std::string>{"schedule.kind: cosine -> constant",
                                                "train.steps: 8 -> 10"}));
-  Trainer resumed(config("run", {"schedule.kind=constant", "train.steps=10"}), quiet("auto"));
+  Trainer resumed(config("run", {"schedule.kind=constant", "train.steps=10"}),
+                  testing::quiet_options("auto"));
   EXPECT_EQ(resumed.run().final_step, 10);
 }
 
@@ -125,7 +119,7 @@ void poison_embedding(Trainer& trainer) {
 }
 
 TEST_F(TrainerTest, HaltStopsAtTheFirstNonFiniteStepAndWritesNoCheckpoint) {
-  Trainer trainer(config("run", {"train.nonfinite=halt"}), quiet());
+  Trainer trainer(config("run", {"train.nonfinite=halt"}), testing::quiet_options());
   poison_embedding(trainer);
   const std::string message = error_of([&] { trainer.run(); });
   EXPECT_NE(message.find("non-finite loss or gradient at step 1 (rank 0)"), std::string::npos)
@@ -134,7 +128,8 @@ TEST_F(TrainerTest, HaltStopsAtTheFirstNonFiniteStepAndWritesNoCheckpoint) {
 }
 
 TEST_F(TrainerTest, SkipDropsNonFiniteStepsAndCountsThem) {
-  Trainer trainer(config("run", {"train.nonfinite=skip", "train.steps=3"}), quiet());
+  Trainer trainer(config("run", {"train.nonfinite=skip", "train.steps=3"}),
+                  testing::quiet_options());
   poison_embedding(trainer);
   const auto before = snapshot(trainer);
   trainer.run();
@@ -148,14 +143,14 @@ TEST_F(TrainerTest, SkipDropsNonFiniteStepsAndCountsThem) {
 class HostileCheckpointTest : public TrainerTest {
  protected:
   void SetUp() override {
-    Trainer(config("run"), quiet("", 4)).run();
+    Trainer(config("run"), testing::quiet_options("", 4)).run();
     checkpoint = dir / "run/checkpoints/step_00000004";
     model_file = files::join(checkpoint, "model.safetensors");
     bytes = files::read_file(model_file);
   }
   std::string resume_error(const std::string& new_bytes) {
     std::ofstream(model_file, std::ios::binary | std::ios::trunc) << new_bytes;
-    return error_of([&] { Trainer(config("run"), quiet("auto")); });
+    return error_of([&] { Trainer(config("run"), testing::quiet_options("auto")); });
   }
   std::string checkpoint, model_file, bytes;
 };
@@ -185,12 +180,12 @@ TEST_F(HostileCheckpointTest, WrongShapeWithTheSameBytes) {
 
 TEST_F(HostileCheckpointTest, TornNewestCheckpointIsSkipped) {
   files::remove_file(files::join(checkpoint, "DONE"));
-  Trainer resumed(config("run"), quiet("auto"));
+  Trainer resumed(config("run"), testing::quiet_options("auto"));
   EXPECT_EQ(resumed.progress().step, 0);  // nothing complete left: a fresh start, with a warning
 }
 
 TEST_F(TrainerTest, ExportWritesBf16WeightsAndTheConfig) {
-  Trainer(config("run"), quiet("", 4)).run();
+  Trainer(config("run"), testing::quiet_options("", 4)).run();
   const std::string out = dir / "export";
   const int64_t count = export_weights(dir / "run/checkpoints/step_00000004", out, "bf16");
   const safetensors::File file = safetensors::File::open(files::join(out, "model.safetensors"));

@@ -11,14 +11,6 @@ namespace {
 
 using testing::ScratchDir;
 
-TrainOptions quiet(std::string resume = "", std::optional<int64_t> stop_at = std::nullopt) {
-  TrainOptions options;
-  options.resume = std::move(resume);
-  options.stop_at_step = stop_at;
-  options.handle_signals = false;
-  return options;
-}
-
 class TrainerCudaTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
@@ -47,7 +39,8 @@ std::vector<std::string> variant_overrides(const std::string& name) {
 }
 
 TEST_P(TrainerCudaTest, Bf16TrainingLowersTheLoss) {
-  Trainer trainer(testing::tiny_config(data, dir / "run", variant_overrides(GetParam())), quiet());
+  Trainer trainer(testing::tiny_config(data, dir / "run", variant_overrides(GetParam())),
+                  testing::quiet_options());
   const TrainResult result = trainer.run();
   ASSERT_TRUE(result.final_val_loss.has_value());
   EXPECT_TRUE(std::isfinite(*result.final_val_loss));
@@ -68,10 +61,10 @@ void check_cross_device_resume(const std::string& data, const ScratchDir& dir,
     return testing::tiny_config(data, dir / run,
                                 {"train.device=" + device, "train.precision=fp32"});
   };
-  Trainer reference(config("reference", "cpu"), quiet());
+  Trainer reference(config("reference", "cpu"), testing::quiet_options());
   reference.run();
-  Trainer(config("moved", first), quiet("", 4)).run();
-  Trainer resumed(config("moved", second), quiet("auto"));
+  Trainer(config("moved", first), testing::quiet_options("", 4)).run();
+  Trainer resumed(config("moved", second), testing::quiet_options("auto"));
   EXPECT_EQ(resumed.progress().step, 4);
   resumed.run();
   const auto expected = model_tensors(reference.model());

@@ -11,6 +11,7 @@
 #include "config/loader.h"
 #include "data/shard.h"
 #include "testing/scratch_dir.h"
+#include "train/trainer.h"
 #include "util/files.h"
 
 namespace cca::testing {
@@ -68,6 +69,16 @@ inline LoadedConfig tiny_config(const std::string& data_dir, const std::string& 
   LoadOptions options;
   options.overrides = overrides;
   return load_config_text(tiny_config_yaml(data_dir, run_dir), "tiny.yaml", options);
+}
+
+// Trainer options for tests: no signal handlers (the test process owns them).
+inline TrainOptions quiet_options(std::string resume = "",
+                                  std::optional<int64_t> stop_at = std::nullopt) {
+  TrainOptions options;
+  options.resume = std::move(resume);
+  options.stop_at_step = stop_at;
+  options.handle_signals = false;
+  return options;
 }
 
 }  // namespace cca::testing

@@ -1,0 +1,51 @@
+// ZeRO-1 (distributed.zero1): AdamW's moments and step counts sharded across ranks. Every rank
+// still holds all parameters and, after the bucketed all-reduce, all gradients; each parameter is
+// owned by one rank (whole tensors, balanced by size, decided the same way on every rank), and a
+// rank's AdamW holds state for and updates only the parameters it owns. Around that update:
+//   clip()              the global gradient norm (over every gradient, in AdamW's order, so the
+//                       value and the clipping are bit-identical to the unsharded optimizer) and
+//                       the skip flag, the same on every rank, passed to AdamW as `frozen`;
+//   share_parameters()  each rank broadcasts the parameters it updated (one flat buffer each);
+//   gather_state()      the full optimizer state, in AdamW::state()'s order, for the checkpoint,
+//                       which therefore looks exactly like an unsharded run's.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "config/config.h"
+#include "train/optimizer.h"
+
+namespace cca::dist {
+
+class Communicator;
+
+class Zero1 {
+ public:
+  Zero1(Communicator& communicator, const std::vector<NamedTensor>& parameters,
+        const OptimConfig& optim);
+
+  // What this rank's AdamW is built over, and with which settings (clipping happens in clip()).
+  std::vector<NamedTensor> owned_parameters() const;
+  OptimConfig local_optim() const;
+  // "61 of 62 tensors" style summary: tensors and elements this rank owns.
+  std::string describe() const;
+
+  StepReport clip(const at::Tensor& loss, const at::Tensor& frozen);
+  // Zeroes every gradient (AdamW::zero_grad only reaches the owned ones).
+  void zero_grad();
+  void share_parameters(int64_t step);
+  // All ranks call; every rank gets the full list (rank 0 writes it).
+  std::vector<NamedTensor> gather_state(const std::vector<NamedTensor>& local_state);
+
+ private:
+  Communicator& communicator_;
+  std::vector<NamedTensor> parameters_;  // registration order
+  std::vector<int> owner_;               // parameter -> rank
+  std::vector<size_t> adamw_order_;      // decayed first, then undecayed (AdamW's group order)
+  OptimConfig optim_;
+};
+
+}  // namespace cca::dist

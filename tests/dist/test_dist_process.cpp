@@ -1,0 +1,256 @@
+// Data-parallel cca-train end to end on the CPU (Gloo, 2 ranks on one machine, the tiny model of
+// the trainer tests): the 2-rank run matches the 1-rank run with the same global batch, resume
+// is exact with 2 ranks, a world-size change on resume and differing configs are refused, and a
+// rank that dies or hangs ends the job with a message naming it.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "dist/dist_test_util.h"
+#include "dist/launcher.h"
+#include "train/checkpoint_store.h"
+#include "train/train_test_util.h"
+
+namespace cca {
+namespace {
+
+using testing::ScratchDir;
+
+// Why these tolerances: both runs see the same 8 sequences per step and weight every token
+// alike, but the sums are associated differently. One rank adds the gradients of its two
+// micro-batches (sequences 0-3, then 4-7) in place; two ranks each back-propagate one
+// micro-batch (sequences 0,2,4,6 and 1,3,5,7) and Gloo adds the two results. fp32 addition is
+// not associative, so the gradients differ in their last bits (~1e-7 relative); AdamW's update
+// is normalised by sqrt(v), so such differences pass into the weights at the same relative size
+// and compound over steps. Measured over the 8 steps: 1.2e-7 relative on the losses, 1.0e-6
+// absolute on the weights; the bounds leave ~100x and ~20x of room. AdamW does not see the
+// gradients' scale, so a wrong averaging factor would leave losses and weights alike: the
+// logged gradient norm (before clipping) is compared too.
+constexpr double kLossRelTolerance = 1e-5;
+constexpr double kWeightAbsTolerance = 2e-5;
+
+class DistProcessTest : public ::testing::Test {
+ protected:
+  ScratchDir dir;
+  std::string data = testing::write_tiny_dataset(dir / "data");
+  std::string log = dir / "log.txt";
+
+  std::string config_file(const std::string& run, const std::string& extra = "") {
+    const std::string path = dir / (run + ".yaml");
+    std::ofstream(path) << testing::tiny_config_yaml(data, dir / run, extra);
+    return path;
+  }
+  // Runs cca-train (with `args`) to completion within the time limit; returns its exit code.
+  int train(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+    const std::optional<int> code = testing::wait_for(testing::spawn_trainer(args, log, env), 300);
+    EXPECT_TRUE(code.has_value()) << "cca-train ran past 300 s\n" << log_text();
+    return code.value_or(-1);
+  }
+  std::string log_text() { return files::read_file(log); }
+  std::string file(const std::string& run, int64_t step, const std::string& name) {
+    return files::join(files::join(dir / run, "checkpoints"),
+                       checkpoint_store::step_folder_name(step) + "/" + name);
+  }
+};
+
+TEST_F(DistProcessTest, TwoRanksMatchOneRankWithTheSameGlobalBatch) {
+  // One rank: 2 micro-batches of 4 sequences per step. Two ranks: 1 micro-batch of 4 each.
+  ASSERT_EQ(train({"--config", config_file("one")}), 0) << log_text();
+  ASSERT_EQ(train({"--config", config_file("two"), "--nproc-per-node", "2", "--set",
+                   "train.grad_accum=1", "--set", "distributed.verify_every=2"}),
+            0)
+      << log_text();
+  const auto one = testing::metric_by_step(dir / "one", "train", "loss");
+  const auto two = testing::metric_by_step(dir / "two", "train", "loss");
+  ASSERT_EQ(one.size(), 8u);
+  ASSERT_EQ(two.size(), 8u);
+  double worst_loss = 0;
+  for (const auto& [step, loss] : one) {
+    worst_loss = std::max(worst_loss, std::abs(two.at(step) - loss) / std::abs(loss));
+  }
+  EXPECT_LT(worst_loss, kLossRelTolerance);
+  const auto norm_one = testing::metric_by_step(dir / "one", "train", "grad_norm");
+  const auto norm_two = testing::metric_by_step(dir / "two", "train", "grad_norm");
+  for (const auto& [step, norm] : norm_one) {
+    EXPECT_NEAR(norm_two.at(step), norm, kLossRelTolerance * norm) << "grad_norm at step " << step;
+  }
+  const auto val_one = testing::metric_by_step(dir / "one", "eval", "val_loss");
+  const auto val_two = testing::metric_by_step(dir / "two", "eval", "val_loss");
+  ASSERT_EQ(val_one.size(), val_two.size());
+  for (const auto& [step, loss] : val_one) {
+    EXPECT_NEAR(val_two.at(step), loss, kLossRelTolerance * loss) << "val_loss at step " << step;
+  }
+  const auto w_one = testing::read_f32_tensors(file("one", 8, "model.safetensors"));
+  const auto w_two = testing::read_f32_tensors(file("two", 8, "model.safetensors"));
+  ASSERT_EQ(w_one.size(), w_two.size());
+  double worst_weight = 0;
+  for (const auto& [name, values] : w_one) {
+    const std::vector<float>& other = w_two.at(name);
+    ASSERT_EQ(values.size(), other.size()) << name;
+    for (size_t i = 0; i < values.size(); ++i) {
+      worst_weight = std::max(worst_weight, std::abs(static_cast<double>(values[i]) - other[i]));
+    }
+  }
+  EXPECT_LT(worst_weight, kWeightAbsTolerance);
+  std::printf("2 ranks vs 1 rank after 8 steps: loss rel. diff %.3g, weight abs. diff %.3g\n",
+              worst_loss, worst_weight);
+  EXPECT_NE(log_text().find("launcher    2 ranks on this node"), std::string::npos);
+  EXPECT_NE(log_text().find("dist        rank 1/2 (local 1/2, node 0)"), std::string::npos)
+      << log_text();
+}
+
+TEST_F(DistProcessTest, ResumeWithTwoRanksIsBitIdentical) {
+  const std::vector<std::string> two = {"--nproc-per-node", "2", "--set", "train.grad_accum=1"};
+  auto with = [&](std::vector<std::string> args) {
+    args.insert(args.end(), two.begin(), two.end());
+    return args;
+  };
+  ASSERT_EQ(train(with({"--config", config_file("whole")})), 0) << log_text();
+  ASSERT_EQ(train(with({"--config", config_file("split"), "--stop-at-step", "4"})), 0)
+      << log_text();
+  ASSERT_EQ(train(with({"--config", config_file("split"), "--resume", "auto"})), 0) << log_text();
+  for (const char* name : {"model.safetensors", "optimizer.safetensors", "rng.safetensors"}) {
+    EXPECT_TRUE(files::read_file(file("whole", 8, name)) ==
+                files::read_file(file("split", 8, name)))
+        << name << " differs after resume";
+  }
+  EXPECT_EQ(testing::metric_by_step(dir / "split", "train", "loss"),
+            testing::metric_by_step(dir / "whole", "train", "loss"));
+  // Both ranks' generator states are in the checkpoint.
+  const std::string rng = files::read_file(file("split", 8, "rng.safetensors"));
+  EXPECT_NE(rng.find("cpu/rank0"), std::string::npos);
+  EXPECT_NE(rng.find("cpu/rank1"), std::string::npos);
+}
+
+// ZeRO-1 applies the same element-wise AdamW to the same clipped gradients, only on the owning
+// rank, so weights and (gathered) optimizer state are bit-identical to the unsharded run, and a
+// sharded run resumes exactly.
+TEST_F(DistProcessTest, Zero1IsBitIdenticalToTheUnshardedRunAndResumesExactly) {
+  const std::vector<std::string> two = {"--nproc-per-node", "2", "--set", "train.grad_accum=1"};
+  const std::vector<std::string> zero1 = {"--set", "distributed.zero1=true", "--set",
+                                          "distributed.verify_every=1"};
+  auto with = [&](std::vector<std::string> args, bool sharded) {
+    args.insert(args.end(), two.begin(), two.end());
+    if (sharded) args.insert(args.end(), zero1.begin(), zero1.end());
+    return args;
+  };
+  ASSERT_EQ(train(with({"--config", config_file("plain")}, false)), 0) << log_text();
+  ASSERT_EQ(train(with({"--config", config_file("zero1"), "--stop-at-step", "4"}, true)), 0)
+      << log_text();
+  ASSERT_EQ(train(with({"--config", config_file("zero1"), "--resume", "auto"}, true)), 0)
+      << log_text();
+  for (const char* name : {"model.safetensors", "optimizer.safetensors"}) {
+    EXPECT_TRUE(files::read_file(file("plain", 8, name)) ==
+                files::read_file(file("zero1", 8, name)))
+        << name << " differs between the ZeRO-1 run and the unsharded one";
+  }
+  EXPECT_NE(log_text().find("ZeRO-1: this rank keeps AdamW state for"), std::string::npos);
+}
+
+TEST_F(DistProcessTest, ResumeWithAnotherWorldSizeIsRefused) {
+  const std::string config = config_file("run", "");
+  ASSERT_EQ(train({"--config", config, "--nproc-per-node", "2", "--set", "train.grad_accum=1",
+                   "--stop-at-step", "2", "--set", "train.eval_every=0"}),
+            0)
+      << log_text();
+  EXPECT_EQ(train({"--config", config, "--resume", "auto"}), 1);
+  EXPECT_NE(log_text().find("was written by a run of 2 rank(s), and this run has 1"),
+            std::string::npos)
+      << log_text();
+}
+
+TEST_F(DistProcessTest, DifferentConfigsAcrossRanksAreNamed) {
+  const int port = dist::pick_free_local_port();
+  const std::string config = config_file("run");
+  const pid_t rank0 =
+      testing::spawn_trainer({"--config", config}, log, testing::rank_env(0, 2, port));
+  const pid_t rank1 = testing::spawn_trainer({"--config", config, "--set", "optim.lr=0.001"}, log,
+                                             testing::rank_env(1, 2, port));
+  EXPECT_EQ(testing::wait_for(rank0, 120), 1);
+  EXPECT_EQ(testing::wait_for(rank1, 120), 1);
+  EXPECT_NE(log_text().find("rank 1 has 'optim.lr: 0.001' where rank 0 has 'optim.lr: 0.003'"),
+            std::string::npos)
+      << log_text();
+}
+
+// Waits until rank 0 has logged `step` steps to metrics.jsonl (false if `pid` ended first).
+bool reached_step(const std::string& run_dir, int step, pid_t pid) {
+  const std::string metrics = files::join(run_dir, "metrics.jsonl");
+  const std::string needle = "\"step\":" + std::to_string(step) + ",";
+  bool exited = false;
+  testing::wait_until(
+      [&] {
+        exited = waitpid(pid, nullptr, WNOHANG) == pid;
+        return exited || (files::exists(metrics) &&
+                          files::read_file(metrics).find(needle) != std::string::npos);
+      },
+      120);
+  return !exited && files::exists(metrics) &&
+         files::read_file(metrics).find(needle) != std::string::npos;
+}
+
+const std::vector<std::string> kLongRun = {
+    "--set", "train.steps=100000", "--set", "checkpoint.every=100000",
+    "--set", "train.eval_every=0", "--set", "distributed.timeout_s=5"};
+
+TEST_F(DistProcessTest, KillingOneRankEndsTheLaunchedJobNamingIt) {
+  std::vector<std::string> args = {"--config", config_file("run"),  "--nproc-per-node", "2",
+                                   "--set",    "train.grad_accum=1"};
+  args.insert(args.end(), kLongRun.begin(), kLongRun.end());
+  const pid_t launcher = testing::spawn_trainer(args, log);
+  ASSERT_TRUE(reached_step(dir / "run", 2, launcher)) << log_text();
+  const std::string text = log_text();
+  const size_t at = text.find("rank 1 is pid ");
+  ASSERT_NE(at, std::string::npos) << text;
+  const pid_t rank1 = std::stoi(text.substr(at + 14));
+  const auto killed = std::chrono::steady_clock::now();
+  kill(rank1, SIGKILL);
+  EXPECT_EQ(testing::wait_for(launcher, 60), 128 + SIGKILL) << log_text();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  EXPECT_LT(seconds, 20) << "the job should end well within the launcher's 10 s grace period";
+  EXPECT_NE(log_text().find("error: rank 1 of 2 (pid " + std::to_string(rank1) +
+                            ") was killed by signal 9"),
+            std::string::npos)
+      << log_text();
+}
+
+TEST_F(DistProcessTest, SigtermToTheLauncherStopsEveryRankAfterACheckpoint) {
+  std::vector<std::string> args = {"--config", config_file("run"),  "--nproc-per-node", "2",
+                                   "--set",    "train.grad_accum=1"};
+  args.insert(args.end(), kLongRun.begin(), kLongRun.end());
+  const pid_t launcher = testing::spawn_trainer(args, log);
+  ASSERT_TRUE(reached_step(dir / "run", 2, launcher)) << log_text();
+  kill(launcher, SIGTERM);
+  EXPECT_EQ(testing::wait_for(launcher, 60), 0) << log_text();
+  const auto newest = checkpoint_store::newest_complete(dir / "run/checkpoints", nullptr);
+  ASSERT_TRUE(newest.has_value()) << log_text();
+  EXPECT_GE(newest->step, 2);
+  EXPECT_NE(log_text().find("stopped by signal 15 at step " + std::to_string(newest->step)),
+            std::string::npos)
+      << log_text();
+}
+
+TEST_F(DistProcessTest, AHungRankMakesTheOtherFailWithinTheTimeoutNamingTheOperation) {
+  const int port = dist::pick_free_local_port();
+  std::vector<std::string> args = {"--config", config_file("run"), "--set", "train.grad_accum=1"};
+  args.insert(args.end(), kLongRun.begin(), kLongRun.end());
+  const pid_t rank0 = testing::spawn_trainer(args, log, testing::rank_env(0, 2, port));
+  const pid_t rank1 = testing::spawn_trainer(args, log, testing::rank_env(1, 2, port));
+  ASSERT_TRUE(reached_step(dir / "run", 2, rank0)) << log_text();
+  kill(rank1, SIGSTOP);  // alive, connected, silent: only the timeout can end rank 0's wait
+  const auto stopped = std::chrono::steady_clock::now();
+  const std::optional<int> code = testing::wait_for(rank0, 60);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - stopped).count();
+  kill(rank1, SIGKILL);
+  testing::wait_for(rank1, 30);
+  EXPECT_EQ(code, 1) << log_text();
+  EXPECT_LT(seconds, 5 + 15) << "distributed.timeout_s is 5";
+  EXPECT_NE(log_text().find("error: rank 0 of 2: "), std::string::npos) << log_text();
+  EXPECT_NE(log_text().find(" failed: "), std::string::npos) << log_text();
+}
+
+}  // namespace
+}  // namespace cca
