@@ -11,57 +11,19 @@
 #include <fstream>
 #include <thread>
 
+#include "testing/process.h"
 #include "train/checkpoint_store.h"
 #include "train/train_test_util.h"
 #include "util/files.h"
-
-extern char** environ;
 
 namespace cca {
 namespace {
 
 using testing::ScratchDir;
 
-// Starts cca-train with `args` (stdout and stderr to `log`), extra environment entries first.
-pid_t spawn_trainer(const std::vector<std::string>& args, const std::string& log,
-                    const std::vector<std::string>& env = {}) {
-  std::vector<std::string> argv_text = {std::string(CCA_BINARY_DIR) + "/bin/cca-train"};
-  argv_text.insert(argv_text.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_text) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env_text = env;
-  for (char** e = environ; *e != nullptr; ++e) env_text.emplace_back(*e);
-  std::vector<char*> envp;
-  for (auto& e : env_text) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  EXPECT_EQ(rc, 0) << "cannot start " << argv[0];
-  return pid;
-}
-
-// Exit code, or 128 + signal when it was killed.
-int wait_for(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-template <class Condition>
-bool wait_until(Condition&& condition, double seconds) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
-}
+using testing::spawn_trainer;
+using testing::wait_for;
+using testing::wait_until;
 
 class TrainProcessTest : public ::testing::Test {
  protected:
@@ -75,7 +37,7 @@ class TrainProcessTest : public ::testing::Test {
     return path;
   }
   int train(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
-    return wait_for(spawn_trainer(args, log, env));
+    return wait_for(spawn_trainer(args, log, env)).value_or(-1);
   }
   std::string log_text() { return files::read_file(log); }
   std::string file(const std::string& run, int64_t step, const std::string& name) {

@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 
+#include "testing/process.h"
 #include "train/checkpoint.h"
 #include "train/checkpoint_store.h"
 #include "train/safetensors.h"
@@ -28,18 +29,7 @@ std::map<std::string, at::Tensor> snapshot(Trainer& trainer) {
 
 // step -> loss of every "train" record in a metrics.jsonl.
 std::map<int64_t, double> logged_losses(const std::string& run_dir) {
-  std::map<int64_t, double> losses;
-  const std::string text = files::read_file(files::join(run_dir, "metrics.jsonl"));
-  size_t start = 0;
-  while (start < text.size()) {
-    const size_t end = text.find('\n', start);
-    const Json record = parse_json(text.substr(start, end - start), "metrics.jsonl");
-    if (record.at("kind", "r").as_string("kind") == "train") {
-      losses[record.at("step", "r").as_int("step")] = record.at("loss", "r").as_double("loss");
-    }
-    start = end + 1;
-  }
-  return losses;
+  return testing::metric_by_step(run_dir, "train", "loss");
 }
 
 template <class Body>
