@@ -81,6 +81,7 @@ Trainer::Trainer(LoadedConfig loaded, TrainOptions options)
   phases_.emplace_back("start-up before the trainer", seconds_since(options_.process_start));
   phase_done("device");
   files::make_directories(config_.run.dir);
+  locate_resume();  // before the slow phases: a wrong --resume or config fails at once
   build_data();
   build_model();
   resume_if_requested();
@@ -157,7 +158,7 @@ void Trainer::build_model() {
   phase_done("model + optimizer");
 }
 
-void Trainer::resume_if_requested() {
+void Trainer::locate_resume() {
   const std::string root = checkpoint_root(config_);
   std::optional<std::string> path;
   if (!options_.resume.empty()) {
@@ -168,18 +169,23 @@ void Trainer::resume_if_requested() {
                 "'; continue it with --resume auto, or start a new run elsewhere with --set "
                 "run.dir=<new folder>");
   }
-  if (path) {
-    const CheckpointInfo info = read_checkpoint_info(*path);
-    const std::vector<std::string> changes =
-        compare_configs_for_resume(info.config.config, config_);
-    for (const std::string& change : changes)
-      log::warn("resume: changed since the checkpoint: {}", change);
-    check_world_size(info);
+  if (!path) return;
+  resume_info_ = read_checkpoint_info(*path);
+  const std::vector<std::string> changes =
+      compare_configs_for_resume(resume_info_->config.config, config_);
+  for (const std::string& change : changes)
+    log::warn("resume: changed since the checkpoint: {}", change);
+  check_world_size(*resume_info_);
+}
+
+void Trainer::resume_if_requested() {
+  if (resume_info_) {
+    const CheckpointInfo& info = *resume_info_;
     restore_checkpoint(info, *model_, *optimizer_, rank());
     progress_ = info.progress;
     resume_loader_state_ = info.progress.loader;
     skipped_at_start_ = progress_.skipped_steps;
-    log::info("resume      {} (step {}, {} tokens seen, run id {})", *path, progress_.step,
+    log::info("resume      {} (step {}, {} tokens seen, run id {})", info.path, progress_.step,
               progress_.tokens_seen, progress_.run_id);
   } else {
     progress_.run_id = new_run_id();
@@ -197,7 +203,7 @@ void Trainer::resume_if_requested() {
     progress_.run_id = parallel_->start(config_, progress_.step, progress_.run_id, *model_,
                                         zero1_ ? std::vector<NamedTensor>() : optimizer_->state());
   }
-  phase_done(path ? "resume" : "loader");
+  phase_done(resume_info_ ? "resume" : "loader");
 }
 
 // The loader's positions count each rank's windows, and the RNG states are per rank: a

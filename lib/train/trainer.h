@@ -64,6 +64,7 @@ class Trainer {
  private:
   void build_data();
   void build_model();
+  void locate_resume();
   void resume_if_requested();
   void train_step();
   StepReport update(const at::Tensor& step_loss, int64_t step);
@@ -90,6 +91,7 @@ class Trainer {
   std::unique_ptr<dist::Zero1> zero1_;  // distributed.zero1: optimizer_ holds this rank's shard
   std::unique_ptr<LrSchedule> schedule_;
   std::shared_ptr<const data::ShardSet> train_shards_;
+  std::optional<CheckpointInfo> resume_info_;  // what --resume found, checked before data/model
   std::optional<data::LoaderState> resume_loader_state_;
   std::unique_ptr<data::TrainLoader> loader_;
   std::unique_ptr<data::ValidationSet> validation_;
