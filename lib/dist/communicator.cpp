@@ -50,12 +50,7 @@ Communicator::~Communicator() {
     (void)device_group_.release();
     (void)host_group_.release();
     (void)store_.release();
-    return;
   }
-  // A clean end: shut the groups down explicitly, as NCCL asks (otherwise it warns at exit that
-  // its resources may leak).
-  if (device_group_) device_group_->shutdown();
-  if (host_group_) host_group_->shutdown();
 }
 
 void Communicator::connect_store() {
