@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <random>
 
 #include "app/startup.h"
@@ -82,6 +83,7 @@ Trainer::Trainer(LoadedConfig loaded, TrainOptions options)
   phase_done("device");
   files::make_directories(config_.run.dir);
   locate_resume();  // before the slow phases: a wrong --resume or config fails at once
+  if (rank() == 0) save_launch_config();
   build_data();
   build_model();
   resume_if_requested();
@@ -156,6 +158,18 @@ void Trainer::build_model() {
             count_model(config_).total_params, describe_device(device_), precision_.name(),
             optimizer_->decayed_count(), optimizer_->undecayed_count());
   phase_done("model + optimizer");
+}
+
+// run.dir/config.yaml: the resolved config of the latest launch, with where each value came from
+// (each checkpoint keeps its own copy). Written beside and renamed, so it is never half there.
+void Trainer::save_launch_config() const {
+  const std::string path = files::join(config_.run.dir, "config.yaml");
+  const std::string staging = path + ".tmp";
+  std::ofstream out(staging, std::ios::binary | std::ios::trunc);
+  out << render_config_yaml(loaded_, /*with_origins=*/true);
+  out.close();
+  if (!out) throw Error("cannot write '" + staging + "'");
+  files::rename_path(staging, path);
 }
 
 void Trainer::locate_resume() {

@@ -64,6 +64,7 @@ class Trainer {
  private:
   void build_data();
   void build_model();
+  void save_launch_config() const;
   void locate_resume();
   void resume_if_requested();
   void train_step();

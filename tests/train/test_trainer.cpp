@@ -70,6 +70,8 @@ TEST_F(TrainerTest, ResumedRunMatchesAnUninterruptedOneBitForBit) {
   for (const auto& [name, tensor] : snapshot(second_half)) {
     EXPECT_TRUE(at::equal(tensor, expected.at(name))) << name << " differs after resume";
   }
+  EXPECT_EQ(load_config(dir / "whole/config.yaml").config.model.d_model, 64)
+      << "the run folder keeps the resolved config";
   const auto whole_losses = logged_losses(dir / "whole");
   EXPECT_EQ(whole_losses.size(), 8u);
   EXPECT_EQ(logged_losses(dir / "split"), whole_losses);
