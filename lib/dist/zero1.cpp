@@ -63,20 +63,10 @@ std::string Zero1::describe() const {
 }
 
 StepReport Zero1::clip(const at::Tensor& loss, const at::Tensor& frozen) {
-  // The same operations in the same order as AdamW::step, so the result is bit-identical.
+  // Over every gradient in AdamW's order, so the result is bit-identical to the unsharded step.
   std::vector<at::Tensor> grads;
   for (size_t k : adamw_order_) grads.push_back(parameters_[k].tensor.grad());
-  StepReport report;
-  report.grad_norm = at::stack(at::_foreach_norm(grads, 2)).norm();
-  at::Tensor bad = report.grad_norm.isfinite().logical_not();
-  if (loss.defined()) bad = bad.logical_or(loss.detach().isfinite().logical_not().to(bad.device()));
-  if (frozen.defined()) bad = bad.logical_or(frozen.to(bad.device()).ne(0));
-  report.skipped = bad.to(at::kFloat);
-  if (optim_.grad_clip > 0) {
-    const at::Tensor scale = (optim_.grad_clip / (report.grad_norm + 1e-6)).clamp_max(1.0);
-    at::_foreach_mul_(grads, scale);
-  }
-  return report;
+  return check_and_clip(grads, optim_.grad_clip, loss, frozen);
 }
 
 void Zero1::zero_grad() {

@@ -60,20 +60,25 @@ void AdamW::zero_grad() {
   if (!grads.empty()) at::_foreach_zero_(grads);
 }
 
-StepReport AdamW::step(double lr, const at::Tensor& loss, const at::Tensor& frozen) {
-  std::vector<at::Tensor> grads = gradients();
-  StepReport report;
+StepReport check_and_clip(std::vector<at::Tensor>& grads, double grad_clip, const at::Tensor& loss,
+                          const at::Tensor& frozen) {
   if (grads.empty()) throw Error("optimizer: no parameters to update");
-  const std::vector<at::Tensor> norms = at::_foreach_norm(grads, 2);
-  report.grad_norm = at::stack(norms).norm();
+  StepReport report;
+  report.grad_norm = at::stack(at::_foreach_norm(grads, 2)).norm();
   at::Tensor bad = report.grad_norm.isfinite().logical_not();
   if (loss.defined()) bad = bad.logical_or(loss.detach().isfinite().logical_not().to(bad.device()));
   if (frozen.defined()) bad = bad.logical_or(frozen.to(bad.device()).ne(0));
   report.skipped = bad.to(at::kFloat);
-  if (optim_.grad_clip > 0) {
-    const at::Tensor scale = (optim_.grad_clip / (report.grad_norm + 1e-6)).clamp_max(1.0);
+  if (grad_clip > 0) {
+    const at::Tensor scale = (grad_clip / (report.grad_norm + 1e-6)).clamp_max(1.0);
     at::_foreach_mul_(grads, scale);
   }
+  return report;
+}
+
+StepReport AdamW::step(double lr, const at::Tensor& loss, const at::Tensor& frozen) {
+  std::vector<at::Tensor> grads = gradients();
+  const StepReport report = check_and_clip(grads, optim_.grad_clip, loss, frozen);
   update_group(decayed_, lr, report.skipped);
   update_group(undecayed_, lr, report.skipped);
   return report;

@@ -33,6 +33,12 @@ struct StepReport {
   at::Tensor skipped;    // 1.0 when the step was dropped (non-finite loss or gradient), else 0.0
 };
 
+// The global L2 norm of `grads` (returned as reported before clipping), the non-finite flag
+// (non-finite norm or loss, or `frozen` set), then clipping of `grads` in place to `grad_clip`
+// when > 0. Every optimizer step runs exactly this, so sharded and unsharded runs agree bitwise.
+StepReport check_and_clip(std::vector<at::Tensor>& grads, double grad_clip, const at::Tensor& loss,
+                          const at::Tensor& frozen);
+
 class AdamW {
  public:
   // `parameters` must all live on one device with dtype float32 (the master weights).
