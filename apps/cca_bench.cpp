@@ -4,6 +4,7 @@
 
 #include "bench/attention_bench.h"
 #include "bench/decode_bench.h"
+#include "bench/train_bench.h"
 #include "cli.h"
 #include "data/bench.h"
 #include "data/dataset.h"
@@ -57,6 +58,18 @@ int main(int argc, char** argv) {
   decode->add_option("--json", decode_json, "Also write the JSON here");
   cca::cli::ConfigFlags flags;
   cca::cli::add_config_flags(*train, flags);
+  cca::bench::TrainBenchOptions train_options;
+  std::string train_json;
+  train->add_option("--steps", train_options.steps, "Timed steps (after the warm-up)")
+      ->check(CLI::PositiveNumber);
+  train->add_option("--warmup", train_options.warmup, "Untimed steps after the first one");
+  train->add_option("--phase-steps", train_options.phase_steps,
+                    "Steps split into phases (the device is synchronised between phases)");
+  train->add_option("--profile-steps", train_options.profile_steps,
+                    "Steps under the kernel profiler (CUDA; 0 = no profile)");
+  train->add_option("--trace", train_options.trace_path,
+                    "Write a Chrome trace of the profiled steps here");
+  train->add_option("--json", train_json, "Also write the JSON here");
   auto* ddp = app.add_subcommand(
       "ddp", "Backward with and without the bucketed gradient all-reduce overlapped (JSON)");
   cca::cli::ConfigFlags ddp_flags;
@@ -117,9 +130,16 @@ int main(int argc, char** argv) {
       write_json(ddp_json, json);
       return cca::kExitOk;
     }
-    if (train->parsed() && flags.dry_run) {
-      const cca::LoadedConfig loaded = cca::load_run_config(flags.request);
-      cca::log_run_summary(loaded, cca::world_size_from_environment());
+    if (train->parsed()) {
+      if (flags.request.path.empty()) throw cca::Error("cca-bench train needs --config FILE");
+      if (flags.dry_run) {
+        const cca::LoadedConfig loaded = cca::load_run_config(flags.request);
+        cca::log_run_summary(loaded, cca::world_size_from_environment());
+        return cca::kExitOk;
+      }
+      const std::string json = cca::bench::run_train_bench(flags.request, train_options).dump(2);
+      if (train_json.empty()) std::cout << json << "\n";
+      write_json(train_json, json);
       return cca::kExitOk;
     }
     const std::string which = app.get_subcommands().front()->get_name();

@@ -14,38 +14,10 @@
 #include <algorithm>
 #include <limits>
 
+#include "cca_common.cuh"
+
 namespace cca::kernels {
 namespace {
-
-__device__ __forceinline__ float to_f32(float x) {
-  return x;
-}
-__device__ __forceinline__ float to_f32(__nv_bfloat16 x) {
-  return __bfloat162float(x);
-}
-__device__ __forceinline__ float to_f32(__half x) {
-  return __half2float(x);
-}
-
-template <typename T>
-__device__ __forceinline__ T from_f32(float x);
-template <>
-__device__ __forceinline__ float from_f32<float>(float x) {
-  return x;
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
-template <>
-__device__ __forceinline__ __half from_f32<__half>(float x) {
-  return __float2half_rn(x);
-}
-
-template <typename T, int N>
-struct alignas(sizeof(T) * N) Vec {
-  T v[N];
-};
 
 // Strides in elements; the output is contiguous. sin_sign = -1 rotates backwards.
 template <typename T>
@@ -65,25 +37,25 @@ struct RopeParams {
 template <typename T, int N>
 __device__ __forceinline__ void load(const T* src, float* dst) {
   if constexpr (N == 1) {
-    dst[0] = to_f32(src[0]);
+    dst[0] = to_float(src[0]);
   } else {
-    const Vec<T, N> v = *reinterpret_cast<const Vec<T, N>*>(src);
+    const Pack<T, N> v = *reinterpret_cast<const Pack<T, N>*>(src);
 #pragma unroll
-    for (int k = 0; k < N; ++k) dst[k] = to_f32(v.v[k]);
+    for (int k = 0; k < N; ++k) dst[k] = to_float(v.v[k]);
   }
 }
 
 template <typename T, int N>
 __device__ __forceinline__ void store(T* dst, const float* src) {
-  Vec<T, N> v;
+  Pack<T, N> v;
 #pragma unroll
-  for (int k = 0; k < N; ++k) v.v[k] = from_f32<T>(src[k]);
-  *reinterpret_cast<Vec<T, N>*>(dst) = v;
+  for (int k = 0; k < N; ++k) v.v[k] = from_float<T>(src[k]);
+  *reinterpret_cast<Pack<T, N>*>(dst) = v;
 }
 
 template <int N>
 __device__ __forceinline__ void load_table(const float* src, float* dst) {
-  const Vec<float, N> v = *reinterpret_cast<const Vec<float, N>*>(src);
+  const Pack<float, N> v = *reinterpret_cast<const Pack<float, N>*>(src);
 #pragma unroll
   for (int k = 0; k < N; ++k) dst[k] = v.v[k];
 }
@@ -125,7 +97,7 @@ __global__ void __launch_bounds__(256) rope_kernel(const RopeParams<T> p) {
       if constexpr (N == 1) {
         dst[j] = src[j * p.stride_d];
       } else {
-        *reinterpret_cast<Vec<T, N>*>(dst + j) = *reinterpret_cast<const Vec<T, N>*>(src + j);
+        *reinterpret_cast<Pack<T, N>*>(dst + j) = *reinterpret_cast<const Pack<T, N>*>(src + j);
       }
     }
   }
@@ -147,16 +119,16 @@ int vector_width(const at::Tensor& x, int64_t half) {
 
 template <typename T, int N>
 void launch(const RopeParams<T>& p) {
-  constexpr int kThreads = 256;
-  const int64_t needed = (p.total + kThreads - 1) / kThreads;
+  constexpr int kBlock = 256;
+  const int64_t needed = (p.total + kBlock - 1) / kBlock;
   // A grid-stride loop: enough blocks to fill the GPU many times over, no more.
   const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   const int blocks = static_cast<int>(std::min<int64_t>(needed, int64_t{sms} * 32));
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  if (p.total + int64_t{kThreads} * blocks < std::numeric_limits<uint32_t>::max()) {
-    rope_kernel<T, N, uint32_t><<<blocks, kThreads, 0, stream>>>(p);
+  if (p.total + int64_t{kBlock} * blocks < std::numeric_limits<uint32_t>::max()) {
+    rope_kernel<T, N, uint32_t><<<blocks, kBlock, 0, stream>>>(p);
   } else {
-    rope_kernel<T, N, int64_t><<<blocks, kThreads, 0, stream>>>(p);
+    rope_kernel<T, N, int64_t><<<blocks, kBlock, 0, stream>>>(p);
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }

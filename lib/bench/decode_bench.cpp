@@ -22,10 +22,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-void synchronize(const at::Device& device) {
-  if (device.is_cuda()) torch::cuda::synchronize();
-}
-
 struct DecodePoint {
   int64_t batch = 0, context = 0;
   double prefill_ms = 0, decode_ms_per_step = 0, tokens_per_s = 0;

@@ -30,10 +30,6 @@ WorldEnvironment bench_world() {
   return world;
 }
 
-void synchronize(const at::Device& device) {
-  if (device.is_cuda()) torch::cuda::synchronize(device.index());
-}
-
 // Median milliseconds of `body` over options.iters runs after options.warmup.
 double time_ms(const std::function<void()>& body, const at::Device& device,
                const OverlapBenchOptions& options) {

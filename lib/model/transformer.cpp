@@ -6,6 +6,7 @@
 #include <string>
 
 #include "config/geometry.h"
+#include "ops/cross_entropy.h"
 #include "util/error.h"
 
 namespace cca {
@@ -105,27 +106,24 @@ at::Tensor TransformerImpl::forward(const at::Tensor& tokens, ModelCache* cache)
   return at::linear(h, lm_head.defined() ? lm_head : embedding);
 }
 
-LossBreakdown TransformerImpl::loss(const at::Tensor& tokens, const at::Tensor& targets) {
+LossBreakdown TransformerImpl::loss(const at::Tensor& tokens, const at::Tensor& targets,
+                                    int64_t valid_tokens) {
   MoeLosses moe_losses;
   const at::Tensor h = hidden_states(tokens, nullptr, moe_losses);
-  const at::Tensor logits = at::linear(h, lm_head.defined() ? lm_head : embedding);
-  const at::ScalarType compute = logits.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  const at::Tensor flat_logits = logits.reshape({-1, logits.size(-1)}).to(compute);
   const at::Tensor flat_targets = targets.reshape({-1});
-  const at::Tensor valid = flat_targets.ne(-1);
   LossBreakdown out;
-  out.valid_tokens = valid.sum().item<int64_t>();
+  // Counting on the device would stall the host until the forward pass so far has run.
+  out.valid_tokens = valid_tokens >= 0 ? valid_tokens : flat_targets.ne(-1).sum().item<int64_t>();
   const double denominator = static_cast<double>(std::max<int64_t>(out.valid_tokens, 1));
-  const at::Tensor per_token = at::cross_entropy_loss(flat_logits, flat_targets, {},
-                                                      at::Reduction::None, /*ignore_index=*/-1);
-  out.cross_entropy = per_token.sum() / denominator;
-  const at::Tensor lse = at::logsumexp(flat_logits, -1);
-  out.lm_z_loss = (lse.pow(2) * valid.to(compute)).sum() / denominator;
-  const at::Tensor zero = at::zeros({}, flat_logits.options());
+  const CrossEntropySums sums =
+      linear_cross_entropy(h.reshape({-1, h.size(-1)}), lm_head.defined() ? lm_head : embedding,
+                           flat_targets, config_.model.z_loss);
+  out.cross_entropy = sums.cross_entropy / denominator;
+  out.lm_z_loss = sums.z / denominator;
+  out.total = sums.objective / denominator;
+  const at::Tensor zero = at::zeros({}, out.total.options());
   out.moe_load_balance = moe_losses.load_balance.defined() ? moe_losses.load_balance : zero;
   out.moe_router_z = moe_losses.router_z.defined() ? moe_losses.router_z : zero;
-  out.total = out.cross_entropy;
-  if (config_.model.z_loss > 0) out.total = out.total + config_.model.z_loss * out.lm_z_loss;
   if (moe_losses.load_balance.defined()) {
     out.total = out.total + config_.moe.aux_loss_coef * out.moe_load_balance +
                 config_.moe.z_loss_coef * out.moe_router_z;

@@ -54,8 +54,10 @@ class TransformerImpl : public torch::nn::Module {
   // tokens [B, S] (int64) -> logits [B, S, vocab]. With a cache, tokens continue it.
   at::Tensor forward(const at::Tensor& tokens, ModelCache* cache = nullptr);
   // Next-token loss for targets [B, S]; targets equal to -1 are ignored. Includes the weighted LM
-  // z-loss and MoE losses of this forward pass.
-  LossBreakdown loss(const at::Tensor& tokens, const at::Tensor& targets);
+  // z-loss and MoE losses of this forward pass. The head and its cross-entropy run in chunks
+  // (ops/cross_entropy.h); pass valid_tokens when known so the count needs no device sync.
+  LossBreakdown loss(const at::Tensor& tokens, const at::Tensor& targets,
+                     int64_t valid_tokens = -1);
   ModelCache new_cache() const;
   std::vector<std::shared_ptr<MoeImpl>> moe_layers() const;
   const Config& config() const { return config_; }

@@ -4,10 +4,12 @@
 #include <c10/core/impl/LocalDispatchKeySet.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "attention/attention.h"
+#include "ops/autocast.h"
 #include "util/error.h"
 
 namespace cca {
@@ -161,9 +163,13 @@ at::Tensor MoeImpl::routed_experts(const at::Tensor& tokens, const Routing& r) c
   // tokens in order, so its rows form one contiguous slice of `permuted`.
   const at::Tensor order = at::argsort(r.experts.reshape(-1), /*stable=*/true);
   const at::Tensor token_of_row = at::div(order, k, "floor");
-  const at::Tensor permuted = tokens.index_select(0, token_of_row);
+  // Under autocast the experts run in its dtype, which the grouped GEMM needs on its inputs
+  // (the residual stream arrives in fp32).
+  const std::optional<at::ScalarType> compute = autocast_dtype(tokens);
+  const at::Tensor permuted =
+      (compute ? tokens.to(*compute) : tokens).index_select(0, token_of_row);
   const at::Tensor outputs =
-      use_grouped(tokens) ? expert_grouped(permuted, r.counts) : expert_loop(permuted, r.counts);
+      use_grouped(permuted) ? expert_grouped(permuted, r.counts) : expert_loop(permuted, r.counts);
   // Weight and sum in router precision: a bf16 gate would round each expert's share by ~0.4%.
   const at::Tensor gates = r.gates.reshape(-1).index_select(0, order).unsqueeze(1);
   const at::Tensor weighted = outputs.to(gates.scalar_type()) * gates;
@@ -199,9 +205,12 @@ at::Tensor MoeImpl::expert_loop(const at::Tensor& permuted, const at::Tensor& co
 at::Tensor MoeImpl::expert_grouped(const at::Tensor& permuted, const at::Tensor& counts) const {
   const at::Tensor offs = at::cumsum(counts, 0).to(at::kInt);
   const at::Tensor x = permuted.contiguous();
-  const at::Tensor gate = at::_grouped_mm(x, expert_w1.transpose(1, 2), offs);
-  const at::Tensor up = at::_grouped_mm(x, expert_w3.transpose(1, 2), offs);
-  return at::_grouped_mm(at::silu(gate) * up, expert_w2.transpose(1, 2), offs);
+  const auto weight = [&x](const at::Tensor& w) {
+    return w.scalar_type() == x.scalar_type() ? w : autocast_weight(w, x.scalar_type());
+  };
+  const at::Tensor gate = at::_grouped_mm(x, weight(expert_w1).transpose(1, 2), offs);
+  const at::Tensor up = at::_grouped_mm(x, weight(expert_w3).transpose(1, 2), offs);
+  return at::_grouped_mm(at::silu(gate) * up, weight(expert_w2).transpose(1, 2), offs);
 }
 
 }  // namespace cca

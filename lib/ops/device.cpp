@@ -78,6 +78,10 @@ double proc_status_bytes(const std::string& field) {
 
 }  // namespace
 
+void synchronize(const at::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
 MemoryUse memory_use(const at::Device& device) {
   MemoryUse use;
   if (device.is_cuda()) {

@@ -21,6 +21,9 @@ std::string device_name(const at::Device& device);
 // "LibTorch 2.11.0, CUDA 13.0, cuDNN 91900, NCCL ..." as far as this build knows.
 std::string describe_runtime();
 
+// Waits until every queued kernel on `device` has finished (nothing on CPU).
+void synchronize(const at::Device& device);
+
 // Memory in use and its peak so far, in bytes: the caching allocator's allocated bytes on CUDA,
 // the process's resident set (VmRSS, VmHWM) on CPU.
 struct MemoryUse {

@@ -108,6 +108,7 @@ std::string save_checkpoint(const std::string& root, const TrainProgress& progre
   manifest["step"] = progress.step;
   manifest["tokens_seen"] = progress.tokens_seen;
   manifest["skipped_steps"] = progress.skipped_steps;
+  manifest["train_seconds"] = progress.train_seconds;
   manifest["run_id"] = progress.run_id;
   manifest["world_size"] = extras.world_size;
   manifest["loader_state"] = progress.loader ? Json(progress.loader->serialize()) : Json();
@@ -174,6 +175,8 @@ CheckpointInfo read_checkpoint_info(const std::string& path) {
   p.tokens_seen = manifest.at("tokens_seen", manifest_path).as_int("tokens_seen", 0);
   p.skipped_steps = manifest.at("skipped_steps", manifest_path).as_int("skipped_steps", 0);
   p.run_id = manifest.at("run_id", manifest_path).as_string("run_id");
+  if (const Json* seconds = manifest.find("train_seconds"))
+    p.train_seconds = seconds->as_double("train_seconds");
   if (const Json* world = manifest.find("world_size"))
     info.world_size = world->as_int("world_size", 1);
   const Json& loader = manifest.at("loader_state", manifest_path);

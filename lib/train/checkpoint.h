@@ -28,6 +28,7 @@ struct TrainProgress {
   int64_t step = 0;  // optimizer steps completed
   int64_t tokens_seen = 0;
   int64_t skipped_steps = 0;
+  double train_seconds = 0;  // wall time in training steps (no eval, checkpoints, start-up)
   std::string run_id;
   std::optional<data::LoaderState> loader;  // unset when the run has no training data yet
 };

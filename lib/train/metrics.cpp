@@ -55,6 +55,7 @@ Json step_record(const StepMetrics& m) {
   o["grad_norm"] = m.grad_norm;
   o["tokens_per_s"] = m.tokens_per_s;
   o["tokens_seen"] = m.tokens_seen;
+  o["time_s"] = m.time_s;
   o["memory_gib"] = m.memory_gib;
   o["skipped_steps"] = m.skipped_steps;
   if (m.mfu) o["mfu"] = *m.mfu;
@@ -69,6 +70,8 @@ Json eval_record(const EvalMetrics& m) {
   o["val_loss"] = m.val_loss;
   o["val_ppl"] = std::exp(m.val_loss);
   o["val_tokens"] = m.val_tokens;
+  o["tokens_seen"] = m.tokens_seen;
+  o["time_s"] = m.time_s;
   return Json(std::move(o));
 }
 

@@ -26,6 +26,7 @@ struct StepMetrics {
   double eta_s = 0;
   int64_t skipped_steps = 0;  // total non-finite steps dropped so far
   int64_t tokens_seen = 0;
+  double time_s = 0;  // training wall time so far, across resumes (TrainProgress::train_seconds)
   std::map<std::string, double> extra;  // MoE load and CCA temperature statistics
 };
 
@@ -34,6 +35,8 @@ struct EvalMetrics {
   double val_loss = 0;
   int64_t val_tokens = 0;
   double seconds = 0;
+  int64_t tokens_seen = 0;
+  double time_s = 0;  // training wall time at this evaluation
 };
 
 // "step   120/300 | loss 4.1234 | lr 1.80e-03 | gnorm 0.812 | 41.2k tok/s | MFU 12.3% | mem 1.2

@@ -102,6 +102,11 @@ int64_t Trainer::global_sum(int64_t local, const std::string& what) {
   return parallel_ ? parallel_->sum(local, what) : local;
 }
 
+double Trainer::training_time() const {
+  return train_seconds_at_start_ + seconds_since(training_start_) - eval_seconds_ -
+         checkpoint_seconds_;
+}
+
 void Trainer::phase_done(const std::string& name) {
   phases_.emplace_back(name, seconds_since(phase_start_));
   phase_start_ = Clock::now();
@@ -235,7 +240,15 @@ void Trainer::check_world_size(const CheckpointInfo& info) const {
       info.path, saved, world_size(), saved, saved));
 }
 
-void Trainer::train_step() {
+void Trainer::run_bare_steps(int64_t steps, PhaseClock* clock) {
+  for (int64_t i = 0; i < steps; ++i) train_step(clock);
+}
+
+void Trainer::train_step(PhaseClock* clock) {
+  const auto lap = [clock](const char* phase) {
+    if (clock) clock->lap(phase);
+  };
+  if (clock) clock->start();
   const int64_t step = progress_.step;
   last_lr_ = schedule_->at(step);
   std::vector<data::Batch> batches;
@@ -244,20 +257,23 @@ void Trainer::train_step() {
     batches.push_back(loader_->next());
     step_valid += count_valid_targets(batches.back());
   }
+  lap("data");
   // With data parallelism the shares below are of the global count and the gradients are summed
   // over ranks, so the step is the mean over every rank's tokens.
   step_valid =
       global_sum(step_valid, format("all-reduce of the valid-token count at step {}", step));
+  if (parallel_) lap("communication");
   const double accum = static_cast<double>(config_.train.grad_accum * world_size());
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions(device_).dtype(at::kFloat));
   for (size_t i = 0; i < batches.size(); ++i) {
     const data::Batch& batch = batches[i];
     if (parallel_) parallel_->before_backward(i + 1 == batches.size());
     auto [inputs, targets] = to_device(batch, device_);
+    lap("data");
     LossBreakdown parts;
     {
       AutocastScope autocast(precision_, device_);
-      parts = model_->loss(inputs, targets);
+      parts = model_->loss(inputs, targets, count_valid_targets(batch));
     }
     // Token-level terms are weighted by this micro-batch's share of the step's valid tokens, so
     // the step minimises the mean over all its tokens however they fall into micro-batches;
@@ -270,14 +286,17 @@ void Trainer::train_step() {
     const double share = static_cast<double>(parts.valid_tokens) /
                          static_cast<double>(std::max<int64_t>(step_valid, 1));
     const at::Tensor objective = (parts.total - moe_part) * share + moe_part / accum;
+    lap("forward");
     objective.backward();
     loss_sum +=
         parts.cross_entropy.detach().to(at::kFloat) * static_cast<double>(parts.valid_tokens);
+    lap("backward");
   }
   if (parallel_) {
     parallel_->finish_gradients(step + 1);
     parallel_->sum_in_place(loss_sum,
                             format("all-reduce of the training loss at step {}", step + 1));
+    lap("communication");
   }
   const at::Tensor step_loss = loss_sum / static_cast<double>(std::max<int64_t>(step_valid, 1));
   const bool halt_policy = config_.train.nonfinite == "halt";
@@ -295,6 +314,7 @@ void Trainer::train_step() {
   if (halt_policy) halted_ = at::maximum(halted_, report.skipped);
   progress_.step = step + 1;
   progress_.tokens_seen += tokens_per_step_;
+  lap("optimizer");
 }
 
 // Clip and apply AdamW (ZeRO-1: the global clip here, this rank's shard updated, then every
@@ -335,7 +355,7 @@ double Trainer::evaluate() {
     const data::Batch batch = validation_->batch(i, batch_size);
     auto [inputs, targets] = to_device(batch, device_);
     AutocastScope autocast(precision_, device_);
-    const LossBreakdown parts = model_->loss(inputs, targets);
+    const LossBreakdown parts = model_->loss(inputs, targets, count_valid_targets(batch));
     device_sum += parts.cross_entropy.to(at::kDouble) * static_cast<double>(parts.valid_tokens);
     tokens += parts.valid_tokens;
   }
@@ -346,7 +366,9 @@ double Trainer::evaluate() {
   }
   loss_sum = device_sum.item<double>();
   const double val_loss = loss_sum / static_cast<double>(std::max<int64_t>(tokens, 1));
-  const EvalMetrics metrics{progress_.step, val_loss, tokens, seconds_since(start)};
+  EvalMetrics metrics{progress_.step, val_loss, tokens, seconds_since(start)};
+  metrics.tokens_seen = progress_.tokens_seen;
+  metrics.time_s = training_time() - metrics.seconds;
   if (progress_bar_) progress_bar_->clear();
   log::info("{}", render_eval_line(metrics));
   if (metrics_) metrics_->write(eval_record(metrics));
@@ -410,6 +432,7 @@ void Trainer::log_step(double seconds, int64_t steps) {
   m.eta_s = step_seconds * static_cast<double>(config_.train.steps - progress_.step);
   m.skipped_steps = skipped_at_start_ + static_cast<int64_t>(skipped_total_.item<double>());
   m.tokens_seen = progress_.tokens_seen;
+  m.time_s = training_time();
   m.extra = layer_statistics();
   interval_loss_sum_.zero_();
   interval_loss_steps_.zero_();
@@ -422,6 +445,7 @@ void Trainer::log_step(double seconds, int64_t steps) {
 std::string Trainer::write_checkpoint() {
   check_halt();
   const Clock::time_point start = Clock::now();
+  progress_.train_seconds = training_time();
   progress_.skipped_steps = skipped_at_start_ + static_cast<int64_t>(skipped_total_.item<double>());
   progress_.loader = loader_->state();
   std::string path;
@@ -472,6 +496,8 @@ TrainResult Trainer::run() {
               config_.train.steps);
   }
   Clock::time_point interval_start = Clock::now(), training_start = Clock::now();
+  training_start_ = training_start;
+  train_seconds_at_start_ = progress_.train_seconds;
   Clock::time_point after_first_step = training_start;
   int64_t interval_steps = 0;
   while (progress_.step < config_.train.steps) {
@@ -555,6 +581,8 @@ TrainResult Trainer::run() {
   Json::Object summary;
   summary["kind"] = "summary";
   summary["step"] = result.final_step;
+  summary["tokens_seen"] = progress_.tokens_seen;
+  summary["time_s"] = training_time();
   summary["tokens_per_s"] = result.tokens_per_s;
   summary["peak_memory_gib"] = result.peak_memory_gib;
   if (result.final_val_loss) summary["val_loss"] = *result.final_val_loss;

@@ -21,6 +21,7 @@
 #include "train/checkpoint.h"
 #include "train/metrics.h"
 #include "train/optimizer.h"
+#include "train/phase_clock.h"
 #include "train/precision.h"
 #include "train/schedule.h"
 
@@ -58,6 +59,16 @@ class Trainer {
   Trainer& operator=(const Trainer&) = delete;
 
   TrainResult run();
+  // For cca-bench train: `steps` optimizer steps and nothing else (no logs, evaluation or
+  // checkpoints). With a clock, each phase of each step is timed (the device is synchronised at
+  // every phase boundary).
+  void run_bare_steps(int64_t steps, PhaseClock* clock = nullptr);
+  // Start-up phases so far (seconds), in order.
+  const std::vector<std::pair<std::string, double>>& phases() const { return phases_; }
+  double flops_per_token() const { return flops_per_token_; }
+  std::optional<double> peak_flops() const { return peak_flops_; }
+  int64_t tokens_per_step() const { return tokens_per_step_; }
+  at::Device device() const { return device_; }
   TransformerImpl& model() { return *model_; }
   const TrainProgress& progress() const { return progress_; }
 
@@ -67,7 +78,7 @@ class Trainer {
   void save_launch_config() const;
   void locate_resume();
   void resume_if_requested();
-  void train_step();
+  void train_step(PhaseClock* clock = nullptr);
   StepReport update(const at::Tensor& step_loss, int64_t step);
   double evaluate();
   void log_step(double seconds, int64_t steps);
@@ -75,6 +86,8 @@ class Trainer {
   std::string write_checkpoint();
   std::map<std::string, double> layer_statistics() const;
   void phase_done(const std::string& name);
+  // Wall time spent in training steps, across resumes (eval and checkpoint time left out).
+  double training_time() const;
   int rank() const;
   int world_size() const;
   bool is_main() const { return rank() == 0; }
@@ -114,6 +127,8 @@ class Trainer {
   std::chrono::steady_clock::time_point phase_start_;
   std::vector<std::pair<std::string, double>> phases_;
   double eval_seconds_ = 0, checkpoint_seconds_ = 0;
+  std::chrono::steady_clock::time_point training_start_;
+  double train_seconds_at_start_ = 0;  // progress_.train_seconds when this launch began training
 };
 
 }  // namespace cca

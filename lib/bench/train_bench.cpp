@@ -1,0 +1,145 @@
+#include "bench/train_bench.h"
+
+#include <stdlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+#include <memory>
+
+#include "bench/kernel_profile.h"
+#include "ops/device.h"
+#include "train/mfu.h"
+#include "train/phase_clock.h"
+#include "train/trainer.h"
+#include "util/error.h"
+#include "util/files.h"
+#include "util/format.h"
+#include "util/log.h"
+
+namespace cca::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// A scratch run folder, removed when the benchmark ends (also on an error).
+class ScratchRun {
+ public:
+  ScratchRun() {
+    std::string pattern = files::join(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp",
+                                      "cca-bench-train-XXXXXX");
+    if (mkdtemp(pattern.data()) == nullptr) {
+      throw Error("cannot create a scratch folder " + pattern + ": " + std::strerror(errno));
+    }
+    path_ = pattern;
+  }
+  ~ScratchRun() { files::remove_tree(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+LoadedConfig bench_config(const ConfigRequest& request, const TrainBenchOptions& o,
+                          const std::string& run_dir) {
+  const int64_t needed = 1 + o.warmup + o.steps + o.phase_steps + o.profile_steps;
+  ConfigRequest adjusted = request;
+  const LoadedConfig as_given = load_run_config(request);
+  for (const std::string& set :
+       {"run.dir=" + run_dir, std::string("train.eval_every=0"), std::string("checkpoint.every=0"),
+        std::string("data.val_tokens=0"), std::string("logging.progress_bar=false"),
+        format("train.steps={}", std::max(needed, as_given.config.train.steps))}) {
+    adjusted.overrides.push_back(set);
+  }
+  return load_run_config(adjusted);
+}
+
+Json phase_json(const PhaseClock& clock, int64_t steps, double unobserved_ms) {
+  Json::Object phases;
+  double total = 0;
+  for (const auto& [name, seconds] : clock.seconds()) {
+    phases[name] = 1e3 * seconds / static_cast<double>(steps);
+    total += 1e3 * seconds / static_cast<double>(steps);
+  }
+  std::cout << format(
+      "phases per step ({} observed steps, {:.2f} ms in all vs {:.2f} ms "
+      "unobserved):\n",
+      steps, total, unobserved_ms);
+  for (const auto& [name, seconds] : clock.seconds()) {
+    const double ms = 1e3 * seconds / static_cast<double>(steps);
+    std::cout << format("  {:<14} {:9.2f} ms  {:5.1f}%\n", name, ms, 100.0 * ms / total);
+  }
+  return Json(Json::Object{{"ms_per_step", Json(std::move(phases))}, {"observed_ms", total}});
+}
+
+}  // namespace
+
+Json run_train_bench(const ConfigRequest& request, const TrainBenchOptions& o) {
+  if (o.steps < 1 || o.warmup < 0 || o.phase_steps < 0 || o.profile_steps < 0) {
+    throw Error(
+        "cca-bench train: --steps must be ≥ 1 and --warmup, --phase-steps, "
+        "--profile-steps ≥ 0");
+  }
+  const ScratchRun scratch;
+  LoadedConfig loaded = bench_config(request, o, scratch.path());
+  const Config config = loaded.config;
+  TrainOptions train_options;
+  train_options.handle_signals = false;
+  train_options.process_start = o.process_start;
+  Trainer trainer(std::move(loaded), train_options);
+  const at::Device device = trainer.device();
+
+  trainer.run_bare_steps(1);
+  synchronize(device);
+  const double first_step_s = seconds_since(o.process_start);
+  std::cout << format("first step done {:.2f} s after launch\n", first_step_s);
+  trainer.run_bare_steps(o.warmup);
+  synchronize(device);
+  const Clock::time_point start = Clock::now();
+  trainer.run_bare_steps(o.steps);
+  synchronize(device);
+  const double step_ms = 1e3 * seconds_since(start) / static_cast<double>(o.steps);
+  const double tokens_per_s = static_cast<double>(trainer.tokens_per_step()) / (step_ms / 1e3);
+  const std::optional<double> mfu =
+      model_flops_utilisation(tokens_per_s, trainer.flops_per_token(), trainer.peak_flops());
+  std::cout << format("{} tokens/step, {:.2f} ms/step, {:.0f} tokens/s", trainer.tokens_per_step(),
+                      step_ms, tokens_per_s);
+  if (mfu) std::cout << format(", MFU {:.1f}%", 100.0 * *mfu);
+  std::cout << "\n";
+
+  Json::Object doc{{"benchmark", "train"},
+                   {"config", request.path},
+                   {"device", describe_device(device)},
+                   {"attention", config.attention.kind},
+                   {"tokens_per_step", trainer.tokens_per_step()},
+                   {"flops_per_token", trainer.flops_per_token()},
+                   {"steps", o.steps},
+                   {"ms_per_step", step_ms},
+                   {"tokens_per_s", tokens_per_s},
+                   {"time_to_first_step_s", first_step_s}};
+  if (mfu) doc["mfu"] = *mfu;
+  Json::Object startup;
+  for (const auto& [name, seconds] : trainer.phases()) startup[name] = seconds;
+  doc["startup_s"] = Json(std::move(startup));
+  if (o.phase_steps > 0) {
+    PhaseClock clock(device);
+    trainer.run_bare_steps(o.phase_steps, &clock);
+    doc["phases"] = phase_json(clock, o.phase_steps, step_ms);
+  }
+  if (o.profile_steps > 0 && device.is_cuda()) {
+    const KernelProfile profile = profile_kernels([&] { trainer.run_bare_steps(1); },
+                                                  static_cast<int>(o.profile_steps), o.trace_path);
+    std::cout << render_profile(profile);
+    doc["profile"] = profile_json(profile);
+  }
+  doc["peak_memory_gib"] = memory_use(device).peak_bytes / (1024.0 * 1024.0 * 1024.0);
+  std::cout << format("peak memory {:.2f} GiB\n", memory_use(device).peak_bytes / 1073741824.0);
+  return Json(std::move(doc));
+}
+
+}  // namespace cca::bench
