@@ -1,4 +1,5 @@
-// cca-train: train a model from a YAML config, resume it, or export its weights.
+// cca-train: train a model from a YAML config, resume it, export its weights, run a sweep of
+// variants or compare runs in a report.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -11,9 +12,12 @@
 #include "dist/environment.h"
 #include "dist/launcher.h"
 #include "ops/device.h"
+#include "sweep/report.h"
+#include "sweep/sweep_runner.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/format.h"
 #include "util/log.h"
 
@@ -70,6 +74,65 @@ std::shared_ptr<cca::dist::DataParallel> join_job(const cca::Config& config) {
   return std::make_shared<cca::dist::DataParallel>(communicator, config.distributed);
 }
 
+void init_console_log(const std::string& level) {
+  cca::log::Options options;
+  options.level = cca::log::parse_level(level.empty() ? "info" : level);
+  cca::log::init(options);
+}
+
+CLI::App* add_sweep_command(CLI::App& app, cca::sweep::SweepRequest& request) {
+  auto* sweep = app.add_subcommand(
+      "sweep",
+      "Train every run of a sweep file one after another (docs/ablations.md), then write the "
+      "report; run it again to continue a stopped sweep");
+  sweep->add_option("-c,--config", request.file, "Sweep file (YAML)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  sweep->add_option("--set", request.overrides, "Override a key in every run (repeatable)")
+      ->take_all();
+  sweep->add_option("--only", request.only, "Train only these runs (names from the sweep file)")
+      ->take_all();
+  sweep->add_flag("--dry-run", request.dry_run,
+                  "Validate every run, print the plan and each run's command, and exit");
+  sweep
+      ->add_option("--nproc-per-node", request.nproc_per_node,
+                   "Make each run data parallel over N local ranks (all GPUs per run)")
+      ->check(CLI::PositiveNumber);
+  sweep->add_option("--log-level", request.log_level, "trace|debug|info|warn|error|off");
+  return sweep;
+}
+
+struct ReportRequest {
+  std::vector<std::string> dirs;
+  std::string out;
+  std::string title;
+};
+
+CLI::App* add_report_command(CLI::App& app, ReportRequest& request) {
+  auto* report = app.add_subcommand(
+      "report", "Compare runs: report.md, report.html, report.json and SVG plots");
+  report->add_option("run_dirs", request.dirs, "Run folders, or a sweep's out_dir")->required();
+  report->add_option("--out", request.out,
+                     "Output folder (default: the one folder given, else the runs' parent)");
+  report->add_option("--title", request.title, "Report heading (default: the output folder)");
+  return report;
+}
+
+int write_report(const ReportRequest& request) {
+  init_console_log("");
+  const std::vector<std::string> dirs = cca::sweep::expand_run_dirs(request.dirs);
+  std::vector<cca::sweep::RunFolder> runs;
+  for (const std::string& dir : dirs) runs.push_back(cca::sweep::load_run_folder(dir));
+  const std::string out =
+      request.out.empty() ? cca::sweep::default_report_dir(request.dirs, dirs) : request.out;
+  std::string title = request.title.empty() ? cca::files::file_name(out) : request.title;
+  if (title.empty() || title == "." || title == "..") title = "cca-train report";
+  const cca::sweep::ReportFiles written = cca::sweep::write_report(runs, out, title);
+  cca::log::info("report      {} runs: {}, {}, {} and {} plots", runs.size(), written.markdown,
+                 written.html, written.json, written.plots.size());
+  return cca::kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -102,6 +165,11 @@ int main(int argc, char** argv) {
   exporter->add_option("--dtype", export_dtype, "fp32 or bf16")
       ->check(CLI::IsMember({"fp32", "bf16"}));
 
+  cca::sweep::SweepRequest sweep_request;
+  auto* sweeper = add_sweep_command(app, sweep_request);
+  ReportRequest report_request;
+  auto* reporter = add_report_command(app, report_request);
+
   bool done = false;
   const int status = cca::cli::parse(app, argc, argv, done);
   if (done) return status;
@@ -117,6 +185,11 @@ int main(int argc, char** argv) {
                      count, export_dtype, *found, export_out);
       return cca::kExitOk;
     }
+    if (sweeper->parsed()) {
+      init_console_log(sweep_request.log_level);
+      return cca::sweep::run_sweep(sweep_request);
+    }
+    if (reporter->parsed()) return write_report(report_request);
     if (cca::cli::handle_config_queries(flags, nullptr)) return cca::kExitOk;
     if (flags.request.path.empty()) throw cca::Error("--config FILE is required (see --help)");
     if (nproc_per_node) return launch(flags, *nproc_per_node, argc, argv);

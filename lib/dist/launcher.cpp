@@ -66,10 +66,10 @@ std::vector<std::string> rank_environment(int rank, int nproc, int port) {
 // fork + execve of /proc/self/exe. The child gets its own process group, so a terminal's Ctrl-C
 // reaches the launcher only (which forwards it once: a second signal means "exit now" to a rank),
 // and dies with SIGTERM if the launcher dies.
-pid_t start_rank(int rank, int nproc, int port, const std::vector<std::string>& arguments) {
+pid_t start_self(const std::vector<std::string>& arguments, std::vector<std::string> env_text,
+                 const std::string& what) {
   std::vector<std::string> argv_text = {"cca-train"};
   argv_text.insert(argv_text.end(), arguments.begin(), arguments.end());
-  std::vector<std::string> env_text = rank_environment(rank, nproc, port);
   std::vector<char*> argv, envp;
   for (auto& a : argv_text) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -77,7 +77,7 @@ pid_t start_rank(int rank, int nproc, int port, const std::vector<std::string>& 
   envp.push_back(nullptr);
   const pid_t parent = getpid();
   const pid_t pid = fork();
-  if (pid < 0) throw Error(format("launcher: cannot start rank {}: {}", rank, strerror(errno)));
+  if (pid < 0) throw Error(format("launcher: cannot start {}: {}", what, strerror(errno)));
   if (pid == 0) {
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -86,6 +86,13 @@ pid_t start_rank(int rank, int nproc, int port, const std::vector<std::string>& 
     _exit(127);
   }
   return pid;
+}
+
+void install_forwarding_handlers() {
+  struct sigaction action {};
+  action.sa_handler = remember_signal;
+  sigemptyset(&action.sa_mask);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &action, nullptr);
 }
 
 void signal_all(std::vector<Rank>& ranks, int signal_number) {
@@ -155,16 +162,14 @@ std::vector<std::string> arguments_without_nproc(int argc, const char* const* ar
 int launch_local_ranks(const LaunchRequest& request) {
   if (request.nproc < 1) throw Error(format("--nproc-per-node {}: need at least 1", request.nproc));
   const int port = pick_free_local_port();
-  struct sigaction action {};
-  action.sa_handler = remember_signal;
-  sigemptyset(&action.sa_mask);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &action, nullptr);
+  install_forwarding_handlers();
 
   std::vector<Rank> ranks(static_cast<size_t>(request.nproc));
   log::info("launcher    {} ranks on this node, rendezvous 127.0.0.1:{}", request.nproc, port);
   for (int r = 0; r < request.nproc; ++r) {
     ranks[r].index = r;
-    ranks[r].pid = start_rank(r, request.nproc, port, request.arguments);
+    ranks[r].pid = start_self(request.arguments, rank_environment(r, request.nproc, port),
+                              format("rank {}", r));
     ranks[r].running = true;
     log::info("launcher    rank {} is pid {}", r, ranks[r].pid);
   }
@@ -199,6 +204,35 @@ int launch_local_ranks(const LaunchRequest& request) {
   std::fprintf(stderr, "error: rank %d of %d (pid %d) %s; the other ranks were stopped\n", culprit,
                request.nproc, static_cast<int>(dead.pid), describe_exit(dead.status).c_str());
   return exit_code_of(dead.status) == 0 ? 1 : exit_code_of(dead.status);
+}
+
+int run_self(const std::vector<std::string>& arguments) {
+  install_forwarding_handlers();
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  const pid_t pid = start_self(arguments, env, "a child process");
+  int forwarded = g_signal_count;  // signals from before it started were not meant for it
+  int status = 0;
+  for (;;) {
+    const pid_t ended = waitpid(pid, &status, WNOHANG);
+    if (ended == pid) return exit_code_of(status);
+    if (ended < 0 && errno != EINTR) {
+      throw Error(format("launcher: waiting for pid {}: {}", pid, strerror(errno)));
+    }
+    while (forwarded < g_signal_count) {
+      ++forwarded;
+      kill(pid, g_pending_signal);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+void catch_stop_signals() {
+  install_forwarding_handlers();
+}
+
+int received_stop_signal() {
+  return g_signal_count > 0 ? static_cast<int>(g_pending_signal) : 0;
 }
 
 }  // namespace cca::dist

@@ -23,6 +23,16 @@ int launch_local_ranks(const LaunchRequest& request);
 // Removes "--nproc-per-node N" / "--nproc-per-node=N" from argv[1..]; the rest, in order.
 std::vector<std::string> arguments_without_nproc(int argc, const char* const* argv);
 
+// Runs one copy of this executable with `arguments` and our environment to completion, as the
+// ranks above are run: in its own process group, SIGTERM/SIGINT/SIGHUP we receive forwarded to it,
+// SIGTERM to it if we die. Returns its exit status (128 + signal when it was killed). Used by
+// `cca-train sweep` for each run.
+int run_self(const std::vector<std::string>& arguments);
+// Records SIGTERM/SIGINT/SIGHUP instead of dying of them (launch_local_ranks and run_self do this
+// too), so a caller can stop between children; received_stop_signal() is the last one, or 0.
+void catch_stop_signals();
+int received_stop_signal();
+
 // A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close).
 int pick_free_local_port();
 

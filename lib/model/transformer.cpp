@@ -6,6 +6,7 @@
 #include <string>
 
 #include "config/geometry.h"
+#include "model/recompute.h"
 #include "ops/cross_entropy.h"
 #include "util/error.h"
 
@@ -94,8 +95,11 @@ at::Tensor TransformerImpl::hidden_states(const at::Tensor& tokens, ModelCache* 
                 std::to_string(blocks.size()));
   }
   at::Tensor h = at::embedding(embedding, tokens);
+  const bool recompute = config_.train.activation_checkpointing && cache == nullptr &&
+                         is_training() && at::GradMode::is_enabled();
   for (size_t i = 0; i < blocks.size(); ++i) {
-    h = blocks[i]->forward(h, cache ? cache->layers[i].get() : nullptr, losses);
+    h = recompute ? recomputed_block(*blocks[i], h, losses)
+                  : blocks[i]->forward(h, cache ? cache->layers[i].get() : nullptr, losses);
   }
   return final_norm->forward(h);
 }

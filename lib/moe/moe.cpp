@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "attention/attention.h"
+#include "model/recompute.h"
 #include "ops/autocast.h"
 #include "util/error.h"
 
@@ -137,8 +138,9 @@ MoeLosses MoeImpl::router_losses(const Routing& r) const {
 void MoeImpl::record_load(const Routing& r) {
   const at::Tensor& counts = r.counts;
   last_load_ = counts.to(at::kFloat) / static_cast<double>(std::max<int64_t>(r.experts.numel(), 1));
-  // Evaluation passes must not steer the bias: only training forwards count.
-  if (!is_training()) return;
+  // Evaluation passes must not steer the bias: only training forwards count, once each (not
+  // again when activation checkpointing recomputes the layer).
+  if (!is_training() || recomputing_activations()) return;
   if (!load_since_update_.defined() || load_since_update_.device() != counts.device()) {
     load_since_update_ = at::zeros_like(counts);
   }

@@ -71,11 +71,6 @@ Trainer::Trainer(LoadedConfig loaded, TrainOptions options)
                              parallel_ ? parallel_->world().local_rank : 0)),
       precision_(resolve_precision(loaded_.config.train.precision, device_)),
       phase_start_(Clock::now()) {
-  if (config_.train.activation_checkpointing) {
-    throw Error(
-        "train.activation_checkpointing: true is not implemented in this build; "
-        "set it to false (or lower train.micro_batch_size and raise grad_accum)");
-  }
   if (config_.distributed.zero1 && !parallel_) {
     log::warn("distributed.zero1 has no effect in a single process");
   }

@@ -192,6 +192,27 @@ expect_has err "WORLD_SIZE"
 expect_clean_failure
 finish "cca-train rejects a malformed WORLD_SIZE"
 
+run "$train" sweep --config configs/ablations/attention.yaml --dry-run
+expect_rc 0
+expect_has out "mha: cca-train --config configs/ablations/base/small.yaml"
+expect_has out "ccgqa"
+expect_lacks err "error"
+finish "cca-train sweep --dry-run prints the plan of a shipped sweep"
+
+printf 'base: %s/configs/quickstart.yaml\nruns:\n  a: {attention.knd: mha}\n' "$repo" >"$tmp/sweep.yaml"
+run "$train" sweep --config "$tmp/sweep.yaml" --dry-run
+expect_rc 2
+expect_has err "$tmp/sweep.yaml:3:7: unknown key 'attention.knd' (did you mean 'attention.kind'?) [run 'a']"
+expect_clean_failure
+finish "cca-train sweep names the sweep file's line, the run and the key of a bad setting"
+
+mkdir -p "$tmp/not-a-run"
+run "$train" report "$tmp/not-a-run"
+expect_rc 1
+expect_has err "'$tmp/not-a-run' has no metrics.jsonl"
+expect_clean_failure
+finish "cca-train report on a folder without runs fails clearly"
+
 # --- cca-bench ------------------------------------------------------------------------------------
 
 run "$bench" device

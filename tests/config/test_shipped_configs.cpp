@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -22,10 +23,21 @@ const fs::path& configs_dir() {
   return dir;
 }
 
+// Sweep files (configs/ablations/*.yaml: top-level runs: or grid:) are not run configs; the
+// sweep tests check them (tests/sweep/test_shipped_sweeps.cpp).
+bool is_sweep_file(const fs::path& path) {
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("runs:", 0) == 0 || line.rfind("grid:", 0) == 0) return true;
+  }
+  return false;
+}
+
 std::vector<std::string> shipped_configs() {
   std::vector<std::string> files;
   for (const auto& entry : fs::recursive_directory_iterator(configs_dir())) {
-    if (entry.is_regular_file() && entry.path().extension() == ".yaml") {
+    if (entry.is_regular_file() && entry.path().extension() == ".yaml" &&
+        !is_sweep_file(entry.path())) {
       files.push_back(entry.path().string());
     }
   }

@@ -1,68 +1,19 @@
-// A tiny learnable token dataset and a tiny CPU config for trainer tests: a few milliseconds a
-// step.
+// Trainer tests' helpers: the tiny dataset and config (testing/tiny_run.h) loaded in process, and
+// quiet trainer options.
 #pragma once
 
 #include <gtest/gtest.h>
 
-#include <random>
 #include <string>
 #include <vector>
 
 #include "config/loader.h"
-#include "data/shard.h"
 #include "testing/scratch_dir.h"
+#include "testing/tiny_run.h"
 #include "train/trainer.h"
 #include "util/files.h"
 
 namespace cca::testing {
-
-inline constexpr int kTinyVocab = 128;
-
-// Mostly-deterministic successor chains (token t is usually followed by 7t + 3 mod V), so the
-// loss falls quickly below the unigram entropy.
-inline std::vector<int32_t> chain_tokens(int64_t count, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<int32_t> tokens(static_cast<size_t>(count));
-  int32_t t = 1;
-  for (auto& token : tokens) {
-    t = rng() % 5 == 0 ? static_cast<int32_t>(rng() % kTinyVocab) : (7 * t + 3) % kTinyVocab;
-    token = t;
-  }
-  return tokens;
-}
-
-// Writes train_000000.bin and val_000000.bin under `dir`; returns `dir`.
-inline std::string write_tiny_dataset(const std::string& dir) {
-  files::make_directories(dir);
-  const std::pair<const char*, int64_t> splits[] = {{"train_000000.bin", 60000},
-                                                    {"val_000000.bin", 4000}};
-  uint64_t seed = 11;
-  for (const auto& [name, count] : splits) {
-    data::ShardWriter writer(files::join(dir, name), data::kShardVersionU16);
-    writer.append(chain_tokens(count, seed++));
-    writer.finish();
-  }
-  return dir;
-}
-
-// A 2-layer CCA model small enough for many steps per second on one CPU thread.
-inline std::string tiny_config_yaml(const std::string& data_dir, const std::string& run_dir,
-                                    const std::string& extra = "") {
-  return "model: {d_model: 64, n_layers: 2, vocab_size: 128, ffn_hidden: 128}\n"
-         "attention: {kind: cca, n_heads: 4, rope_fraction: 0.5, cca: {q_compression: 2}}\n"
-         "train: {steps: 8, seq_len: 32, micro_batch_size: 4, grad_accum: 2, eval_every: 4,\n"
-         "        device: cpu, seed: 5}\n"
-         "schedule: {warmup_steps: 2}\n"
-         "optim: {lr: 3.0e-3}\n"
-         "checkpoint: {every: 4, keep_last: 5}\n"
-         "logging: {every: 1, progress_bar: false}\n"
-         "data: {train: '" +
-         data_dir + "/train_*.bin', val: '" + data_dir +
-         "/val_*.bin',\n"
-         "       val_tokens: 1024, prefetch: 2}\n"
-         "run: {dir: '" +
-         run_dir + "'}\n" + extra;
-}
 
 inline LoadedConfig tiny_config(const std::string& data_dir, const std::string& run_dir,
                                 const std::vector<std::string>& overrides = {}) {

@@ -1,0 +1,114 @@
+#include "model/recompute.h"
+
+#include <ATen/autocast_mode.h>
+#include <torch/autograd.h>
+
+#include "model/transformer.h"
+
+namespace cca {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::tensor_list;
+
+thread_local bool g_recomputing = false;
+
+// Autocast as it was when the forward ran, re-entered for the recomputation.
+class AutocastRestore {
+ public:
+  AutocastRestore(c10::DeviceType type, bool enabled, at::ScalarType dtype)
+      : type_(type),
+        previous_enabled_(at::autocast::is_autocast_enabled(type)),
+        previous_dtype_(at::autocast::get_autocast_dtype(type)) {
+    at::autocast::set_autocast_dtype(type, dtype);
+    at::autocast::set_autocast_enabled(type, enabled);
+    at::autocast::increment_nesting();
+  }
+  ~AutocastRestore() {
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(type_, previous_enabled_);
+    at::autocast::set_autocast_dtype(type_, previous_dtype_);
+  }
+  AutocastRestore(const AutocastRestore&) = delete;
+  AutocastRestore& operator=(const AutocastRestore&) = delete;
+
+ private:
+  c10::DeviceType type_;
+  bool previous_enabled_;
+  at::ScalarType previous_dtype_;
+};
+
+class RecomputingScope {
+ public:
+  RecomputingScope() : previous_(g_recomputing) { g_recomputing = true; }
+  ~RecomputingScope() { g_recomputing = previous_; }
+  RecomputingScope(const RecomputingScope&) = delete;
+  RecomputingScope& operator=(const RecomputingScope&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// Outputs: the block's output, then (MoE blocks) the load-balance and router-z losses.
+tensor_list run_block(BlockImpl& block, const at::Tensor& x) {
+  MoeLosses losses;
+  tensor_list out{block.forward(x, nullptr, losses)};
+  if (block.moe) {
+    out.push_back(losses.load_balance);
+    out.push_back(losses.router_z);
+  }
+  return out;
+}
+
+class RecomputedBlock : public torch::autograd::Function<RecomputedBlock> {
+ public:
+  static tensor_list forward(AutogradContext* ctx, const at::Tensor& x, BlockImpl* block) {
+    const c10::DeviceType type = x.device().type();
+    ctx->save_for_backward({x});
+    ctx->saved_data["block"] = reinterpret_cast<int64_t>(block);
+    ctx->saved_data["autocast"] = at::autocast::is_autocast_enabled(type);
+    ctx->saved_data["autocast_dtype"] =
+        static_cast<int64_t>(at::autocast::get_autocast_dtype(type));
+    return run_block(*block, x);  // grad mode is off here: nothing is kept
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grad_outputs) {
+    const at::Tensor x = ctx->get_saved_variables()[0];
+    auto* block = reinterpret_cast<BlockImpl*>(ctx->saved_data["block"].toInt());
+    const at::Tensor x_again = x.detach().requires_grad_(true);
+    tensor_list outputs;
+    {
+      at::AutoGradMode grad(true);
+      const AutocastRestore autocast(
+          x.device().type(), ctx->saved_data["autocast"].toBool(),
+          static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()));
+      const RecomputingScope recomputing;
+      outputs = run_block(*block, x_again);
+    }
+    tensor_list roots, grads;
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      if (!grad_outputs[i].defined() || !outputs[i].requires_grad()) continue;
+      roots.push_back(outputs[i]);
+      grads.push_back(grad_outputs[i]);
+    }
+    torch::autograd::backward(roots, grads);  // parameters' .grad accumulate here
+    return {x_again.grad(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor recomputed_block(BlockImpl& block, const at::Tensor& x, MoeLosses& losses) {
+  const tensor_list out = RecomputedBlock::apply(x, &block);
+  if (block.moe) {
+    losses.load_balance = losses.load_balance.defined() ? losses.load_balance + out[1] : out[1];
+    losses.router_z = losses.router_z.defined() ? losses.router_z + out[2] : out[2];
+  }
+  return out[0];
+}
+
+bool recomputing_activations() {
+  return g_recomputing;
+}
+
+}  // namespace cca

@@ -1,0 +1,146 @@
+#include "sweep/run_metrics.h"
+
+#include <algorithm>
+#include <map>
+
+#include "util/error.h"
+#include "util/files.h"
+#include "util/format.h"
+#include "util/json.h"
+
+namespace cca::sweep {
+namespace {
+
+std::optional<double> optional_double(const Json& record, const std::string& key) {
+  const Json* value = record.find(key);
+  if (value == nullptr || value->is_null()) return std::nullopt;
+  return value->as_double(key);
+}
+
+std::optional<int64_t> optional_int(const Json& record, const std::string& key) {
+  const Json* value = record.find(key);
+  if (value == nullptr || value->is_null()) return std::nullopt;
+  return value->as_int(key, 0);
+}
+
+double number(const Json& record, const std::string& key) {
+  return record.at(key, "record").as_double(key);
+}
+
+// Records by step, so a step logged again by a later launch replaces the earlier record.
+struct Collector {
+  RunMetrics& out;
+  std::map<int64_t, TrainRecord> train;
+  std::map<int64_t, EvalRecord> eval;
+
+  // A launch that continues from step k: whatever earlier launches logged after k is gone.
+  void roll_back_to(int64_t step) {
+    train.erase(train.upper_bound(step), train.end());
+    eval.erase(eval.upper_bound(step), eval.end());
+    auto& s = out.summary;
+    s.erase(std::remove_if(s.begin(), s.end(), [&](const auto& r) { return r.step > step; }),
+            s.end());
+  }
+
+  void add(const Json& record) {
+    const std::string& kind = record.at("kind", "record").as_string("kind");
+    if (kind != "start" && kind != "resume" && kind != "train" && kind != "eval" &&
+        kind != "summary") {
+      return;  // a newer trainer's record kind: not needed for reports
+    }
+    const int64_t step = record.at("step", "record").as_int("step", 0);
+    if (kind == "start" || kind == "resume") {
+      ++out.launches;
+      out.last_launch_ended = false;
+      roll_back_to(step);
+    } else if (kind == "train") {
+      train[step] = TrainRecord{step,
+                                number(record, "loss"),
+                                number(record, "tokens_per_s"),
+                                number(record, "memory_gib"),
+                                optional_double(record, "mfu"),
+                                optional_int(record, "tokens_seen"),
+                                optional_double(record, "time_s")};
+    } else if (kind == "eval") {
+      eval[step] = EvalRecord{step, number(record, "val_loss"), optional_int(record, "tokens_seen"),
+                              optional_double(record, "time_s")};
+    } else {
+      SummaryRecord s;
+      s.step = step;
+      s.tokens_per_s = number(record, "tokens_per_s");
+      s.peak_memory_gib = number(record, "peak_memory_gib");
+      s.stopped_early = record.at("stopped_early", "record").as_bool("stopped_early");
+      s.val_loss = optional_double(record, "val_loss");
+      s.mfu = optional_double(record, "mfu");
+      s.tokens_seen = optional_int(record, "tokens_seen");
+      s.time_s = optional_double(record, "time_s");
+      out.summary.push_back(s);
+      out.last_launch_ended = true;
+    }
+  }
+};
+
+}  // namespace
+
+RunMetrics read_run_metrics(const std::string& path) {
+  RunMetrics metrics;
+  metrics.path = path;
+  const std::string text = files::read_file(path, "metrics file");
+  Collector collector{metrics, {}, {}};
+  size_t start = 0;
+  for (int line = 1; start < text.size(); ++line) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string_view content(text.data() + start, end - start);
+    start = end + 1;
+    if (content.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    try {
+      collector.add(parse_json(content, "record"));
+    } catch (const Error& e) {
+      throw Error(format("{}:{}: {}", path, line, e.what()));
+    }
+  }
+  for (auto& [step, record] : collector.train) metrics.train.push_back(record);
+  for (auto& [step, record] : collector.eval) metrics.eval.push_back(record);
+  return metrics;
+}
+
+bool is_finished(const RunMetrics& metrics, int64_t steps) {
+  return std::any_of(metrics.summary.begin(), metrics.summary.end(),
+                     [&](const SummaryRecord& s) { return !s.stopped_early && s.step == steps; });
+}
+
+RunOutcome summarize(const RunMetrics& m) {
+  RunOutcome o;
+  // Progress: whichever record reached furthest (a summary may follow the last train record).
+  const auto progress = [&](int64_t step, std::optional<int64_t> tokens, std::optional<double> t) {
+    if (step < o.step) return;
+    o.step = step;
+    if (tokens) o.tokens_seen = tokens;
+    if (t) o.time_s = t;
+  };
+  for (const TrainRecord& r : m.train) progress(r.step, r.tokens_seen, r.time_s);
+  for (const EvalRecord& r : m.eval) progress(r.step, r.tokens_seen, r.time_s);
+  for (const SummaryRecord& r : m.summary) progress(r.step, r.tokens_seen, r.time_s);
+  if (!m.eval.empty()) {
+    o.final_eval = m.eval.back();
+    o.best_eval = *std::min_element(m.eval.begin(), m.eval.end(), [](const auto& a, const auto& b) {
+      return a.val_loss < b.val_loss;
+    });
+  }
+  double peak = -1;
+  for (const TrainRecord& r : m.train) peak = std::max(peak, r.memory_gib);
+  for (const SummaryRecord& r : m.summary) peak = std::max(peak, r.peak_memory_gib);
+  if (peak >= 0) o.peak_memory_gib = peak;
+  if (!m.summary.empty()) {
+    o.tokens_per_s = m.summary.back().tokens_per_s;
+    o.mfu = m.summary.back().mfu;
+    o.from_summary = true;
+  } else if (!m.train.empty()) {
+    o.tokens_per_s = m.train.back().tokens_per_s;
+    o.mfu = m.train.back().mfu;
+  }
+  return o;
+}
+
+}  // namespace cca::sweep

@@ -1,0 +1,171 @@
+// Reports from run folders: numbers from config.yaml through the accounting, and from
+// metrics.jsonl; the files written; errors that name the folder or file.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "sweep/report.h"
+#include "sweep/run_folder.h"
+#include "sweep/xml_check.h"
+#include "testing/scratch_dir.h"
+#include "util/error.h"
+#include "util/files.h"
+#include "util/json.h"
+
+namespace cca::sweep {
+namespace {
+
+using testing::ScratchDir;
+
+// E = 64, 2 layers, vocab 128, SwiGLU 128, 4 heads of 16, seq 32.
+std::string config_yaml(const std::string& attention) {
+  return "model: {d_model: 64, n_layers: 2, vocab_size: 128, ffn_hidden: 128}\n"
+         "attention: " +
+         attention +
+         "\n"
+         "train: {steps: 8, seq_len: 32, micro_batch_size: 4, device: cpu}\n"
+         "schedule: {warmup_steps: 2}\n";
+}
+
+const char* const kMetrics =
+    "{\"kind\":\"start\",\"step\":0,\"run_id\":\"r\"}\n"
+    "{\"kind\":\"train\",\"step\":4,\"loss\":4.5,\"lr\":0.001,\"grad_norm\":1,\"tokens_per_s\":900,"
+    "\"tokens_seen\":512,\"time_s\":0.4,\"memory_gib\":0.25,\"skipped_steps\":0}\n"
+    "{\"kind\":\"eval\",\"step\":4,\"val_loss\":3.7,\"val_ppl\":40,\"val_tokens\":64,"
+    "\"tokens_seen\":512,\"time_s\":0.4}\n"
+    "{\"kind\":\"train\",\"step\":8,\"loss\":4.0,\"lr\":0.001,\"grad_norm\":1,\"tokens_per_s\":"
+    "1000,"
+    "\"tokens_seen\":1024,\"time_s\":0.8,\"memory_gib\":0.5,\"skipped_steps\":0}\n"
+    "{\"kind\":\"eval\",\"step\":8,\"val_loss\":3.8,\"val_ppl\":44,\"val_tokens\":64,"
+    "\"tokens_seen\":1024,\"time_s\":0.8}\n"
+    "{\"kind\":\"summary\",\"step\":8,\"tokens_seen\":1024,\"time_s\":0.8,\"tokens_per_s\":1250,"
+    "\"peak_memory_gib\":0.5,\"val_loss\":3.8,\"mfu\":0.125,\"stopped_early\":false}\n";
+
+class ReportTest : public ::testing::Test {
+ protected:
+  ScratchDir dir;
+  std::string run(const std::string& name, const std::string& attention,
+                  const std::string& metrics = kMetrics) {
+    dir.write("sweep/" + name + "/config.yaml", config_yaml(attention));
+    dir.write("sweep/" + name + "/metrics.jsonl", metrics);
+    return dir / ("sweep/" + name);
+  }
+  std::string error_of(const std::function<void()>& body) {
+    try {
+      body();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    ADD_FAILURE() << "no error";
+    return "";
+  }
+};
+
+TEST_F(ReportTest, ModelNumbersFollowTheAccountingFormulas) {
+  const RunFolder mha = load_run_folder(run("mha", "{kind: mha, n_heads: 4}"));
+  const int64_t E = 64, L = 2, V = 128, F = 128, h = 4, d = 16, S = 32;
+  EXPECT_EQ(mha.name, "mha");
+  EXPECT_EQ(mha.model.derived.counts.total_params, V * E + E + L * (4 * E * E + 3 * E * F + 2 * E));
+  EXPECT_EQ(mha.model.kv_bytes_per_token, 2 * L * h * d * 2);  // k and v, every layer, bf16
+  // Forward, causal: projections 2·4E² plus scores and values 2·(S/2)·h·(d + d) per layer.
+  EXPECT_DOUBLE_EQ(mha.model.attention_flops_per_token, L * (8.0 * E * E + 2.0 * S * h * d));
+  EXPECT_TRUE(mha.finished);
+
+  const RunFolder gqa = load_run_folder(run("gqa", "{kind: gqa, n_heads: 4, n_kv_heads: 1}"));
+  EXPECT_EQ(gqa.model.kv_bytes_per_token, 2 * L * 1 * d * 2);
+  // CCA at compression 2: 2 latent kv heads of 16.
+  const RunFolder cca = load_run_folder(
+      run("cca", "{kind: cca, n_heads: 4, rope_fraction: 0.5, cca: {q_compression: 2}}"));
+  EXPECT_EQ(cca.model.kv_bytes_per_token, 2 * L * 2 * d * 2);
+}
+
+TEST_F(ReportTest, WritesMarkdownHtmlJsonAndPlotsWithTheRunsNumbers) {
+  const std::vector<RunFolder> runs = {load_run_folder(run("mha", "{kind: mha, n_heads: 4}")),
+                                       load_run_folder(run("gqa",
+                                                           "{kind: gqa, n_heads: 4, "
+                                                           "n_kv_heads: 2}"))};
+  const ReportFiles written = write_report(runs, dir / "out", "Attention <test>");
+  const std::string md = files::read_file(written.markdown);
+  EXPECT_EQ(md.rfind("# Attention <test>\n", 0), 0u);
+  EXPECT_NE(md.find("| mha | mha 4q/4kv ×16 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 512 B |"), std::string::npos) << md;  // mha's KV cache per token
+  EXPECT_NE(md.find("| 8/8 | 1.024K | 3.8000 (step 8) | 3.7000 (step 4) | 1.25K | 12.5% | "
+                    "0.50 GiB | 0:01 | finished |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("![Validation loss](val_loss_tokens.svg)"), std::string::npos);
+
+  const Json json = parse_json(files::read_file(written.json), "report.json");
+  const Json& first = json.at("runs", "r").as_array("runs").at(0);
+  EXPECT_EQ(first.at("name", "r").as_string("name"), "mha");
+  EXPECT_DOUBLE_EQ(first.at("final_val_loss", "r").as_double("v"), 3.8);
+  EXPECT_DOUBLE_EQ(first.at("best_val_loss", "r").as_double("v"), 3.7);
+  EXPECT_DOUBLE_EQ(first.at("tokens_per_s", "r").as_double("v"), 1250);
+  EXPECT_DOUBLE_EQ(first.at("mfu", "r").as_double("v"), 0.125);
+  EXPECT_EQ(first.at("kv_bytes_per_token", "r").as_int("v"), 512);
+  EXPECT_EQ(first.at("tokens_seen", "r").as_int("v"), 1024);
+
+  ASSERT_EQ(written.plots.size(), 4u);
+  for (const std::string& plot : written.plots) {
+    const testing::XmlSummary xml = testing::check_xml(files::read_file(plot));
+    EXPECT_EQ(xml.problem, "") << plot;
+    EXPECT_EQ(xml.root, "svg");
+  }
+  // The HTML carries its plots inline (each a well-formed SVG element) and links to nothing.
+  const std::string html = files::read_file(written.html);
+  EXPECT_NE(html.find("<title>Attention &lt;test&gt;</title>"), std::string::npos);
+  EXPECT_EQ(html.find("<img"), std::string::npos);
+  EXPECT_EQ(html.find("<?xml"), std::string::npos);
+  int inlined = 0;
+  for (size_t at = html.find("<svg"); at != std::string::npos; at = html.find("<svg", at + 1)) {
+    const size_t end = html.find("</svg>", at) + 6;
+    EXPECT_EQ(testing::check_xml(html.substr(at, end - at)).problem, "");
+    ++inlined;
+  }
+  EXPECT_EQ(inlined, 4);
+}
+
+TEST_F(ReportTest, ASweepFolderStandsForItsRunsSortedByName) {
+  run("b", "{kind: mha, n_heads: 4}");
+  run("a", "{kind: mha, n_heads: 4}");
+  dir.write("sweep/report.md", "old");
+  const std::vector<std::string> dirs = expand_run_dirs({dir / "sweep/"});
+  EXPECT_EQ(dirs, (std::vector<std::string>{dir / "sweep/a", dir / "sweep/b"}));
+  EXPECT_EQ(default_report_dir({dir / "sweep"}, dirs), dir / "sweep");
+  EXPECT_EQ(default_report_dir({dir / "sweep/a", dir / "sweep/b"}, dirs), dir / "sweep");
+}
+
+TEST_F(ReportTest, ErrorsNameTheFolderOrFile) {
+  files::make_directories(dir / "empty");
+  EXPECT_NE(error_of([&] {
+              expand_run_dirs({dir / "empty"});
+            }).find("report: '" + dir / "empty" + "' has no metrics.jsonl"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { expand_run_dirs({dir / "nope"}); }).find(dir / "nope"),
+            std::string::npos);
+
+  dir.write("no_metrics/config.yaml", config_yaml("{kind: mha, n_heads: 4}"));
+  EXPECT_NE(error_of([&] {
+              load_run_folder(dir / "no_metrics");
+            }).find("run folder '" + dir / "no_metrics" + "' has no metrics.jsonl"),
+            std::string::npos);
+  dir.write("no_config/metrics.jsonl", kMetrics);
+  EXPECT_NE(error_of([&] {
+              load_run_folder(dir / "no_config");
+            }).find("run folder '" + dir / "no_config" + "' has no config.yaml"),
+            std::string::npos);
+
+  const std::string broken = run("broken", "{kind: mha, n_heads: 4}",
+                                 "{\"kind\":\"start\",\"step\":0}\n{\"kind\":\"train\",\"st\n");
+  EXPECT_NE(error_of([&] { load_run_folder(broken); }).find(broken + "/metrics.jsonl:2: "),
+            std::string::npos);
+  dir.write("bad_config/metrics.jsonl", kMetrics);
+  dir.write("bad_config/config.yaml", "model: {d_modle: 3}\n");
+  EXPECT_NE(error_of([&] {
+              load_run_folder(dir / "bad_config");
+            }).find(dir / "bad_config/config.yaml:1:"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace cca::sweep

@@ -1,0 +1,115 @@
+// The sweep files in configs/ablations must expand and validate, and their variants must be
+// matched the way their comments and docs/ablations.md say (spec §6.1: equal total parameters,
+// KV cache at 1/4 of MHA; where exact matching is impossible, the non-CCA method keeps the
+// advantage). The binary dry-runs every file in test_sweep_process.cpp.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <string>
+
+#include "config/derived.h"
+#include "sweep/sweep_spec.h"
+#include "util/files.h"
+
+namespace cca::sweep {
+namespace {
+
+struct Numbers {
+  std::string kind;
+  int64_t total = 0;
+  int64_t active = 0;
+  int64_t kv = 0;  // elements per token per layer
+  int64_t n_q = 0;
+  int64_t n_kv = 0;
+};
+
+std::map<std::string, Numbers> variants(const std::string& file) {
+  const SweepSpec spec =
+      read_sweep_spec(std::string(CCA_SOURCE_DIR) + "/configs/ablations/" + file, {});
+  const std::vector<LoadedConfig> configs = load_all(spec, spec.runs, 1);
+  std::map<std::string, Numbers> out;
+  for (size_t i = 0; i < spec.runs.size(); ++i) {
+    const DerivedValues d = derive_values(configs[i].config, 1);
+    out[spec.runs[i].name] = {d.attention.kind,       d.counts.total_params,
+                              d.counts.active_params, d.kv_elements_per_token_per_layer,
+                              d.attention.n_q_heads,  d.attention.n_kv_heads};
+  }
+  return out;
+}
+
+double relative(int64_t a, int64_t b) {
+  return std::fabs(static_cast<double>(a - b)) / static_cast<double>(b);
+}
+
+// `tolerance`: how far any variant's total may sit from MHA's.
+void expect_matched(const std::map<std::string, Numbers>& v, double tolerance) {
+  const Numbers& mha = v.at("mha");
+  for (const auto& [name, n] : v) {
+    SCOPED_TRACE(name);
+    EXPECT_EQ(n.kind, name);
+    EXPECT_LT(relative(n.total, mha.total), tolerance);
+    if (name == "cca" || name == "ccgqa") {
+      EXPECT_LE(n.total, mha.total);  // never CCA's advantage
+    }
+    if (name == "gqa" || name == "mla" || name == "cca") {
+      EXPECT_EQ(n.kv * 4, mha.kv);
+    }
+  }
+}
+
+TEST(ShippedSweeps, SmallAttentionSetIsMatchedAsThePaperMatchesIt) {
+  const auto v = variants("attention.yaml");
+  ASSERT_EQ(v.size(), 5u);
+  expect_matched(v, 0.005);
+  EXPECT_EQ(v.at("mha").kv, 2 * 8 * 64);
+  EXPECT_EQ(v.at("ccgqa").kv * 4, v.at("mha").kv);
+  EXPECT_EQ(v.at("cca").n_q, 2);
+  EXPECT_EQ(v.at("ccgqa").n_q, 8);
+  EXPECT_EQ(v.at("ccgqa").n_kv, 2);
+  EXPECT_NEAR(static_cast<double>(v.at("mha").total), 31.47e6, 0.01e6);  // the comments' figure
+}
+
+TEST(ShippedSweeps, DenseOneBillionSetUsesThePapersHeads) {
+  const auto v = variants("attention-1b.yaml");
+  expect_matched(v, 0.005);
+  EXPECT_NEAR(static_cast<double>(v.at("mha").total), 1.07e9, 0.01e9);
+  EXPECT_EQ(v.at("cca").n_q, 4);
+  EXPECT_EQ(v.at("cca").n_kv, 4);
+  EXPECT_EQ(v.at("ccgqa").n_q, 16);
+  EXPECT_EQ(v.at("ccgqa").n_kv, 4);
+  EXPECT_EQ(v.at("ccgqa").kv * 4, v.at("mha").kv);
+}
+
+TEST(ShippedSweeps, MoeSetMatchesTotalsAndHalvesCcgqasCache) {
+  const auto v = variants("attention-moe.yaml");
+  expect_matched(v, 0.005);
+  const Numbers& mha = v.at("mha");
+  EXPECT_NEAR(static_cast<double>(mha.total), 1.52e9, 0.01e9);
+  EXPECT_NEAR(static_cast<double>(mha.active), 333e6, 2e6);
+  EXPECT_EQ(v.at("ccgqa").n_q, 8);
+  EXPECT_EQ(v.at("ccgqa").n_kv, 2);
+  EXPECT_EQ(v.at("ccgqa").kv * 8, mha.kv);  // half of GQA's and MLA's
+  for (const auto& [name, n] : v) EXPECT_LE(n.active, mha.active) << name;
+}
+
+TEST(ShippedSweeps, ComponentSetsAreTheTablesRows) {
+  for (const char* file :
+       {"cca-components.yaml", "cca-components-1b.yaml", "cca-components-moe.yaml"}) {
+    SCOPED_TRACE(file);
+    const SweepSpec spec =
+        read_sweep_spec(std::string(CCA_SOURCE_DIR) + "/configs/ablations/" + file, {});
+    const std::vector<LoadedConfig> configs = load_all(spec, spec.runs, 1);
+    std::vector<std::string> rows;
+    for (const LoadedConfig& c : configs) {
+      const CcaConfig& cca = c.config.attention.cca;
+      EXPECT_EQ(c.config.attention.kind, "cca");
+      rows.push_back(std::to_string(cca.convs) + (cca.qk_mean ? "M" : "-") +
+                     (cca.value_shift ? "V" : "-"));
+    }
+    EXPECT_EQ(rows, (std::vector<std::string>{"0--", "1--", "2--", "2-V", "2MV"}));
+  }
+}
+
+}  // namespace
+}  // namespace cca::sweep
