@@ -192,9 +192,13 @@ expect_has err "WORLD_SIZE"
 expect_clean_failure
 finish "cca-train rejects a malformed WORLD_SIZE"
 
-run "$train" sweep --config configs/ablations/attention.yaml --dry-run
+# From a scratch folder: out_dir is relative to the current one, and runs this checkout has
+# already finished would be listed as finished instead of with their commands.
+pushd "$tmp" >/dev/null || exit 1
+run "$train" sweep --config "$repo/configs/ablations/attention.yaml" --dry-run
+popd >/dev/null || exit 1
 expect_rc 0
-expect_has out "mha: cca-train --config configs/ablations/base/small.yaml"
+expect_has out "mha: cca-train --config $repo/configs/ablations/base/small.yaml"
 expect_has out "ccgqa"
 expect_lacks err "error"
 finish "cca-train sweep --dry-run prints the plan of a shipped sweep"
