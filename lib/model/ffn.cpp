@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "attention/attention.h"
+#include "ops/swiglu.h"
 
 namespace cca {
 
@@ -16,7 +17,7 @@ SwiGluImpl::SwiGluImpl(int64_t model_dim, int64_t hidden, double init_std, doubl
 }
 
 at::Tensor SwiGluImpl::forward(const at::Tensor& x) const {
-  return at::linear(at::silu(at::linear(x, w1)) * at::linear(x, w3), w2);
+  return at::linear(swiglu_product(at::linear(x, w1), at::linear(x, w3)), w2);
 }
 
 }  // namespace cca

@@ -11,6 +11,7 @@
 #include "attention/attention.h"
 #include "model/recompute.h"
 #include "ops/autocast.h"
+#include "ops/swiglu.h"
 #include "util/error.h"
 
 namespace cca {
@@ -18,7 +19,7 @@ namespace {
 
 at::Tensor swiglu(const at::Tensor& x, const at::Tensor& w1, const at::Tensor& w3,
                   const at::Tensor& w2) {
-  return at::linear(at::silu(at::linear(x, w1)) * at::linear(x, w3), w2);
+  return at::linear(swiglu_product(at::linear(x, w1), at::linear(x, w3)), w2);
 }
 
 // The router runs in at least fp32 whatever the activations are (bf16 logits make top-k and the
@@ -212,7 +213,7 @@ at::Tensor MoeImpl::expert_grouped(const at::Tensor& permuted, const at::Tensor&
   };
   const at::Tensor gate = at::_grouped_mm(x, weight(expert_w1).transpose(1, 2), offs);
   const at::Tensor up = at::_grouped_mm(x, weight(expert_w3).transpose(1, 2), offs);
-  return at::_grouped_mm(at::silu(gate) * up, weight(expert_w2).transpose(1, 2), offs);
+  return at::_grouped_mm(swiglu_product(gate, up), weight(expert_w2).transpose(1, 2), offs);
 }
 
 }  // namespace cca

@@ -1,14 +1,63 @@
 #include "ops/norm.h"
 
 #include <ATen/ATen.h>
+#include <torch/autograd.h>
+
+#include "ops/autocast.h"
+
+#ifdef CCA_WITH_CUDA
+#include "../../kernels/rms_norm.h"
+#endif
 
 namespace cca {
+namespace {
+
+#ifdef CCA_WITH_CUDA
+using torch::autograd::AutogradContext;
+using torch::autograd::tensor_list;
+
+// x [..., E] fp32 → rows in out_dtype; the saved rstd makes the backward one pass.
+class RmsNormFromResidual : public torch::autograd::Function<RmsNormFromResidual> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                            double eps, at::ScalarType out_dtype) {
+    const at::Tensor rows = x.reshape({-1, x.size(-1)});
+    kernels::RmsNormForward result = kernels::rms_norm_forward_cuda(rows, weight, eps, out_dtype);
+    ctx->save_for_backward({rows, weight, result.rstd});
+    return result.out.view(x.sizes());
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& rows = saved[0];
+    const at::Tensor grad = grad_outputs[0].reshape(rows.sizes()).contiguous();
+    kernels::RmsNormBackward result =
+        kernels::rms_norm_backward_cuda(grad, rows, saved[1], saved[2]);
+    return {result.grad_x.view(grad_outputs[0].sizes()), result.grad_weight, at::Tensor(),
+            at::Tensor()};
+  }
+};
+
+bool fusable(const at::Tensor& x, const at::Tensor& weight) {
+  return x.is_cuda() && x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat &&
+         x.is_contiguous() && x.numel() > 0 && x.size(-1) <= kernels::kRmsNormMaxDim;
+}
+#endif
+
+}  // namespace
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : dim_(dim), eps_(eps) {
   weight = register_parameter("weight", at::ones({dim}));
 }
 
 at::Tensor RMSNormImpl::forward(const at::Tensor& x) const {
+#ifdef CCA_WITH_CUDA
+  // The fp32 residual stream on CUDA: normalised straight into the dtype the next GEMM runs in
+  // under autocast, so no cast kernel follows either way.
+  if (fusable(x, weight)) {
+    return RmsNormFromResidual::apply(x, weight, eps_, autocast_dtype(x).value_or(at::kFloat));
+  }
+#endif
   // fp32/fp64 input (the residual stream, also under autocast): LibTorch's rms_norm, one fused
   // kernel each way on CUDA instead of a chain of six.
   if ((x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) &&
