@@ -10,6 +10,7 @@
 
 #include "attention/attention.h"
 #include "model/recompute.h"
+#include "moe/token_permutation.h"
 #include "ops/autocast.h"
 #include "ops/swiglu.h"
 #include "util/error.h"
@@ -161,23 +162,17 @@ void MoeImpl::update_selection_bias() {
 }
 
 at::Tensor MoeImpl::routed_experts(const at::Tensor& tokens, const Routing& r) const {
-  const int64_t k = config_.top_k;
-  // Slot s = t·k + j is token t's j-th expert. A stable sort by expert keeps each expert's
-  // tokens in order, so its rows form one contiguous slice of `permuted`.
-  const at::Tensor order = at::argsort(r.experts.reshape(-1), /*stable=*/true);
-  const at::Tensor token_of_row = at::div(order, k, "floor");
-  // Under autocast the experts run in its dtype, which the grouped GEMM needs on its inputs
-  // (the residual stream arrives in fp32).
+  const SlotOrder order = sort_slots_by_expert(r.experts);
+  // Under autocast the experts run in its dtype, which the grouped GEMM needs on its inputs.
   const std::optional<at::ScalarType> compute = autocast_dtype(tokens);
-  const at::Tensor permuted =
-      (compute ? tokens.to(*compute) : tokens).index_select(0, token_of_row);
+  const at::Tensor permuted = dispatch_to_experts(compute ? tokens.to(*compute) : tokens, order);
   const at::Tensor outputs =
       use_grouped(permuted) ? expert_grouped(permuted, r.counts) : expert_loop(permuted, r.counts);
   // Weight and sum in router precision: a bf16 gate would round each expert's share by ~0.4%.
-  const at::Tensor gates = r.gates.reshape(-1).index_select(0, order).unsqueeze(1);
-  const at::Tensor weighted = outputs.to(gates.scalar_type()) * gates;
-  at::Tensor out = at::zeros({tokens.size(0), model_dim_}, weighted.options());
-  return out.index_add(0, token_of_row, weighted).to(tokens.scalar_type());
+  // The k choices of a token are added in a fixed order (no scatter-add).
+  const at::Tensor by_slot = return_to_slots(outputs, order).to(r.gates.scalar_type());
+  const at::Tensor out = (by_slot * r.gates.unsqueeze(-1)).sum(1);
+  return out.to(tokens.scalar_type());
 }
 
 bool MoeImpl::use_grouped(const at::Tensor& x) const {
