@@ -218,6 +218,25 @@ struct CudaType<at::Half> {
   using type = __half;
 };
 
+// Calls f(T{}) with T the CUDA element type of dtype (bf16, fp16 or fp32); `what` names the
+// caller in the error for any other dtype.
+template <typename F>
+void dispatch_float_dtype(at::ScalarType dtype, const char* what, F&& f) {
+  switch (dtype) {
+    case at::kBFloat16:
+      f(__nv_bfloat16{});
+      return;
+    case at::kHalf:
+      f(__half{});
+      return;
+    case at::kFloat:
+      f(float{});
+      return;
+    default:
+      TORCH_CHECK(false, what, ": bf16, fp16 or fp32 expected, got ", dtype);
+  }
+}
+
 // Calls f.template operator()<T, D>() for the input dtype and head dim.
 template <typename F>
 void dispatch_dtype_and_dim(at::ScalarType dtype, int64_t head_dim, F&& f) {

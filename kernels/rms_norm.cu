@@ -127,23 +127,10 @@ void check_inputs(const at::Tensor& x, const at::Tensor& weight) {
 // Calls f(T{}, std::integral_constant<int, kBlock>{}) for the dtype and row width.
 template <typename F>
 void dispatch(at::ScalarType dtype, int64_t dim, F&& f) {
-  const auto by_width = [&](auto tag) {
-    if (dim <= 256 * kCols) {
-      f(tag, std::integral_constant<int, 256>{});
-    } else {
-      f(tag, std::integral_constant<int, 1024>{});
-    }
-  };
-  switch (dtype) {
-    case at::kBFloat16:
-      return by_width(__nv_bfloat16{});
-    case at::kHalf:
-      return by_width(__half{});
-    case at::kFloat:
-      return by_width(float{});
-    default:
-      TORCH_CHECK(false, "rms_norm: bf16, fp16 or fp32 output expected, got ", dtype);
-  }
+  dispatch_float_dtype(dtype, "rms_norm", [&](auto tag) {
+    if (dim <= 256 * kCols) return f(tag, std::integral_constant<int, 256>{});
+    return f(tag, std::integral_constant<int, 1024>{});
+  });
 }
 
 }  // namespace

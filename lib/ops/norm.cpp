@@ -6,6 +6,7 @@
 #include "ops/autocast.h"
 
 #ifdef CCA_WITH_CUDA
+#include "../../kernels/add_rms_norm.h"
 #include "../../kernels/rms_norm.h"
 #endif
 
@@ -38,9 +39,51 @@ class RmsNormFromResidual : public torch::autograd::Function<RmsNormFromResidual
   }
 };
 
+// (residual, delta) → (residual + delta, its norm in out_dtype). Backward receives the gradient
+// of the sum from its other uses and adds the norm's to it in the same pass.
+class AddRmsNorm : public torch::autograd::Function<AddRmsNorm> {
+ public:
+  static tensor_list forward(AutogradContext* ctx, const at::Tensor& residual,
+                             const at::Tensor& delta, const at::Tensor& weight, double eps,
+                             at::ScalarType out_dtype) {
+    ctx->set_materialize_grads(false);
+    const int64_t E = residual.size(-1);
+    kernels::AddRmsNormForward result = kernels::add_rms_norm_forward_cuda(
+        residual.reshape({-1, E}), delta.reshape({-1, E}), weight, eps, out_dtype);
+    ctx->save_for_backward({result.sum, weight, result.rstd});
+    ctx->saved_data["delta_dtype"] = delta.scalar_type();
+    return {result.sum.view(residual.sizes()), result.out.view(residual.sizes())};
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& sum = saved[0];
+    const at::ScalarType delta_dtype = ctx->saved_data["delta_dtype"].toScalarType();
+    const at::IntArrayRef shape =
+        grad_outputs[0].defined() ? grad_outputs[0].sizes() : grad_outputs[1].sizes();
+    const at::Tensor grad_through =
+        grad_outputs[0].defined() ? grad_outputs[0].reshape(sum.sizes()) : at::Tensor();
+    const at::Tensor grad_out = grad_outputs[1].defined()
+                                    ? grad_outputs[1].reshape(sum.sizes())
+                                    : at::zeros(sum.sizes(), sum.options().dtype(delta_dtype));
+    kernels::AddRmsNormBackward result = kernels::add_rms_norm_backward_cuda(
+        grad_out, sum, saved[1], saved[2], grad_through, delta_dtype);
+    return {result.grad_sum.view(shape), result.grad_delta.view(shape), result.grad_weight,
+            at::Tensor(), at::Tensor()};
+  }
+};
+
 bool fusable(const at::Tensor& x, const at::Tensor& weight) {
   return x.is_cuda() && x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat &&
          x.is_contiguous() && x.numel() > 0 && x.size(-1) <= kernels::kRmsNormMaxDim;
+}
+
+bool add_fusable(const at::Tensor& residual, const at::Tensor& delta, const at::Tensor& weight,
+                 at::ScalarType out_dtype) {
+  return residual.is_cuda() && residual.scalar_type() == at::kFloat &&
+         weight.scalar_type() == at::kFloat && delta.device() == residual.device() &&
+         delta.sizes() == residual.sizes() && residual.numel() > 0 &&
+         kernels::add_rms_norm_supported(residual.size(-1), delta, out_dtype);
 }
 #endif
 
@@ -69,6 +112,19 @@ at::Tensor RMSNormImpl::forward(const at::Tensor& x) const {
   const at::Tensor xf = x.to(compute);
   const at::Tensor scale = at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps_);
   return (xf * scale * weight.to(compute)).to(x.scalar_type());
+}
+
+NormedSum RMSNormImpl::forward_add(const at::Tensor& residual, const at::Tensor& delta) const {
+#ifdef CCA_WITH_CUDA
+  const at::ScalarType out_dtype = autocast_dtype(residual).value_or(at::kFloat);
+  if (add_fusable(residual, delta, weight, out_dtype)) {
+    const auto outputs = AddRmsNorm::apply(residual, delta, weight, eps_, out_dtype);
+    return {outputs[0], outputs[1]};
+  }
+#endif
+  at::Tensor sum = residual + delta;
+  at::Tensor normed = forward(sum);
+  return {sum, normed};
 }
 
 }  // namespace cca

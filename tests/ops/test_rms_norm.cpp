@@ -1,7 +1,6 @@
 // RMSNorm against a float64 reference written out here: the plain path everywhere, and on CUDA
 // the fused kernels (fp32 residual in, autocast's dtype out) forward and backward, including
 // the weight gradient's fixed-order reduction (skipped without a GPU).
-#include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
 
@@ -10,9 +9,15 @@
 
 #include "ops/device.h"
 #include "ops/norm.h"
+#include "testing/cuda_autocast.h"
+#include "testing/tolerance.h"
 
 namespace cca {
 namespace {
+
+using testing::error_of_sum;
+using testing::rounding_tolerance;
+using testing::worst_error;
 
 constexpr double kEps = 1e-5;
 
@@ -33,26 +38,6 @@ Reference reference(const at::Tensor& x, const at::Tensor& w, const at::Tensor& 
   return {(normed * wd).view(x.sizes()), dx.view(x.sizes()), (dy * normed).sum(0)};
 }
 
-// Largest |got − want| / (|want| + 1).
-double worst_error(const at::Tensor& got, const at::Tensor& want) {
-  const at::Tensor w = want.to(at::kDouble).cpu();
-  return ((got.to(at::kDouble).cpu() - w).abs() / (w.abs() + 1.0)).max().item<double>();
-}
-
-// Largest |got − want| against the largest |want|: for sums over many rows, whose elements near
-// zero carry the rounding of the large partial sums.
-double error_of_sum(const at::Tensor& got, const at::Tensor& want) {
-  const at::Tensor w = want.to(at::kDouble).cpu();
-  return (got.to(at::kDouble).cpu() - w).abs().max().item<double>() /
-         (w.abs().max().item<double>() + 1.0);
-}
-
-double output_tolerance(at::ScalarType t) {
-  if (t == at::kBFloat16) return 1.0 / 128;
-  if (t == at::kHalf) return 1e-3;
-  return 1e-5;
-}
-
 struct NormRun {
   at::Tensor out, grad_x, grad_weight;
   std::string node;  // the output's autograd node
@@ -70,7 +55,7 @@ NormRun run_norm(const at::Tensor& x_in, const at::Tensor& w_in, const at::Tenso
 void expect_matches(const NormRun& run, const Reference& want, at::ScalarType out,
                     const std::string& what) {
   EXPECT_EQ(run.out.scalar_type(), out) << what;
-  EXPECT_LT(worst_error(run.out, want.out), output_tolerance(out)) << what << " (forward)";
+  EXPECT_LT(worst_error(run.out, want.out), rounding_tolerance(out)) << what << " (forward)";
   EXPECT_LT(worst_error(run.grad_x, want.grad_x), 1e-4) << what << " (grad x)";
   EXPECT_LT(error_of_sum(run.grad_weight, want.grad_weight), 1e-5) << what << " (grad weight)";
 }
@@ -93,33 +78,11 @@ bool is_fused(const NormRun& run) {
   return run.node.find("RmsNormFromResidual") != std::string::npos;
 }
 
-// CUDA autocast on for the scope, in `dtype`; restored afterwards.
-class CudaAutocast {
- public:
-  explicit CudaAutocast(at::ScalarType dtype)
-      : enabled_(at::autocast::is_autocast_enabled(at::kCUDA)),
-        dtype_(at::autocast::get_autocast_dtype(at::kCUDA)) {
-    at::autocast::set_autocast_dtype(at::kCUDA, dtype);
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-  }
-  ~CudaAutocast() {
-    at::autocast::set_autocast_enabled(at::kCUDA, enabled_);
-    at::autocast::set_autocast_dtype(at::kCUDA, dtype_);
-    at::autocast::clear_cache();
-  }
-  CudaAutocast(const CudaAutocast&) = delete;
-  CudaAutocast& operator=(const CudaAutocast&) = delete;
-
- private:
-  bool enabled_;
-  at::ScalarType dtype_;
-};
-
 // fp32 output without autocast, bf16/fp16 under autocast in that dtype.
 NormRun run_cuda(const at::Tensor& x, const at::Tensor& w, const at::Tensor& grad,
                  at::ScalarType out) {
   if (out == at::kFloat) return run_norm(x, w, grad);
-  const CudaAutocast autocast(out);
+  const testing::CudaAutocast autocast(out);
   return run_norm(x, w, grad);
 }
 

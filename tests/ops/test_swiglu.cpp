@@ -8,9 +8,13 @@
 
 #include "ops/device.h"
 #include "ops/swiglu.h"
+#include "testing/tolerance.h"
 
 namespace cca {
 namespace {
+
+using testing::rounding_tolerance;
+using testing::worst_error;
 
 struct Reference {
   at::Tensor out, grad_gate, grad_up;
@@ -24,22 +28,6 @@ Reference reference(const at::Tensor& gate, const at::Tensor& up, const at::Tens
   return {g * s * u, d * u * s * (1.0 + g * (1.0 - s)), d * g * s};
 }
 
-// One rounding to `t` of values up to ~20 in magnitude, after fp32 math: relative to the
-// reference plus a floor for the cancellation in 1 + g·(1 − σ(g)) near g ≈ −1.28.
-double relative_tolerance(at::ScalarType t) {
-  if (t == at::kBFloat16) return 1.0 / 128;
-  if (t == at::kHalf) return 1e-3;
-  if (t == at::kFloat) return 2e-6;
-  return 1e-12;
-}
-
-// Largest |got − want| / (|want| + 1): below relative_tolerance when every element is close.
-double worst_error(const at::Tensor& got, const at::Tensor& want) {
-  if (want.numel() == 0) return 0.0;
-  const at::Tensor w = want.to(at::kDouble).cpu();
-  return ((got.to(at::kDouble).cpu() - w).abs() / (w.abs() + 1.0)).max().item<double>();
-}
-
 void expect_matches(const at::Tensor& gate, const at::Tensor& up, at::ScalarType t,
                     const std::string& what) {
   const at::Tensor g = gate.detach().requires_grad_(true);
@@ -50,7 +38,7 @@ void expect_matches(const at::Tensor& gate, const at::Tensor& up, at::ScalarType
   const at::Tensor grad = at::randn(y.sizes(), at::kFloat).to(t).to(y.device());
   const auto grads = torch::autograd::grad({y}, {g, u}, {grad});
   const Reference want = reference(gate, up, grad);
-  const double tol = relative_tolerance(t);
+  const double tol = rounding_tolerance(t);
   EXPECT_LT(worst_error(y, want.out), tol) << what << " (forward)";
   EXPECT_LT(worst_error(grads[0], want.grad_gate), tol) << what << " (grad gate)";
   EXPECT_LT(worst_error(grads[1], want.grad_up), tol) << what << " (grad up)";
