@@ -129,8 +129,8 @@ class CcaAttention : public Attention {
       state->conv = pro.conv_state;
       state->shift = pro.shift_state;
       state->length += S;
-      k = state->kv.keys;
-      v = state->kv.values;
+      k = state->kv.keys.filled();
+      v = state->kv.values.filled();
     }
     const at::Tensor o =
         core_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(d)), options_.core);

@@ -54,8 +54,8 @@ class MhaAttention : public Attention {
       auto& state = static_cast<MhaCache&>(*cache);
       state.kv.append(k, v);
       state.length += S;
-      k = state.kv.keys;
-      v = state.kv.values;
+      k = state.kv.keys.filled();
+      v = state.kv.values.filled();
     }
     const at::Tensor o =
         core_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(d)), options_.core);

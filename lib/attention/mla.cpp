@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "attention/attention.h"
+#include "attention/kv_cache.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
 
@@ -17,10 +18,8 @@ namespace {
 struct MlaCache : AttentionCache {
   // [B, L, r_kv + rope]: the normalised latent c_kv followed by the roped shared key. One tensor,
   // so the MQA keys are the cache itself and the values a view of its first r_kv columns.
-  at::Tensor latent;
-  int64_t bytes() const override {
-    return latent.defined() ? latent.numel() * latent.element_size() : 0;
-  }
+  SequenceBuffer latent{1};
+  int64_t bytes() const override { return latent.bytes(); }
 };
 
 class MlaAttention : public Attention {
@@ -115,7 +114,7 @@ class MlaAttention : public Attention {
                       const at::Tensor& k_rope, AttentionCache& cache) {
     auto& state = static_cast<MlaCache&>(cache);
     const at::Tensor fresh = at::cat({c_kv, k_rope}, -1);
-    state.latent = state.latent.defined() ? at::cat({state.latent, fresh}, 1) : fresh;
+    state.latent.append(fresh);
     state.length += c_kv.size(1);
 
     // kv_b_proj weight [H·(nope + v), r_kv] -> per head W_UK [H, nope, r_kv], W_UV [H, v, r_kv].
@@ -123,7 +122,7 @@ class MlaAttention : public Attention {
     const at::Tensor w_uk = w.narrow(1, 0, nope_);
     const at::Tensor w_uv = w.narrow(1, nope_, v_dim_);
     const at::Tensor q = at::cat({at::matmul(q_nope, w_uk), q_rope}, -1);  // [B, H, S, r_kv+rope]
-    const at::Tensor keys = state.latent.unsqueeze(1);                     // [B, 1, L, r_kv+rope]
+    const at::Tensor keys = state.latent.filled().unsqueeze(1);            // [B, 1, L, r_kv+rope]
     const at::Tensor values = keys.narrow(-1, 0, kv_rank_);                // [B, 1, L, r_kv]
     // No fused SDPA kernel takes these shapes (Dv != D, one kv head for dense inputs, head dim
     // r_kv + rope > 256), so a forced attention.core backend would fail here: let LibTorch pick.

@@ -333,7 +333,7 @@ TEST(CcaDecode, DepthwiseBiasReachesTheFirstTokensAndDecodeKeepsIt) {
   auto keys_and_output = [&](Attention& l) {
     auto cache = l.new_cache();
     const at::Tensor y = l.forward(x, cache.get());
-    const at::Tensor keys = dynamic_cast<const CcaCache&>(*cache).kv.keys.narrow(2, 0, 2);
+    const at::Tensor keys = dynamic_cast<const CcaCache&>(*cache).kv.keys.filled().narrow(2, 0, 2);
     return std::make_pair(keys.transpose(1, 2), y);
   };
   const auto [keys, y] = keys_and_output(*layer);
@@ -374,8 +374,8 @@ TEST(CcaDecode, StateHoldsRawProjectionsAndTheDelayedValue) {
   const at::Tensor delayed = at::matmul(x.select(1, 1), w.at("val_proj2.weight").t());
   EXPECT_LT(testing::max_abs_diff(state.shift, delayed), 1e-14);
   // Keys are cached after norm and temperature: ‖k̂_j‖ = |τ_j|√d.
-  const at::Tensor tau = w.at("temp").abs();           // raw form
-  const at::Tensor norms = state.kv.keys.norm(2, -1);  // [B, n_k, S]
+  const at::Tensor tau = w.at("temp").abs();                    // raw form
+  const at::Tensor norms = state.kv.keys.filled().norm(2, -1);  // [B, n_k, S]
   EXPECT_LT(testing::max_abs_diff(norms, (tau * std::sqrt(8.0)).view({1, -1, 1}).expand_as(norms)),
             1e-12);
   struct OtherCache : AttentionCache {
@@ -526,7 +526,7 @@ TEST(CcaSpecChecks, LogitsStayWithinTauRootD) {
     auto cache = layer->new_cache();
     layer->forward(x, cache.get());
     const auto& state = dynamic_cast<const CcaCache&>(*cache);
-    EXPECT_LT(testing::max_abs_diff(state.kv.keys, out.k.transpose(1, 2)), 1e-12);
+    EXPECT_LT(testing::max_abs_diff(state.kv.keys.filled(), out.k.transpose(1, 2)), 1e-12);
     // Every logit ⟨q̂_h, k̂_{h/g}⟩/√d lies within ±|τ_j|√d.
     const int64_t group = g.group_size();
     const double root_d = std::sqrt(static_cast<double>(g.head_dim));
