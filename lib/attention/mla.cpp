@@ -58,8 +58,16 @@ class MlaAttention : public Attention {
     at::Tensor q_nope, q_rope, c_kv, k_rope;
     queries(x, offset, q_nope, q_rope);
     latent(x, offset, c_kv, k_rope);
-    const at::Tensor o = cache ? absorbed(q_nope, q_rope, c_kv, k_rope, *cache)
-                               : decompressed(q_nope, q_rope, c_kv, k_rope);
+    // A prefill into an empty cache attends like training (per-head keys, any fused core) and
+    // only stores the latent; the absorbed form would materialise every score at head dim
+    // r_kv + rope, which no fused kernel takes. Later chunks and decode steps use the latent.
+    at::Tensor o;
+    if (cache != nullptr && cache->length > 0) {
+      o = absorbed(q_nope, q_rope, c_kv, k_rope, *cache);
+    } else {
+      o = decompressed(q_nope, q_rope, c_kv, k_rope);
+      if (cache != nullptr) remember(c_kv, k_rope, *cache);
+    }
     // o: [B, H, S, v_dim] -> [B, S, H·v_dim]
     return o_proj_->forward(o.transpose(1, 2).reshape({x.size(0), x.size(1), heads_ * v_dim_}));
   }
@@ -106,16 +114,22 @@ class MlaAttention : public Attention {
     return core_attention(q, k, v, scale_, core_);
   }
 
+  // Appends the tokens' [c_kv ‖ k_rope] to the cache.
+  static const MlaCache& remember(const at::Tensor& c_kv, const at::Tensor& k_rope,
+                                  AttentionCache& cache) {
+    auto& state = static_cast<MlaCache&>(cache);
+    state.latent.append(at::cat({c_kv, k_rope}, -1));
+    state.length += c_kv.size(1);
+    return state;
+  }
+
   // Cached: q_nope_h·W_UK,h moves the nope scores into the latent (q_nope·k_nope =
   // q_nope·W_UK·c_kv), so the layer attends as MQA over [c_kv ‖ k_rope] with the latent as values,
   // and W_UV,h maps the attended latent back to head h's values. Scores and outputs equal the
   // training path's.
   at::Tensor absorbed(const at::Tensor& q_nope, const at::Tensor& q_rope, const at::Tensor& c_kv,
                       const at::Tensor& k_rope, AttentionCache& cache) {
-    auto& state = static_cast<MlaCache&>(cache);
-    const at::Tensor fresh = at::cat({c_kv, k_rope}, -1);
-    state.latent.append(fresh);
-    state.length += c_kv.size(1);
+    const MlaCache& state = remember(c_kv, k_rope, cache);
 
     // kv_b_proj weight [H·(nope + v), r_kv] -> per head W_UK [H, nope, r_kv], W_UV [H, v, r_kv].
     const at::Tensor w = kv_b_proj_->weight.view({heads_, nope_ + v_dim_, kv_rank_});
