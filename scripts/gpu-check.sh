@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The GPU-side checks in one go, for a GPU machine with built (or carried) binaries in build/bin:
+# every CUDA test, then compute-sanitizer memcheck and racecheck on the kernels' tests, then
+# `cca-bench train` on the reference configs. Logs and JSON go to DIR (default gpu-check/), one
+# file per step, and a summary line per step to stdout. Steps whose binary is missing are
+# skipped, so a partial build still checks what it has.
+#
+#   bash scripts/gpu-check.sh [DIR]            # tests + sanitizers + benchmarks
+#   CCA_GPU_CHECK="tests" bash scripts/gpu-check.sh   # any of: tests sanitize bench
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+out="${1:-$CCA_ROOT/gpu-check}"
+steps="${CCA_GPU_CHECK:-tests sanitize bench}"
+bin="$CCA_BUILD_DIR/bin"
+mkdir -p "$out"
+cd "$CCA_ROOT" || exit 1
+
+cuda_tests='*Cuda*:CcaKernel*:Shapes/CcaKernelCase.*:TrainerCrossDevice.*'
+kernel_tests='SwiGluCuda.*:RmsNormCuda.*:AddRmsNormCuda.*:RotaryCuda.*:ChunkedCrossEntropyCuda.*'
+
+# Runs "$@" with its output in $out/$name.log and prints one line with the exit status.
+step() {
+  local name="$1"
+  shift
+  [[ -x "$1" ]] || { echo "skip  $name ($1 not built)"; return; }
+  local start=$SECONDS
+  "$@" >"$out/$name.log" 2>&1
+  local rc=$?
+  printf '%-4s  %s (%d s)\n' "$([[ $rc == 0 ]] && echo ok || echo FAIL)" "$name" $((SECONDS - start))
+}
+
+if [[ " $steps " == *" tests "* ]]; then
+  for t in test_ops test_cuda_paths test_cca_kernels test_attention_cca test_trainer; do
+    step "$t" "$bin/$t" --gtest_filter="$cuda_tests"
+  done
+fi
+
+if [[ " $steps " == *" sanitize "* ]]; then
+  command -v compute-sanitizer >/dev/null || cca_die "compute-sanitizer not on PATH"
+  for tool in memcheck racecheck; do
+    step "sanitize-$tool-ops" compute-sanitizer --tool "$tool" --error-exitcode 1 \
+      "$bin/test_ops" --gtest_filter="$kernel_tests"
+  done
+fi
+
+if [[ " $steps " == *" bench "* ]]; then
+  bench="$bin/cca-bench train --warmup 3 --phase-steps 3 --profile-steps 2"
+  [[ -d data/builtin ]] || step cca-data "$bin/cca-data" builtin \
+    --dict "$CCA_DEPS_PREFIX/usr/share/dictd/gcide.dict.dz" \
+    --index "$CCA_DEPS_PREFIX/usr/share/dictd/gcide.index"
+  step bench-gpt2-mha $bench --config configs/gpt2-small/mha.yaml --steps 15 \
+    --json "$out/gpt2-mha.json"
+  step bench-gpt2-cca $bench --config configs/gpt2-small/cca.yaml --steps 15 \
+    --json "$out/gpt2-cca.json"
+  step bench-1b-mha $bench --config configs/1b/mha.yaml --set train.grad_accum=2 --steps 5 \
+    --json "$out/1b-mha.json"
+  step bench-moe-mha $bench --config configs/moe/mha.yaml --set train.grad_accum=2 --steps 6 \
+    --json "$out/moe-mha.json"
+fi
