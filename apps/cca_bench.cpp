@@ -69,6 +69,9 @@ int main(int argc, char** argv) {
                     "Steps under the kernel profiler (CUDA; 0 = no profile)");
   train->add_option("--trace", train_options.trace_path,
                     "Write a Chrome trace of the profiled steps here");
+  train->add_option("--compare", train_options.compare,
+                    "Further configs, run after --config in this process with the same --set "
+                    "overrides; prints tokens/s as ratios to the first");
   train->add_option("--json", train_json, "Also write the JSON here");
   auto* ddp = app.add_subcommand(
       "ddp", "Backward with and without the bucketed gradient all-reduce overlapped (JSON)");

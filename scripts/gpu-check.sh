@@ -49,12 +49,13 @@ if [[ " $steps " == *" bench "* ]]; then
   [[ -d data/builtin ]] || step cca-data "$bin/cca-data" builtin \
     --dict "$CCA_DEPS_PREFIX/usr/share/dictd/gcide.dict.dz" \
     --index "$CCA_DEPS_PREFIX/usr/share/dictd/gcide.index"
-  step bench-gpt2-mha $bench --config configs/gpt2-small/mha.yaml --steps 15 \
-    --json "$out/gpt2-mha.json"
-  step bench-gpt2-cca $bench --config configs/gpt2-small/cca.yaml --steps 15 \
-    --json "$out/gpt2-cca.json"
+  step bench-gpt2 $bench --config configs/gpt2-small/mha.yaml --compare configs/gpt2-small/cca.yaml \
+    --steps 15 --json "$out/gpt2.json"
   step bench-1b-mha $bench --config configs/1b/mha.yaml --set train.grad_accum=2 --steps 5 \
     --json "$out/1b-mha.json"
+  step bench-1b-8k $bench --config configs/1b/mha.yaml --compare configs/1b/cca.yaml \
+    --set train.seq_len=8192 --set train.micro_batch_size=2 --set train.grad_accum=2 --steps 4 \
+    --profile-steps 0 --json "$out/1b-8k.json"
   step bench-moe-mha $bench --config configs/moe/mha.yaml --set train.grad_accum=2 --steps 6 \
     --json "$out/moe-mha.json"
 fi

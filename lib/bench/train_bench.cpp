@@ -77,16 +77,10 @@ Json phase_json(const PhaseClock& clock, int64_t steps, double unobserved_ms) {
   return Json(Json::Object{{"ms_per_step", Json(std::move(phases))}, {"observed_ms", total}});
 }
 
-}  // namespace
-
-Json run_train_bench(const ConfigRequest& request, const TrainBenchOptions& o) {
-  if (o.steps < 1 || o.warmup < 0 || o.phase_steps < 0 || o.profile_steps < 0) {
-    throw Error(
-        "cca-bench train: --steps must be ≥ 1 and --warmup, --phase-steps, "
-        "--profile-steps ≥ 0");
-  }
+Json bench_one(const ConfigRequest& request, const TrainBenchOptions& o) {
   const ScratchRun scratch;
   LoadedConfig loaded = bench_config(request, o, scratch.path());
+  reset_peak_memory(resolve_device(loaded.config.train.device));
   const Config config = loaded.config;
   TrainOptions train_options;
   train_options.handle_signals = false;
@@ -139,6 +133,60 @@ Json run_train_bench(const ConfigRequest& request, const TrainBenchOptions& o) {
   }
   doc["peak_memory_gib"] = memory_use(device).peak_bytes / (1024.0 * 1024.0 * 1024.0);
   std::cout << format("peak memory {:.2f} GiB\n", memory_use(device).peak_bytes / 1073741824.0);
+  return Json(std::move(doc));
+}
+
+// One line per config: tokens/s, ms/step and their ratios to the first config's.
+double number(const Json& run, const std::string& key) {
+  return run.at(key, "train benchmark").as_double(key);
+}
+
+Json comparison(const std::vector<Json>& runs) {
+  const double base_tokens = number(runs.front(), "tokens_per_s");
+  const double base_ms = number(runs.front(), "ms_per_step");
+  std::cout << format("\n{:<40} {:>12} {:>10} {:>10}\n", "config", "tokens/s", "vs first",
+                      "ms/step");
+  Json::Array rows;
+  for (const Json& run : runs) {
+    const double tokens = number(run, "tokens_per_s"), ms = number(run, "ms_per_step");
+    const std::string& config = run.at("config", "train benchmark").as_string("config");
+    std::cout << format("{:<40} {:>12.0f} {:>9.3f}x {:>10.2f}\n", config, tokens,
+                        tokens / base_tokens, ms);
+    rows.push_back(Json(Json::Object{{"config", config},
+                                     {"tokens_per_s_ratio", tokens / base_tokens},
+                                     {"ms_per_step_ratio", ms / base_ms}}));
+  }
+  return Json(std::move(rows));
+}
+
+}  // namespace
+
+Json run_train_bench(const ConfigRequest& request, const TrainBenchOptions& o) {
+  if (o.steps < 1 || o.warmup < 0 || o.phase_steps < 0 || o.profile_steps < 0) {
+    throw Error(
+        "cca-bench train: --steps must be ≥ 1 and --warmup, --phase-steps, "
+        "--profile-steps ≥ 0");
+  }
+  if (o.compare.empty()) return bench_one(request, o);
+  // Every config is validated before the first one runs.
+  for (const std::string& path : o.compare) {
+    ConfigRequest other = request;
+    other.path = path;
+    (void)load_run_config(other);
+  }
+  std::vector<Json> runs;
+  runs.push_back(bench_one(request, o));
+  for (const std::string& path : o.compare) {
+    ConfigRequest other = request;
+    other.path = path;
+    TrainBenchOptions next = o;
+    next.trace_path.clear();
+    std::cout << "\n";
+    next.process_start = Clock::now();
+    runs.push_back(bench_one(other, next));
+  }
+  Json::Object doc{{"benchmark", "train"}, {"comparison", comparison(runs)}};
+  doc["runs"] = Json(Json::Array(runs.begin(), runs.end()));
   return Json(std::move(doc));
 }
 

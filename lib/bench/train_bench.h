@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "app/startup.h"
 #include "util/json.h"
@@ -18,12 +19,16 @@ struct TrainBenchOptions {
   int64_t warmup = 3;         // steps after the first before timing
   int64_t phase_steps = 5;    // steps with the phase clock
   int64_t profile_steps = 3;  // steps under the kernel profiler (CUDA; 0 = none)
-  std::string trace_path;     // Chrome trace of the profiled steps
+  std::string trace_path;     // Chrome trace of the profiled steps (the first config's)
+  // Further configs run after the first in the same process, with the same overrides, each
+  // reported with its tokens/s and ms/step as a ratio to the first's.
+  std::vector<std::string> compare;
   std::chrono::steady_clock::time_point process_start = std::chrono::steady_clock::now();
 };
 
 // The config is used as given except: run.dir (a scratch folder), no evaluation, checkpoints,
-// validation data or progress bar, and train.steps raised to cover the benchmark.
+// validation data or progress bar, and train.steps raised to cover the benchmark. With
+// options.compare the JSON is {"runs": [...], "comparison": [...]}, one run object each.
 Json run_train_bench(const ConfigRequest& request, const TrainBenchOptions& options);
 
 }  // namespace cca::bench

@@ -97,4 +97,15 @@ MemoryUse memory_use(const at::Device& device) {
   return use;
 }
 
+void reset_peak_memory(const at::Device& device) {
+  if (device.is_cuda()) {
+    synchronize(device);
+    c10::cuda::CUDACachingAllocator::emptyCache();
+    c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+    return;
+  }
+  std::ofstream clear_refs("/proc/self/clear_refs");
+  if (clear_refs) clear_refs << "5";  // "5": reset VmHWM to VmRSS (Linux ≥ 4.0)
+}
+
 }  // namespace cca

@@ -32,4 +32,8 @@ struct MemoryUse {
 };
 MemoryUse memory_use(const at::Device& device);
 
+// Starts a new peak for memory_use: on CUDA frees the allocator's cached blocks and resets its
+// peak; on CPU resets the resident-set high-water mark where the kernel allows it.
+void reset_peak_memory(const at::Device& device);
+
 }  // namespace cca

@@ -235,6 +235,13 @@ expect_rc 0
 expect_has out "parameters"
 finish "cca-bench train --dry-run validates the config"
 
+run "$bench" train --config configs/quickstart.yaml --compare "$tmp/no-such.yaml" --steps 1
+expect_rc 2
+expect_has err "no-such.yaml"
+expect_has err "does not exist"
+expect_clean_failure
+finish "cca-bench train --compare with a missing config fails before training"
+
 # --- cca-data -------------------------------------------------------------------------------------
 
 data_app="$bin_dir/cca-data"

@@ -1,0 +1,94 @@
+// `cca-bench train` on a tiny CPU run: the JSON's figures are consistent with each other, and
+// --compare runs further configs in the same process with ratios against the first.
+#include <gtest/gtest.h>
+
+#include "bench/train_bench.h"
+#include "testing/scratch_dir.h"
+#include "testing/tiny_run.h"
+#include "util/error.h"
+
+namespace cca {
+namespace {
+
+bench::TrainBenchOptions quick_options() {
+  bench::TrainBenchOptions o;
+  o.steps = 3;
+  o.warmup = 1;
+  o.phase_steps = 2;
+  o.profile_steps = 0;
+  return o;
+}
+
+// The tiny CCA run config, or the same model with MHA.
+std::string write_config(const testing::ScratchDir& dir, const std::string& name, bool mha) {
+  const std::string data = testing::write_tiny_dataset(dir / "data");
+  std::string yaml = testing::tiny_config_yaml(data, dir / "run");
+  if (mha) {
+    const std::string cca = "{kind: cca, n_heads: 4, rope_fraction: 0.5, cca: {q_compression: 2}}";
+    const size_t at = yaml.find(cca);
+    EXPECT_NE(at, std::string::npos) << "tiny_config_yaml changed its attention line";
+    yaml.replace(at, cca.size(), "{kind: mha, n_heads: 4, rope_fraction: 0.5}");
+  }
+  return dir.write(name, yaml);
+}
+
+double number(const Json& doc, const std::string& key) {
+  return doc.at(key, "doc").as_double(key);
+}
+
+TEST(TrainBench, ReportsConsistentFiguresForOneConfig) {
+  const testing::ScratchDir dir;
+  ConfigRequest request;
+  request.path = write_config(dir, "cca.yaml", false);
+  const Json doc = bench::run_train_bench(request, quick_options());
+  const double tokens_per_step = number(doc, "tokens_per_step");
+  EXPECT_EQ(tokens_per_step, 2 * 4 * 32);  // grad_accum · micro_batch · seq_len
+  EXPECT_NEAR(number(doc, "tokens_per_s") * number(doc, "ms_per_step") / 1e3, tokens_per_step,
+              1e-6 * tokens_per_step);
+  EXPECT_GT(number(doc, "time_to_first_step_s"), 0.0);
+  EXPECT_GT(number(doc, "peak_memory_gib"), 0.0);
+  const Json& phases = doc.at("phases", "doc").at("ms_per_step", "phases");
+  for (const char* phase : {"data", "forward", "backward", "optimizer"}) {
+    EXPECT_GT(number(phases, phase), 0.0) << phase;
+  }
+  EXPECT_EQ(doc.find("runs"), nullptr);
+}
+
+TEST(TrainBench, CompareRunsEveryConfigWithRatiosToTheFirst) {
+  const testing::ScratchDir dir;
+  ConfigRequest request;
+  request.path = write_config(dir, "cca.yaml", false);
+  bench::TrainBenchOptions o = quick_options();
+  o.compare = {write_config(dir, "mha.yaml", true)};
+  request.overrides = {"train.seq_len=16"};  // applies to both
+  const Json doc = bench::run_train_bench(request, o);
+  const auto& runs = doc.at("runs", "doc").as_array("runs");
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].at("attention", "run").as_string("attention"), "cca");
+  EXPECT_EQ(runs[1].at("attention", "run").as_string("attention"), "mha");
+  for (const Json& run : runs) EXPECT_EQ(number(run, "tokens_per_step"), 2 * 4 * 16);
+  const auto& rows = doc.at("comparison", "doc").as_array("comparison");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_DOUBLE_EQ(number(rows[0], "tokens_per_s_ratio"), 1.0);
+  EXPECT_NEAR(number(rows[1], "tokens_per_s_ratio"),
+              number(runs[1], "tokens_per_s") / number(runs[0], "tokens_per_s"), 1e-12);
+  EXPECT_NEAR(number(rows[1], "ms_per_step_ratio"),
+              number(runs[1], "ms_per_step") / number(runs[0], "ms_per_step"), 1e-12);
+}
+
+TEST(TrainBench, ABadCompareConfigFailsBeforeAnythingRuns) {
+  const testing::ScratchDir dir;
+  ConfigRequest request;
+  request.path = write_config(dir, "cca.yaml", false);
+  bench::TrainBenchOptions o = quick_options();
+  o.compare = {dir / "missing.yaml"};
+  try {
+    bench::run_train_bench(request, o);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing.yaml"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace cca
