@@ -136,11 +136,11 @@ Json bench_one(const ConfigRequest& request, const TrainBenchOptions& o) {
   return Json(std::move(doc));
 }
 
-// One line per config: tokens/s, ms/step and their ratios to the first config's.
 double number(const Json& run, const std::string& key) {
   return run.at(key, "train benchmark").as_double(key);
 }
 
+// One line per config: tokens/s, ms/step and their ratios to the first config's.
 Json comparison(const std::vector<Json>& runs) {
   const double base_tokens = number(runs.front(), "tokens_per_s");
   const double base_ms = number(runs.front(), "ms_per_step");
@@ -181,8 +181,8 @@ Json run_train_bench(const ConfigRequest& request, const TrainBenchOptions& o) {
     other.path = path;
     TrainBenchOptions next = o;
     next.trace_path.clear();
+    next.process_start = Clock::now();  // its time to first step counts from here
     std::cout << "\n";
-    next.process_start = Clock::now();
     runs.push_back(bench_one(other, next));
   }
   Json::Object doc{{"benchmark", "train"}, {"comparison", comparison(runs)}};
