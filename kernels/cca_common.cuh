@@ -256,19 +256,7 @@ void dispatch_dtype_and_dim(at::ScalarType dtype, int64_t head_dim, F&& f) {
         TORCH_CHECK(false, "cca kernels: head_dim must be 64, 128 or 256, got ", head_dim);
     }
   };
-  switch (dtype) {
-    case at::kBFloat16:
-      with_dim(__nv_bfloat16{});
-      return;
-    case at::kHalf:
-      with_dim(__half{});
-      return;
-    case at::kFloat:
-      with_dim(float{});
-      return;
-    default:
-      TORCH_CHECK(false, "cca kernels: dtype must be bf16, fp16 or fp32, got ", dtype);
-  }
+  dispatch_float_dtype(dtype, "cca kernels", with_dim);
 }
 
 template <typename T>

@@ -116,19 +116,8 @@ at::Tensor swiglu_forward_cuda(const at::Tensor& gate, const at::Tensor& up) {
   if (n == 0) return out;
   const int64_t vec = 16 / static_cast<int64_t>(gate.element_size());
   const bool wide = n % vec == 0 && aligned16({&gate, &up, &out});
-  switch (gate.scalar_type()) {
-    case at::kBFloat16:
-      launch_forward<__nv_bfloat16>(gate, up, out, wide);
-      break;
-    case at::kHalf:
-      launch_forward<__half>(gate, up, out, wide);
-      break;
-    case at::kFloat:
-      launch_forward<float>(gate, up, out, wide);
-      break;
-    default:
-      TORCH_CHECK(false, "swiglu: bf16, fp16 or fp32 expected, got ", gate.scalar_type());
-  }
+  dispatch_float_dtype(gate.scalar_type(), "swiglu",
+                       [&](auto tag) { launch_forward<decltype(tag)>(gate, up, out, wide); });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out;
 }
@@ -144,19 +133,9 @@ std::pair<at::Tensor, at::Tensor> swiglu_backward_cuda(const at::Tensor& grad_ou
   if (n == 0) return {grad_gate, grad_up};
   const int64_t vec = 16 / static_cast<int64_t>(gate.element_size());
   const bool wide = n % vec == 0 && aligned16({&grad_out, &gate, &up, &grad_gate, &grad_up});
-  switch (gate.scalar_type()) {
-    case at::kBFloat16:
-      launch_backward<__nv_bfloat16>(grad_out, gate, up, grad_gate, grad_up, wide);
-      break;
-    case at::kHalf:
-      launch_backward<__half>(grad_out, gate, up, grad_gate, grad_up, wide);
-      break;
-    case at::kFloat:
-      launch_backward<float>(grad_out, gate, up, grad_gate, grad_up, wide);
-      break;
-    default:
-      TORCH_CHECK(false, "swiglu: bf16, fp16 or fp32 expected, got ", gate.scalar_type());
-  }
+  dispatch_float_dtype(gate.scalar_type(), "swiglu", [&](auto tag) {
+    launch_backward<decltype(tag)>(grad_out, gate, up, grad_gate, grad_up, wide);
+  });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {grad_gate, grad_up};
 }
