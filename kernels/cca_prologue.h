@@ -43,15 +43,26 @@ struct CcaPrologueInputs {
   at::Tensor conv_history, shift_previous;
 };
 
+// Where the forward writes besides q̂. Training keeps s for the backward pass; a generation
+// step points k̂ / ṽ at its KV cache's next slots and takes the decode states of the chunk's end
+// from the same launch, so a decode step is the projection GEMM, this kernel and the core.
+struct CcaForwardOptions {
+  bool keep_conv_output = false;  // store s
+  bool write_states = false;      // conv_state and shift_state
+  at::Tensor k_into, v_into;      // [B,S,n_k,d] views with a contiguous last dim, or undefined
+};
+
 struct CcaPrologueOutputs {
-  at::Tensor q, k, v;  // [B,S,n_q,d], [B,S,n_k,d], [B,S,n_k,d] (v undefined without value shift)
-  at::Tensor s;        // the conv output [B,S,M] in the input dtype, kept for backward
+  at::Tensor q, k, v;     // [B,S,n_q,d], [B,S,n_k,d], [B,S,n_k,d] (v undefined without value shift)
+  at::Tensor s;           // the conv output [B,S,M] in the input dtype, kept for backward
+  at::Tensor conv_state;  // [B, M, P]: the last P raw z (history first when S < P)
+  at::Tensor shift_state;  // [B, W_k/2]: v_delayed of the last token
 };
 
 // One launch: convs (tensor cores for bf16/fp16), q-k mean, L2 norm·√d, temperature, partial
-// RoPE and the value-shift assembly. `keep_conv_output` stores s for the backward pass.
+// RoPE, the value-shift assembly and, if asked, the decode states.
 CcaPrologueOutputs cca_prologue_forward(const CcaPrologueShape& shape, const CcaPrologueInputs& in,
-                                        bool keep_conv_output);
+                                        const CcaForwardOptions& options);
 
 struct CcaPrologueGrads {
   at::Tensor q0, k0, v_current, v_delayed;    // in the input dtype

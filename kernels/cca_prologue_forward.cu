@@ -14,6 +14,14 @@
 namespace cca::kernels {
 namespace {
 
+// Element strides of a [B,S,n_k,d] output whose last dim is contiguous.
+struct OutputStrides {
+  int64_t batch, row, head;
+  __device__ __forceinline__ int64_t at(int b, int t, int head_index) const {
+    return b * batch + t * row + head_index * head;
+  }
+};
+
 template <typename T>
 struct ForwardParams {
   ConvSource<T> src;
@@ -26,9 +34,12 @@ struct ForwardParams {
   const T* shift_previous;  // [B, W_k/2] or null
   int64_t vc_batch_stride, vc_row_stride, vd_batch_stride, vd_row_stride;
   T* q_out;  // [B,S,n_q,d]
-  T* k_out;  // [B,S,n_k,d]
-  T* v_out;  // [B,S,n_k,d] or null
+  T* k_out;  // [B,S,n_k,d] strided: a fresh tensor or a KV cache's slots
+  T* v_out;  // [B,S,n_k,d] strided, or null
   T* s_out;  // [B,S,M] or null
+  OutputStrides k_strides, v_strides;
+  T* conv_state_out;   // [B, M, P] or null
+  T* shift_state_out;  // [B, W_k/2] or null
   int n_q, n_kv, convs, kernel_1, rope_dim;
   bool qk_mean;
   int64_t offset;
@@ -167,7 +178,7 @@ __device__ void finish_row(const ForwardParams<T>& p, int b, int t0, int r, int 
     }
   }
   T* out =
-      query ? p.q_out + (token * p.n_q + head) * D : p.k_out + (token * p.n_kv + head - p.n_q) * D;
+      query ? p.q_out + (token * p.n_q + head) * D : p.k_out + p.k_strides.at(b, t, head - p.n_q);
   store_floats<T, kPer>(out + i0, x);
 }
 
@@ -195,9 +206,31 @@ __device__ void assemble_values(const ForwardParams<T>& p, int b, int t0, int j)
     } else {
       for (int k = 0; k < kVec; ++k) val.v[k] = from_float<T>(0.f);
     }
-    *reinterpret_cast<Pack<T, kVec>*>(
-        p.v_out + ((static_cast<int64_t>(b) * S + t) * p.n_kv + j) * D + v) = val;
+    *reinterpret_cast<Pack<T, kVec>*>(p.v_out + p.v_strides.at(b, t, j) + v) = val;
   }
+}
+
+// The decode states of the chunk's end, for head `head`: conv state column c holds z at time
+// S - P + c (the history when that is before the chunk), written by the block whose staged rows
+// hold that time; the key-head block of the last token copies its share of v_delayed.
+template <typename T, int D>
+__device__ void store_states(const ForwardParams<T>& p, int b, int head, int t0, const T* z_tile) {
+  const int pad = p.src.pad, S = p.src.seq;
+  if (p.conv_state_out != nullptr) {
+    for (int e = threadIdx.x; e < pad * D; e += kThreads) {
+      const int c = e / D, i = e % D, t = S - pad + c;
+      if ((t < 0 ? 0 : t / kTileRows) != static_cast<int>(blockIdx.x)) continue;
+      p.conv_state_out[(static_cast<int64_t>(b) * p.src.channels + head * D + i) * pad + c] =
+          z_tile[(t - t0 + pad) * D + i];
+    }
+  }
+  if (p.shift_state_out == nullptr || head < p.n_q ||
+      (S - 1) / kTileRows != static_cast<int>(blockIdx.x))
+    return;
+  const int half = p.n_kv * D / 2, j = head - p.n_q;
+  const T* last = p.v_delayed + b * p.vd_batch_stride + (S - 1) * p.vd_row_stride;
+  for (int c = j * D / 2 + threadIdx.x; c < (j + 1) * D / 2; c += kThreads)
+    p.shift_state_out[static_cast<int64_t>(b) * half + c] = last[c];
 }
 
 template <typename T, int D>
@@ -212,6 +245,7 @@ __global__ void __launch_bounds__(kThreads) cca_prologue_forward_kernel(ForwardP
   const int t0 = blockIdx.x * kTileRows, head = blockIdx.y, b = blockIdx.z;
   stage_inputs<T, D>(p, b, head, t0, z_tile, partner);
   __syncthreads();
+  store_states<T, D>(p, b, head, t0, z_tile);
   depthwise_from_tile<T, D>(p, head, t0, z_tile, tile, acc);
   __syncthreads();
   if (p.convs == 2) {
@@ -225,11 +259,27 @@ __global__ void __launch_bounds__(kThreads) cca_prologue_forward_kernel(ForwardP
   if (p.v_out != nullptr && head >= p.n_q) assemble_values<T, D>(p, b, t0, head - p.n_q);
 }
 
-// Vector loads need 16-byte aligned rows.
+// Vector loads and stores need 16-byte aligned rows (and heads, for outputs).
 bool rows_aligned(const at::Tensor& t) {
   const int64_t e = t.element_size();
-  return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0 && t.stride(0) * e % 16 == 0 &&
-         t.stride(1) * e % 16 == 0;
+  bool ok = reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+  for (int64_t dim = 0; dim + 1 < t.dim(); ++dim) ok = ok && t.stride(dim) * e % 16 == 0;
+  return ok;
+}
+
+OutputStrides strides_of(const at::Tensor& t) {
+  return {t.stride(0), t.stride(1), t.stride(2)};
+}
+
+// k_into / v_into when given (checked against the shape and dtype), else a fresh tensor.
+at::Tensor output_into(const at::Tensor& into, const CcaPrologueShape& sh,
+                       const at::TensorOptions& opts, const char* name) {
+  if (!into.defined()) return at::empty({sh.batch, sh.seq, sh.n_kv, sh.head_dim}, opts);
+  TORCH_CHECK(into.sizes() == at::IntArrayRef({sh.batch, sh.seq, sh.n_kv, sh.head_dim}) &&
+                  into.scalar_type() == opts.dtype().toScalarType() &&
+                  into.device() == opts.device() && into.stride(3) == 1 && rows_aligned(into),
+              "cca forward: ", name, " must be an aligned [B,S,n_k,d] view in the input's dtype");
+  return into;
 }
 
 struct ForwardLaunch {
@@ -254,10 +304,14 @@ struct ForwardLaunch {
       p.vd_batch_stride = in.v_delayed.stride(0);
       p.vd_row_stride = in.v_delayed.stride(1);
       p.v_out = mutable_ptr<T>(out.v);
+      p.v_strides = strides_of(out.v);
+      p.shift_state_out = mutable_ptr<T>(out.shift_state);
     }
     p.q_out = mutable_ptr<T>(out.q);
     p.k_out = mutable_ptr<T>(out.k);
+    p.k_strides = strides_of(out.k);
     p.s_out = mutable_ptr<T>(out.s);
+    p.conv_state_out = mutable_ptr<T>(out.conv_state);
     p.n_q = static_cast<int>(sh.n_q);
     p.n_kv = static_cast<int>(sh.n_kv);
     p.convs = static_cast<int>(sh.convs);
@@ -283,7 +337,7 @@ struct ForwardLaunch {
 }  // namespace
 
 CcaPrologueOutputs cca_prologue_forward(const CcaPrologueShape& sh, const CcaPrologueInputs& in,
-                                        bool keep_conv_output) {
+                                        const CcaForwardOptions& options) {
   check_inputs(sh, in);
   for (const at::Tensor& t : {in.q0, in.k0, in.v_current, in.v_delayed})
     TORCH_CHECK(!t.defined() || rows_aligned(t), "cca forward: rows must be 16-byte aligned");
@@ -291,13 +345,18 @@ CcaPrologueOutputs cca_prologue_forward(const CcaPrologueShape& sh, const CcaPro
   const auto opts = in.q0.options();
   CcaPrologueOutputs out;
   out.q = at::empty({sh.batch, sh.seq, sh.n_q, sh.head_dim}, opts);
-  out.k = at::empty({sh.batch, sh.seq, sh.n_kv, sh.head_dim}, opts);
+  out.k = output_into(options.k_into, sh, opts, "k_into");
   if (sh.value_shift) {
     TORCH_CHECK(in.v_current.stride(2) == 1 && in.v_delayed.stride(2) == 1,
                 "values need a contiguous last dim");
-    out.v = at::empty({sh.batch, sh.seq, sh.n_kv, sh.head_dim}, opts);
+    out.v = output_into(options.v_into, sh, opts, "v_into");
   }
-  if (keep_conv_output && sh.convs > 0) out.s = at::empty({sh.batch, sh.seq, sh.channels()}, opts);
+  if (options.keep_conv_output && sh.convs > 0)
+    out.s = at::empty({sh.batch, sh.seq, sh.channels()}, opts);
+  if (options.write_states && sh.convs > 0)
+    out.conv_state = at::empty({sh.batch, sh.channels(), sh.pad()}, opts);
+  if (options.write_states && sh.value_shift)
+    out.shift_state = at::empty({sh.batch, sh.n_kv * sh.head_dim / 2}, opts);
   if (sh.seq == 0 || sh.batch == 0) return out;
   dispatch_dtype_and_dim(in.q0.scalar_type(), sh.head_dim, ForwardLaunch{sh, in, out});
   return out;

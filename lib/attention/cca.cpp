@@ -15,6 +15,7 @@
 #include "attention/attention.h"
 #include "attention/cca_fused.h"
 #include "attention/cca_reference.h"
+#include "ops/autocast.h"
 #include "ops/rope.h"
 #include "util/error.h"
 
@@ -102,13 +103,25 @@ class CcaAttention : public Attention {
   }
 
   at::Tensor forward(const at::Tensor& x, AttentionCache* cache) override {
-    const int64_t B = x.size(0), S = x.size(1), d = geometry_.head_dim;
+    const int64_t S = x.size(1);
+    if (at::GradMode::is_enabled()) decode_weights_ = {};  // training: drop generation's copy
     CcaCache* state = nullptr;
     if (cache != nullptr) {
       state = dynamic_cast<CcaCache*>(cache);
       if (state == nullptr) throw Error("cca: forward was given another variant's cache");
     }
-    const CcaProjections p = project(x);
+    if (state != nullptr && fused_step_possible(x)) {
+      // Generation: the stacked projection and the kernels' weight layouts are made once per
+      // weight update, and the prologue writes into the cache directly.
+      const DecodeWeights& w = decode_weights(x);
+      const CcaProjections p = project(x, w.projection);
+      if (cca_fused_supported(geometry_, p.q0)) {
+        const at::Tensor q =
+            cca_step_fused(geometry_, rope_frequencies(x.device()), w.prepared, p, *state);
+        return attend_and_project(q, state->kv.keys.filled(), state->kv.values.filled());
+      }
+    }
+    const CcaProjections p = project(x, at::cat(projection_weights(), 0));
     // The fused kernels replace the reference prologue on CUDA (attention.cca.kernels = auto);
     // a continued sequence under autograd keeps the reference path (no fused backward there).
     const bool fused = options_.cca_fused_kernels && cca_fused_supported(geometry_, p.q0) &&
@@ -121,7 +134,6 @@ class CcaAttention : public Attention {
                                    key_multiplier(), p, history, shift, offset, state != nullptr)
               : cca_prologue(geometry_, rotary_, conv_weights(), key_multiplier(), p, history,
                              shift, offset);
-    const at::Tensor q = pro.q.transpose(1, 2);
     at::Tensor k = pro.k.transpose(1, 2);
     at::Tensor v = pro.v.transpose(1, 2);
     if (state != nullptr) {
@@ -132,9 +144,7 @@ class CcaAttention : public Attention {
       k = state->kv.keys.filled();
       v = state->kv.values.filled();
     }
-    const at::Tensor o =
-        core_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(d)), options_.core);
-    return o_proj_->forward(o.transpose(1, 2).reshape({B, S, geometry_.q_latent_width()}));
+    return attend_and_project(pro.q, k, v);
   }
 
   std::unique_ptr<AttentionCache> new_cache() const override {
@@ -142,26 +152,59 @@ class CcaAttention : public Attention {
   }
 
  private:
-  // The q, k and value projections as one matrix product (one wide GEMM runs faster than four
-  // narrow ones), handed on as column views of its output.
-  CcaProjections project(const at::Tensor& x) const {
-    std::vector<at::Tensor> weights = {linear_q_->weight, linear_k_->weight};
-    if (geometry_.value_shift) {
-      weights.push_back(val_proj1_->weight);
-      weights.push_back(val_proj2_->weight);
-    } else {
-      weights.push_back(val_proj_->weight);
-    }
-    const at::Tensor all = at::linear(x, at::cat(weights, 0));
+  // Generation's copy of the weights in the kernels' layouts, valid while `stamp` (each
+  // parameter's storage and version counter, which every in-place update bumps) is unchanged.
+  struct DecodeWeights {
+    std::vector<std::pair<const void*, int64_t>> stamp;
+    at::Tensor projection;  // the stacked projections, in the activations' dtype
+    CcaPreparedWeights prepared;
+  };
+
+  std::vector<at::Tensor> projection_weights() const {
+    if (geometry_.value_shift)
+      return {linear_q_->weight, linear_k_->weight, val_proj1_->weight, val_proj2_->weight};
+    return {linear_q_->weight, linear_k_->weight, val_proj_->weight};
+  }
+
+  // The q, k and value projections as one matrix product with the weights stacked (one wide
+  // GEMM runs faster than four narrow ones), handed on as column views of its output.
+  CcaProjections project(const at::Tensor& x, const at::Tensor& stacked) const {
+    const at::Tensor all = at::linear(x, stacked);
     std::vector<at::Tensor> parts;
     int64_t start = 0;
-    for (const at::Tensor& w : weights) {
+    for (const at::Tensor& w : projection_weights()) {
       parts.push_back(all.narrow(-1, start, w.size(0)));
       start += w.size(0);
     }
     CcaProjections p{parts[0], parts[1], parts[2], {}};
     if (geometry_.value_shift) p.v_delayed = parts[3];
     return p;
+  }
+
+  bool fused_step_possible(const at::Tensor& x) const {
+    return options_.cca_fused_kernels && x.is_cuda() && !at::GradMode::is_enabled();
+  }
+
+  const DecodeWeights& decode_weights(const at::Tensor& x) {
+    const at::ScalarType dtype = autocast_dtype(x).value_or(x.scalar_type());
+    std::vector<std::pair<const void*, int64_t>> stamp;
+    for (const at::Tensor& t : parameters()) stamp.emplace_back(t.data_ptr(), t._version());
+    stamp.emplace_back(nullptr, static_cast<int64_t>(dtype));
+    if (stamp != decode_weights_.stamp) {
+      decode_weights_.projection = at::cat(projection_weights(), 0).to(dtype);
+      decode_weights_.prepared =
+          cca_prepare_weights(geometry_, conv_weights(), key_multiplier(), dtype);
+      decode_weights_.stamp = std::move(stamp);
+    }
+    return decode_weights_;
+  }
+
+  // q [B, S, n_q, d] against the keys and values [B, n_k, L, d], then the output projection.
+  at::Tensor attend_and_project(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+    const int64_t B = q.size(0), S = q.size(1);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(geometry_.head_dim));
+    const at::Tensor o = core_attention(q.transpose(1, 2), k, v, scale, options_.core);
+    return o_proj_->forward(o.transpose(1, 2).reshape({B, S, geometry_.q_latent_width()}));
   }
 
   CcaConvWeights conv_weights() const {
@@ -194,6 +237,7 @@ class CcaAttention : public Attention {
   torch::nn::Conv1d depthwise_{nullptr}, grouped_{nullptr};
   at::Tensor temp_;
   at::Tensor inv_freq_;  // not a parameter or buffer: derived from the geometry
+  DecodeWeights decode_weights_;
 };
 
 }  // namespace

@@ -30,6 +30,16 @@ CcaPrologueOutput cca_prologue_fused(const AttentionGeometry&, const at::Tensor&
   throw Error("cca: this build has no CUDA kernels (fused prologue unavailable)");
 }
 
+CcaPreparedWeights cca_prepare_weights(const AttentionGeometry&, const CcaConvWeights&,
+                                       const at::Tensor&, at::ScalarType) {
+  throw Error("cca: this build has no CUDA kernels (fused prologue unavailable)");
+}
+
+at::Tensor cca_step_fused(const AttentionGeometry&, const at::Tensor&, const CcaPreparedWeights&,
+                          const CcaProjections&, CcaCache&) {
+  throw Error("cca: this build has no CUDA kernels (fused prologue unavailable)");
+}
+
 #else
 
 bool cca_fused_supported(const AttentionGeometry& g, const at::Tensor& q0) {
@@ -64,23 +74,12 @@ kernels::CcaPrologueShape shape_of(const AttentionGeometry& g, const at::Tensor&
   return s;
 }
 
-// Conv weights in the kernels' layouts and the input dtype: depthwise [M, k0]; grouped
-// [G, k1, d_out, d_in] with tap τ = lag τ (PyTorch stores lag τ at kernel index k1-1-τ).
-void prepare_weights(const kernels::CcaPrologueShape& s, const CcaConvWeights& w,
-                     at::ScalarType dtype, kernels::CcaPrologueInputs& in) {
-  const int64_t M = s.channels(), G = s.heads(), d = s.head_dim;
-  if (s.convs >= 1) {
-    in.depthwise_taps = w.depthwise_weight.reshape({M, s.kernel_0}).to(dtype).contiguous();
-    in.depthwise_bias = w.depthwise_bias.to(at::kFloat).contiguous();
-  }
-  if (s.convs == 2) {
-    in.grouped_taps = w.grouped_weight.view({G, d, d, s.kernel_1})
-                          .flip({3})
-                          .permute({0, 3, 1, 2})
-                          .to(dtype)
-                          .contiguous();
-    in.grouped_bias = w.grouped_bias.to(at::kFloat).contiguous();
-  }
+void use_weights(const CcaPreparedWeights& w, kernels::CcaPrologueInputs& in) {
+  in.depthwise_taps = w.depthwise_taps;
+  in.depthwise_bias = w.depthwise_bias;
+  in.grouped_taps = w.grouped_taps;
+  in.grouped_bias = w.grouped_bias;
+  in.key_multiplier = w.key_multiplier;
 }
 
 // The forward kernel reads rows as 16-byte vectors; other layouts are copied first.
@@ -109,10 +108,13 @@ struct CcaPrologueFunction : torch::autograd::Function<CcaPrologueFunction> {
       in.v_current = aligned_rows(v_current);
       in.v_delayed = aligned_rows(v_delayed);
     }
-    prepare_weights(s, {dw_weight, dw_bias, g_weight, g_bias}, q0.scalar_type(), in);
-    in.key_multiplier = multiplier.to(at::kFloat).contiguous();
+    use_weights(cca_prepare_weights(g, {dw_weight, dw_bias, g_weight, g_bias}, multiplier,
+                                    q0.scalar_type()),
+                in);
     in.inv_freq = inv_freq;
-    const kernels::CcaPrologueOutputs out = kernels::cca_prologue_forward(s, in, true);
+    kernels::CcaForwardOptions options;
+    options.keep_conv_output = true;
+    const kernels::CcaPrologueOutputs out = kernels::cca_prologue_forward(s, in, options);
     ctx->save_for_backward({in.q0, in.k0, in.depthwise_taps, in.depthwise_bias, in.grouped_taps,
                             in.grouped_bias, in.key_multiplier, inv_freq, out.s});
     ctx->saved_data["geometry"] = std::vector<int64_t>{
@@ -168,22 +170,24 @@ struct CcaPrologueFunction : torch::autograd::Function<CcaPrologueFunction> {
   }
 };
 
-// The decode states after this chunk: the last P raw z (history first) and the last delayed
-// value, as the reference stores them.
-void fill_states(const AttentionGeometry& g, const CcaProjections& p,
-                 const at::Tensor& conv_history, CcaPrologueOutput& out) {
-  const int64_t B = p.q0.size(0), S = p.q0.size(1), P = g.conv_padding();
-  if (g.convs > 0) {
-    const int64_t take = std::min(S, P);
-    const at::Tensor recent =
-        at::cat({p.q0.narrow(1, S - take, take), p.k0.narrow(1, S - take, take)}, -1)
-            .transpose(1, 2);
-    const at::Tensor history = conv_history.defined()
-                                   ? conv_history.to(p.q0.scalar_type())
-                                   : at::zeros({B, g.conv_channels(), P}, p.q0.options());
-    out.conv_state = at::cat({history.narrow(2, take, P - take), recent}, 2).contiguous();
+// The kernels' inputs for a no-grad chunk continuing (or starting) a sequence.
+kernels::CcaPrologueInputs step_inputs(const AttentionGeometry& g, const at::Tensor& inv_freq,
+                                       const CcaPreparedWeights& w, const CcaProjections& p,
+                                       const at::Tensor& conv_history,
+                                       const at::Tensor& shift_previous) {
+  kernels::CcaPrologueInputs in;
+  in.q0 = aligned_rows(p.q0);
+  in.k0 = aligned_rows(p.k0);
+  if (g.value_shift) {
+    in.v_current = aligned_rows(p.v_current);
+    in.v_delayed = aligned_rows(p.v_delayed);
   }
-  if (g.value_shift) out.shift_state = p.v_delayed.select(1, S - 1).contiguous();
+  use_weights(w, in);
+  in.inv_freq = inv_freq;
+  const at::ScalarType dtype = p.q0.scalar_type();
+  if (conv_history.defined()) in.conv_history = conv_history.to(dtype).contiguous();
+  if (shift_previous.defined()) in.shift_previous = shift_previous.to(dtype).contiguous();
+  return in;
 }
 
 }  // namespace
@@ -204,7 +208,8 @@ CcaPrologueOutput cca_prologue_fused(const AttentionGeometry& g, const at::Tenso
       needs_grad = needs_grad || (t.defined() && t.requires_grad());
   }
   if (needs_grad) {
-    if (!fresh) throw Error("cca: the fused prologue has no backward for continued sequences");
+    if (!fresh || want_state)
+      throw Error("cca: the fused prologue has no backward for continued sequences");
     // Autograd functions take no undefined tensors: absent parts travel as empty placeholders,
     // which the geometry says to ignore.
     const at::Tensor none = at::empty({0}, p.q0.options());
@@ -218,28 +223,71 @@ CcaPrologueOutput cca_prologue_fused(const AttentionGeometry& g, const at::Tenso
     if (g.value_shift) out.v = r[2];
   } else {
     const at::NoGradGuard no_grad;
-    const kernels::CcaPrologueShape s = shape_of(g, p.q0, offset);
-    kernels::CcaPrologueInputs in;
-    in.q0 = aligned_rows(p.q0);
-    in.k0 = aligned_rows(p.k0);
-    if (g.value_shift) {
-      in.v_current = aligned_rows(p.v_current);
-      in.v_delayed = aligned_rows(p.v_delayed);
-    }
-    prepare_weights(s, w, p.q0.scalar_type(), in);
-    in.key_multiplier = key_multiplier.to(at::kFloat).contiguous();
-    in.inv_freq = inv_freq;
-    if (conv_history.defined()) in.conv_history = conv_history.to(p.q0.scalar_type()).contiguous();
-    if (shift_previous.defined())
-      in.shift_previous = shift_previous.to(p.q0.scalar_type()).contiguous();
-    const kernels::CcaPrologueOutputs k = kernels::cca_prologue_forward(s, in, false);
+    const CcaPreparedWeights prepared =
+        cca_prepare_weights(g, w, key_multiplier, p.q0.scalar_type());
+    kernels::CcaForwardOptions options;
+    options.write_states = want_state;
+    const kernels::CcaPrologueOutputs k = kernels::cca_prologue_forward(
+        shape_of(g, p.q0, offset),
+        step_inputs(g, inv_freq, prepared, p, conv_history, shift_previous), options);
     out.q = k.q;
     out.k = k.k;
     out.v = k.v;
+    out.conv_state = k.conv_state;
+    out.shift_state = k.shift_state;
   }
   if (!g.value_shift) out.v = p.v_current.reshape({B, S, g.n_kv_heads, g.head_dim});
-  if (want_state) fill_states(g, p, conv_history, out);
   return out;
+}
+
+// Conv weights in the kernels' layouts and dtype: depthwise [M, k0]; grouped [G, k1, d_out, d_in]
+// with tap τ = lag τ (PyTorch stores lag τ at kernel index k1-1-τ).
+CcaPreparedWeights cca_prepare_weights(const AttentionGeometry& g, const CcaConvWeights& w,
+                                       const at::Tensor& key_multiplier, at::ScalarType dtype) {
+  const int64_t M = g.conv_channels(), G = g.n_q_heads + g.n_kv_heads, d = g.head_dim;
+  CcaPreparedWeights out;
+  if (g.convs >= 1) {
+    out.depthwise_taps = w.depthwise_weight.reshape({M, g.conv_kernel_0}).to(dtype).contiguous();
+    out.depthwise_bias = w.depthwise_bias.to(at::kFloat).contiguous();
+  }
+  if (g.convs == 2) {
+    out.grouped_taps = w.grouped_weight.view({G, d, d, g.conv_kernel_1})
+                           .flip({3})
+                           .permute({0, 3, 1, 2})
+                           .to(dtype)
+                           .contiguous();
+    out.grouped_bias = w.grouped_bias.to(at::kFloat).contiguous();
+  }
+  out.key_multiplier = key_multiplier.to(at::kFloat).contiguous();
+  return out;
+}
+
+at::Tensor cca_step_fused(const AttentionGeometry& g, const at::Tensor& inv_freq,
+                          const CcaPreparedWeights& w, const CcaProjections& p, CcaCache& cache) {
+  if (!cca_fused_supported(g, p.q0) || at::GradMode::is_enabled()) {
+    throw Error("cca: the fused decode step needs supported CUDA inputs and no autograd");
+  }
+  const int64_t B = p.q0.size(0), S = p.q0.size(1), n_kv = g.n_kv_heads, d = g.head_dim;
+  const auto opts = p.q0.options();
+  kernels::CcaForwardOptions options;
+  options.write_states = true;
+  // The KV buffers are [B, n_k, L, d]; the kernel writes [B, S, n_k, d] views of their slots.
+  options.k_into = cache.kv.keys.reserve({B, n_kv, S, d}, opts).transpose(1, 2);
+  if (g.value_shift)
+    options.v_into = cache.kv.values.reserve({B, n_kv, S, d}, opts).transpose(1, 2);
+  const kernels::CcaPrologueOutputs out = kernels::cca_prologue_forward(
+      shape_of(g, p.q0, cache.length), step_inputs(g, inv_freq, w, p, cache.conv, cache.shift),
+      options);
+  cache.kv.keys.commit(S);
+  if (g.value_shift) {
+    cache.kv.values.commit(S);
+    cache.shift = out.shift_state;
+  } else {
+    cache.kv.values.append(p.v_current.reshape({B, S, n_kv, d}).transpose(1, 2));
+  }
+  if (g.convs > 0) cache.conv = out.conv_state;
+  cache.length += S;
+  return out.q;
 }
 
 #endif

@@ -29,4 +29,19 @@ CcaPrologueOutput cca_prologue_fused(const AttentionGeometry& g, const at::Tenso
                                      const at::Tensor& shift_previous, int64_t offset,
                                      bool want_state);
 
+// The conv weights and key multiplier in the kernels' layouts and the activations' dtype. A
+// training step prepares them inside its autograd function; generation prepares them once per
+// weight update (cca.cpp) instead of re-laying them out every token.
+struct CcaPreparedWeights {
+  at::Tensor depthwise_taps, depthwise_bias, grouped_taps, grouped_bias, key_multiplier;
+};
+CcaPreparedWeights cca_prepare_weights(const AttentionGeometry& g, const CcaConvWeights& w,
+                                       const at::Tensor& key_multiplier, at::ScalarType dtype);
+
+// One chunk of a cached sequence without autograd, in a single kernel launch: returns q̂
+// [B, S, n_q, d], writes k̂ and ṽ straight into the cache's next KV slots, replaces its conv and
+// shift states and advances its length. Needs cca_fused_supported() and no grad mode.
+at::Tensor cca_step_fused(const AttentionGeometry& g, const at::Tensor& inv_freq,
+                          const CcaPreparedWeights& w, const CcaProjections& p, CcaCache& cache);
+
 }  // namespace cca

@@ -33,14 +33,30 @@ void SequenceBuffer::append(const at::Tensor& fresh) {
     filled_ = at::cat({filled_, fresh}, dim_);
     return;
   }
-  const int64_t length = filled_.size(dim_), added = fresh.size(dim_);
-  if (length + added > capacity() || storage_.scalar_type() != fresh.scalar_type()) {
-    const int64_t needed = length + added;
-    storage_ =
-        grown(filled_.to(fresh.scalar_type()), dim_, needed + std::max(kMinSpare, needed / 4));
+  reserve(fresh.sizes(), fresh.options()).copy_(fresh);
+  commit(fresh.size(dim_));
+}
+
+at::Tensor SequenceBuffer::reserve(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  const int64_t added = sizes[dim_];
+  if (!filled_.defined()) {
+    storage_ = at::empty(sizes, options);
+    filled_ = storage_.narrow(dim_, 0, 0);
+    return storage_;
   }
-  storage_.narrow(dim_, length, added).copy_(fresh);
-  filled_ = storage_.narrow(dim_, 0, length + added);
+  const int64_t length = filled_.size(dim_), needed = length + added;
+  // No storage while filled_ is a first append kept as given or a concatenation.
+  if (!storage_.defined() || needed > capacity() ||
+      storage_.scalar_type() != options.dtype().toScalarType()) {
+    storage_ = grown(filled_.to(options.dtype().toScalarType()), dim_,
+                     needed + std::max(kMinSpare, needed / 4));
+    filled_ = storage_.narrow(dim_, 0, length);
+  }
+  return storage_.narrow(dim_, length, added);
+}
+
+void SequenceBuffer::commit(int64_t added) {
+  filled_ = storage_.narrow(dim_, 0, filled_.size(dim_) + added);
 }
 
 }  // namespace cca

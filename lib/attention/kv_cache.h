@@ -17,6 +17,11 @@ class SequenceBuffer {
   explicit SequenceBuffer(int64_t dim) : dim_(dim) {}
 
   void append(const at::Tensor& fresh);
+  // Slots for `added` more positions, shaped like a `like`-sized append and in its dtype and
+  // device, for a kernel to write into; commit() then makes them part of filled(). Never under
+  // autograd. An empty buffer gets exactly `added` positions, as a first append would.
+  at::Tensor reserve(at::IntArrayRef sizes, const at::TensorOptions& options);
+  void commit(int64_t added);
   // The filled part (undefined before the first append).
   const at::Tensor& filled() const { return filled_; }
   int64_t length() const { return filled_.defined() ? filled_.size(dim_) : 0; }

@@ -52,7 +52,7 @@ class RecomputingScope {
 // Outputs: the block's output, then (MoE blocks) the load-balance and router-z losses.
 tensor_list run_block(BlockImpl& block, const at::Tensor& x) {
   MoeLosses losses;
-  tensor_list out{block.forward(x, nullptr, losses)};
+  tensor_list out{block.forward({x, at::Tensor()}, nullptr, losses).materialized()};
   if (block.moe) {
     out.push_back(losses.load_balance);
     out.push_back(losses.router_z);

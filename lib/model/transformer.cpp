@@ -53,14 +53,17 @@ BlockImpl::BlockImpl(const Config& c, int64_t layer_index) {
   }
 }
 
-at::Tensor BlockImpl::forward(const at::Tensor& x, AttentionCache* cache, MoeLosses& losses) {
-  at::Tensor h = x + attention->forward(attention_norm->forward(x), cache);
-  if (ffn) return h + ffn->forward(ffn_norm->forward(h));
+ResidualStream BlockImpl::forward(const ResidualStream& x, AttentionCache* cache,
+                                  MoeLosses& losses) {
+  const NormedSum before_attention = attention_norm->forward_add(x.residual, x.pending);
+  const at::Tensor attention_out = attention->forward(before_attention.normed, cache);
+  const NormedSum before_ffn = ffn_norm->forward_add(before_attention.sum, attention_out);
+  if (ffn) return {before_ffn.sum, ffn->forward(before_ffn.normed)};
   MoeLosses layer;
-  at::Tensor out = h + moe->forward(ffn_norm->forward(h), layer);
+  at::Tensor moe_out = moe->forward(before_ffn.normed, layer);
   add_loss(losses.load_balance, layer.load_balance);
   add_loss(losses.router_z, layer.router_z);
-  return out;
+  return {before_ffn.sum, moe_out};
 }
 
 int64_t ModelCache::bytes() const {
@@ -94,14 +97,17 @@ at::Tensor TransformerImpl::hidden_states(const at::Tensor& tokens, ModelCache* 
     throw Error("model cache has " + std::to_string(cache->layers.size()) + " layers, model has " +
                 std::to_string(blocks.size()));
   }
-  at::Tensor h = at::embedding(embedding, tokens);
+  ResidualStream stream{at::embedding(embedding, tokens), at::Tensor()};
   const bool recompute = config_.train.activation_checkpointing && cache == nullptr &&
                          is_training() && at::GradMode::is_enabled();
   for (size_t i = 0; i < blocks.size(); ++i) {
-    h = recompute ? recomputed_block(*blocks[i], h, losses)
-                  : blocks[i]->forward(h, cache ? cache->layers[i].get() : nullptr, losses);
+    // A recomputed block keeps one saved input, so its stream is handed over added.
+    stream = recompute
+                 ? ResidualStream{recomputed_block(*blocks[i], stream.materialized(), losses),
+                                  at::Tensor()}
+                 : blocks[i]->forward(stream, cache ? cache->layers[i].get() : nullptr, losses);
   }
-  return final_norm->forward(h);
+  return final_norm->forward_add(stream.residual, stream.pending).normed;
 }
 
 at::Tensor TransformerImpl::forward(const at::Tensor& tokens, ModelCache* cache) {

@@ -19,11 +19,20 @@ namespace cca {
 
 AttentionOptions attention_options(const Config& config);
 
+// The residual stream between blocks as residual + pending: the last block's output is not yet
+// added, so the next norm adds and normalises in one kernel (RMSNormImpl::forward_add).
+struct ResidualStream {
+  at::Tensor residual;  // fp32 under autocast
+  at::Tensor pending;   // undefined when nothing is pending
+  at::Tensor materialized() const { return pending.defined() ? residual + pending : residual; }
+};
+
 class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(const Config& config, int64_t layer_index);
-  // Adds this block's MoE losses (if any) into `losses`.
-  at::Tensor forward(const at::Tensor& x, AttentionCache* cache, MoeLosses& losses);
+  // Adds this block's MoE losses (if any) into `losses`. The output's pending part is the
+  // FFN/MoE output.
+  ResidualStream forward(const ResidualStream& x, AttentionCache* cache, MoeLosses& losses);
 
   std::shared_ptr<RMSNormImpl> attention_norm, ffn_norm;
   std::shared_ptr<Attention> attention;

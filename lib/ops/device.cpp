@@ -82,10 +82,19 @@ void synchronize(const at::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index());
 }
 
+namespace {
+
+// "cuda" without an index means the current device; the allocator wants a real index.
+c10::DeviceIndex cuda_index(const at::Device& device) {
+  return device.has_index() ? device.index() : c10::cuda::current_device();
+}
+
+}  // namespace
+
 MemoryUse memory_use(const at::Device& device) {
   MemoryUse use;
   if (device.is_cuda()) {
-    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(cuda_index(device));
     const auto& allocated =
         stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)];
     use.current_bytes = static_cast<double>(allocated.current);
@@ -99,9 +108,12 @@ MemoryUse memory_use(const at::Device& device) {
 
 void reset_peak_memory(const at::Device& device) {
   if (device.is_cuda()) {
+    // The allocator knows no device before the first CUDA tensor (it would say "Invalid device
+    // argument"); a run being measured has not made one yet.
+    (void)at::empty({1}, at::TensorOptions().device(device));
     synchronize(device);
     c10::cuda::CUDACachingAllocator::emptyCache();
-    c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+    c10::cuda::CUDACachingAllocator::resetPeakStats(cuda_index(device));
     return;
   }
   std::ofstream clear_refs("/proc/self/clear_refs");

@@ -17,25 +17,42 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
-// x [..., E] fp32 → rows in out_dtype; the saved rstd makes the backward one pass.
+// x [..., E] fp32 → rows in out_dtype; the saved rstd makes the backward one pass. Rows the
+// warp-per-row kernels take (E % 4 == 0, E ≤ 2048) go there; wider or odd rows to the
+// block-per-row kernels.
 class RmsNormFromResidual : public torch::autograd::Function<RmsNormFromResidual> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             double eps, at::ScalarType out_dtype) {
     const at::Tensor rows = x.reshape({-1, x.size(-1)});
-    kernels::RmsNormForward result = kernels::rms_norm_forward_cuda(rows, weight, eps, out_dtype);
-    ctx->save_for_backward({rows, weight, result.rstd});
-    return result.out.view(x.sizes());
+    const bool warp_rows = kernels::add_rms_norm_supported(x.size(-1), at::Tensor(), out_dtype);
+    at::Tensor out, rstd;
+    if (warp_rows) {
+      auto result = kernels::add_rms_norm_forward_cuda(rows, at::Tensor(), weight, eps, out_dtype);
+      out = result.out, rstd = result.rstd;
+    } else {
+      auto result = kernels::rms_norm_forward_cuda(rows, weight, eps, out_dtype);
+      out = result.out, rstd = result.rstd;
+    }
+    ctx->save_for_backward({rows, weight, rstd});
+    ctx->saved_data["warp_rows"] = warp_rows;
+    return out.view(x.sizes());
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor& rows = saved[0];
     const at::Tensor grad = grad_outputs[0].reshape(rows.sizes()).contiguous();
-    kernels::RmsNormBackward result =
-        kernels::rms_norm_backward_cuda(grad, rows, saved[1], saved[2]);
-    return {result.grad_x.view(grad_outputs[0].sizes()), result.grad_weight, at::Tensor(),
-            at::Tensor()};
+    at::Tensor grad_x, grad_weight;
+    if (ctx->saved_data["warp_rows"].toBool()) {
+      auto result = kernels::add_rms_norm_backward_cuda(grad, rows, saved[1], saved[2],
+                                                        at::Tensor(), std::nullopt);
+      grad_x = result.grad_sum, grad_weight = result.grad_weight;
+    } else {
+      auto result = kernels::rms_norm_backward_cuda(grad, rows, saved[1], saved[2]);
+      grad_x = result.grad_x, grad_weight = result.grad_weight;
+    }
+    return {grad_x.view(grad_outputs[0].sizes()), grad_weight, at::Tensor(), at::Tensor()};
   }
 };
 
@@ -115,6 +132,7 @@ at::Tensor RMSNormImpl::forward(const at::Tensor& x) const {
 }
 
 NormedSum RMSNormImpl::forward_add(const at::Tensor& residual, const at::Tensor& delta) const {
+  if (!delta.defined()) return {residual, forward(residual)};
 #ifdef CCA_WITH_CUDA
   const at::ScalarType out_dtype = autocast_dtype(residual).value_or(at::kFloat);
   if (add_fusable(residual, delta, weight, out_dtype)) {

@@ -17,6 +17,7 @@ class RMSNormImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x) const;
   // residual + delta and its norm. On CUDA, for an fp32 residual and a delta in the output's
   // dtype, one kernel each way (kernels/add_rms_norm.h); elsewhere the add, then forward().
+  // An undefined delta means nothing to add: {residual, forward(residual)}.
   NormedSum forward_add(const at::Tensor& residual, const at::Tensor& delta) const;
   at::Tensor weight;
 

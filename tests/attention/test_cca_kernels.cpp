@@ -262,8 +262,12 @@ TEST(CcaKernels, ModuleFusedMatchesReferenceAndDecodes) {
     }
     fused->to(at::kCUDA, dtype);
     reference->to(at::kCUDA, dtype);
+    // cuDNN's conv (the reference path) would run fp32 in TF32 and dominate the comparison.
+    const bool tf32 = at::globalContext().allowTF32CuDNN();
+    at::globalContext().setAllowTF32CuDNN(false);
+    const int64_t length = 130;
     const at::Tensor x =
-        at::randn({2, 50, 512}, at::TensorOptions().device(at::kCUDA).dtype(dtype));
+        at::randn({2, length, 512}, at::TensorOptions().device(at::kCUDA).dtype(dtype));
     const at::Tensor yf = fused->forward(x, nullptr), yr = reference->forward(x, nullptr);
     const double tol = dtype == kF32 ? 1e-4 : 3e-2;
     EXPECT_LT(relative_error(yf, yr), tol) << "module forward, dtype " << dtype;
@@ -273,17 +277,39 @@ TEST(CcaKernels, ModuleFusedMatchesReferenceAndDecodes) {
         torch::autograd::grad({yr.to(at::kFloat).square().sum()}, reference->parameters());
     for (size_t i = 0; i < gf.size(); ++i)
       EXPECT_LT(relative_error(gf[i], gr[i]), dtype == kF32 ? 1e-3 : 6e-2) << "param " << i;
-    // Chunked prefill and decode on the fused forward.
+    // Chunked prefill and decode on the fused step: chunks shorter than the conv state (P = 3),
+    // single tokens, and one whose last P tokens straddle the kernel's 64-row tiles.
     at::NoGradGuard no_grad;
-    auto cache = fused->new_cache();
-    std::vector<at::Tensor> pieces;
-    int64_t start = 0;
-    for (int64_t size : {1, 2, 20, 1, 1, 1}) {
-      pieces.push_back(fused->forward(x.narrow(1, start, size), cache.get()));
-      start += size;
+    const auto run_chunks = [&](Attention& layer, AttentionCache& cache) {
+      std::vector<at::Tensor> pieces;
+      int64_t start = 0;
+      for (int64_t size : {1, 2, 20, 1, 1, 1, 65}) {
+        pieces.push_back(layer.forward(x.narrow(1, start, size), &cache));
+        start += size;
+      }
+      pieces.push_back(layer.forward(x.narrow(1, start, length - start), &cache));
+      return at::cat(pieces, 1);
+    };
+    auto fused_cache = fused->new_cache(), reference_cache = reference->new_cache();
+    EXPECT_LT(relative_error(run_chunks(*fused, *fused_cache), yf), tol) << dtype;
+    run_chunks(*reference, *reference_cache);
+    const auto& fs = dynamic_cast<const CcaCache&>(*fused_cache);
+    const auto& rs = dynamic_cast<const CcaCache&>(*reference_cache);
+    EXPECT_EQ(fs.length, length);
+    // The states hold raw projections: the fused step copies them, so they match to rounding.
+    EXPECT_LT(relative_error(fs.conv, rs.conv), tol) << "conv state, " << dtype;
+    EXPECT_LT(relative_error(fs.shift, rs.shift), tol) << "shift state, " << dtype;
+    EXPECT_LT(relative_error(fs.kv.keys.filled(), rs.kv.keys.filled()), tol) << dtype;
+    EXPECT_LT(relative_error(fs.kv.values.filled(), rs.kv.values.filled()), tol) << dtype;
+    // An in-place weight update (as the optimizer makes) reaches the next decode: generation's
+    // prepared copy of the weights must not go stale.
+    for (auto* layer : {fused.get(), reference.get()}) {
+      for (auto& item : layer->named_parameters()) item.value().mul_(1.5);
     }
-    pieces.push_back(fused->forward(x.narrow(1, start, 50 - start), cache.get()));
-    EXPECT_LT(relative_error(at::cat(pieces, 1), yf), dtype == kF32 ? 1e-4 : 3e-2) << dtype;
+    auto updated_cache = fused->new_cache();
+    const at::Tensor after = reference->forward(x, nullptr);
+    EXPECT_LT(relative_error(run_chunks(*fused, *updated_cache), after), tol) << "after update";
+    at::globalContext().setAllowTF32CuDNN(tf32);
   }
 }
 

@@ -56,6 +56,37 @@ TEST(SequenceBuffer, ChunksOfAnySizeAndDtypeChanges) {
   EXPECT_TRUE(at::allclose(buffer.filled(), at::cat({expected.to(at::kDouble), wider}, 1)));
 }
 
+// The slots a kernel writes into (the fused CCA decode step): reserve, write, commit.
+TEST(SequenceBuffer, ReservedSlotsBecomeFilledOnCommit) {
+  const at::NoGradGuard no_grad;
+  SequenceBuffer buffer(2);
+  at::Tensor slots = buffer.reserve({1, 2, 5, 4}, at::kFloat);
+  EXPECT_EQ(buffer.length(), 0);
+  EXPECT_EQ(buffer.capacity(), 5);  // exactly a prefill's size
+  at::Tensor expected = at::randn({1, 2, 5, 4});
+  slots.copy_(expected);
+  buffer.commit(5);
+  EXPECT_TRUE(at::equal(buffer.filled(), expected));
+  for (const int64_t chunk : {int64_t{1}, int64_t{1}, int64_t{300}}) {
+    const at::Tensor part = at::randn({1, 2, chunk, 4});
+    // Writing through a transposed view, as the kernel sees [B, S, H, d].
+    buffer.reserve(part.sizes(), at::kFloat).transpose(1, 2).copy_(part.transpose(1, 2));
+    buffer.commit(chunk);
+    expected = at::cat({expected, part}, 2);
+    EXPECT_TRUE(at::equal(buffer.filled(), expected)) << "after " << chunk;
+  }
+  EXPECT_GE(buffer.capacity(), 307);
+  // A first append kept as given, then slots in another dtype: the history moves over.
+  SequenceBuffer mixed(1);
+  const at::Tensor first = at::rand({2, 3});
+  mixed.append(first);
+  mixed.reserve({2, 1}, at::kDouble).fill_(7.0);
+  mixed.commit(1);
+  EXPECT_EQ(mixed.filled().scalar_type(), at::kDouble);
+  EXPECT_TRUE(at::allclose(
+      mixed.filled(), at::cat({first.to(at::kDouble), at::full({2, 1}, 7.0, at::kDouble)}, 1)));
+}
+
 TEST(SequenceBuffer, AppendsUnderAutogradConcatenateAndDifferentiate) {
   KeyValueCache cache;
   const at::Tensor k1 = at::randn({1, 2, 3, 4}, at::kDouble).requires_grad_(true);
