@@ -140,8 +140,24 @@ class MlaAttention : public Attention {
     const at::Tensor values = keys.narrow(-1, 0, kv_rank_);                // [B, 1, L, r_kv]
     // No fused SDPA kernel takes these shapes (Dv != D, one kv head for dense inputs, head dim
     // r_kv + rope > 256), so a forced attention.core backend would fail here: let LibTorch pick.
-    const at::Tensor o_latent = core_attention(q, keys, values, scale_, CoreBackend::automatic);
+    // A single token needs no mask, and its heads are just rows against the one shared latent.
+    const at::Tensor o_latent =
+        q.size(2) == 1 ? single_query_attention(q, keys, values)
+                       : core_attention(q, keys, values, scale_, CoreBackend::automatic);
     return at::matmul(o_latent, w_uv.transpose(1, 2));  // [B, H, S, v]
+  }
+
+  // q [B, H, 1, D] against keys [B, 1, L, D] and values [B, 1, L, Dv] as two batched GEMMs over
+  // B: the math core would broadcast the shared latent to every head (H·L·D per sequence, each
+  // step: gigabytes at a 16k context). Softmax in float32, as the core does.
+  at::Tensor single_query_attention(const at::Tensor& q, const at::Tensor& keys,
+                                    const at::Tensor& values) const {
+    const int64_t B = q.size(0), H = q.size(1);
+    const at::Tensor rows = q.reshape({B, H, q.size(3)});
+    const at::ScalarType compute = q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+    const at::Tensor scores = at::bmm(rows, keys.squeeze(1).transpose(1, 2)).to(compute);
+    const at::Tensor probs = at::softmax(scores * scale_, -1).to(values.scalar_type());
+    return at::bmm(probs, values.squeeze(1)).view({B, H, 1, values.size(3)});
   }
 
   int64_t heads_, nope_, rope_, v_dim_, kv_rank_;

@@ -31,4 +31,12 @@ AutocastScope::~AutocastScope() {
   at::autocast::set_autocast_dtype(device_type_, previous_dtype_);
 }
 
+StepCastCache::StepCastCache(const Precision& precision) : active_(precision.autocast) {
+  if (active_) at::autocast::increment_nesting();
+}
+
+StepCastCache::~StepCastCache() {
+  if (active_ && at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+}
+
 }  // namespace cca

@@ -37,4 +37,18 @@ class AutocastScope {
   at::ScalarType previous_dtype_ = at::kFloat;
 };
 
+// Keeps autocast's cast-weight cache alive across the micro-batches of one step, so each weight
+// is cast to bf16 once per step instead of once per micro-batch (for an MoE model that is
+// gigabytes of casts per micro-batch). Ends before the optimizer changes the weights.
+class StepCastCache {
+ public:
+  explicit StepCastCache(const Precision& precision);
+  ~StepCastCache();
+  StepCastCache(const StepCastCache&) = delete;
+  StepCastCache& operator=(const StepCastCache&) = delete;
+
+ private:
+  bool active_ = false;
+};
+
 }  // namespace cca

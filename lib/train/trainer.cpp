@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <optional>
 #include <random>
 
 #include "app/startup.h"
@@ -260,6 +261,7 @@ void Trainer::train_step(PhaseClock* clock) {
   if (parallel_) lap("communication");
   const double accum = static_cast<double>(config_.train.grad_accum * world_size());
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions(device_).dtype(at::kFloat));
+  std::optional<StepCastCache> cast_cache(std::in_place, precision_);
   for (size_t i = 0; i < batches.size(); ++i) {
     const data::Batch& batch = batches[i];
     if (parallel_) parallel_->before_backward(i + 1 == batches.size());
@@ -287,6 +289,7 @@ void Trainer::train_step(PhaseClock* clock) {
         parts.cross_entropy.detach().to(at::kFloat) * static_cast<double>(parts.valid_tokens);
     lap("backward");
   }
+  cast_cache.reset();
   if (parallel_) {
     parallel_->finish_gradients(step + 1);
     parallel_->sum_in_place(loss_sum,
