@@ -17,6 +17,7 @@
 #include "attention/cca_reference.h"
 #include "ops/autocast.h"
 #include "ops/rope.h"
+#include "ops/stacked_linear.h"
 #include "util/error.h"
 
 namespace cca {
@@ -114,14 +115,15 @@ class CcaAttention : public Attention {
       // Generation: the stacked projection and the kernels' weight layouts are made once per
       // weight update, and the prologue writes into the cache directly.
       const DecodeWeights& w = decode_weights(x);
-      const CcaProjections p = project(x, w.projection);
+      const CcaProjections p = projections_from(
+          at::split_with_sizes(at::linear(x, w.projection), projection_widths(), -1));
       if (cca_fused_supported(geometry_, p.q0)) {
         const at::Tensor q =
             cca_step_fused(geometry_, rope_frequencies(x.device()), w.prepared, p, *state);
         return attend_and_project(q, state->kv.keys.filled(), state->kv.values.filled());
       }
     }
-    const CcaProjections p = project(x, at::cat(projection_weights(), 0));
+    const CcaProjections p = projections_from(stacked_linear(x, projection_weights()));
     // The fused kernels replace the reference prologue on CUDA (attention.cca.kernels = auto);
     // a continued sequence under autograd keeps the reference path (no fused backward there).
     const bool fused = options_.cca_fused_kernels && cca_fused_supported(geometry_, p.q0) &&
@@ -166,16 +168,14 @@ class CcaAttention : public Attention {
     return {linear_q_->weight, linear_k_->weight, val_proj_->weight};
   }
 
-  // The q, k and value projections as one matrix product with the weights stacked (one wide
-  // GEMM runs faster than four narrow ones), handed on as column views of its output.
-  CcaProjections project(const at::Tensor& x, const at::Tensor& stacked) const {
-    const at::Tensor all = at::linear(x, stacked);
-    std::vector<at::Tensor> parts;
-    int64_t start = 0;
-    for (const at::Tensor& w : projection_weights()) {
-      parts.push_back(all.narrow(-1, start, w.size(0)));
-      start += w.size(0);
-    }
+  std::vector<int64_t> projection_widths() const {
+    std::vector<int64_t> widths;
+    for (const at::Tensor& w : projection_weights()) widths.push_back(w.size(0));
+    return widths;
+  }
+
+  // The q, k and value projections come from one stacked GEMM (ops/stacked_linear.h).
+  CcaProjections projections_from(const std::vector<at::Tensor>& parts) const {
     CcaProjections p{parts[0], parts[1], parts[2], {}};
     if (geometry_.value_shift) p.v_delayed = parts[3];
     return p;

@@ -4,11 +4,13 @@
 #include <torch/nn/modules/linear.h>
 
 #include <cmath>
+#include <vector>
 
 #include "attention/attention.h"
 #include "attention/kv_cache.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
+#include "ops/stacked_linear.h"
 
 namespace cca {
 namespace {
@@ -39,9 +41,15 @@ class MhaAttention : public Attention {
 
   at::Tensor forward(const at::Tensor& x, AttentionCache* cache) override {
     const int64_t B = x.size(0), S = x.size(1), d = geometry_.head_dim;
-    at::Tensor q = q_proj_->forward(x).view({B, S, geometry_.n_q_heads, d});
-    at::Tensor k = k_proj_->forward(x).view({B, S, geometry_.n_kv_heads, d});
-    at::Tensor v = v_proj_->forward(x).view({B, S, geometry_.n_kv_heads, d});
+    // Without a cache the three projections run as one stacked GEMM; generation keeps them
+    // apart, since stacking copies the weights on every call.
+    const std::vector<at::Tensor> qkv =
+        cache == nullptr ? stacked_linear(x, {q_proj_->weight, k_proj_->weight, v_proj_->weight})
+                         : std::vector<at::Tensor>{q_proj_->forward(x), k_proj_->forward(x),
+                                                   v_proj_->forward(x)};
+    at::Tensor q = qkv[0].view({B, S, geometry_.n_q_heads, d});
+    at::Tensor k = qkv[1].view({B, S, geometry_.n_kv_heads, d});
+    at::Tensor v = qkv[2].view({B, S, geometry_.n_kv_heads, d});
     if (q_norm_) {
       q = q_norm_->forward(q);
       k = k_norm_->forward(k);
