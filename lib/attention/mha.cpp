@@ -49,7 +49,10 @@ class MhaAttention : public Attention {
                                                    v_proj_->forward(x)};
     at::Tensor q = qkv[0].view({B, S, geometry_.n_q_heads, d});
     at::Tensor k = qkv[1].view({B, S, geometry_.n_kv_heads, d});
-    at::Tensor v = qkv[2].view({B, S, geometry_.n_kv_heads, d});
+    // The attention keeps v for backward; as a view it would keep the whole stacked output
+    // (q and k too, 3.6 GiB at 1B) alive until then. RoPE already gives q and k their own.
+    at::Tensor v =
+        (cache == nullptr ? qkv[2].contiguous() : qkv[2]).view({B, S, geometry_.n_kv_heads, d});
     if (q_norm_) {
       q = q_norm_->forward(q);
       k = k_norm_->forward(k);
