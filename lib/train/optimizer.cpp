@@ -55,9 +55,25 @@ std::vector<at::Tensor> AdamW::gradients() const {
   return grads;
 }
 
-void AdamW::zero_grad() {
+void AdamW::zero_grad(bool release) {
+  if (release) {
+    for (Group* group : {&decayed_, &undecayed_}) {
+      for (at::Tensor& p : group->params) p.mutable_grad().reset();
+    }
+    return;
+  }
   std::vector<at::Tensor> grads = gradients();
   if (!grads.empty()) at::_foreach_zero_(grads);
+}
+
+// Parameters that received no gradient in a step still take a (zero-gradient) update, as in
+// every fused AdamW: the kernel needs a gradient tensor for each parameter.
+void AdamW::materialize_missing_gradients() {
+  for (Group* group : {&decayed_, &undecayed_}) {
+    for (at::Tensor& p : group->params) {
+      if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    }
+  }
 }
 
 StepReport check_and_clip(std::vector<at::Tensor>& grads, double grad_clip, const at::Tensor& loss,
@@ -77,6 +93,7 @@ StepReport check_and_clip(std::vector<at::Tensor>& grads, double grad_clip, cons
 }
 
 StepReport AdamW::step(double lr, const at::Tensor& loss, const at::Tensor& frozen) {
+  materialize_missing_gradients();
   std::vector<at::Tensor> grads = gradients();
   const StepReport report = check_and_clip(grads, optim_.grad_clip, loss, frozen);
   update_group(decayed_, lr, report.skipped);

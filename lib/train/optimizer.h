@@ -48,7 +48,11 @@ class AdamW {
   // unless `loss` or the gradient norm is non-finite or `frozen` (a 0-dim tensor, nonzero = skip
   // every step, used by train.nonfinite=halt) is set: then nothing changes, step counts included.
   StepReport step(double lr, const at::Tensor& loss, const at::Tensor& frozen = {});
-  void zero_grad();
+  // Clears the gradients for the next step. `release`: drop them instead of zeroing, so the next
+  // backward's first gradient becomes .grad as it is (no zero-fill, no add) and only later
+  // micro-batches add; a parameter left without a gradient gets zeros at step(). Zeroing keeps
+  // the tensors, for callers that hold views of them (data parallelism's buckets).
+  void zero_grad(bool release = false);
 
   // Optimizer state as named tensors: "exp_avg/<param>", "exp_avg_sq/<param>", "step/<param>".
   std::vector<NamedTensor> state() const;
@@ -67,6 +71,7 @@ class AdamW {
   };
   void update_group(Group& group, double lr, const at::Tensor& skip);
   std::vector<at::Tensor> gradients() const;
+  void materialize_missing_gradients();
 
   OptimConfig optim_;
   Group decayed_, undecayed_;

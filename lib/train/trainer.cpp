@@ -321,7 +321,9 @@ StepReport Trainer::update(const at::Tensor& step_loss, int64_t step) {
   const at::Tensor frozen = config_.train.nonfinite == "halt" ? halted_ : at::Tensor();
   if (!zero1_) {
     const StepReport report = optimizer_->step(last_lr_, step_loss, frozen);
-    optimizer_->zero_grad();
+    // A single process holds no views of the gradients, so they are released rather than
+    // zeroed (with data parallelism they live in the communication buckets).
+    optimizer_->zero_grad(/*release=*/parallel_ == nullptr);
     return report;
   }
   const StepReport report = zero1_->clip(step_loss, frozen);

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <limits>
+#include <memory>
+#include <vector>
 
 #include "config/config.h"
 #include "train/optimizer.h"
@@ -61,6 +63,34 @@ TEST(AdamW, MatchesTheTextbookUpdateOverSeveralSteps) {
     EXPECT_NEAR(w.flatten()[i].item<double>(), reference_adamw(initial[i], series, 1e-2, c), 2e-6)
         << "element " << i;
   }
+}
+
+// Released gradients (a single process) and zeroed ones (data parallelism keeps views of them)
+// give bit-identical steps, over micro-batches, with a parameter that never gets a gradient.
+TEST(AdamW, ReleasedGradientsStepExactlyLikeZeroedOnes) {
+  const OptimConfig c = optim_config(0.1, 1.0);
+  std::vector<at::Tensor> used, unused;
+  std::vector<std::unique_ptr<AdamW>> optimizers;
+  for (int i = 0; i < 2; ++i) {
+    used.push_back(parameter({0.5f, -1.0f, 2.0f, 0.25f}));
+    unused.push_back(parameter({1.0f, 2.0f, 3.0f, 4.0f}));
+    optimizers.push_back(std::make_unique<AdamW>(
+        std::vector<NamedTensor>{{"blocks.0.ffn.w1", used[i]}, {"blocks.0.ffn.w2", unused[i]}}, c));
+  }
+  at::manual_seed(5);
+  for (int step = 0; step < 3; ++step) {
+    const at::Tensor x1 = at::randn({2, 2}), x2 = at::randn({2, 2});
+    for (int i = 0; i < 2; ++i) {
+      for (const at::Tensor& x : {x1, x2}) (used[i] * x).square().sum().backward();
+      optimizers[i]->step(1e-2, at::zeros({}));
+      optimizers[i]->zero_grad(/*release=*/i == 0);
+    }
+    EXPECT_FALSE(used[0].grad().defined());
+    EXPECT_TRUE(at::equal(used[1].grad(), at::zeros_like(used[1])));
+    EXPECT_TRUE(at::equal(used[0], used[1])) << "step " << step;
+    EXPECT_TRUE(at::equal(unused[0], unused[1])) << "step " << step;
+  }
+  EXPECT_FALSE(at::equal(unused[0], parameter({1.0f, 2.0f, 3.0f, 4.0f})));  // decayed all along
 }
 
 TEST(AdamW, NormsBiasesTemperaturesAndEmbeddingsAreNotDecayedByDefault) {
