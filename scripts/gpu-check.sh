@@ -79,6 +79,8 @@ if [[ " $steps " == *" bench "* ]]; then
     --index "$CCA_DEPS_PREFIX/usr/share/dictd/gcide.index"
   step bench-gpt2 $bench --config configs/gpt2-small/mha.yaml \
     --compare configs/gpt2-small/cca.yaml --steps 15 --profile-steps 2 --json "$out/gpt2.json"
+  step bench-gpt2-graphs $bench --config configs/gpt2-small/mha.yaml --set train.cuda_graphs=true \
+    --steps 15 --profile-steps 2 --json "$out/gpt2-graphs.json"
   step bench-1b-mha $bench --config configs/1b/mha.yaml --set train.grad_accum=2 --steps 10 \
     --profile-steps 2 --json "$out/1b-mha.json"
   step bench-1b-8k $bench --config configs/1b/mha.yaml --compare configs/1b/cca.yaml \

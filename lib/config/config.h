@@ -108,6 +108,7 @@ struct TrainConfig {
   std::string precision;
   std::string nonfinite;
   bool activation_checkpointing;
+  bool cuda_graphs;
 };
 
 struct CheckpointConfig {

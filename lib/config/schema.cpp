@@ -159,6 +159,10 @@ std::vector<KeySpec> build_keys() {
       {CCA_KEY(train.activation_checkpointing), BoolSpec{false},
        "Recompute each block's activations in the backward pass: ~1/3 more compute, far less "
        "activation memory (longer sequences or bigger micro-batches fit)."},
+      {CCA_KEY(train.cuda_graphs), BoolSpec{false},
+       "Record one micro-batch's forward and backward as a CUDA graph after 3 eager ones and "
+       "replay it (one process on CUDA, fixed shapes): no per-kernel launch cost on the host. "
+       "Experimental: not yet measured on a GPU."},
 
       // checkpoint
       {CCA_KEY(checkpoint.every), IntSpec{1000, 0, kMaxInt},

@@ -203,6 +203,15 @@ class Rules {
       fail({"distributed.backend", "train.device"},
            "distributed.backend nccl needs CUDA, but train.device is cpu; use gloo or auto");
     }
+    if (c_.train.cuda_graphs && c_.train.device == "cpu") {
+      fail({"train.cuda_graphs", "train.device"},
+           "train.cuda_graphs needs CUDA, but train.device is cpu; set train.cuda_graphs: false");
+    }
+    if (c_.train.cuda_graphs && c_.train.activation_checkpointing) {
+      fail({"train.cuda_graphs", "train.activation_checkpointing"},
+           "train.cuda_graphs and train.activation_checkpointing cannot be combined yet (the "
+           "recomputation runs inside backward under its own autocast state); choose one");
+    }
   }
 
   const Config& c_;

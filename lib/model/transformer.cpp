@@ -3,6 +3,7 @@
 #include <torch/nn/modules/container/modulelist.h>
 
 #include <cmath>
+#include <functional>
 #include <string>
 
 #include "config/geometry.h"
@@ -118,19 +119,36 @@ at::Tensor TransformerImpl::forward(const at::Tensor& tokens, ModelCache* cache)
 
 LossBreakdown TransformerImpl::loss(const at::Tensor& tokens, const at::Tensor& targets,
                                     int64_t valid_tokens) {
+  // Counting on the device would stall the host until the forward pass so far has run.
+  if (valid_tokens < 0) valid_tokens = targets.ne(-1).sum().item<int64_t>();
+  const double denominator = static_cast<double>(std::max<int64_t>(valid_tokens, 1));
+  LossBreakdown out = loss_with(tokens, targets,
+                                [denominator](const at::Tensor& sum) { return sum / denominator; });
+  out.valid_tokens = valid_tokens;
+  return out;
+}
+
+LossBreakdown TransformerImpl::loss(const at::Tensor& tokens, const at::Tensor& targets,
+                                    const at::Tensor& inverse_valid) {
+  LossBreakdown out = loss_with(
+      tokens, targets, [&inverse_valid](const at::Tensor& sum) { return sum * inverse_valid; });
+  out.valid_tokens = -1;
+  return out;
+}
+
+LossBreakdown TransformerImpl::loss_with(
+    const at::Tensor& tokens, const at::Tensor& targets,
+    const std::function<at::Tensor(const at::Tensor&)>& per_valid_token) {
   MoeLosses moe_losses;
   const at::Tensor h = hidden_states(tokens, nullptr, moe_losses);
   const at::Tensor flat_targets = targets.reshape({-1});
   LossBreakdown out;
-  // Counting on the device would stall the host until the forward pass so far has run.
-  out.valid_tokens = valid_tokens >= 0 ? valid_tokens : flat_targets.ne(-1).sum().item<int64_t>();
-  const double denominator = static_cast<double>(std::max<int64_t>(out.valid_tokens, 1));
   const CrossEntropySums sums =
       linear_cross_entropy(h.reshape({-1, h.size(-1)}), lm_head.defined() ? lm_head : embedding,
                            flat_targets, config_.model.z_loss);
-  out.cross_entropy = sums.cross_entropy / denominator;
-  out.lm_z_loss = sums.z / denominator;
-  out.total = sums.objective / denominator;
+  out.cross_entropy = per_valid_token(sums.cross_entropy);
+  out.lm_z_loss = per_valid_token(sums.z);
+  out.total = per_valid_token(sums.objective);
   const at::Tensor zero = at::zeros({}, out.total.options());
   out.moe_load_balance = moe_losses.load_balance.defined() ? moe_losses.load_balance : zero;
   out.moe_router_z = moe_losses.router_z.defined() ? moe_losses.router_z : zero;

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -67,6 +68,10 @@ class TransformerImpl : public torch::nn::Module {
   // (ops/cross_entropy.h); pass valid_tokens when known so the count needs no device sync.
   LossBreakdown loss(const at::Tensor& tokens, const at::Tensor& targets,
                      int64_t valid_tokens = -1);
+  // The same with 1 / (valid targets) given as a device scalar, as a captured CUDA graph needs
+  // (no host value may differ between its replays); valid_tokens in the result is -1.
+  LossBreakdown loss(const at::Tensor& tokens, const at::Tensor& targets,
+                     const at::Tensor& inverse_valid);
   ModelCache new_cache() const;
   std::vector<std::shared_ptr<MoeImpl>> moe_layers() const;
   const Config& config() const { return config_; }
@@ -78,6 +83,8 @@ class TransformerImpl : public torch::nn::Module {
 
  private:
   at::Tensor hidden_states(const at::Tensor& tokens, ModelCache* cache, MoeLosses& losses);
+  LossBreakdown loss_with(const at::Tensor& tokens, const at::Tensor& targets,
+                          const std::function<at::Tensor(const at::Tensor&)>& per_valid_token);
   Config config_;
 };
 

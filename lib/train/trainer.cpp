@@ -122,6 +122,22 @@ void Trainer::build_data() {
   phase_done("data");
 }
 
+void Trainer::build_step_graph() {
+  if (!device_.is_cuda()) {
+    throw Error("train.cuda_graphs: true needs a CUDA device, and this run trains on " +
+                device_.str() + "; set train.cuda_graphs: false or train.device: cuda");
+  }
+  if (parallel_) {
+    throw Error(
+        "train.cuda_graphs: true is not supported with data parallelism (the gradient "
+        "all-reduce runs from backward hooks, outside what a graph replays); set it to false");
+  }
+  graph_ = std::make_unique<MicroBatchGraph>(*model_, config_, precision_, device_);
+  log::info(
+      "graphs      one micro-batch's forward and backward as a CUDA graph (captured after "
+      "3 eager micro-batches)");
+}
+
 void Trainer::build_model() {
   at::manual_seed(static_cast<uint64_t>(config_.train.seed));
   // Initialised on the CPU, then moved: the same seed gives the same weights on every device.
@@ -140,6 +156,7 @@ void Trainer::build_model() {
     optimizer_ = std::make_unique<AdamW>(std::move(parameters), config_.optim);
   }
   schedule_ = std::make_unique<LrSchedule>(config_.schedule, config_.optim.lr, config_.train.steps);
+  if (config_.train.cuda_graphs) build_step_graph();
   flops_per_token_ = training_flops_per_token(config_);
   if (config_.logging.peak_tflops > 0) {
     peak_flops_ = config_.logging.peak_tflops * 1e12;
@@ -240,6 +257,31 @@ void Trainer::run_bare_steps(int64_t steps, PhaseClock* clock) {
   for (int64_t i = 0; i < steps; ++i) train_step(clock);
 }
 
+// Forward and backward of one micro-batch; returns its mean cross-entropy (detached).
+at::Tensor Trainer::eager_micro_batch(const at::Tensor& inputs, const at::Tensor& targets,
+                                      int64_t valid, int64_t step_valid, PhaseClock* clock) {
+  LossBreakdown parts;
+  {
+    AutocastScope autocast(precision_, device_);
+    parts = model_->loss(inputs, targets, valid);
+  }
+  // Token-level terms are weighted by this micro-batch's share of the step's valid tokens, so
+  // the step minimises the mean over all its tokens however they fall into micro-batches;
+  // the MoE terms are per-batch averages and are averaged over micro-batches (of all ranks).
+  at::Tensor moe_part = at::zeros({}, parts.total.options());
+  if (parts.moe_load_balance.defined())
+    moe_part = moe_part + config_.moe.aux_loss_coef * parts.moe_load_balance;
+  if (parts.moe_router_z.defined())
+    moe_part = moe_part + config_.moe.z_loss_coef * parts.moe_router_z;
+  const double accum = static_cast<double>(config_.train.grad_accum * world_size());
+  const double share =
+      static_cast<double>(valid) / static_cast<double>(std::max<int64_t>(step_valid, 1));
+  const at::Tensor objective = (parts.total - moe_part) * share + moe_part / accum;
+  if (clock) clock->lap("forward");
+  objective.backward();
+  return parts.cross_entropy.detach();
+}
+
 void Trainer::train_step(PhaseClock* clock) {
   const auto lap = [clock](const char* phase) {
     if (clock) clock->lap(phase);
@@ -259,7 +301,6 @@ void Trainer::train_step(PhaseClock* clock) {
   step_valid =
       global_sum(step_valid, format("all-reduce of the valid-token count at step {}", step));
   if (parallel_) lap("communication");
-  const double accum = static_cast<double>(config_.train.grad_accum * world_size());
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions(device_).dtype(at::kFloat));
   std::optional<StepCastCache> cast_cache(std::in_place, precision_);
   for (size_t i = 0; i < batches.size(); ++i) {
@@ -267,26 +308,12 @@ void Trainer::train_step(PhaseClock* clock) {
     if (parallel_) parallel_->before_backward(i + 1 == batches.size());
     auto [inputs, targets] = to_device(batch, device_);
     lap("data");
-    LossBreakdown parts;
-    {
-      AutocastScope autocast(precision_, device_);
-      parts = model_->loss(inputs, targets, count_valid_targets(batch));
-    }
-    // Token-level terms are weighted by this micro-batch's share of the step's valid tokens, so
-    // the step minimises the mean over all its tokens however they fall into micro-batches;
-    // the MoE terms are per-batch averages and are averaged over micro-batches (of all ranks).
-    at::Tensor moe_part = at::zeros({}, parts.total.options());
-    if (parts.moe_load_balance.defined())
-      moe_part = moe_part + config_.moe.aux_loss_coef * parts.moe_load_balance;
-    if (parts.moe_router_z.defined())
-      moe_part = moe_part + config_.moe.z_loss_coef * parts.moe_router_z;
-    const double share = static_cast<double>(parts.valid_tokens) /
-                         static_cast<double>(std::max<int64_t>(step_valid, 1));
-    const at::Tensor objective = (parts.total - moe_part) * share + moe_part / accum;
-    lap("forward");
-    objective.backward();
-    loss_sum +=
-        parts.cross_entropy.detach().to(at::kFloat) * static_cast<double>(parts.valid_tokens);
+    const int64_t valid = count_valid_targets(batch);
+    // A phase clock synchronises between forward and backward, which a graph cannot.
+    const at::Tensor cross_entropy =
+        graph_ && clock == nullptr ? graph_->run(inputs, targets, valid, step_valid)
+                                   : eager_micro_batch(inputs, targets, valid, step_valid, clock);
+    loss_sum += cross_entropy.to(at::kFloat) * static_cast<double>(valid);
     lap("backward");
   }
   cast_cache.reset();
@@ -322,8 +349,9 @@ StepReport Trainer::update(const at::Tensor& step_loss, int64_t step) {
   if (!zero1_) {
     const StepReport report = optimizer_->step(last_lr_, step_loss, frozen);
     // A single process holds no views of the gradients, so they are released rather than
-    // zeroed (with data parallelism they live in the communication buckets).
-    optimizer_->zero_grad(/*release=*/parallel_ == nullptr);
+    // zeroed (with data parallelism they live in the communication buckets, and a CUDA graph
+    // accumulates into the same memory at every replay).
+    optimizer_->zero_grad(/*release=*/parallel_ == nullptr && graph_ == nullptr);
     return report;
   }
   const StepReport report = zero1_->clip(step_loss, frozen);

@@ -24,6 +24,7 @@
 #include "train/phase_clock.h"
 #include "train/precision.h"
 #include "train/schedule.h"
+#include "train/step_graph.h"
 
 namespace cca {
 
@@ -69,6 +70,8 @@ class Trainer {
   std::optional<double> peak_flops() const { return peak_flops_; }
   int64_t tokens_per_step() const { return tokens_per_step_; }
   at::Device device() const { return device_; }
+  // train.cuda_graphs: whether the micro-batch graph has been captured (and replays).
+  bool cuda_graph_captured() const { return graph_ && graph_->captured(); }
   TransformerImpl& model() { return *model_; }
   const TrainProgress& progress() const { return progress_; }
 
@@ -78,7 +81,10 @@ class Trainer {
   void save_launch_config() const;
   void locate_resume();
   void resume_if_requested();
+  void build_step_graph();
   void train_step(PhaseClock* clock = nullptr);
+  at::Tensor eager_micro_batch(const at::Tensor& inputs, const at::Tensor& targets, int64_t valid,
+                               int64_t step_valid, PhaseClock* clock);
   StepReport update(const at::Tensor& step_loss, int64_t step);
   double evaluate();
   void log_step(double seconds, int64_t steps);
@@ -104,6 +110,7 @@ class Trainer {
   std::unique_ptr<AdamW> optimizer_;
   std::unique_ptr<dist::Zero1> zero1_;  // distributed.zero1: optimizer_ holds this rank's shard
   std::unique_ptr<LrSchedule> schedule_;
+  std::unique_ptr<MicroBatchGraph> graph_;  // train.cuda_graphs
   std::shared_ptr<const data::ShardSet> train_shards_;
   std::optional<CheckpointInfo> resume_info_;  // what --resume found, checked before data/model
   std::optional<data::LoaderState> resume_loader_state_;

@@ -289,6 +289,18 @@ TEST(ValidateMisc, NcclNeedsCuda) {
   satisfied("distributed:\n  backend: gloo\ntrain:\n  device: cpu\n");
 }
 
+TEST(ValidateMisc, CudaGraphsNeedCudaAndNoRecomputation) {
+  const Diagnostic cpu = broken("train:\n  cuda_graphs: true\n  device: cpu\n");
+  EXPECT_EQ(cpu.message,
+            "train.cuda_graphs needs CUDA, but train.device is cpu; set train.cuda_graphs: false");
+  EXPECT_EQ(cpu.origin.line, 2);
+  const Diagnostic both = broken("train:\n  activation_checkpointing: true\n  cuda_graphs: true\n");
+  EXPECT_TRUE(contains(both.message, "cannot be combined yet")) << both.message;
+  EXPECT_EQ(both.origin.line, 3);
+  satisfied("train:\n  cuda_graphs: true\n");  // device auto: checked when the run starts
+  satisfied("train:\n  cuda_graphs: true\n  device: cuda\n");
+}
+
 TEST(ValidateMisc, EveryBrokenRuleIsReported) {
   const ConfigError e = load_text_error(
       "attention:\n  kind: gqa\nmoe:\n  n_experts: 2\n  top_k: 3\ntrain:\n  steps: 10\n"

@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 
+#include "ops/device.h"
 #include "testing/process.h"
 #include "train/checkpoint.h"
 #include "train/checkpoint_store.h"
@@ -130,6 +131,20 @@ TEST_F(TrainerTest, SkipDropsNonFiniteStepsAndCountsThem) {
     if (name == "embedding") continue;
     EXPECT_TRUE(at::equal(tensor, before.at(name))) << name;
   }
+}
+
+TEST_F(TrainerTest, CudaGraphsOnACpuRunAreAClearError) {
+  // The tiny config trains on the CPU: the config check names both keys.
+  const std::string on_cpu = error_of(
+      [&] { Trainer(config("cpu", {"train.cuda_graphs=true"}), testing::quiet_options()); });
+  EXPECT_NE(on_cpu.find("train.cuda_graphs needs CUDA"), std::string::npos) << on_cpu;
+  if (cuda_available()) return;  // below: `auto` resolving to the CPU, known only at start
+  const std::string automatic = error_of([&] {
+    Trainer(config("auto", {"train.cuda_graphs=true", "train.device=auto"}),
+            testing::quiet_options());
+  });
+  EXPECT_NE(automatic.find("train.cuda_graphs: true needs a CUDA device"), std::string::npos)
+      << automatic;
 }
 
 class HostileCheckpointTest : public TrainerTest {
