@@ -152,9 +152,12 @@ LossBreakdown TransformerImpl::loss_with(
   const at::Tensor zero = at::zeros({}, out.total.options());
   out.moe_load_balance = moe_losses.load_balance.defined() ? moe_losses.load_balance : zero;
   out.moe_router_z = moe_losses.router_z.defined() ? moe_losses.router_z : zero;
+  out.moe_weighted = zero;
   if (moe_losses.load_balance.defined()) {
-    out.total = out.total + config_.moe.aux_loss_coef * out.moe_load_balance +
-                config_.moe.z_loss_coef * out.moe_router_z;
+    const at::Tensor balance = config_.moe.aux_loss_coef * out.moe_load_balance;
+    const at::Tensor router_z = config_.moe.z_loss_coef * out.moe_router_z;
+    out.moe_weighted = balance + router_z;
+    out.total = out.total + balance + router_z;
   }
   return out;
 }

@@ -54,6 +54,7 @@ struct LossBreakdown {
   at::Tensor lm_z_loss;         // unweighted mean logsumexp²
   at::Tensor moe_load_balance;  // unweighted, summed over MoE layers (0 when dense)
   at::Tensor moe_router_z;      // unweighted, summed over MoE layers
+  at::Tensor moe_weighted;      // the MoE terms as weighted into total (0 when dense)
   int64_t valid_tokens = 0;
 };
 

@@ -40,7 +40,7 @@ struct MicroBatchGraph::State {
   TransformerImpl& model;
   Precision precision;
   at::Device device;
-  double accum, aux_loss_coef, z_loss_coef;
+  double accum;
   c10::cuda::CUDAStream stream;  // capture needs a stream other than the default one
   at::Tensor tokens, targets, inverse_valid, share, cross_entropy;
   at::cuda::CUDAGraph graph;
@@ -51,7 +51,6 @@ struct MicroBatchGraph::State {
 MicroBatchGraph::MicroBatchGraph(TransformerImpl& model, const Config& config,
                                  const Precision& precision, const at::Device& device)
     : state_(new State{model, precision, device, static_cast<double>(config.train.grad_accum),
-                       config.moe.aux_loss_coef, config.moe.z_loss_coef,
                        c10::cuda::getStreamFromPool(false, device.index())}) {
   const auto f32 = at::TensorOptions(device).dtype(at::kFloat);
   state_->inverse_valid = at::zeros({}, f32);
@@ -65,7 +64,7 @@ bool MicroBatchGraph::captured() const {
   return state_->captured;
 }
 
-// The trainer's micro-batch objective (trainer.cpp) with the per-micro-batch numbers read from
+// The trainer's micro-batch objective (train_step.cpp) with the per-micro-batch numbers read from
 // the static buffers.
 void MicroBatchGraph::forward_backward() {
   State& s = *state_;
@@ -74,10 +73,7 @@ void MicroBatchGraph::forward_backward() {
     const AutocastScope autocast(s.precision, s.device);
     parts = s.model.loss(s.tokens, s.targets, s.inverse_valid);
   }
-  at::Tensor moe_part = at::zeros({}, parts.total.options());
-  if (parts.moe_load_balance.defined())
-    moe_part = moe_part + s.aux_loss_coef * parts.moe_load_balance;
-  if (parts.moe_router_z.defined()) moe_part = moe_part + s.z_loss_coef * parts.moe_router_z;
+  const at::Tensor& moe_part = parts.moe_weighted;
   const at::Tensor objective = (parts.total - moe_part) * s.share + moe_part / s.accum;
   objective.backward();
   s.cross_entropy.copy_(parts.cross_entropy.detach());

@@ -60,11 +60,7 @@ at::Tensor Trainer::eager_micro_batch(const at::Tensor& inputs, const at::Tensor
   // Token-level terms are weighted by this micro-batch's share of the step's valid tokens, so
   // the step minimises the mean over all its tokens however they fall into micro-batches;
   // the MoE terms are per-batch averages and are averaged over micro-batches (of all ranks).
-  at::Tensor moe_part = at::zeros({}, parts.total.options());
-  if (parts.moe_load_balance.defined())
-    moe_part = moe_part + config_.moe.aux_loss_coef * parts.moe_load_balance;
-  if (parts.moe_router_z.defined())
-    moe_part = moe_part + config_.moe.z_loss_coef * parts.moe_router_z;
+  const at::Tensor& moe_part = parts.moe_weighted;
   const double accum = static_cast<double>(config_.train.grad_accum * world_size());
   const double share =
       static_cast<double>(valid) / static_cast<double>(std::max<int64_t>(step_valid, 1));
