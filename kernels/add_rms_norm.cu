@@ -168,6 +168,17 @@ int multiprocessors() {
   return at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
 }
 
+// As many blocks as are resident at once, at most `needed`: a grid-stride kernel then runs in one
+// wave (a grid of 1.5 waves left half the device idle for the last third of the time).
+template <typename Kernel>
+int resident_blocks(Kernel kernel, int threads, int64_t needed) {
+  int per_multiprocessor = 0;
+  C10_CUDA_CHECK(
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, kernel, threads, 0));
+  const int64_t resident = int64_t{std::max(per_multiprocessor, 1)} * multiprocessors();
+  return static_cast<int>(std::min(needed, resident));
+}
+
 bool aligned(const at::Tensor& t, int64_t bytes) {
   return reinterpret_cast<uintptr_t>(t.data_ptr()) % bytes == 0;
 }
@@ -219,17 +230,17 @@ AddRmsNormForward add_rms_norm_forward_cuda(const at::Tensor& residual, const at
   result.out = at::empty(x.sizes(), x.options().dtype(out_dtype));
   result.rstd = at::empty({rows}, x.options());
   if (rows == 0) return result;
-  const int blocks = static_cast<int>(std::min<int64_t>((rows + kForwardWarps - 1) / kForwardWarps,
-                                                        int64_t{multiprocessors()} * 8));
   const auto stream = at::cuda::getCurrentCUDAStream();
   dispatch(out_dtype, dim, [&](auto tag, auto chunks) {
     using T = decltype(tag);
-    add_rms_norm_forward_kernel<T, decltype(chunks)::value>
-        <<<blocks, kForwardWarps * 32, 0, stream>>>(
-            x.data_ptr<float>(), d.defined() ? static_cast<const T*>(d.data_ptr()) : nullptr,
-            w.data_ptr<float>(), d.defined() ? result.sum.data_ptr<float>() : nullptr,
-            static_cast<T*>(result.out.data_ptr()), result.rstd.data_ptr<float>(), rows, dim,
-            static_cast<float>(eps));
+    const auto kernel = add_rms_norm_forward_kernel<T, decltype(chunks)::value>;
+    const int blocks =
+        resident_blocks(kernel, kForwardWarps * 32, (rows + kForwardWarps - 1) / kForwardWarps);
+    kernel<<<blocks, kForwardWarps * 32, 0, stream>>>(
+        x.data_ptr<float>(), d.defined() ? static_cast<const T*>(d.data_ptr()) : nullptr,
+        w.data_ptr<float>(), d.defined() ? result.sum.data_ptr<float>() : nullptr,
+        static_cast<T*>(result.out.data_ptr()), result.rstd.data_ptr<float>(), rows, dim,
+        static_cast<float>(eps));
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return result;
@@ -259,19 +270,22 @@ AddRmsNormBackward add_rms_norm_backward_cuda(const at::Tensor& grad_out, const 
   result.grad_delta = delta_dtype ? at::empty_like(dy) : at::Tensor();
   result.grad_weight = at::zeros({dim}, x.options());
   if (rows == 0) return result;
-  const int parts = static_cast<int>(std::min<int64_t>((rows + kBackwardWarps - 1) / kBackwardWarps,
-                                                       int64_t{multiprocessors()} * 6));
-  at::Tensor partials = at::empty({parts, dim}, x.options());
   const auto stream = at::cuda::getCurrentCUDAStream();
+  at::Tensor partials;
+  int parts = 0;
   dispatch(dy.scalar_type(), dim, [&](auto tag, auto chunks) {
     using T = decltype(tag);
-    add_rms_norm_backward_kernel<T, decltype(chunks)::value>
-        <<<parts, kBackwardWarps * 32, 0, stream>>>(
-            static_cast<const T*>(dy.data_ptr()), x.data_ptr<float>(), w.data_ptr<float>(),
-            rstd.data_ptr<float>(), through.defined() ? through.data_ptr<float>() : nullptr,
-            result.grad_sum.data_ptr<float>(),
-            delta_dtype ? static_cast<T*>(result.grad_delta.data_ptr()) : nullptr,
-            partials.data_ptr<float>(), rows, dim);
+    const auto kernel = add_rms_norm_backward_kernel<T, decltype(chunks)::value>;
+    // The grid depends on the device only, so the weight gradient's summation order is fixed.
+    parts =
+        resident_blocks(kernel, kBackwardWarps * 32, (rows + kBackwardWarps - 1) / kBackwardWarps);
+    partials = at::empty({parts, dim}, x.options());
+    kernel<<<parts, kBackwardWarps * 32, 0, stream>>>(
+        static_cast<const T*>(dy.data_ptr()), x.data_ptr<float>(), w.data_ptr<float>(),
+        rstd.data_ptr<float>(), through.defined() ? through.data_ptr<float>() : nullptr,
+        result.grad_sum.data_ptr<float>(),
+        delta_dtype ? static_cast<T*>(result.grad_delta.data_ptr()) : nullptr,
+        partials.data_ptr<float>(), rows, dim);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   sum_weight_partials_kernel<<<(dim + 31) / 32, dim3(32, 8), 0, stream>>>(

@@ -13,6 +13,7 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "cca_common.cuh"
@@ -29,6 +30,7 @@ struct BackwardParams {
   const T* grad_v;  // [B,S,n_k,d] or null
   const float* key_multiplier;
   const double* inv_freq;
+  const T* taps_by_lag;  // depthwise taps as [k0][M]: one coalesced row per lag
   T* u_padded;           // [B, S+lag, M] or null
   T* gs_padded;          // [B, S+lag, M] or null (convs = 0)
   float* grad_mean;      // [B,S,M] or null
@@ -54,13 +56,21 @@ __device__ __forceinline__ void load_z(const ConvSource<T>& s, int b, int t, int
   }
 }
 
+// N floats as 16-byte stores (scalar stores of 8 consecutive floats per thread conflict 8-way).
+template <int N>
+__device__ __forceinline__ void store_to_shared(float* dst, const float* v) {
+#pragma unroll
+  for (int k = 0; k < N; k += 4)
+    *reinterpret_cast<float4*>(dst + k) = make_float4(v[k], v[k + 1], v[k + 2], v[k + 3]);
+}
+
 // x = s + m and the incoming gradient of one token row into shared memory, 8 channels a thread.
 template <typename T, int D>
 __device__ void load_row(const BackwardParams<T>& p, int b, int t, float* x, float* g) {
   constexpr int kVec = 16 / sizeof(T);
   const int M = p.src.channels, group = p.n_q / p.n_kv, width_q = p.src.width_q;
   const int64_t row = static_cast<int64_t>(b) * p.src.seq + t;
-  for (int c = threadIdx.x * kVec; c < M; c += kThreads * kVec) {
+  for (int c = threadIdx.x * kVec; c < M; c += blockDim.x * kVec) {
     const int head = c / D, i = c % D;
     float s[kVec], grad[kVec];
     if (p.s != nullptr) {
@@ -88,10 +98,8 @@ __device__ void load_row(const BackwardParams<T>& p, int b, int t, float* x, flo
       for (int k = 0; k < kVec; ++k)
         s[k] += head < p.n_q ? 0.5f * (own[k] + other[k]) : 0.5f * (other[k] / group + own[k]);
     }
-    for (int k = 0; k < kVec; ++k) {
-      x[c + k] = s[k];
-      g[c + k] = grad[k];
-    }
+    store_to_shared<kVec>(x + c, s);
+    store_to_shared<kVec>(g + c, grad);
   }
 }
 
@@ -135,6 +143,33 @@ __device__ void head_backward(const BackwardParams<T>& p, int b, int t, int head
   for (int e = 0; e < kPerLane; ++e) g[lane + 32 * e] = a * gy[e] - bcoef * xv[e];
 }
 
+// The q-k mean's share of g_z for channels [c, c + N) of one head (spec §2.2 step 3,
+// differentiated); zero without the mean. g: the row's gradient after head_backward.
+template <int D, int N, typename P>
+__device__ __forceinline__ void qk_mean_gradient(const P& p, int c, const float* g, float* mean) {
+  for (int k = 0; k < N; ++k) mean[k] = 0.f;
+  if (!p.qk_mean) return;
+  const int head = c / D, i = c % D, group = p.n_q / p.n_kv, width_q = p.src.width_q;
+  if (head < p.n_q) {
+    const float* partner = g + width_q + head / group * D + i;
+    for (int k = 0; k < N; ++k) mean[k] = 0.5f * g[c + k] + 0.5f / group * partner[k];
+    return;
+  }
+  const int j = head - p.n_q;
+  for (int h = j * group; h < (j + 1) * group; ++h)
+    for (int k = 0; k < N; ++k) mean[k] += g[h * D + i + k];
+  for (int k = 0; k < N; ++k) mean[k] = 0.5f * mean[k] + 0.5f * g[c + k];
+}
+
+// One vector of channels per thread, whole warps, 64 to 256 threads: the kernel is bound by the
+// latency of its few dependent loads per row, so small blocks let an SM keep 4x more rows in flight
+// than 256-thread blocks would (at most 32 blocks per SM on Hopper).
+template <typename T>
+int norm_backward_threads(int64_t channels) {
+  const int64_t vectors = (channels * static_cast<int64_t>(sizeof(T)) + 15) / 16;
+  return static_cast<int>(std::clamp<int64_t>((vectors + 31) / 32 * 32, 64, kThreads));
+}
+
 template <typename T, int D>
 __global__ void __launch_bounds__(kThreads) norm_backward_kernel(BackwardParams<T> p) {
   extern __shared__ __align__(16) float row_smem[];
@@ -144,59 +179,60 @@ __global__ void __launch_bounds__(kThreads) norm_backward_kernel(BackwardParams<
   if (p.u_padded != nullptr) {  // u_t = b1 + Σ_τ a_τ z_{t-τ}, recomputed for the weight gradient
     constexpr int kVec = 16 / sizeof(T);
     const int k0 = p.src.kernel_0;
-    for (int c = threadIdx.x * kVec; c < M; c += kThreads * kVec) {
-      float u[kVec], z[kVec];
-      for (int k = 0; k < kVec; ++k) u[k] = p.src.depthwise_bias[c + k];
+    for (int c = threadIdx.x * kVec; c < M; c += blockDim.x * kVec) {
+      float u[kVec], z[kVec], tap[kVec];
+#pragma unroll
+      for (int k = 0; k < kVec; k += 4) load_floats<float, 4>(p.src.depthwise_bias + c + k, u + k);
       for (int lag = 0; lag < k0; ++lag) {
         load_z<T, kVec>(p.src, b, t - lag, c, z);
-        for (int k = 0; k < kVec; ++k)
-          u[k] += to_float(p.src.depthwise_taps[(c + k) * k0 + k0 - 1 - lag]) * z[k];
+        load_floats<T, kVec>(p.taps_by_lag + (k0 - 1 - lag) * M + c, tap);
+#pragma unroll
+        for (int k = 0; k < kVec; ++k) u[k] += tap[k] * z[k];
       }
       store_floats<T, kVec>(p.u_padded + padded_row * M + c, u);
     }
   }
   if (t < 0) {  // a leading row: no token, zero g_s (u above is the bias there)
-    for (int c = threadIdx.x; c < M; c += kThreads)
-      p.gs_padded[padded_row * M + c] = from_float<T>(0.f);
+    constexpr int kVec = 16 / sizeof(T);
+    const float zeros[kVec] = {};
+    for (int c = threadIdx.x * kVec; c < M; c += blockDim.x * kVec)
+      store_floats<T, kVec>(p.gs_padded + padded_row * M + c, zeros);
     return;
   }
   float* x = row_smem;
   float* g = row_smem + M;
   load_row<T, D>(p, b, t, x, g);
   __syncthreads();
-  for (int head = threadIdx.x / 32; head < p.n_q + p.n_kv; head += kThreads / 32)
+  for (int head = threadIdx.x / 32; head < p.n_q + p.n_kv; head += blockDim.x / 32)
     head_backward<T, D>(p, b, t, head, x + head * D, g + head * D);
   __syncthreads();
-  const int group = p.n_q / p.n_kv;
   const int64_t row = static_cast<int64_t>(b) * p.src.seq + t;
-  for (int c = threadIdx.x; c < M; c += kThreads) {
-    const int head = c / D, i = c % D;
-    float mean = 0.f;  // the q-k mean's share of g_z (spec §2.2 step 3, differentiated)
-    if (p.qk_mean && head < p.n_q) {
-      mean = 0.5f * g[c] + 0.5f / group * g[width_q + head / group * D + i];
-    } else if (p.qk_mean) {
-      const int j = head - p.n_q;
-      float sum = 0.f;
-      for (int h = j * group; h < (j + 1) * group; ++h) sum += g[h * D + i];
-      mean = 0.5f * sum + 0.5f * g[c];
-    }
+  constexpr int kVec = 16 / sizeof(T);
+  for (int c = threadIdx.x * kVec; c < M; c += blockDim.x * kVec) {
+    float own[kVec], mean[kVec];
+    for (int k = 0; k < kVec; ++k) own[k] = g[c + k];
+    qk_mean_gradient<D, kVec>(p, c, g, mean);
     if (p.convs == 0) {  // s = z: the whole g_z is known here
-      const float gz = g[c] + mean;
+      for (int k = 0; k < kVec; ++k) own[k] += mean[k];
       if (c < width_q)
-        p.grad_q0[row * width_q + c] = from_float<T>(gz);
+        store_floats<T, kVec>(p.grad_q0 + row * width_q + c, own);
       else
-        p.grad_k0[row * (M - width_q) + c - width_q] = from_float<T>(gz);
+        store_floats<T, kVec>(p.grad_k0 + row * (M - width_q) + c - width_q, own);
     } else {
-      p.gs_padded[padded_row * M + c] = from_float<T>(g[c]);
-      if (p.grad_mean != nullptr) p.grad_mean[row * M + c] = mean;
+      store_floats<T, kVec>(p.gs_padded + padded_row * M + c, own);
+      if (p.grad_mean != nullptr) store_floats<float, kVec>(p.grad_mean + row * M + c, mean);
     }
   }
   if (p.grad_v != nullptr) {  // ṽ = [v_cur_t ‖ v_del_{t-1}]: route the halves back
     const int width_k = M - width_q, half = width_k / 2;
-    for (int c = threadIdx.x; c < half; c += kThreads) {
-      p.grad_vc[row * half + c] = p.grad_v[row * width_k + c];
-      p.grad_vd[row * half + c] =
-          t + 1 < p.src.seq ? p.grad_v[(row + 1) * width_k + half + c] : from_float<T>(0.f);
+    using Vec = Pack<T, kVec>;
+    for (int c = threadIdx.x * kVec; c < half; c += blockDim.x * kVec) {
+      *reinterpret_cast<Vec*>(p.grad_vc + row * half + c) =
+          *reinterpret_cast<const Vec*>(p.grad_v + row * width_k + c);
+      Vec delayed{};
+      if (t + 1 < p.src.seq)
+        delayed = *reinterpret_cast<const Vec*>(p.grad_v + (row + 1) * width_k + half + c);
+      *reinterpret_cast<Vec*>(p.grad_vd + row * half + c) = delayed;
     }
   }
 }
@@ -236,18 +272,21 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-inline constexpr int kDepthwiseRows = 64;
+inline constexpr int kDepthwiseRows = 16;
 
-// One thread per channel over 64 padded rows: g_z = Σ_τ a_τ g_u_{t+τ} + the mean's share, and
-// this chunk's partial sums of the depthwise weight (by kernel index) and bias gradients.
+// One thread per channel over 16 padded rows (short chunks: more threads in flight): g_z =
+// Σ_τ a_τ g_u_{t+τ} + the mean's share, and this chunk's partial sums of the depthwise weight
+// (by kernel index) and bias gradients.
 template <typename T>
 __global__ void depthwise_backward_kernel(BackwardParams<T> p, const T* gu_padded, float* partials,
                                           int chunks) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x, chunk = blockIdx.y, b = blockIdx.z;
   const int M = p.src.channels, k0 = p.src.kernel_0, S = p.src.seq, rows = S + p.lag;
   if (c >= M) return;
-  const T* taps = p.src.depthwise_taps + c * k0;
-  float weight_sum[4] = {0.f, 0.f, 0.f, 0.f}, bias_sum = 0.f;
+  float weight_sum[4] = {0.f, 0.f, 0.f, 0.f}, bias_sum = 0.f, tap[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+  for (int lag = 0; lag < 4; ++lag)
+    if (lag < k0) tap[lag] = to_float(p.taps_by_lag[(k0 - 1 - lag) * M + c]);
   const int64_t base = static_cast<int64_t>(b) * rows;
   const int end = min(rows, (chunk + 1) * kDepthwiseRows);
   for (int R = chunk * kDepthwiseRows; R < end; ++R) {
@@ -261,8 +300,7 @@ __global__ void depthwise_backward_kernel(BackwardParams<T> p, const T* gu_padde
     float gz = 0.f;
 #pragma unroll
     for (int lag = 0; lag < 4; ++lag)
-      if (lag < k0 && t + lag < S)
-        gz += to_float(taps[k0 - 1 - lag]) * to_float(gu_padded[(base + R + lag) * M + c]);
+      if (lag < k0 && t + lag < S) gz += tap[lag] * to_float(gu_padded[(base + R + lag) * M + c]);
     const int64_t row = static_cast<int64_t>(b) * S + t;
     if (p.grad_mean != nullptr) gz += p.grad_mean[row * M + c];
     const int width_q = p.src.width_q;
@@ -276,6 +314,12 @@ __global__ void depthwise_backward_kernel(BackwardParams<T> p, const T* gu_padde
   for (int lag = 0; lag < 4; ++lag)
     if (lag < k0) out[(k0 - 1 - lag) * M + c] = weight_sum[lag];
   out[k0 * M + c] = bias_sum;
+}
+
+// t itself when its start is 16-byte aligned, else an aligned copy.
+at::Tensor aligned_copy(const at::Tensor& t) {
+  const at::Tensor c = t.contiguous();
+  return reinterpret_cast<uintptr_t>(c.data_ptr()) % 16 == 0 ? c : c.clone();
 }
 
 struct BackwardLaunch {
@@ -308,6 +352,11 @@ struct BackwardLaunch {
     p.grad_v = ptr<T>(grad_v);
     p.key_multiplier = in.key_multiplier.data_ptr<float>();
     p.inv_freq = sh.rope_dim > 0 ? in.inv_freq.data_ptr<double>() : nullptr;
+    const at::Tensor taps_by_lag =
+        sh.convs > 0 ? in.depthwise_taps.t().contiguous() : at::Tensor();  // [M,k0] → [k0,M]
+    p.taps_by_lag = ptr<T>(taps_by_lag);
+    const at::Tensor bias = sh.convs > 0 ? aligned_copy(in.depthwise_bias) : at::Tensor();
+    if (bias.defined()) p.src.depthwise_bias = bias.data_ptr<float>();  // read as 16-byte vectors
     p.u_padded = mutable_ptr<T>(u);
     p.gs_padded = mutable_ptr<T>(gs);
     p.grad_mean = grad_mean.defined() ? grad_mean.data_ptr<float>() : nullptr;
@@ -327,7 +376,7 @@ struct BackwardLaunch {
     const size_t row_smem = 2 * M * sizeof(float);
     C10_CUDA_CHECK(cudaFuncSetAttribute(norm_backward_kernel<T, D>,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, row_smem));
-    norm_backward_kernel<T, D><<<dim3(rows, B), kThreads, row_smem, stream>>>(p);
+    norm_backward_kernel<T, D><<<dim3(rows, B), norm_backward_threads<T>(M), row_smem, stream>>>(p);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     out.key_multiplier = temp_partials.sum(0);
     if (sh.convs == 0) return;
@@ -372,9 +421,7 @@ struct BackwardLaunch {
 // Contiguous and 16-byte aligned (the kernels read rows as vectors), or zeros when undefined.
 at::Tensor contiguous_or_zeros(const at::Tensor& t, at::IntArrayRef sizes,
                                const at::TensorOptions& opts) {
-  if (!t.defined()) return at::zeros(sizes, opts);
-  const at::Tensor c = t.contiguous();
-  return reinterpret_cast<uintptr_t>(c.data_ptr()) % 16 == 0 ? c : c.clone();
+  return t.defined() ? aligned_copy(t) : at::zeros(sizes, opts);
 }
 
 }  // namespace

@@ -31,7 +31,7 @@ step() {
 }
 
 if [[ " $steps " == *" tests "* ]]; then
-  for t in test_ops test_cuda_paths test_cca_kernels test_attention_cca test_trainer; do
+  for t in test_ops test_cuda_paths test_cca_kernels test_attention_cca test_moe test_trainer; do
     step "$t" "$bin/$t" --gtest_filter="$cuda_tests"
   done
 fi
@@ -62,6 +62,8 @@ if [[ " $steps " == *" sanitize "* ]]; then
     "$bin/test_ops" --gtest_filter="$kernel_tests"
   step sanitize-memcheck-cca "$sanitizer" --tool memcheck --error-exitcode 1 \
     "$bin/test_cca_kernels" --gtest_filter="$cca_cases"
+  step sanitize-memcheck-moe "$sanitizer" --tool memcheck --error-exitcode 1 \
+    "$bin/test_moe" --gtest_filter='TokenPermutationCuda.*'
   # The bf16 cross-entropy test is mostly cuBLAS (minutes under racecheck); its kernel is the
   # one the fp32 test runs. The CCA cases: one per dtype and head dim, conv layout and length.
   race_step sanitize-racecheck-ops "$bin/test_ops" \

@@ -168,12 +168,9 @@ at::Tensor MoeImpl::routed_experts(const at::Tensor& tokens, const Routing& r) c
   const at::Tensor permuted = dispatch_to_experts(compute ? tokens.to(*compute) : tokens, order);
   const at::Tensor outputs =
       use_grouped(permuted) ? expert_grouped(permuted, r.counts) : expert_loop(permuted, r.counts);
-  // The k choices of a token are added in a fixed order (no scatter-add), weighted in the experts'
-  // dtype (bf16 under autocast, the sum over k accumulated in fp32 by the reduction): in fp32 the
-  // combine was two casts and four fp32 passes over [T, k, E] each way.
-  const at::Tensor by_slot = return_to_slots(outputs, order);
-  const at::Tensor out = (by_slot * r.gates.to(by_slot.scalar_type()).unsqueeze(-1)).sum(1);
-  return out.to(tokens.scalar_type());
+  // The k choices of a token are added in a fixed order (no scatter-add), in the experts' dtype:
+  // in fp32 the combine was two casts and four fp32 passes over [T, k, E] each way.
+  return combine_from_rows(outputs, r.gates, order).to(tokens.scalar_type());
 }
 
 bool MoeImpl::use_grouped(const at::Tensor& x) const {

@@ -2,11 +2,31 @@
 
 #include <torch/autograd.h>
 
+#ifdef CCA_WITH_CUDA
+#include "../../kernels/moe_combine.h"
+#endif
+
 namespace cca {
 namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
+
+// Σ_j rows[row_of_slot[t·k + j]] for each token t, in order of j: on CUDA the combine kernel with
+// unit gates (no [T, k, E] gather in between).
+at::Tensor sum_rows_of_each_token(const at::Tensor& rows, const at::Tensor& row_of_slot,
+                                  int64_t k) {
+  const int64_t tokens = rows.size(0) / k;
+#ifdef CCA_WITH_CUDA
+  if (rows.is_cuda()) {
+    const at::Tensor ones = at::ones({tokens, k}, rows.options().dtype(at::kFloat));
+    if (kernels::moe_combine_supported(rows, ones)) {
+      return kernels::moe_combine_forward_cuda(rows, row_of_slot, ones);
+    }
+  }
+#endif
+  return rows.index_select(0, row_of_slot).view({tokens, k, rows.size(1)}).sum(1);
+}
 
 class DispatchToExperts : public torch::autograd::Function<DispatchToExperts> {
  public:
@@ -22,9 +42,7 @@ class DispatchToExperts : public torch::autograd::Function<DispatchToExperts> {
     const at::Tensor row_of_slot = ctx->get_saved_variables()[0];
     const int64_t k = ctx->saved_data["top_k"].toInt();
     const at::Tensor& grad = grad_outputs[0];
-    const at::Tensor by_slot = grad.index_select(0, row_of_slot);
-    return {by_slot.view({grad.size(0) / k, k, grad.size(1)}).sum(1), at::Tensor(), at::Tensor(),
-            at::Tensor()};
+    return {sum_rows_of_each_token(grad, row_of_slot, k), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -43,6 +61,25 @@ class PermuteRows : public torch::autograd::Function<PermuteRows> {
     return {grad_outputs[0].index_select(0, inverse), at::Tensor(), at::Tensor()};
   }
 };
+
+#ifdef CCA_WITH_CUDA
+// The weighted sum of each token's expert rows, read in place (kernels/moe_combine.h).
+class CombineFromRows : public torch::autograd::Function<CombineFromRows> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& rows, const at::Tensor& gates,
+                            const at::Tensor& row_of_slot) {
+    ctx->save_for_backward({rows, gates, row_of_slot});
+    return kernels::moe_combine_forward_cuda(rows, row_of_slot, gates);
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    kernels::MoeCombineGrads grads = kernels::moe_combine_backward_cuda(
+        grad_outputs[0].contiguous(), saved[0], saved[2], saved[1]);
+    return {grads.rows, grads.gates, at::Tensor()};
+  }
+};
+#endif
 
 }  // namespace
 
@@ -65,6 +102,18 @@ at::Tensor dispatch_to_experts(const at::Tensor& tokens, const SlotOrder& order)
 at::Tensor return_to_slots(const at::Tensor& rows, const SlotOrder& order) {
   const at::Tensor by_slot = PermuteRows::apply(rows, order.row_of_slot, order.slot_of_row);
   return by_slot.view({rows.size(0) / order.top_k, order.top_k, rows.size(1)});
+}
+
+at::Tensor combine_from_rows(const at::Tensor& rows, const at::Tensor& gates,
+                             const SlotOrder& order) {
+#ifdef CCA_WITH_CUDA
+  if (kernels::moe_combine_supported(rows, gates)) {
+    return CombineFromRows::apply(rows, gates, order.row_of_slot);
+  }
+#endif
+  // In the rows' dtype (bf16 under autocast); the sum over k accumulates in fp32 in the reduction.
+  const at::Tensor by_slot = return_to_slots(rows, order);
+  return (by_slot * gates.to(by_slot.scalar_type()).unsqueeze(-1)).sum(1);
 }
 
 }  // namespace cca

@@ -26,4 +26,10 @@ at::Tensor dispatch_to_experts(const at::Tensor& tokens, const SlotOrder& order)
 // [T·k, E] expert-ordered rows → [T, k, E] back in slot order.
 at::Tensor return_to_slots(const at::Tensor& rows, const SlotOrder& order);
 
+// [T·k, E] expert-ordered rows and gates [T, k] → [T, E]: Σ_j gates[t, j] · row of slot t·k + j,
+// in the rows' dtype. On CUDA (fp32 gates, k ≤ 8) one kernel each way reads the rows in place
+// and sums in fp32; elsewhere return_to_slots, a multiply in the rows' dtype and a sum over k.
+at::Tensor combine_from_rows(const at::Tensor& rows, const at::Tensor& gates,
+                             const SlotOrder& order);
+
 }  // namespace cca
