@@ -63,7 +63,9 @@ __global__ void __launch_bounds__(kForwardWarps * 32)
 
 // dh = rstd · (g − ĥ · mean(g · ĥ)) + grad_through with g = dy · w, ĥ = h · rstd;
 // dw = Σ_rows dy · ĥ. Rows up to 1024 wide stay in registers between the two sweeps; wider
-// rows are read again (from L1/L2).
+// rows are read again (from L1/L2). Each warp sums its rows' dw in its own shared-memory row
+// (each lane owns its columns: no conflicts, no atomics), which keeps the registers, and so the
+// warps in flight, for the loads this kernel waits on.
 template <typename T, int kChunks>
 __global__ void __launch_bounds__(kBackwardWarps * 32)
     add_rms_norm_backward_kernel(const T* grad_out, const float* h, const float* weight,
@@ -71,10 +73,11 @@ __global__ void __launch_bounds__(kBackwardWarps * 32)
                                  T* grad_delta, float* weight_partials, int64_t rows, int dim) {
   constexpr bool kKeep = kChunks <= 8;
   constexpr int kKept = kKeep ? kChunks : 1;
-  __shared__ float block_acc[kBackwardWarps][kAddRmsNormMaxDim];
+  __shared__ __align__(16) float block_acc[kBackwardWarps][kAddRmsNormMaxDim];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int vecs = dim / 4;
-  float acc[kChunks][4] = {};
+  float* acc = block_acc[warp];
+  for (int v = lane; v < vecs; v += 32) *reinterpret_cast<float4*>(acc + 4 * v) = float4{};
   for (int64_t r = int64_t{blockIdx.x} * kBackwardWarps + warp; r < rows;
        r += int64_t{gridDim.x} * kBackwardWarps) {
     const int64_t base = r * dim;
@@ -89,11 +92,16 @@ __global__ void __launch_bounds__(kBackwardWarps * 32)
       load_floats<float, 4>(h + base + 4 * v, x);
       load_floats<T, 4>(grad_out + base + 4 * v, dy);
       load_floats<float, 4>(weight + 4 * v, w);
+      float normed[4];
+#pragma unroll
+      for (int k = 0; k < 4; ++k) normed[k] = x[k] * scale;
+      float4& column = *reinterpret_cast<float4*>(acc + 4 * v);
+      const float4 sum = column;
+      column = make_float4(sum.x + dy[0] * normed[0], sum.y + dy[1] * normed[1],
+                           sum.z + dy[2] * normed[2], sum.w + dy[3] * normed[3]);
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
-        const float normed = x[k] * scale;
-        dot += dy[k] * w[k] * normed;
-        acc[i][k] += dy[k] * normed;
+        dot += dy[k] * w[k] * normed[k];
         if constexpr (kKeep) {
           kept_h[i][k] = x[k];
           kept_dy[i][k] = dy[k];
@@ -128,13 +136,6 @@ __global__ void __launch_bounds__(kBackwardWarps * 32)
       store_floats<float, 4>(grad_sum + base + 4 * v, dx);
       if (grad_delta != nullptr) store_floats<T, 4>(grad_delta + base + 4 * v, dx);
     }
-  }
-#pragma unroll
-  for (int i = 0; i < kChunks; ++i) {
-    const int v = lane + 32 * i;
-    if (v >= vecs) continue;
-#pragma unroll
-    for (int k = 0; k < 4; ++k) block_acc[warp][4 * v + k] = acc[i][k];
   }
   __syncthreads();
   for (int c = threadIdx.x; c < dim; c += blockDim.x) {

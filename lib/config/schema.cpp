@@ -162,7 +162,7 @@ std::vector<KeySpec> build_keys() {
       {CCA_KEY(train.cuda_graphs), BoolSpec{false},
        "Record one micro-batch's forward and backward as a CUDA graph after 3 eager ones and "
        "replay it (one process on CUDA, fixed shapes): no per-kernel launch cost on the host. "
-       "Experimental: not yet measured on a GPU."},
+       "Pays when the host is the bottleneck (GPT-2-small CCA: 10-18% faster); docs/training.md."},
 
       // checkpoint
       {CCA_KEY(checkpoint.every), IntSpec{1000, 0, kMaxInt},
