@@ -124,18 +124,19 @@ class CcaAttention : public Attention {
       }
     }
     const CcaProjections p = projections_from(stacked_linear(x, projection_weights()));
-    // The fused kernels replace the reference prologue on CUDA (attention.cca.kernels = auto);
-    // a continued sequence under autograd keeps the reference path (no fused backward there).
-    const bool fused = options_.cca_fused_kernels && cca_fused_supported(geometry_, p.q0) &&
-                       (state == nullptr || !at::GradMode::is_enabled());
+    // The fused kernels replace the reference prologue on CUDA (attention.cca.kernels = auto)
+    // for fresh sequences; a cached one without autograd took cca_step_fused above, and under
+    // autograd it keeps the reference path (no fused backward for a continued sequence).
+    const bool fused =
+        options_.cca_fused_kernels && state == nullptr && cca_fused_supported(geometry_, p.q0);
     const at::Tensor history = state ? state->conv : at::Tensor();
     const at::Tensor shift = state ? state->shift : at::Tensor();
     const int64_t offset = state ? state->length : 0;
-    const CcaPrologueOutput pro =
-        fused ? cca_prologue_fused(geometry_, rope_frequencies(x.device()), conv_weights(),
-                                   key_multiplier(), p, history, shift, offset, state != nullptr)
-              : cca_prologue(geometry_, rotary_, conv_weights(), key_multiplier(), p, history,
-                             shift, offset);
+    const CcaPrologueOutput pro = fused
+                                      ? cca_prologue_fused(geometry_, rope_frequencies(x.device()),
+                                                           conv_weights(), key_multiplier(), p)
+                                      : cca_prologue(geometry_, rotary_, conv_weights(),
+                                                     key_multiplier(), p, history, shift, offset);
     at::Tensor k = pro.k.transpose(1, 2);
     at::Tensor v = pro.v.transpose(1, 2);
     if (state != nullptr) {

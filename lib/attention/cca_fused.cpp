@@ -25,8 +25,7 @@ bool cca_fused_supported(const AttentionGeometry&, const at::Tensor&) {
 
 CcaPrologueOutput cca_prologue_fused(const AttentionGeometry&, const at::Tensor&,
                                      const CcaConvWeights&, const at::Tensor&,
-                                     const CcaProjections&, const at::Tensor&, const at::Tensor&,
-                                     int64_t, bool) {
+                                     const CcaProjections&) {
   throw Error("cca: this build has no CUDA kernels (fused prologue unavailable)");
 }
 
@@ -194,13 +193,10 @@ kernels::CcaPrologueInputs step_inputs(const AttentionGeometry& g, const at::Ten
 
 CcaPrologueOutput cca_prologue_fused(const AttentionGeometry& g, const at::Tensor& inv_freq,
                                      const CcaConvWeights& w, const at::Tensor& key_multiplier,
-                                     const CcaProjections& p, const at::Tensor& conv_history,
-                                     const at::Tensor& shift_previous, int64_t offset,
-                                     bool want_state) {
+                                     const CcaProjections& p) {
   if (!cca_fused_supported(g, p.q0)) throw Error("cca: fused prologue does not support this layer");
   const int64_t B = p.q0.size(0), S = p.q0.size(1);
   CcaPrologueOutput out;
-  const bool fresh = !conv_history.defined() && !shift_previous.defined() && offset == 0;
   bool needs_grad = false;
   if (at::GradMode::is_enabled()) {
     for (const at::Tensor& t : {p.q0, p.k0, p.v_current, p.v_delayed, w.depthwise_weight,
@@ -208,8 +204,6 @@ CcaPrologueOutput cca_prologue_fused(const AttentionGeometry& g, const at::Tenso
       needs_grad = needs_grad || (t.defined() && t.requires_grad());
   }
   if (needs_grad) {
-    if (!fresh || want_state)
-      throw Error("cca: the fused prologue has no backward for continued sequences");
     // Autograd functions take no undefined tensors: absent parts travel as empty placeholders,
     // which the geometry says to ignore.
     const at::Tensor none = at::empty({0}, p.q0.options());
@@ -225,16 +219,11 @@ CcaPrologueOutput cca_prologue_fused(const AttentionGeometry& g, const at::Tenso
     const at::NoGradGuard no_grad;
     const CcaPreparedWeights prepared =
         cca_prepare_weights(g, w, key_multiplier, p.q0.scalar_type());
-    kernels::CcaForwardOptions options;
-    options.write_states = want_state;
     const kernels::CcaPrologueOutputs k = kernels::cca_prologue_forward(
-        shape_of(g, p.q0, offset),
-        step_inputs(g, inv_freq, prepared, p, conv_history, shift_previous), options);
+        shape_of(g, p.q0, 0), step_inputs(g, inv_freq, prepared, p, {}, {}), {});
     out.q = k.q;
     out.k = k.k;
     out.v = k.v;
-    out.conv_state = k.conv_state;
-    out.shift_state = k.shift_state;
   }
   if (!g.value_shift) out.v = p.v_current.reshape({B, S, g.n_kv_heads, g.head_dim});
   return out;

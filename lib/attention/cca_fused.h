@@ -20,14 +20,12 @@ bool cca_fused_supported(const AttentionGeometry& g, const at::Tensor& q0);
 // θ^{-2i/r} for i < r/2 in float64 on `device`, as Rotary computes them; the module keeps one.
 at::Tensor cca_rope_inverse_frequencies(int64_t rope_dim, double theta, const at::Device& device);
 
-// cca_prologue on the fused kernels. `inv_freq` comes from cca_rope_inverse_frequencies (ignored
-// when g.rope_dim = 0). The decode states (conv_state, shift_state) are filled only when
-// `want_state`. Gradients flow to the projections, conv weights and biases and key_multiplier.
+// cca_prologue on the fused kernels for fresh sequences (a cached one takes cca_step_fused).
+// `inv_freq` comes from cca_rope_inverse_frequencies (ignored when g.rope_dim = 0). No decode
+// states are made. Gradients flow to the projections, conv weights and biases and key_multiplier.
 CcaPrologueOutput cca_prologue_fused(const AttentionGeometry& g, const at::Tensor& inv_freq,
                                      const CcaConvWeights& w, const at::Tensor& key_multiplier,
-                                     const CcaProjections& p, const at::Tensor& conv_history,
-                                     const at::Tensor& shift_previous, int64_t offset,
-                                     bool want_state);
+                                     const CcaProjections& p);
 
 // The conv weights and key multiplier in the kernels' layouts and the activations' dtype. A
 // training step prepares them inside its autograd function; generation prepares them once per

@@ -166,9 +166,7 @@ PrologueTimes time_prologue(const Config& c, int64_t B, int64_t S, const at::Ten
   const at::Tensor inv_freq =
       cca_rope_inverse_frequencies(g.rope_dim, c.attention.rope_theta, opts.device());
   const auto plain = [&] { return cca_prologue(g, rotary, w, params["temp"].exp(), p, {}, {}, 0); };
-  const auto fused = [&] {
-    return cca_prologue_fused(g, inv_freq, w, params["temp"].exp(), p, {}, {}, 0, false);
-  };
+  const auto fused = [&] { return cca_prologue_fused(g, inv_freq, w, params["temp"].exp(), p); };
   const std::vector<at::Tensor> leaves = {p.q0,
                                           p.k0,
                                           p.v_current,

@@ -112,7 +112,7 @@ Result run(const AttentionGeometry& g, const Leaves& leaves, bool fused,
   const CcaPrologueOutput o =
       fused ? cca_prologue_fused(
                   g, cca_rope_inverse_frequencies(g.rope_dim, kTheta, leaves.q0.device()), w,
-                  leaves.tau, p, {}, {}, 0, false)
+                  leaves.tau, p)
             : cca_prologue(g, Rotary(g.rope_dim, kTheta), w, leaves.tau, p, {}, {}, 0);
   Result r;
   r.outputs = {o.q, o.k, o.v};
