@@ -130,6 +130,13 @@ Json bench_one(const ConfigRequest& request, const TrainBenchOptions& o) {
                                                   static_cast<int>(o.profile_steps), o.trace_path);
     std::cout << render_profile(profile);
     doc["profile"] = profile_json(profile);
+  } else if (o.profile_steps > 0 || !o.trace_path.empty()) {
+    // Said rather than silently dropped: the profile sums CUDA kernels, and a run on the CPU
+    // has none.
+    const std::string why = "kernel profile skipped: it sums CUDA kernels and this run is on " +
+                            device.str() + (o.trace_path.empty() ? "" : " (no trace written)");
+    std::cout << why << "\n";
+    doc["profile_skipped"] = why;
   }
   doc["peak_memory_gib"] = memory_use(device).peak_bytes / (1024.0 * 1024.0 * 1024.0);
   std::cout << format("peak memory {:.2f} GiB\n", memory_use(device).peak_bytes / 1073741824.0);

@@ -54,6 +54,20 @@ TEST(TrainBench, ReportsConsistentFiguresForOneConfig) {
   EXPECT_EQ(doc.find("runs"), nullptr);
 }
 
+TEST(TrainBench, AProfileAskedForOnTheCpuIsSkippedAndSaidSo) {
+  const testing::ScratchDir dir;
+  ConfigRequest request;
+  request.path = write_config(dir, "cca.yaml", false);
+  bench::TrainBenchOptions o = quick_options();
+  o.profile_steps = 1;
+  o.trace_path = dir / "trace.json";
+  const Json doc = bench::run_train_bench(request, o);
+  EXPECT_EQ(doc.find("profile"), nullptr);
+  const Json* skipped = doc.find("profile_skipped");
+  ASSERT_NE(skipped, nullptr);
+  EXPECT_NE(skipped->as_string("profile_skipped").find("no trace written"), std::string::npos);
+}
+
 TEST(TrainBench, CompareRunsEveryConfigWithRatiosToTheFirst) {
   const testing::ScratchDir dir;
   ConfigRequest request;
