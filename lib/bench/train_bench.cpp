@@ -130,7 +130,7 @@ Json bench_one(const ConfigRequest& request, const TrainBenchOptions& o) {
                                                   static_cast<int>(o.profile_steps), o.trace_path);
     std::cout << render_profile(profile);
     doc["profile"] = profile_json(profile);
-  } else if (o.profile_steps > 0 || !o.trace_path.empty()) {
+  } else if (o.profile_steps > 0) {
     // Said rather than silently dropped: the profile sums CUDA kernels, and a run on the CPU
     // has none.
     const std::string why = "kernel profile skipped: it sums CUDA kernels and this run is on " +
@@ -173,6 +173,10 @@ Json run_train_bench(const ConfigRequest& request, const TrainBenchOptions& o) {
     throw Error(
         "cca-bench train: --steps must be ≥ 1 and --warmup, --phase-steps, "
         "--profile-steps ≥ 0");
+  }
+  if (!o.trace_path.empty() && o.profile_steps == 0) {
+    throw Error("cca-bench train: --trace " + o.trace_path +
+                " records the profiled steps; it needs --profile-steps ≥ 1");
   }
   if (o.compare.empty()) return bench_one(request, o);
   // Every config is validated before the first one runs.

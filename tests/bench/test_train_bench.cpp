@@ -104,5 +104,19 @@ TEST(TrainBench, ABadCompareConfigFailsBeforeAnythingRuns) {
   }
 }
 
+TEST(TrainBench, ATraceWithoutProfiledStepsIsAnError) {
+  const testing::ScratchDir dir;
+  ConfigRequest request;
+  request.path = write_config(dir, "cca.yaml", false);
+  bench::TrainBenchOptions o = quick_options();
+  o.trace_path = dir / "trace.json";
+  try {
+    bench::run_train_bench(request, o);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--profile-steps"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace cca
