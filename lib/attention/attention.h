@@ -1,5 +1,6 @@
-// The interface every attention variant implements. Variants live one per file
-// (mha.cpp, mla.cpp, cca.cpp) and are created through make_attention (registry.cpp).
+// The interface every attention variant's module implements. Modules live one per file (mha.cpp,
+// mla.cpp, cca.cpp, ...) beside their variant's descriptor (lib/config/variants/), and are created
+// through make_attention (registry.cpp) from the list in lib/config/variants/list.h.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -19,10 +20,8 @@ struct AttentionOptions {
   double rope_theta = 10000.0;
   CoreBackend core = CoreBackend::automatic;
   double norm_eps = 1e-5;
-  double init_std = 0.02;               // projections into the attention
-  double output_init_std = 0.02;        // the output projection (depth-scaled when configured)
-  std::string cca_temperature = "exp";  // "exp" | "raw"
-  bool cca_fused_kernels = true;        // false forces the reference path
+  double init_std = 0.02;         // projections into the attention
+  double output_init_std = 0.02;  // the output projection (depth-scaled when configured)
 };
 
 // One layer's decode state for a batch of sequences. Each variant extends it.
@@ -43,7 +42,7 @@ class Attention : public torch::nn::Module {
   virtual std::unique_ptr<AttentionCache> new_cache() const = 0;
 };
 
-// Creates the variant named by geometry.kind; throws cca::Error for an unknown kind.
+// Creates the module of the variant named by geometry.kind; throws cca::Error for an unknown kind.
 std::shared_ptr<Attention> make_attention(const AttentionGeometry& geometry,
                                           const AttentionOptions& options);
 

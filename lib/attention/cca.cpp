@@ -23,7 +23,7 @@
 namespace cca {
 namespace {
 
-void check_geometry(const AttentionGeometry& g, const AttentionOptions& options) {
+void check_geometry(const CcaGeometry& g) {
   if (g.n_q_heads <= 0 || g.n_kv_heads <= 0 || g.head_dim <= 0 || g.n_q_heads % g.n_kv_heads != 0) {
     throw Error("cca: need n_q_heads a positive multiple of n_kv_heads and head_dim > 0, got " +
                 std::to_string(g.n_q_heads) + "/" + std::to_string(g.n_kv_heads) + "/" +
@@ -36,8 +36,8 @@ void check_geometry(const AttentionGeometry& g, const AttentionOptions& options)
   if (g.value_shift && g.kv_latent_width() % 2 != 0) {
     throw Error("cca: value shift splits the kv latent in halves; its width must be even");
   }
-  if (options.cca_temperature != "exp" && options.cca_temperature != "raw") {
-    throw Error("cca: unknown temperature form '" + options.cca_temperature + "' (exp | raw)");
+  if (g.temperature != "exp" && g.temperature != "raw") {
+    throw Error("cca: unknown temperature form '" + g.temperature + "' (exp | raw)");
   }
 }
 
@@ -73,9 +73,9 @@ torch::nn::Conv1d grouped_conv(int64_t channels, int64_t groups, int64_t kernel)
 
 class CcaAttention : public Attention {
  public:
-  CcaAttention(const AttentionGeometry& g, const AttentionOptions& options)
+  CcaAttention(const CcaGeometry& g, const AttentionOptions& options)
       : geometry_(g), options_(options), rotary_(g.rope_dim, options.rope_theta) {
-    check_geometry(g, options);
+    check_geometry(g);
     const int64_t E = g.model_dim, width_q = g.q_latent_width(), width_k = g.kv_latent_width();
     linear_q_ = register_module("linear_q", linear(E, width_q, options.init_std));
     linear_k_ = register_module("linear_k", linear(E, width_k, options.init_std));
@@ -97,7 +97,7 @@ class CcaAttention : public Attention {
     }
     // Both forms start with τ = 1, i.e. logits √d·cos (spec §9.1); raw zeros would give
     // uniform attention and no q/k gradients at step 0.
-    const bool exp_form = options.cca_temperature == "exp";
+    const bool exp_form = g.temperature == "exp";
     temp_ =
         register_parameter("temp", exp_form ? at::zeros({g.n_kv_heads}) : at::ones({g.n_kv_heads}));
     o_proj_ = register_module("o_proj", linear(width_q, E, options.output_init_std));
@@ -128,7 +128,7 @@ class CcaAttention : public Attention {
     // for fresh sequences; a cached one without autograd took cca_step_fused above, and under
     // autograd it keeps the reference path (no fused backward for a continued sequence).
     const bool fused =
-        options_.cca_fused_kernels && state == nullptr && cca_fused_supported(geometry_, p.q0);
+        geometry_.fused_kernels && state == nullptr && cca_fused_supported(geometry_, p.q0);
     const at::Tensor history = state ? state->conv : at::Tensor();
     const at::Tensor shift = state ? state->shift : at::Tensor();
     const int64_t offset = state ? state->length : 0;
@@ -183,7 +183,7 @@ class CcaAttention : public Attention {
   }
 
   bool fused_step_possible(const at::Tensor& x) const {
-    return options_.cca_fused_kernels && x.is_cuda() && !at::GradMode::is_enabled();
+    return geometry_.fused_kernels && x.is_cuda() && !at::GradMode::is_enabled();
   }
 
   const DecodeWeights& decode_weights(const at::Tensor& x) {
@@ -225,11 +225,9 @@ class CcaAttention : public Attention {
     return inv_freq_;
   }
 
-  at::Tensor key_multiplier() const {
-    return options_.cca_temperature == "exp" ? temp_.exp() : temp_;
-  }
+  at::Tensor key_multiplier() const { return geometry_.temperature == "exp" ? temp_.exp() : temp_; }
 
-  AttentionGeometry geometry_;
+  CcaGeometry geometry_;
   AttentionOptions options_;
   Rotary rotary_;
   torch::nn::Linear linear_q_{nullptr}, linear_k_{nullptr}, o_proj_{nullptr};
@@ -245,7 +243,12 @@ class CcaAttention : public Attention {
 
 std::shared_ptr<Attention> make_cca_attention(const AttentionGeometry& g,
                                               const AttentionOptions& options) {
-  return std::make_shared<CcaAttention>(g, options);
+  return std::make_shared<CcaAttention>(variants::cca_geometry(g), options);
+}
+
+std::shared_ptr<Attention> make_ccgqa_attention(const AttentionGeometry& g,
+                                                const AttentionOptions& options) {
+  return make_cca_attention(g, options);
 }
 
 }  // namespace cca

@@ -19,29 +19,28 @@ at::Tensor cca_rope_inverse_frequencies(int64_t rope_dim, double theta, const at
 
 #ifndef CCA_WITH_CUDA
 
-bool cca_fused_supported(const AttentionGeometry&, const at::Tensor&) {
+bool cca_fused_supported(const CcaGeometry&, const at::Tensor&) {
   return false;
 }
 
-CcaPrologueOutput cca_prologue_fused(const AttentionGeometry&, const at::Tensor&,
-                                     const CcaConvWeights&, const at::Tensor&,
-                                     const CcaProjections&) {
+CcaPrologueOutput cca_prologue_fused(const CcaGeometry&, const at::Tensor&, const CcaConvWeights&,
+                                     const at::Tensor&, const CcaProjections&) {
   throw Error("cca: this build has no CUDA kernels (fused prologue unavailable)");
 }
 
-CcaPreparedWeights cca_prepare_weights(const AttentionGeometry&, const CcaConvWeights&,
-                                       const at::Tensor&, at::ScalarType) {
+CcaPreparedWeights cca_prepare_weights(const CcaGeometry&, const CcaConvWeights&, const at::Tensor&,
+                                       at::ScalarType) {
   throw Error("cca: this build has no CUDA kernels (fused prologue unavailable)");
 }
 
-at::Tensor cca_step_fused(const AttentionGeometry&, const at::Tensor&, const CcaPreparedWeights&,
+at::Tensor cca_step_fused(const CcaGeometry&, const at::Tensor&, const CcaPreparedWeights&,
                           const CcaProjections&, CcaCache&) {
   throw Error("cca: this build has no CUDA kernels (fused prologue unavailable)");
 }
 
 #else
 
-bool cca_fused_supported(const AttentionGeometry& g, const at::Tensor& q0) {
+bool cca_fused_supported(const CcaGeometry& g, const at::Tensor& q0) {
   const at::ScalarType t = q0.scalar_type();
   const bool dtype_ok = t == at::kBFloat16 || t == at::kHalf || t == at::kFloat;
   const bool dim_ok = g.head_dim == 64 || g.head_dim == 128 || g.head_dim == 256;
@@ -55,8 +54,7 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-kernels::CcaPrologueShape shape_of(const AttentionGeometry& g, const at::Tensor& q0,
-                                   int64_t offset) {
+kernels::CcaPrologueShape shape_of(const CcaGeometry& g, const at::Tensor& q0, int64_t offset) {
   kernels::CcaPrologueShape s;
   s.batch = q0.size(0);
   s.seq = q0.size(1);
@@ -97,7 +95,7 @@ struct CcaPrologueFunction : torch::autograd::Function<CcaPrologueFunction> {
                                const at::Tensor& v_current, const at::Tensor& v_delayed,
                                const at::Tensor& dw_weight, const at::Tensor& dw_bias,
                                const at::Tensor& g_weight, const at::Tensor& g_bias,
-                               const at::Tensor& multiplier, const AttentionGeometry& g,
+                               const at::Tensor& multiplier, const CcaGeometry& g,
                                const at::Tensor& inv_freq) {
     const kernels::CcaPrologueShape s = shape_of(g, q0, 0);
     kernels::CcaPrologueInputs in;
@@ -126,7 +124,7 @@ struct CcaPrologueFunction : torch::autograd::Function<CcaPrologueFunction> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const variable_list saved = ctx->get_saved_variables();
     const std::vector<int64_t> v = ctx->saved_data["geometry"].toIntVector();
-    AttentionGeometry g;
+    CcaGeometry g;
     g.n_q_heads = v[0];
     g.n_kv_heads = v[1];
     g.head_dim = v[2];
@@ -170,7 +168,7 @@ struct CcaPrologueFunction : torch::autograd::Function<CcaPrologueFunction> {
 };
 
 // The kernels' inputs for a no-grad chunk continuing (or starting) a sequence.
-kernels::CcaPrologueInputs step_inputs(const AttentionGeometry& g, const at::Tensor& inv_freq,
+kernels::CcaPrologueInputs step_inputs(const CcaGeometry& g, const at::Tensor& inv_freq,
                                        const CcaPreparedWeights& w, const CcaProjections& p,
                                        const at::Tensor& conv_history,
                                        const at::Tensor& shift_previous) {
@@ -191,7 +189,7 @@ kernels::CcaPrologueInputs step_inputs(const AttentionGeometry& g, const at::Ten
 
 }  // namespace
 
-CcaPrologueOutput cca_prologue_fused(const AttentionGeometry& g, const at::Tensor& inv_freq,
+CcaPrologueOutput cca_prologue_fused(const CcaGeometry& g, const at::Tensor& inv_freq,
                                      const CcaConvWeights& w, const at::Tensor& key_multiplier,
                                      const CcaProjections& p) {
   if (!cca_fused_supported(g, p.q0)) throw Error("cca: fused prologue does not support this layer");
@@ -231,7 +229,7 @@ CcaPrologueOutput cca_prologue_fused(const AttentionGeometry& g, const at::Tenso
 
 // Conv weights in the kernels' layouts and dtype: depthwise [M, k0]; grouped [G, k1, d_out, d_in]
 // with tap τ = lag τ (PyTorch stores lag τ at kernel index k1-1-τ).
-CcaPreparedWeights cca_prepare_weights(const AttentionGeometry& g, const CcaConvWeights& w,
+CcaPreparedWeights cca_prepare_weights(const CcaGeometry& g, const CcaConvWeights& w,
                                        const at::Tensor& key_multiplier, at::ScalarType dtype) {
   const int64_t M = g.conv_channels(), G = g.n_q_heads + g.n_kv_heads, d = g.head_dim;
   CcaPreparedWeights out;
@@ -251,7 +249,7 @@ CcaPreparedWeights cca_prepare_weights(const AttentionGeometry& g, const CcaConv
   return out;
 }
 
-at::Tensor cca_step_fused(const AttentionGeometry& g, const at::Tensor& inv_freq,
+at::Tensor cca_step_fused(const CcaGeometry& g, const at::Tensor& inv_freq,
                           const CcaPreparedWeights& w, const CcaProjections& p, CcaCache& cache) {
   if (!cca_fused_supported(g, p.q0) || at::GradMode::is_enabled()) {
     throw Error("cca: the fused decode step needs supported CUDA inputs and no autograd");

@@ -15,7 +15,7 @@ namespace cca {
 // bf16 / fp16 / fp32, head_dim 64 / 128 / 256, conv kernel sizes up to 4. Gradients through a
 // continued sequence (a cache's conv history) are not supported: the module keeps the reference
 // path for chunked prefill under autograd.
-bool cca_fused_supported(const AttentionGeometry& g, const at::Tensor& q0);
+bool cca_fused_supported(const CcaGeometry& g, const at::Tensor& q0);
 
 // θ^{-2i/r} for i < r/2 in float64 on `device`, as Rotary computes them; the module keeps one.
 at::Tensor cca_rope_inverse_frequencies(int64_t rope_dim, double theta, const at::Device& device);
@@ -23,7 +23,7 @@ at::Tensor cca_rope_inverse_frequencies(int64_t rope_dim, double theta, const at
 // cca_prologue on the fused kernels for fresh sequences (a cached one takes cca_step_fused).
 // `inv_freq` comes from cca_rope_inverse_frequencies (ignored when g.rope_dim = 0). No decode
 // states are made. Gradients flow to the projections, conv weights and biases and key_multiplier.
-CcaPrologueOutput cca_prologue_fused(const AttentionGeometry& g, const at::Tensor& inv_freq,
+CcaPrologueOutput cca_prologue_fused(const CcaGeometry& g, const at::Tensor& inv_freq,
                                      const CcaConvWeights& w, const at::Tensor& key_multiplier,
                                      const CcaProjections& p);
 
@@ -33,13 +33,13 @@ CcaPrologueOutput cca_prologue_fused(const AttentionGeometry& g, const at::Tenso
 struct CcaPreparedWeights {
   at::Tensor depthwise_taps, depthwise_bias, grouped_taps, grouped_bias, key_multiplier;
 };
-CcaPreparedWeights cca_prepare_weights(const AttentionGeometry& g, const CcaConvWeights& w,
+CcaPreparedWeights cca_prepare_weights(const CcaGeometry& g, const CcaConvWeights& w,
                                        const at::Tensor& key_multiplier, at::ScalarType dtype);
 
 // One chunk of a cached sequence without autograd, in a single kernel launch: returns q̂
 // [B, S, n_q, d], writes k̂ and ṽ straight into the cache's next KV slots, replaces its conv and
 // shift states and advances its length. Needs cca_fused_supported() and no grad mode.
-at::Tensor cca_step_fused(const AttentionGeometry& g, const at::Tensor& inv_freq,
+at::Tensor cca_step_fused(const CcaGeometry& g, const at::Tensor& inv_freq,
                           const CcaPreparedWeights& w, const CcaProjections& p, CcaCache& cache);
 
 }  // namespace cca

@@ -26,8 +26,7 @@ int64_t CcaCache::bytes() const {
   return kv.bytes() + tensor_bytes(conv) + tensor_bytes(shift);
 }
 
-at::Tensor cca_conv_stack(const AttentionGeometry& g, const CcaConvWeights& w,
-                          const at::Tensor& padded) {
+at::Tensor cca_conv_stack(const CcaGeometry& g, const CcaConvWeights& w, const at::Tensor& padded) {
   const int64_t channels = padded.size(1);
   // Depthwise: [B, M, P + S] -> [B, M, S + k1 - 1]. The k1 - 1 leading outputs whose taps see
   // only the zero history equal the bias b1 (spec §2.2 step 2), which the grouped conv reads.
@@ -66,10 +65,10 @@ at::Tensor cca_normalize(const at::Tensor& x, const at::Tensor& multiplier) {
   return xc * scale;
 }
 
-CcaPrologueOutput cca_prologue(const AttentionGeometry& g, const Rotary& rotary,
-                               const CcaConvWeights& w, const at::Tensor& key_multiplier,
-                               const CcaProjections& p, const at::Tensor& conv_history,
-                               const at::Tensor& shift_previous, int64_t offset) {
+CcaPrologueOutput cca_prologue(const CcaGeometry& g, const Rotary& rotary, const CcaConvWeights& w,
+                               const at::Tensor& key_multiplier, const CcaProjections& p,
+                               const at::Tensor& conv_history, const at::Tensor& shift_previous,
+                               int64_t offset) {
   const int64_t B = p.q0.size(0), S = p.q0.size(1), d = g.head_dim;
   const int64_t n_q = g.n_q_heads, n_kv = g.n_kv_heads, width_q = g.q_latent_width();
   const at::ScalarType compute = compute_type(p.q0);

@@ -10,10 +10,12 @@
 
 #include "attention/attention.h"
 #include "attention/kv_cache.h"
-#include "config/geometry.h"
+#include "config/variants/cca.h"
 #include "ops/rope.h"
 
 namespace cca {
+
+using variants::CcaGeometry;
 
 // One CCA layer's decode state (spec §4): the growing KV cache plus two constant-size states.
 struct CcaCache : AttentionCache {
@@ -55,8 +57,7 @@ inline constexpr double kCcaNormEps = 1e-12;
 // Step 2: the causal conv stack (convs >= 1) over `padded` [B, M, P + S], which is z = [q⁰ ‖ k⁰]
 // with the P-step history (zeros for a fresh sequence) prepended once, at the input of the
 // stack: the convs add no padding of their own. Returns s [B, M, S].
-at::Tensor cca_conv_stack(const AttentionGeometry& g, const CcaConvWeights& w,
-                          const at::Tensor& padded);
+at::Tensor cca_conv_stack(const CcaGeometry& g, const CcaConvWeights& w, const at::Tensor& padded);
 
 // Step 3: the parameter-free q-k means from the pre-conv heads q0 [B, S, n_q, d] and
 // k0 [B, S, n_k, d]. Returns {m^Q [B, S, n_q, d], m^K [B, S, n_k, d]}.
@@ -75,9 +76,9 @@ at::Tensor cca_normalize(const at::Tensor& x, const at::Tensor& multiplier);
 // Steps 2-6 for a chunk whose first token sits at absolute position `offset`, continuing the
 // conv state `conv_history` [B, M, P] and value-shift state `shift_previous` [B, W_k/2]
 // (undefined = a fresh sequence). `key_multiplier` [n_k] is τ. Outputs are in q0's dtype.
-CcaPrologueOutput cca_prologue(const AttentionGeometry& g, const Rotary& rotary,
-                               const CcaConvWeights& w, const at::Tensor& key_multiplier,
-                               const CcaProjections& p, const at::Tensor& conv_history,
-                               const at::Tensor& shift_previous, int64_t offset);
+CcaPrologueOutput cca_prologue(const CcaGeometry& g, const Rotary& rotary, const CcaConvWeights& w,
+                               const at::Tensor& key_multiplier, const CcaProjections& p,
+                               const at::Tensor& conv_history, const at::Tensor& shift_previous,
+                               int64_t offset);
 
 }  // namespace cca

@@ -9,6 +9,7 @@
 
 #include "attention/attention.h"
 #include "attention/kv_cache.h"
+#include "config/variants/mla.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
 
@@ -24,7 +25,7 @@ struct MlaCache : AttentionCache {
 
 class MlaAttention : public Attention {
  public:
-  MlaAttention(const AttentionGeometry& g, const AttentionOptions& options)
+  MlaAttention(const variants::MlaGeometry& g, const AttentionOptions& options)
       : heads_(g.n_q_heads),
         nope_(g.qk_nope_dim),
         rope_(g.rope_dim),
@@ -173,7 +174,7 @@ class MlaAttention : public Attention {
 
 std::shared_ptr<Attention> make_mla_attention(const AttentionGeometry& g,
                                               const AttentionOptions& options) {
-  return std::make_shared<MlaAttention>(g, options);
+  return std::make_shared<MlaAttention>(variants::mla_geometry(g), options);
 }
 
 }  // namespace cca

@@ -1,24 +1,26 @@
-// Maps attention.kind to the variant's factory. Adding a variant: its own file, one line here,
-// and the schema's attention.kind choices.
+// Maps attention.kind to the variant's module factory, from lib/config/variants/list.h.
 #include <map>
 
 #include "attention/attention.h"
+#include "config/variants/list.h"
 #include "util/error.h"
 
 namespace cca {
 
-std::shared_ptr<Attention> make_mha_attention(const AttentionGeometry&, const AttentionOptions&);
-std::shared_ptr<Attention> make_mla_attention(const AttentionGeometry&, const AttentionOptions&);
-std::shared_ptr<Attention> make_cca_attention(const AttentionGeometry&, const AttentionOptions&);
+#define CCA_DECLARE_FACTORY(name)                                              \
+  std::shared_ptr<Attention> make_##name##_attention(const AttentionGeometry&, \
+                                                     const AttentionOptions&);
+CCA_ATTENTION_VARIANTS(CCA_DECLARE_FACTORY)
+#undef CCA_DECLARE_FACTORY
 
 namespace {
 using Factory = std::shared_ptr<Attention> (*)(const AttentionGeometry&, const AttentionOptions&);
 
 const std::map<std::string, Factory>& registry() {
+#define CCA_LIST_FACTORY(name) {#name, make_##name##_attention},
   static const std::map<std::string, Factory> factories = {
-      {"mha", make_mha_attention}, {"gqa", make_mha_attention},   {"mla", make_mla_attention},
-      {"cca", make_cca_attention}, {"ccgqa", make_cca_attention},
-  };
+      CCA_ATTENTION_VARIANTS(CCA_LIST_FACTORY)};
+#undef CCA_LIST_FACTORY
   return factories;
 }
 }  // namespace

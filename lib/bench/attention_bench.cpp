@@ -17,6 +17,7 @@
 #include "attention/cca_fused.h"
 #include "attention/cca_reference.h"
 #include "bench/variants.h"
+#include "config/attention_variant.h"
 #include "config/config.h"
 #include "config/geometry.h"
 #include "model/transformer.h"
@@ -57,9 +58,8 @@ struct CoreChoice {
 // backend and keeps the fastest.
 CoreChoice choose_core(const AttentionGeometry& g, int64_t B, int64_t S,
                        const at::TensorOptions& opts, const AttentionBenchOptions& o) {
-  const bool mla = g.kind == "mla";
-  const int64_t hq = g.n_q_heads, hkv = mla ? g.n_q_heads : g.n_kv_heads;
-  const int64_t dqk = g.head_dim, dv = mla ? g.v_head_dim : g.head_dim;
+  const int64_t hq = g.n_q_heads, hkv = g.variant().core_kv_heads(g);
+  const int64_t dqk = g.head_dim, dv = g.v_head_dim;
   const auto make = [&](int64_t h, int64_t dim) {
     return at::randn({B, S, h, dim}, opts).transpose(1, 2).requires_grad_(true);
   };
@@ -124,9 +124,9 @@ struct RopeTimes {
 RopeTimes time_rope(const AttentionGeometry& g, int64_t B, int64_t S, const at::TensorOptions& opts,
                     const AttentionBenchOptions& o) {
   RopeTimes t;
-  if (g.is_cca() || g.rope_dim == 0) return t;
-  const bool mla = g.kind == "mla";
-  const int64_t width = mla ? g.rope_dim : g.head_dim, hkv = mla ? 1 : g.n_kv_heads;
+  const AttentionVariant::RopeShape shape = g.variant().standalone_rope(g);
+  if (shape.width == 0 || g.rope_dim == 0) return t;
+  const int64_t width = shape.width, hkv = shape.key_heads;
   const at::Tensor q = at::randn({B, S, g.n_q_heads, width}, opts).requires_grad_(true);
   const at::Tensor k = at::randn({B, S, hkv, width}, opts).requires_grad_(true);
   const Rotary rotary(g.rope_dim, 10000.0);
@@ -150,7 +150,7 @@ struct PrologueTimes {
 // The CCA-specific ops alone (cca_prologue vs cca_prologue_fused) on a layer's weights.
 PrologueTimes time_prologue(const Config& c, int64_t B, int64_t S, const at::TensorOptions& opts,
                             const AttentionBenchOptions& o) {
-  const AttentionGeometry g = attention_geometry(c);
+  const CcaGeometry g = variants::cca_geometry(attention_geometry(c));
   auto layer = make_attention(g, attention_options(c));
   layer->to(opts.device(), opts.dtype().toScalarType());
   auto params = layer->named_parameters();
@@ -264,7 +264,7 @@ Json run_attention_bench(const AttentionBenchOptions& o) {
     if (!o.prologue) continue;
     for (const std::string& name : o.variants) {
       const Config c = variant_config(name, o.model_dim, o.head_dim);
-      if (!attention_geometry(c).is_cca()) continue;
+      if (!has_cca_prologue(name)) continue;
       const PrologueTimes t = time_prologue(c, B, S, opts, o);
       std::cout << "  prologue " << std::left << std::setw(9) << name << std::right << " fwd plain "
                 << fixed(t.plain_fwd, 3) << " ms, fused " << fixed(t.fused_fwd, 3) << " ms ("

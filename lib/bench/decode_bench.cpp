@@ -11,8 +11,8 @@
 #include <iostream>
 
 #include "attention/attention.h"
+#include "config/accounting.h"
 #include "config/geometry.h"
-#include "model/accounting.h"
 #include "model/transformer.h"
 #include "ops/device.h"
 #include "util/error.h"

@@ -4,6 +4,10 @@
 
 namespace cca::bench {
 
+bool has_cca_prologue(const std::string& name) {
+  return name == "cca4" || name == "cca8" || name == "ccgqa2x8";
+}
+
 Config variant_config(const std::string& name, int64_t E, int64_t d) {
   Config c = default_config();
   c.model.d_model = E;
@@ -17,16 +21,19 @@ Config variant_config(const std::string& name, int64_t E, int64_t d) {
     c.attention.n_kv_heads = E / d / (name == "gqa4" ? 4 : 8);
   } else if (name == "mla") {  // spec §8.2: r_q = E/2, r_kv + d_rope = E/2
     c.attention.kind = "mla";
-    c.attention.mla.q_lora_rank = E / 2;
-    c.attention.mla.kv_lora_rank = E / 2 - 64;
-    c.attention.mla.qk_nope_head_dim = d;
-    c.attention.mla.qk_rope_head_dim = 64;
-    c.attention.mla.v_head_dim = d;
-  } else if (name == "cca4" || name == "cca8" || name == "ccgqa2x8") {
+    VariantSettings& s = c.attention.settings;
+    s.set("attention.mla.q_lora_rank", E / 2);
+    s.set("attention.mla.kv_lora_rank", E / 2 - 64);
+    s.set("attention.mla.qk_nope_head_dim", d);
+    s.set("attention.mla.qk_rope_head_dim", 64);
+    s.set("attention.mla.v_head_dim", d);
+  } else if (has_cca_prologue(name)) {
     c.attention.kind = name == "ccgqa2x8" ? "ccgqa" : "cca";
     c.attention.rope_fraction = 0.5;
-    c.attention.cca.q_compression = name == "cca4" ? 4 : name == "cca8" ? 8 : 2;
-    c.attention.cca.kv_compression = name == "ccgqa2x8" ? 8 : 0;
+    c.attention.settings.set("attention.cca.q_compression", name == "cca4"   ? 4
+                                                            : name == "cca8" ? 8
+                                                                             : 2);
+    c.attention.settings.set("attention.cca.kv_compression", name == "ccgqa2x8" ? 8 : 0);
   } else {
     throw Error("cca-bench: unknown variant '" + name +
                 "' (mha, gqa4, gqa8, mla, cca4, ccgqa2x8, cca8)");

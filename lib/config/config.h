@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 
+#include "config/variant_settings.h"
+
 namespace cca {
 
 struct ModelConfig {
@@ -22,26 +24,6 @@ struct ModelConfig {
   double z_loss;
 };
 
-struct MlaConfig {
-  std::optional<int64_t> q_lora_rank;
-  int64_t kv_lora_rank;
-  int64_t qk_nope_head_dim;
-  int64_t qk_rope_head_dim;
-  int64_t v_head_dim;
-};
-
-struct CcaConfig {
-  int64_t q_compression;
-  int64_t kv_compression;
-  int64_t convs;
-  int64_t conv_kernel_0;
-  int64_t conv_kernel_1;
-  bool qk_mean;
-  bool value_shift;
-  std::string temperature;
-  std::string kernels;
-};
-
 struct AttentionConfig {
   std::string kind;
   int64_t n_heads;
@@ -51,8 +33,8 @@ struct AttentionConfig {
   double rope_theta;
   double rope_fraction;
   std::string core;
-  MlaConfig mla;
-  CcaConfig cca;
+  // The keys the variants declare for themselves (attention.mla.*, attention.cca.*, ...).
+  VariantSettings settings;
 };
 
 struct MoeConfig {

@@ -6,27 +6,6 @@ namespace cca {
 
 namespace {
 constexpr int64_t kBf16Bytes = 2;
-
-std::string attention_summary(const AttentionGeometry& g) {
-  if (g.kind == "mla") {
-    return format(
-        "mla: {} heads, q_lora_rank {}, kv_lora_rank {}, qk dims {}+{} (nope+rope), "
-        "v dim {}",
-        g.n_q_heads, g.q_lora_rank > 0 ? std::to_string(g.q_lora_rank) : "none", g.kv_lora_rank,
-        g.qk_nope_dim, g.rope_dim, g.v_head_dim);
-  }
-  std::string text =
-      format("{}: {} query heads, {} kv heads (group {}), head_dim {}, rope dims {}", g.kind,
-             g.n_q_heads, g.n_kv_heads, g.group_size(), g.head_dim, g.rope_dim);
-  if (g.is_cca()) {
-    text += format(
-        "; latent widths q {} / kv {} (compression {}x / {}x), convs {} (k {} {}), "
-        "q-k mean {}, value shift {}",
-        g.q_latent_width(), g.kv_latent_width(), g.q_compression, g.kv_compression, g.convs,
-        g.conv_kernel_0, g.conv_kernel_1, g.qk_mean ? "on" : "off", g.value_shift ? "on" : "off");
-  }
-  return text;
-}
 }  // namespace
 
 DerivedValues derive_values(const Config& c, int world_size) {
@@ -42,8 +21,7 @@ DerivedValues derive_values(const Config& c, int world_size) {
   d.decode_state_elements_per_layer = decode_state_elements(d.attention);
   d.kv_bytes_per_token_per_layer = d.kv_elements_per_token_per_layer * kBf16Bytes;
   d.kv_bytes_per_sequence =
-      c.model.n_layers * kBf16Bytes *
-      (d.kv_elements_per_token_per_layer * c.train.seq_len + d.decode_state_elements_per_layer);
+      c.model.n_layers * kBf16Bytes * decode_cache_elements(d.attention, c.train.seq_len);
   d.world_size = world_size;
   d.sequences_per_step = c.train.micro_batch_size * c.train.grad_accum * world_size;
   d.tokens_per_step = d.sequences_per_step * c.train.seq_len;

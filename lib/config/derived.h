@@ -5,9 +5,10 @@
 #include <string>
 #include <vector>
 
+#include "config/accounting.h"
+#include "config/attention_variant.h"
 #include "config/config.h"
 #include "config/geometry.h"
-#include "model/accounting.h"
 
 namespace cca {
 

@@ -1,61 +1,14 @@
 #include "config/geometry.h"
 
-#include <cmath>
+#include "config/attention_variant.h"
 
 namespace cca {
-namespace {
-
-int64_t resolved_head_dim(const Config& c) {
-  const AttentionConfig& a = c.attention;
-  if (a.head_dim > 0) return a.head_dim;
-  return a.n_heads > 0 ? c.model.d_model / a.n_heads : 0;
-}
-
-}  // namespace
-
-int64_t AttentionGeometry::conv_padding() const {
-  if (convs == 0) return 0;
-  return (conv_kernel_0 - 1) + (convs == 2 ? conv_kernel_1 - 1 : 0);
+const AttentionVariant& AttentionGeometry::variant() const {
+  return attention_variant(kind);
 }
 
 AttentionGeometry attention_geometry(const Config& c) {
-  const AttentionConfig& a = c.attention;
-  AttentionGeometry g;
-  g.kind = a.kind;
-  g.model_dim = c.model.d_model;
-  g.qk_norm = a.qk_norm;
-  if (a.kind == "mla") {
-    g.n_q_heads = a.n_heads;
-    g.n_kv_heads = 1;
-    g.q_lora_rank = a.mla.q_lora_rank.value_or(0);
-    g.kv_lora_rank = a.mla.kv_lora_rank;
-    g.qk_nope_dim = a.mla.qk_nope_head_dim;
-    g.rope_dim = a.mla.qk_rope_head_dim;
-    g.head_dim = g.qk_nope_dim + g.rope_dim;
-    g.v_head_dim = a.mla.v_head_dim;
-    return g;
-  }
-  g.head_dim = resolved_head_dim(c);
-  g.v_head_dim = g.head_dim;
-  g.rope_dim =
-      static_cast<int64_t>(std::llround(a.rope_fraction * static_cast<double>(g.head_dim)));
-  if (g.is_cca()) {
-    g.q_compression = a.cca.q_compression;
-    g.kv_compression = a.cca.kv_compression > 0 ? a.cca.kv_compression : a.cca.q_compression;
-    const int64_t width_q = g.q_compression * g.head_dim;
-    const int64_t width_k = g.kv_compression * g.head_dim;
-    g.n_q_heads = width_q > 0 ? c.model.d_model / width_q : 0;
-    g.n_kv_heads = width_k > 0 ? c.model.d_model / width_k : 0;
-    g.convs = a.cca.convs;
-    g.conv_kernel_0 = a.cca.conv_kernel_0;
-    g.conv_kernel_1 = a.cca.conv_kernel_1;
-    g.qk_mean = a.cca.qk_mean;
-    g.value_shift = a.cca.value_shift;
-    return g;
-  }
-  g.n_q_heads = a.n_heads;
-  g.n_kv_heads = (a.kind == "gqa" && a.n_kv_heads > 0) ? a.n_kv_heads : a.n_heads;
-  return g;
+  return attention_variant(c.attention.kind).geometry(c);
 }
 
 bool is_moe_layer(const Config& c, int64_t index) {

@@ -6,8 +6,10 @@
 #include <iomanip>
 #include <limits>
 #include <map>
+#include <set>
 #include <sstream>
 
+#include "config/attention_variant.h"
 #include "util/strings.h"
 
 namespace cca {
@@ -19,9 +21,8 @@ namespace {
 constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-const std::vector<std::string> kAttentionKinds = {"mha", "gqa", "mla", "cca", "ccgqa"};
-
-std::vector<KeySpec> build_keys() {
+// The keys of the attention section that every variant shares.
+std::vector<KeySpec> common_keys_before_variants() {
   return {
       // model
       {CCA_KEY(model.d_model), IntSpec{768, 8, 1 << 16}, "Residual stream width E."},
@@ -44,7 +45,7 @@ std::vector<KeySpec> build_keys() {
        "Coefficient of the LM-head z-loss (mean logsumexp²); 0 = off."},
 
       // attention
-      {CCA_KEY(attention.kind), EnumSpec{"mha", kAttentionKinds}, "Attention variant."},
+      {CCA_KEY(attention.kind), EnumSpec{"mha", attention_variant_names()}, "Attention variant."},
       {CCA_KEY(attention.n_heads), IntSpec{12, 1, 4096},
        "Query heads (mha/gqa/mla). For cca/ccgqa: head count of the uncompressed MHA reference, "
        "used only to derive head_dim."},
@@ -58,36 +59,11 @@ std::vector<KeySpec> build_keys() {
        "Fraction of each head's dims that get RoPE (rotate-half pairing); CCA uses 0.5."},
       {CCA_KEY(attention.core), EnumSpec{"auto", {"auto", "math", "flash", "cudnn", "efficient"}},
        "Core attention kernel on CUDA; auto = fastest measured. CPU always uses exact math."},
-      {CCA_KEY(attention.mla.q_lora_rank), OptionalIntSpec{1, 1 << 20},
-       "MLA query low-rank width r_q; null = full-rank query projection."},
-      {CCA_KEY(attention.mla.kv_lora_rank), IntSpec{512, 1, 1 << 20},
-       "MLA key/value latent width r_kv."},
-      {CCA_KEY(attention.mla.qk_nope_head_dim), IntSpec{128, 1, 1024},
-       "MLA per-head query/key dims without RoPE."},
-      {CCA_KEY(attention.mla.qk_rope_head_dim), IntSpec{64, 0, 1024},
-       "MLA decoupled RoPE dims (one RoPE key shared by all heads)."},
-      {CCA_KEY(attention.mla.v_head_dim), IntSpec{128, 1, 1024}, "MLA per-head value dims."},
-      {CCA_KEY(attention.cca.q_compression), IntSpec{4, 1, 1024},
-       "CCA/CCGQA query compression C1: n_q = E / (C1 · head_dim)."},
-      {CCA_KEY(attention.cca.kv_compression), IntSpec{0, 0, 1024},
-       "CCGQA key/value compression C2 (a multiple of C1): n_kv = E / (C2 · head_dim); "
-       "0 = C1 (plain CCA)."},
-      {CCA_KEY(attention.cca.convs), IntSpec{2, 0, 2},
-       "Causal convolutions on q‖k: 0 = none, 1 = depthwise only, 2 = depthwise then grouped."},
-      {CCA_KEY(attention.cca.conv_kernel_0), IntSpec{2, 1, 4},
-       "Kernel size k0 of the depthwise convolution."},
-      {CCA_KEY(attention.cca.conv_kernel_1), IntSpec{2, 1, 4},
-       "Kernel size k1 of the grouped (one head per group) convolution."},
-      {CCA_KEY(attention.cca.qk_mean), BoolSpec{true},
-       "Add the (group) mean of pre-conv q and k to both."},
-      {CCA_KEY(attention.cca.value_shift), BoolSpec{true},
-       "Half the value channels come from the previous token."},
-      {CCA_KEY(attention.cca.temperature), EnumSpec{"exp", {"exp", "raw"}},
-       "Key temperature form: exp(β) with β = 0 at init (paper), or the raw multiplier "
-       "initialised to 1 (needed to load ZAYA1 weights)."},
-      {CCA_KEY(attention.cca.kernels), EnumSpec{"auto", {"auto", "reference"}},
-       "auto = fused CUDA kernels on GPU; reference = plain LibTorch ops (for debugging)."},
+  };
+}
 
+std::vector<KeySpec> keys_after_variants() {
+  return {
       // moe
       {CCA_KEY(moe.n_experts), IntSpec{0, 0, 4096},
        "Routed experts per MoE layer; 0 = dense model."},
@@ -203,6 +179,20 @@ std::vector<KeySpec> build_keys() {
 
 #undef CCA_KEY
 
+// The common keys, then each registered variant's own keys (a key two variants share is listed
+// once, where it first appears), then the other sections.
+std::vector<KeySpec> build_keys() {
+  std::vector<KeySpec> keys = common_keys_before_variants();
+  std::set<std::string> seen;
+  for (const AttentionVariant* variant : attention_variants()) {
+    for (KeySpec& key : variant->keys()) {
+      if (seen.insert(key.path).second) keys.push_back(std::move(key));
+    }
+  }
+  for (KeySpec& key : keys_after_variants()) keys.push_back(std::move(key));
+  return keys;
+}
+
 const std::map<std::string, std::string>& section_helps() {
   static const std::map<std::string, std::string> helps = {
       {"model", "transformer shape, initialisation and LM-head options"},
@@ -257,6 +247,25 @@ std::string int_text(int64_t v) {
 }
 
 }  // namespace
+
+KeySpec setting_key(const std::string& path, TypeSpec type, std::string help) {
+  struct Slot {
+    VariantSettings& settings;
+    const std::string& path;
+    FieldRef operator()(const IntSpec&) const { return &settings.slot<int64_t>(path); }
+    FieldRef operator()(const FloatSpec&) const { return &settings.slot<double>(path); }
+    FieldRef operator()(const BoolSpec&) const { return &settings.slot<bool>(path); }
+    FieldRef operator()(const StringSpec&) const { return &settings.slot<std::string>(path); }
+    FieldRef operator()(const EnumSpec&) const { return &settings.slot<std::string>(path); }
+    FieldRef operator()(const OptionalIntSpec&) const {
+      return &settings.slot<std::optional<int64_t>>(path);
+    }
+  };
+  auto field = [path, type](Config& c) -> FieldRef {
+    return std::visit(Slot{c.attention.settings, path}, type);
+  };
+  return KeySpec{path, std::move(field), std::move(type), std::move(help)};
+}
 
 const std::vector<KeySpec>& config_keys() {
   static const std::vector<KeySpec> keys = build_keys();

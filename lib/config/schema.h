@@ -1,5 +1,7 @@
 // The schema: one entry per configuration key, with its type, default, allowed values and help.
-// Adding a key means adding a member to config.h and one line to the table in schema.cpp.
+// Adding a key means adding a member to config.h and one line to the table in schema.cpp; a key
+// only one attention variant reads is declared by that variant's descriptor instead
+// (setting_key, stored in AttentionConfig::settings).
 #pragma once
 
 #include <cstdint>
@@ -44,7 +46,7 @@ struct OptionalIntSpec {
 using TypeSpec = std::variant<IntSpec, FloatSpec, BoolSpec, StringSpec, EnumSpec, OptionalIntSpec>;
 
 struct KeySpec {
-  std::string path;  // "attention.cca.q_compression"; equals the member path in Config
+  std::string path;  // "model.d_model": the member path in Config (or the settings key)
   std::function<FieldRef(Config&)> field;
   TypeSpec type;
   std::string help;
@@ -53,6 +55,9 @@ struct KeySpec {
   std::string default_text() const;  // the default as it would be written in YAML
   std::string allowed_text() const;  // "1 .. 65536", "mha | gqa | ...", "" when anything goes
 };
+
+// A key stored in AttentionConfig::settings under its own path (for variant descriptors).
+KeySpec setting_key(const std::string& path, TypeSpec type, std::string help);
 
 // Every key, in the order --help-config and --print-config list them.
 const std::vector<KeySpec>& config_keys();

@@ -33,8 +33,6 @@ AttentionOptions attention_options(const Config& c) {
   o.norm_eps = c.model.norm_eps;
   o.init_std = c.model.init_std;
   o.output_init_std = output_init_std(c);
-  o.cca_temperature = c.attention.cca.temperature;
-  o.cca_fused_kernels = c.attention.cca.kernels == "auto";
   return o;
 }
 

@@ -54,19 +54,6 @@ std::string duration_text(double seconds) {
   return text;
 }
 
-std::string attention_text(const AttentionGeometry& g) {
-  if (g.kind == "mla") {
-    return format("mla {}h, kv latent {} + rope {}{}", g.n_q_heads, g.kv_lora_rank, g.rope_dim,
-                  g.q_lora_rank > 0 ? format(", q latent {}", g.q_lora_rank) : std::string());
-  }
-  std::string text = format("{} {}q/{}kv ×{}", g.kind, g.n_q_heads, g.n_kv_heads, g.head_dim);
-  if (g.is_cca()) {
-    text += format(", convs {}, q-k mean {}, value shift {}", g.convs, g.qk_mean ? "on" : "off",
-                   g.value_shift ? "on" : "off");
-  }
-  return text;
-}
-
 std::string status_text(const RunFolder& run) {
   if (run.finished) return "finished";
   if (!run.metrics.last_launch_ended) return "running or interrupted";
@@ -81,7 +68,7 @@ Table model_table(const std::vector<RunFolder>& runs) {
           {}};
   for (const RunFolder& r : runs) {
     const ModelCounts& c = r.model.derived.counts;
-    t.rows.push_back({r.name, attention_text(r.model.derived.attention),
+    t.rows.push_back({r.name, attention_label(r.model.derived.attention),
                       human_count(static_cast<double>(c.total_params)),
                       human_count(static_cast<double>(c.active_params)),
                       human_bytes(static_cast<double>(r.model.kv_bytes_per_token)),
@@ -207,7 +194,7 @@ Json run_json(const RunFolder& r) {
   Json::Object j;
   j["name"] = r.name;
   j["dir"] = r.dir;
-  j["attention"] = attention_text(r.model.derived.attention);
+  j["attention"] = attention_label(r.model.derived.attention);
   j["params_total"] = r.model.derived.counts.total_params;
   j["params_active"] = r.model.derived.counts.active_params;
   j["kv_bytes_per_token"] = r.model.kv_bytes_per_token;

@@ -1,6 +1,6 @@
 #include "sweep/run_folder.h"
 
-#include "model/accounting.h"
+#include "config/accounting.h"
 #include "util/error.h"
 #include "util/files.h"
 

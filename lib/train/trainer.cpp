@@ -10,10 +10,10 @@
 #include <random>
 
 #include "app/startup.h"
+#include "config/accounting.h"
 #include "data/dataset.h"
 #include "dist/data_parallel.h"
 #include "dist/zero1.h"
-#include "model/accounting.h"
 #include "ops/device.h"
 #include "train/checkpoint_store.h"
 #include "train/device_batch.h"
@@ -288,7 +288,7 @@ std::map<std::string, double> Trainer::layer_statistics() const {
   }
   if (!temperatures.empty()) {
     at::Tensor tau = at::cat(temperatures).to(at::kDouble);
-    if (config_.attention.cca.temperature == "exp") tau = tau.exp();
+    if (config_.attention.settings.text("attention.cca.temperature") == "exp") tau = tau.exp();
     stats["cca_temp_min"] = tau.min().item<double>();
     stats["cca_temp_mean"] = tau.mean().item<double>();
     stats["cca_temp_max"] = tau.max().item<double>();

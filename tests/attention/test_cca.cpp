@@ -10,9 +10,9 @@
 
 #include "attention/attention.h"
 #include "attention/cca_reference.h"
+#include "config/accounting.h"
 #include "config/config.h"
 #include "config/geometry.h"
-#include "model/accounting.h"
 #include "testing/checks.h"
 
 namespace cca {
@@ -37,7 +37,7 @@ struct SlowOutput {
 
 // Step 2: u_t = b1 + Σ_τ a_τ z_{t-τ} with z_{t<0} = 0 (one left pad for the whole stack), then
 // s_t = b2 + Σ_τ A_τ u_{t-τ} per head. PyTorch stores lag τ at kernel index k-1-τ.
-at::Tensor slow_convs(const AttentionGeometry& g, const Params& w, const at::Tensor& z,
+at::Tensor slow_convs(const CcaGeometry& g, const Params& w, const at::Tensor& z,
                       bool per_conv_padding) {
   if (g.convs == 0) return z.clone();
   const int64_t B = z.size(0), S = z.size(1), M = z.size(2), d = g.head_dim;
@@ -75,7 +75,7 @@ at::Tensor slow_convs(const AttentionGeometry& g, const Params& w, const at::Ten
 }
 
 // Step 4: the first W_k/2 flattened channels from x_t W_V1, the rest from x_{t-1} W_V2.
-at::Tensor slow_values(const AttentionGeometry& g, const Params& w, const at::Tensor& x) {
+at::Tensor slow_values(const CcaGeometry& g, const Params& w, const at::Tensor& x) {
   if (!g.value_shift) return at::matmul(x, w.at("val_proj.weight").t());
   const at::Tensor current = at::matmul(x, w.at("val_proj1.weight").t());
   const at::Tensor delayed = at::matmul(x, w.at("val_proj2.weight").t());
@@ -111,7 +111,7 @@ std::vector<double> normalise_and_rotate(std::vector<double> v, double multiplie
 }
 
 // Steps 1, 3, 5, 6: q̂ and k̂ from the conv output s and the pre-conv projections.
-void slow_queries_keys(const AttentionGeometry& g, const Params& w, const at::Tensor& s,
+void slow_queries_keys(const CcaGeometry& g, const Params& w, const at::Tensor& s,
                        const at::Tensor& q0, const at::Tensor& k0, const SlowOptions& o,
                        SlowOutput& out) {
   const int64_t B = s.size(0), S = s.size(1), d = g.head_dim, n_q = g.n_q_heads;
@@ -151,7 +151,7 @@ void slow_queries_keys(const AttentionGeometry& g, const Params& w, const at::Te
   }
 }
 
-SlowOutput slow_cca(const AttentionGeometry& g, const Params& w, const at::Tensor& x,
+SlowOutput slow_cca(const CcaGeometry& g, const Params& w, const at::Tensor& x,
                     const SlowOptions& o = {}) {
   const int64_t B = x.size(0), S = x.size(1), d = g.head_dim, n_q = g.n_q_heads;
   const int64_t group = n_q / g.n_kv_heads;
@@ -213,8 +213,16 @@ Config case_config(const Case& c) {
   cfg.attention.n_heads = c.E / 8;
   cfg.attention.rope_theta = kTheta;
   cfg.attention.rope_fraction = c.rope_fraction;
-  cfg.attention.cca = {c.q_compression, c.kv_compression, c.convs,       c.k0,       c.k1,
-                       c.qk_mean,       c.value_shift,    c.temperature, "reference"};
+  VariantSettings& s = cfg.attention.settings;
+  s.set("attention.cca.q_compression", c.q_compression);
+  s.set("attention.cca.kv_compression", c.kv_compression);
+  s.set("attention.cca.convs", c.convs);
+  s.set("attention.cca.conv_kernel_0", c.k0);
+  s.set("attention.cca.conv_kernel_1", c.k1);
+  s.set("attention.cca.qk_mean", c.qk_mean);
+  s.set("attention.cca.value_shift", c.value_shift);
+  s.set("attention.cca.temperature", c.temperature);
+  s.set("attention.cca.kernels", "reference");
   return cfg;
 }
 
@@ -242,10 +250,9 @@ std::shared_ptr<Attention> make_layer(const Config& cfg, bool random = true) {
   options.init_std = 0.2;
   options.output_init_std = 0.2;
   options.rope_theta = cfg.attention.rope_theta;
-  options.cca_temperature = cfg.attention.cca.temperature;
   auto layer = make_attention(attention_geometry(cfg), options);
   layer->to(at::kDouble);
-  if (random) randomise(*layer, cfg.attention.cca.temperature);
+  if (random) randomise(*layer, cfg.attention.settings.text("attention.cca.temperature"));
   return layer;
 }
 
@@ -276,7 +283,7 @@ TEST_P(CcaCase, MatchesSlowReference) {
   const at::Tensor x = at::randn({2, GetParam().seq, GetParam().E}, at::kDouble);
   const at::Tensor y = layer->forward(x, nullptr);
   const SlowOutput ref =
-      slow_cca(attention_geometry(cfg), parameters_of(*layer), x, {GetParam().temperature, false});
+      slow_cca(variants::cca_geometry(attention_geometry(cfg)), parameters_of(*layer), x, {GetParam().temperature, false});
   EXPECT_GT(ref.y.abs().max().item<double>(), 1e-2);
   EXPECT_LT(testing::max_abs_diff(y, ref.y), 1e-10);
 }
@@ -297,7 +304,7 @@ TEST_P(CcaCase, PrefillChunkedDecodeAgree) {
 
 TEST_P(CcaCase, ParametersAndCacheBytesMatchAccounting) {
   const Config cfg = case_config(GetParam());
-  const AttentionGeometry g = attention_geometry(cfg);
+  const CcaGeometry g = variants::cca_geometry(attention_geometry(cfg));
   auto layer = make_layer(cfg);
   int64_t count = 0;
   for (const auto& p : layer->parameters()) count += p.numel();
@@ -324,7 +331,7 @@ INSTANTIATE_TEST_SUITE_P(Geometries, CcaCase, ::testing::ValuesIn(all_cases()),
 
 TEST(CcaDecode, DepthwiseBiasReachesTheFirstTokensAndDecodeKeepsIt) {
   const Config cfg = case_config({"k1_3", "ccgqa", 64, 2, 4, 2, 2, 3, true, true, "exp", 0.5, 6});
-  const AttentionGeometry g = attention_geometry(cfg);
+  const CcaGeometry g = variants::cca_geometry(attention_geometry(cfg));
   auto layer = make_layer(cfg);
   at::manual_seed(5);
   const at::Tensor x = at::randn({2, 6, g.model_dim}, at::kDouble);
@@ -356,7 +363,7 @@ TEST(CcaDecode, DepthwiseBiasReachesTheFirstTokensAndDecodeKeepsIt) {
 
 TEST(CcaDecode, StateHoldsRawProjectionsAndTheDelayedValue) {
   const Config cfg = case_config(kG2);  // k0 = 3, k1 = 2: P = 3
-  const AttentionGeometry g = attention_geometry(cfg);
+  const CcaGeometry g = variants::cca_geometry(attention_geometry(cfg));
   auto layer = make_layer(cfg);
   const Params w = parameters_of(*layer);
   const int64_t P = g.conv_padding(), M = g.conv_channels();
@@ -406,15 +413,15 @@ Config zaya1_config() {
   cfg.attention.kind = "ccgqa";
   cfg.attention.n_heads = 16;  // d = 2048 / 16 = 128
   cfg.attention.rope_fraction = 0.5;
-  cfg.attention.cca.q_compression = 2;
-  cfg.attention.cca.kv_compression = 8;
-  cfg.attention.cca.conv_kernel_0 = 2;
-  cfg.attention.cca.conv_kernel_1 = 2;
+  cfg.attention.settings.set("attention.cca.q_compression", 2);
+  cfg.attention.settings.set("attention.cca.kv_compression", 8);
+  cfg.attention.settings.set("attention.cca.conv_kernel_0", 2);
+  cfg.attention.settings.set("attention.cca.conv_kernel_1", 2);
   return cfg;
 }
 
 TEST(CcaParameters, Zaya1LayerHasTheSpecsCountNamesAndShapes) {
-  const AttentionGeometry g = attention_geometry(zaya1_config());
+  const CcaGeometry g = variants::cca_geometry(attention_geometry(zaya1_config()));
   auto layer = make_attention(g, AttentionOptions{});  // float32
   std::map<std::string, std::vector<int64_t>> shapes;
   int64_t count = 0;
@@ -444,20 +451,20 @@ TEST(CcaParameters, Zaya1LayerHasTheSpecsCountNamesAndShapes) {
   EXPECT_EQ(cache->bytes(), 4 * (3 * 512 + 1280 * 2 + 128));
 }
 
-TEST(CcaParameters, InitialisationFollowsTheOptions) {
+TEST(CcaParameters, InitialisationFollowsTheOptionsAndSettings) {
   Config cfg = zaya1_config();
   AttentionOptions options;
   options.init_std = 0.02;
   options.output_init_std = 0.005;
   for (const std::string form : {"exp", "raw"}) {
-    options.cca_temperature = form;
+    cfg.attention.settings.set("attention.cca.temperature", form);
     const Params w = parameters_of(*make_attention(attention_geometry(cfg), options));
     EXPECT_EQ(w.at("temp").sub(form == "exp" ? 0.0 : 1.0).abs().max().item<double>(), 0.0);
     EXPECT_NEAR(w.at("linear_q.weight").std().item<double>(), 0.02, 0.0005);
     EXPECT_NEAR(w.at("val_proj2.weight").std().item<double>(), 0.02, 0.0005);
     EXPECT_NEAR(w.at("o_proj.weight").std().item<double>(), 0.005, 0.0002);
   }
-  options.cca_temperature = "linear";
+  cfg.attention.settings.set("attention.cca.temperature", "linear");
   EXPECT_THROW(make_attention(attention_geometry(cfg), options), std::exception);
 }
 
@@ -492,7 +499,7 @@ TEST(CcaSpecChecks, PlainCcaAddsTheSameVectorToQueriesAndKeys) {
   const auto [gq, gk] = cca_qk_mean(q0, k0_one);
   EXPECT_LT(testing::max_abs_diff(gk, (q0.mean(2, true) + k0_one) / 2), 1e-15);
   // Through the whole prologue, with zero convs: q̂ = k̂ when τ = 1.
-  const AttentionGeometry g = attention_geometry(case_config(kG1));
+  const CcaGeometry g = variants::cca_geometry(attention_geometry(case_config(kG1)));
   const int64_t M = g.conv_channels();
   const CcaConvWeights zero{at::zeros({M, 1, 2}, at::kDouble), at::zeros({M}, at::kDouble),
                             at::zeros({M, 8, 2}, at::kDouble), at::zeros({M}, at::kDouble)};
@@ -508,7 +515,7 @@ TEST(CcaSpecChecks, LogitsStayWithinTauRootD) {
   for (const Case& c : {kG2, kG4}) {
     SCOPED_TRACE(c.name);
     const Config cfg = case_config(c);
-    const AttentionGeometry g = attention_geometry(cfg);
+    const CcaGeometry g = variants::cca_geometry(attention_geometry(cfg));
     auto layer = make_layer(cfg);
     const Params w = parameters_of(*layer);
     const at::Tensor x = at::randn({2, c.seq, c.E}, at::kDouble) * 50;  // large inputs
@@ -540,13 +547,13 @@ TEST(CcaSpecChecks, LogitsStayWithinTauRootD) {
 }
 
 // Outputs of each query head before o_proj: o_proj is set to [I; 0].
-at::Tensor head_outputs(Attention& layer, const AttentionGeometry& g, const at::Tensor& x) {
+at::Tensor head_outputs(Attention& layer, const CcaGeometry& g, const at::Tensor& x) {
   const at::Tensor y = layer.forward(x, nullptr);
   return y.narrow(2, 0, g.q_latent_width()).reshape({x.size(0), x.size(1), g.n_q_heads, -1});
 }
 
 // Adds noise to rows [first, first + count) of `name`, returns which query heads' outputs moved.
-std::vector<bool> heads_moved_by(Attention& layer, const AttentionGeometry& g, const at::Tensor& x,
+std::vector<bool> heads_moved_by(Attention& layer, const CcaGeometry& g, const at::Tensor& x,
                                  const std::string& name, int64_t first, int64_t count) {
   at::NoGradGuard no_grad;
   const at::Tensor before = head_outputs(layer, g, x);
@@ -567,7 +574,7 @@ std::vector<bool> heads_moved_by(Attention& layer, const AttentionGeometry& g, c
 TEST(CcaSpecChecks, QueryHeadUsesKvHeadFloorHOverG) {
   for (const Case& c : {kG2, kG4}) {
     SCOPED_TRACE(c.name);
-    const AttentionGeometry g = attention_geometry(case_config(c));
+    const CcaGeometry g = variants::cca_geometry(attention_geometry(case_config(c)));
     auto layer = make_layer(case_config(c));
     at::NoGradGuard no_grad;
     at::Tensor o = layer->named_parameters()["o_proj.weight"];

@@ -38,7 +38,8 @@ struct KernelCase {
   int64_t batch, seq;
 };
 
-AttentionGeometry geometry_of(const KernelCase& c) {
+// The settings are what a module is built from; the typed view is read back from them.
+CcaGeometry geometry_of(const KernelCase& c, const std::string& kernels = "auto") {
   AttentionGeometry g;
   g.kind = c.n_q == c.n_kv ? "cca" : "ccgqa";
   g.n_q_heads = c.n_q;
@@ -47,12 +48,17 @@ AttentionGeometry geometry_of(const KernelCase& c) {
   g.v_head_dim = c.head_dim;
   g.rope_dim = static_cast<int64_t>(std::llround(c.rope_fraction * c.head_dim)) / 2 * 2;
   g.model_dim = c.n_q * c.head_dim;
-  g.convs = c.convs;
-  g.conv_kernel_0 = c.k0;
-  g.conv_kernel_1 = c.k1;
-  g.qk_mean = c.qk_mean;
-  g.value_shift = c.value_shift;
-  return g;
+  VariantSettings& s = g.settings;
+  s.set("attention.cca.q_compression", 1);
+  s.set("attention.cca.kv_compression", c.n_q / c.n_kv);
+  s.set("attention.cca.convs", c.convs);
+  s.set("attention.cca.conv_kernel_0", c.k0);
+  s.set("attention.cca.conv_kernel_1", c.k1);
+  s.set("attention.cca.qk_mean", c.qk_mean);
+  s.set("attention.cca.value_shift", c.value_shift);
+  s.set("attention.cca.temperature", "exp");
+  s.set("attention.cca.kernels", kernels);
+  return variants::cca_geometry(g);
 }
 
 // Every input of the prologue, as leaves that require gradients.
@@ -75,7 +81,7 @@ struct Leaves {
   }
 };
 
-Leaves random_leaves(const AttentionGeometry& g, int64_t B, int64_t S) {
+Leaves random_leaves(const CcaGeometry& g, int64_t B, int64_t S) {
   const int64_t d = g.head_dim, M = g.conv_channels(), width_k = g.kv_latent_width();
   const auto f64 = at::TensorOptions().dtype(at::kDouble);
   Leaves l;
@@ -105,7 +111,7 @@ struct Result {
 };
 
 // Runs one path on `leaves` and backpropagates fixed upstream gradients.
-Result run(const AttentionGeometry& g, const Leaves& leaves, bool fused,
+Result run(const CcaGeometry& g, const Leaves& leaves, bool fused,
            const std::vector<at::Tensor>& upstream) {
   const CcaConvWeights w{leaves.dw_w, leaves.dw_b, leaves.g_w, leaves.g_b};
   const CcaProjections p{leaves.q0, leaves.k0, leaves.v_current, leaves.v_delayed};
@@ -145,7 +151,7 @@ class CcaKernelCase : public ::testing::TestWithParam<KernelCase> {};
 TEST_P(CcaKernelCase, ForwardAndBackwardMatchReference) {
   REQUIRE_GPU();
   const KernelCase& c = GetParam();
-  const AttentionGeometry g = geometry_of(c);
+  const CcaGeometry g = geometry_of(c);
   at::manual_seed(3);
   const Leaves base = random_leaves(g, c.batch, c.seq);
   // Round the inputs to the test dtype once, so every path sees the same values.
@@ -226,7 +232,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CcaKernelCase, ::testing::ValuesIn(kernel_cases
 TEST(CcaKernels, BackwardIsDeterministic) {
   REQUIRE_GPU();
   const KernelCase c{"det", kBf16, 128, 8, 2, 2, 2, 2, true, true, 0.5, 4, 777};
-  const AttentionGeometry g = geometry_of(c);
+  const CcaGeometry g = geometry_of(c);
   at::manual_seed(9);
   const Leaves leaves =
       random_leaves(g, c.batch, c.seq).to(at::TensorOptions().device(at::kCUDA).dtype(kBf16));
@@ -242,15 +248,15 @@ TEST(CcaKernels, BackwardIsDeterministic) {
 TEST(CcaKernels, ModuleFusedMatchesReferenceAndDecodes) {
   REQUIRE_GPU();
   for (const at::ScalarType dtype : {kF32, kBf16}) {
-    AttentionGeometry g = geometry_of({"m", dtype, 128, 4, 2, 2, 2, 3, true, true, 0.5, 1, 1});
-    g.model_dim = 512;
+    const KernelCase shape{"m", dtype, 128, 4, 2, 2, 2, 3, true, true, 0.5, 1, 1};
+    CcaGeometry g = geometry_of(shape), reference_g = geometry_of(shape, "reference");
+    g.model_dim = reference_g.model_dim = 512;
     AttentionOptions fused_opts, ref_opts;
     fused_opts.rope_theta = ref_opts.rope_theta = kTheta;
     fused_opts.init_std = ref_opts.init_std = 0.05;
-    ref_opts.cca_fused_kernels = false;
     at::manual_seed(4);
     auto fused = make_attention(g, fused_opts);
-    auto reference = make_attention(g, ref_opts);
+    auto reference = make_attention(reference_g, ref_opts);
     {
       at::NoGradGuard no_grad;
       auto src = fused->named_parameters();

@@ -8,9 +8,9 @@
 #include <string>
 
 #include "attention/attention.h"
+#include "config/accounting.h"
 #include "config/config.h"
 #include "config/geometry.h"
-#include "model/accounting.h"
 #include "testing/checks.h"
 
 namespace cca {
@@ -23,11 +23,11 @@ Config mla_config(std::optional<int64_t> q_lora_rank) {
   c.model.d_model = kE;
   c.attention.kind = "mla";
   c.attention.n_heads = kHeads;
-  c.attention.mla.q_lora_rank = q_lora_rank;
-  c.attention.mla.kv_lora_rank = kKvRank;
-  c.attention.mla.qk_nope_head_dim = kNope;
-  c.attention.mla.qk_rope_head_dim = kRope;
-  c.attention.mla.v_head_dim = kV;
+  c.attention.settings.slot<std::optional<int64_t>>("attention.mla.q_lora_rank") = q_lora_rank;
+  c.attention.settings.set("attention.mla.kv_lora_rank", kKvRank);
+  c.attention.settings.set("attention.mla.qk_nope_head_dim", kNope);
+  c.attention.settings.set("attention.mla.qk_rope_head_dim", kRope);
+  c.attention.settings.set("attention.mla.v_head_dim", kV);
   return c;
 }
 
@@ -287,11 +287,11 @@ TEST(MlaBaseline, RecommendedE2048ParameterCountAndInit) {
   c.model.d_model = 2048;
   c.attention.kind = "mla";
   c.attention.n_heads = 16;
-  c.attention.mla.q_lora_rank = 1024;
-  c.attention.mla.kv_lora_rank = 960;
-  c.attention.mla.qk_rope_head_dim = 64;
-  c.attention.mla.qk_nope_head_dim = 128;
-  c.attention.mla.v_head_dim = 128;
+  c.attention.settings.set("attention.mla.q_lora_rank", 1024);
+  c.attention.settings.set("attention.mla.kv_lora_rank", 960);
+  c.attention.settings.set("attention.mla.qk_rope_head_dim", 64);
+  c.attention.settings.set("attention.mla.qk_nope_head_dim", 128);
+  c.attention.settings.set("attention.mla.v_head_dim", 128);
   AttentionOptions options;
   options.init_std = 0.02;
   options.output_init_std = 0.005;

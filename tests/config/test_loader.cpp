@@ -54,9 +54,9 @@ TEST(ConfigDefaults, SpotValues) {
   EXPECT_EQ(c.attention.kind, "mha");
   EXPECT_EQ(c.attention.n_heads, 12);
   EXPECT_DOUBLE_EQ(c.attention.rope_fraction, 1.0);
-  EXPECT_FALSE(c.attention.mla.q_lora_rank.has_value());
-  EXPECT_EQ(c.attention.cca.q_compression, 4);
-  EXPECT_EQ(c.attention.cca.temperature, "exp");
+  EXPECT_FALSE(c.attention.settings.optional_integer("attention.mla.q_lora_rank").has_value());
+  EXPECT_EQ(c.attention.settings.integer("attention.cca.q_compression"), 4);
+  EXPECT_EQ(c.attention.settings.text("attention.cca.temperature"), "exp");
   EXPECT_DOUBLE_EQ(c.optim.lr, 6e-4);
   EXPECT_EQ(c.data.train, "data/builtin/train_*.bin");
   EXPECT_EQ(c.train.seq_len, 1024);
@@ -183,19 +183,22 @@ TEST(ConfigTypes, Enums) {
 }
 
 TEST(ConfigTypes, OptionalInt) {
-  EXPECT_EQ(
-      load_text("attention:\n  mla:\n    q_lora_rank: 384\n").config.attention.mla.q_lora_rank,
-      std::optional<int64_t>(384));
+  EXPECT_EQ(load_text("attention:\n  mla:\n    q_lora_rank: 384\n")
+                .config.attention.settings.optional_integer("attention.mla.q_lora_rank"),
+            std::optional<int64_t>(384));
   for (const std::string null_text : {"null", "~", ""}) {
     const LoadedConfig loaded =
         load_text("attention:\n  mla:\n    q_lora_rank: " + null_text + "\n");
-    EXPECT_FALSE(loaded.config.attention.mla.q_lora_rank.has_value()) << null_text;
+    EXPECT_FALSE(
+        loaded.config.attention.settings.optional_integer("attention.mla.q_lora_rank").has_value())
+        << null_text;
     EXPECT_EQ(loaded.origins.count("attention.mla.q_lora_rank"), 1u) << null_text;
   }
   // null after a value (here: --set after the file) clears it again.
   EXPECT_FALSE(
       load_text("attention:\n  mla:\n    q_lora_rank: 384\n", {"attention.mla.q_lora_rank=null"})
-          .config.attention.mla.q_lora_rank.has_value());
+          .config.attention.settings.optional_integer("attention.mla.q_lora_rank")
+          .has_value());
   EXPECT_EQ(only_message(load_text_error("attention:\n  mla:\n    q_lora_rank: 0\n")),
             "attention.mla.q_lora_rank: 0 is out of range; allowed null | 1 .. 1048576");
   EXPECT_EQ(only_message(load_text_error("attention:\n  mla:\n    q_lora_rank: big\n")),
@@ -531,7 +534,8 @@ TEST(ConfigRender, RoundTripGivesIdenticalText) {
   EXPECT_EQ(second.config.run.name, "it's # not a comment");
   EXPECT_EQ(second.config.data.val, "null");
   EXPECT_EQ(second.config.data.tokenizer, "");
-  EXPECT_EQ(second.config.attention.mla.q_lora_rank, std::optional<int64_t>(96));
+  EXPECT_EQ(second.config.attention.settings.optional_integer("attention.mla.q_lora_rank"),
+            std::optional<int64_t>(96));
   EXPECT_FALSE(second.config.model.tie_embeddings);
   EXPECT_TRUE(std::isinf(second.config.optim.grad_clip));
   // The rendering is a fixed point: rendering the re-read config and reading it again changes

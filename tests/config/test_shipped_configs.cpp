@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "config/accounting.h"
 #include "config/geometry.h"
 #include "config/loader.h"
-#include "model/accounting.h"
 #include "util/error.h"
 
 namespace cca {
@@ -75,7 +75,7 @@ TEST(ShippedConfigs, Zaya1LayerMatchesTheSpec) {
   EXPECT_EQ(g.head_dim, 128);
   EXPECT_EQ(attention_params(g).total(), 5575682);
   EXPECT_EQ(kv_cache_elements_per_token(g), 512);
-  EXPECT_EQ(loaded.config.attention.cca.temperature, "raw");
+  EXPECT_EQ(loaded.config.attention.settings.text("attention.cca.temperature"), "raw");
 }
 
 TEST(ShippedConfigs, Gpt2SmallVariantsShareTheBase) {

@@ -6,10 +6,14 @@
 #include <string>
 #include <vector>
 
+#include "config/accounting.h"
+#include "config/attention_variant.h"
 #include "config/config.h"
 #include "config/geometry.h"
 #include "config/loader.h"
 #include "config/validate.h"
+#include "config/variants/cca.h"
+#include "config/variants/mla.h"
 #include "config_test_util.h"
 #include "util/error.h"
 
@@ -343,9 +347,8 @@ TEST(Geometry, Mha) {
   EXPECT_EQ(g.v_head_dim, 64);
   EXPECT_EQ(g.rope_dim, 64);
   EXPECT_EQ(g.group_size(), 1);
-  EXPECT_FALSE(g.is_cca());
-  EXPECT_EQ(g.q_latent_width(), 768);
-  EXPECT_EQ(g.conv_padding(), 0);
+  EXPECT_EQ(&g.variant(), &attention_variant("mha"));
+  EXPECT_EQ(decode_state_elements(g), 0);
 }
 
 TEST(Geometry, GqaAndExplicitHeadDim) {
@@ -358,13 +361,13 @@ TEST(Geometry, GqaAndExplicitHeadDim) {
   EXPECT_EQ(g.n_q_heads, 12);
   EXPECT_EQ(g.n_kv_heads, 4);
   EXPECT_EQ(g.group_size(), 3);
-  EXPECT_EQ(g.kv_latent_width(), 256);
+  EXPECT_EQ(g.n_kv_heads * g.head_dim, 256);
   EXPECT_EQ(g.rope_dim, 32);
   EXPECT_TRUE(g.qk_norm);
   c.attention.head_dim = 128;  // explicit head_dim beats d_model / n_heads
   g = attention_geometry(c);
   EXPECT_EQ(g.head_dim, 128);
-  EXPECT_EQ(g.q_latent_width(), 12 * 128);
+  EXPECT_EQ(g.n_q_heads * g.head_dim, 12 * 128);
   c.attention.kind = "mha";  // n_kv_heads only counts for gqa
   EXPECT_EQ(attention_geometry(c).n_kv_heads, 12);
 }
@@ -372,12 +375,12 @@ TEST(Geometry, GqaAndExplicitHeadDim) {
 TEST(Geometry, Mla) {
   Config c = default_config();
   c.attention.kind = "mla";
-  c.attention.mla.q_lora_rank = 384;
-  c.attention.mla.kv_lora_rank = 320;
-  c.attention.mla.qk_nope_head_dim = 64;
-  c.attention.mla.qk_rope_head_dim = 32;
-  c.attention.mla.v_head_dim = 48;
-  AttentionGeometry g = attention_geometry(c);
+  c.attention.settings.set("attention.mla.q_lora_rank", 384);
+  c.attention.settings.set("attention.mla.kv_lora_rank", 320);
+  c.attention.settings.set("attention.mla.qk_nope_head_dim", 64);
+  c.attention.settings.set("attention.mla.qk_rope_head_dim", 32);
+  c.attention.settings.set("attention.mla.v_head_dim", 48);
+  variants::MlaGeometry g = variants::mla_geometry(attention_geometry(c));
   EXPECT_EQ(g.n_q_heads, 12);
   EXPECT_EQ(g.n_kv_heads, 1);
   EXPECT_EQ(g.head_dim, 96);
@@ -386,17 +389,17 @@ TEST(Geometry, Mla) {
   EXPECT_EQ(g.v_head_dim, 48);
   EXPECT_EQ(g.q_lora_rank, 384);
   EXPECT_EQ(g.kv_lora_rank, 320);
-  c.attention.mla.q_lora_rank.reset();
-  EXPECT_EQ(attention_geometry(c).q_lora_rank, 0);
+  c.attention.settings.set("attention.mla.q_lora_rank", std::nullopt);
+  EXPECT_EQ(variants::mla_geometry(attention_geometry(c)).q_lora_rank, 0);
 }
 
 TEST(Geometry, Cca) {
   Config c = default_config();
   c.attention.kind = "cca";
   c.attention.rope_fraction = 0.5;
-  c.attention.cca.q_compression = 4;
-  const AttentionGeometry g = attention_geometry(c);
-  EXPECT_TRUE(g.is_cca());
+  c.attention.settings.set("attention.cca.q_compression", 4);
+  const variants::CcaGeometry g = variants::cca_geometry(attention_geometry(c));
+  EXPECT_EQ(g.kind, "cca");
   EXPECT_EQ(g.head_dim, 64);
   EXPECT_EQ(g.n_q_heads, 3);
   EXPECT_EQ(g.n_kv_heads, 3);
@@ -418,16 +421,16 @@ TEST(Geometry, CcgqaZaya1) {
   c.attention.kind = "ccgqa";
   c.attention.n_heads = 16;
   c.attention.rope_fraction = 0.5;
-  c.attention.cca.q_compression = 2;
-  c.attention.cca.kv_compression = 8;
-  c.attention.cca.qk_mean = false;
-  AttentionGeometry g = attention_geometry(c);
+  c.attention.settings.set("attention.cca.q_compression", 2);
+  c.attention.settings.set("attention.cca.kv_compression", 8);
+  c.attention.settings.set("attention.cca.qk_mean", false);
+  variants::CcaGeometry g = variants::cca_geometry(attention_geometry(c));
   EXPECT_EQ(g.head_dim, 128);
   EXPECT_EQ(g.n_q_heads, 8);
   EXPECT_EQ(g.n_kv_heads, 2);
   EXPECT_EQ(g.group_size(), 4);
   EXPECT_EQ(g.q_latent_width(), 1024);
-  EXPECT_EQ(g.kv_latent_width(), 256);
+  EXPECT_EQ(g.n_kv_heads * g.head_dim, 256);
   EXPECT_EQ(g.conv_channels(), 1280);
   EXPECT_EQ(g.rope_dim, 64);
   EXPECT_FALSE(g.qk_mean);

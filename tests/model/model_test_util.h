@@ -34,16 +34,16 @@ inline Config tiny_config(const ModelCase& mc) {
   c.attention.rope_fraction = 0.5;
   if (mc.kind == "gqa") c.attention.n_kv_heads = 2;
   if (mc.kind == "mla") {
-    c.attention.mla.q_lora_rank = 16;
-    c.attention.mla.kv_lora_rank = 12;
-    c.attention.mla.qk_nope_head_dim = 8;
-    c.attention.mla.qk_rope_head_dim = 4;
-    c.attention.mla.v_head_dim = 8;
+    c.attention.settings.set("attention.mla.q_lora_rank", 16);
+    c.attention.settings.set("attention.mla.kv_lora_rank", 12);
+    c.attention.settings.set("attention.mla.qk_nope_head_dim", 8);
+    c.attention.settings.set("attention.mla.qk_rope_head_dim", 4);
+    c.attention.settings.set("attention.mla.v_head_dim", 8);
   }
-  if (mc.kind == "cca") c.attention.cca.q_compression = 2;
+  if (mc.kind == "cca") c.attention.settings.set("attention.cca.q_compression", 2);
   if (mc.kind == "ccgqa") {
-    c.attention.cca.q_compression = 1;
-    c.attention.cca.kv_compression = 2;
+    c.attention.settings.set("attention.cca.q_compression", 1);
+    c.attention.settings.set("attention.cca.kv_compression", 2);
   }
   if (mc.moe) {
     c.moe.n_experts = 4;

@@ -1,8 +1,8 @@
 #include <gtest/gtest.h>
 #include <torch/optim/adamw.h>
 
+#include "config/accounting.h"
 #include "config/config.h"
-#include "model/accounting.h"
 #include "model/model_test_util.h"
 #include "model/transformer.h"
 #include "testing/checks.h"

@@ -92,10 +92,10 @@ TEST_F(SweepSpecTest, GridExpandsEveryCombinationFirstKeySlowest) {
                                       "convs=2,qk_mean=true", "convs=2,qk_mean=false"}));
   EXPECT_EQ(spec.out_dir, "runs/s");  // default: runs/<sweep file stem>
   const std::vector<LoadedConfig> configs = load_all(spec, spec.runs, 1);
-  EXPECT_EQ(configs[1].config.attention.cca.convs, 0);
-  EXPECT_FALSE(configs[1].config.attention.cca.qk_mean);
-  EXPECT_EQ(configs[2].config.attention.cca.convs, 2);
-  EXPECT_TRUE(configs[2].config.attention.cca.qk_mean);
+  EXPECT_EQ(configs[1].config.attention.settings.integer("attention.cca.convs"), 0);
+  EXPECT_FALSE(configs[1].config.attention.settings.flag("attention.cca.qk_mean"));
+  EXPECT_EQ(configs[2].config.attention.settings.integer("attention.cca.convs"), 2);
+  EXPECT_TRUE(configs[2].config.attention.settings.flag("attention.cca.qk_mean"));
 }
 
 TEST_F(SweepSpecTest, RunsCrossedWithTheGrid) {

@@ -1,4 +1,4 @@
-// model/accounting.h against the worked numbers of shared/docs/cca-spec.md §5.3 (E = 2048, d = 128,
+// config/accounting.h (the descriptors' accounting) against the worked numbers of shared/docs/cca-spec.md §5.3 (E = 2048, d = 128,
 // 16-head MHA reference, k0 = k1 = 2) and against small models counted by hand.
 #include <gtest/gtest.h>
 
@@ -6,10 +6,11 @@
 #include <string>
 #include <vector>
 
+#include "config/accounting.h"
 #include "config/config.h"
 #include "config/derived.h"
 #include "config/geometry.h"
-#include "model/accounting.h"
+#include "config/variants/cca.h"
 
 namespace cca {
 namespace {
@@ -23,8 +24,8 @@ Config reference() {
   Config c = default_config();
   c.model.d_model = kE;
   c.attention.n_heads = 16;
-  c.attention.cca.conv_kernel_0 = 2;
-  c.attention.cca.conv_kernel_1 = 2;
+  c.attention.settings.set("attention.cca.conv_kernel_0", 2);
+  c.attention.settings.set("attention.cca.conv_kernel_1", 2);
   return c;
 }
 
@@ -44,9 +45,9 @@ AttentionGeometry ccgqa(int64_t c1, int64_t c2, int64_t convs = 2) {
   Config c = reference();
   c.attention.kind = c1 == c2 ? "cca" : "ccgqa";
   c.attention.rope_fraction = 0.5;
-  c.attention.cca.q_compression = c1;
-  c.attention.cca.kv_compression = c2;
-  c.attention.cca.convs = convs;
+  c.attention.settings.set("attention.cca.q_compression", c1);
+  c.attention.settings.set("attention.cca.kv_compression", c2);
+  c.attention.settings.set("attention.cca.convs", convs);
   return attention_geometry(c);
 }
 
@@ -61,12 +62,22 @@ AttentionGeometry zaya1(int64_t convs = 2) {
 AttentionGeometry mla(int64_t c_q, int64_t c_kv) {
   Config c = reference();
   c.attention.kind = "mla";
-  c.attention.mla.q_lora_rank = kE / c_q;
-  c.attention.mla.kv_lora_rank = kE / c_kv;
-  c.attention.mla.qk_nope_head_dim = 128;
-  c.attention.mla.qk_rope_head_dim = 0;
-  c.attention.mla.v_head_dim = 128;
+  c.attention.settings.set("attention.mla.q_lora_rank", kE / c_q);
+  c.attention.settings.set("attention.mla.kv_lora_rank", kE / c_kv);
+  c.attention.settings.set("attention.mla.qk_nope_head_dim", 128);
+  c.attention.settings.set("attention.mla.qk_rope_head_dim", 0);
+  c.attention.settings.set("attention.mla.v_head_dim", 128);
   return attention_geometry(c);
+}
+
+int64_t q_width(const AttentionGeometry& g) {
+  return g.n_q_heads * g.head_dim;
+}
+int64_t kv_width(const AttentionGeometry& g) {
+  return g.n_kv_heads * g.head_dim;
+}
+int64_t convs_of(const AttentionGeometry& g) {
+  return g.kind == "cca" || g.kind == "ccgqa" ? variants::cca_geometry(g).convs : 0;
 }
 
 double prefill_flops(const AttentionGeometry& g, int64_t S) {
@@ -138,8 +149,8 @@ TEST(AccountingParams, ConvCountFollowsConvsAndKernels) {
   EXPECT_EQ(attention_params(cca4(1)).conv, 1024 * 3);
   Config c = reference();
   c.attention.kind = "cca";
-  c.attention.cca.conv_kernel_0 = 4;
-  c.attention.cca.conv_kernel_1 = 3;
+  c.attention.settings.set("attention.cca.conv_kernel_0", 4);
+  c.attention.settings.set("attention.cca.conv_kernel_1", 3);
   EXPECT_EQ(attention_params(attention_geometry(c)).conv, 1024 * 5 + 1024 * (128 * 3 + 1));
 }
 
@@ -166,8 +177,8 @@ TEST(AccountingKvCache, ElementsPerToken) {
   EXPECT_EQ(kv_cache_elements_per_token(mla(2, 2)), 1024);  // + E_r, here 0
   Config c = reference();
   c.attention.kind = "mla";
-  c.attention.mla.kv_lora_rank = 512;
-  c.attention.mla.qk_rope_head_dim = 64;
+  c.attention.settings.set("attention.mla.kv_lora_rank", 512);
+  c.attention.settings.set("attention.mla.qk_rope_head_dim", 64);
   EXPECT_EQ(kv_cache_elements_per_token(attention_geometry(c)), 512 + 64);
 }
 
@@ -178,7 +189,7 @@ TEST(AccountingKvCache, DecodeState) {
   EXPECT_EQ(decode_state_elements(cca4(1)), 1 * 1024 + 256);  // P = k0 - 1
   EXPECT_EQ(decode_state_elements(cca4(0)), 256);             // value shift only
   AttentionGeometry no_shift = zaya1();
-  no_shift.value_shift = false;
+  no_shift.settings.set("attention.cca.value_shift", false);
   EXPECT_EQ(decode_state_elements(no_shift), 2560);
   EXPECT_EQ(decode_state_elements(mha()), 0);
   EXPECT_EQ(decode_state_elements(gqa(4)), 0);
@@ -191,9 +202,9 @@ TEST(AccountingKvCache, DecodeState) {
 TEST(AccountingFlops, PrefillPerTokenIsTheHeadNotationFormula) {
   // 2·(2E·W_q + 2E·W_k) + conv + 4·S·W_q, non-causal, per token.
   for (const AttentionGeometry& g : {mha(), gqa(4), gqa(8), cca4(), zaya1(), ccgqa(1, 4)}) {
-    const double linear = 2.0 * (2.0 * kE * g.q_latent_width() + 2.0 * kE * g.kv_latent_width());
-    const double conv = g.convs == 0 ? 0.0 : 2.0 * g.conv_channels() * (2 + 128 * 2);
-    const double scores = 4.0 * kLongContext * g.q_latent_width();
+    const double linear = 2.0 * (2.0 * kE * q_width(g) + 2.0 * kE * kv_width(g));
+    const double conv = convs_of(g) == 0 ? 0.0 : 2.0 * (q_width(g) + kv_width(g)) * (2 + 128 * 2);
+    const double scores = 4.0 * kLongContext * q_width(g);
     EXPECT_DOUBLE_EQ(attention_forward_flops_per_token(g, kLongContext, false),
                      linear + conv + scores)
         << g.kind << " " << g.n_q_heads << "/" << g.n_kv_heads;
@@ -261,7 +272,7 @@ TEST(AccountingFlops, DecodeTableWithoutConv) {
   // 2·(linear) + 4·S·W_q in head notation.
   const AttentionGeometry g = gqa(4);
   EXPECT_DOUBLE_EQ(attention_decode_flops(g, 100),
-                   2.0 * attention_params(g).linear + 4.0 * 100 * g.q_latent_width());
+                   2.0 * attention_params(g).linear + 4.0 * 100 * q_width(g));
 }
 
 TEST(AccountingFlops, DecodeConvReevaluatesTheDepthwiseConv) {
@@ -361,8 +372,8 @@ TEST(AccountingModel, TrainingFlopsPerToken) {
   Config c = tiny_dense();
   c.attention.kind = "cca";
   c.attention.rope_fraction = 0.5;
-  c.attention.cca.q_compression = 2;  // 2 q + 2 kv heads of 16: W_q = W_k = 32, M = 64
-  const AttentionGeometry g = attention_geometry(c);
+  c.attention.settings.set("attention.cca.q_compression", 2);  // 2 q + 2 kv heads of 16: W_q = W_k = 32, M = 64
+  const variants::CcaGeometry g = variants::cca_geometry(attention_geometry(c));
   ASSERT_EQ(g.conv_channels(), 64);
   const double conv = 2.0 * 64 * (2 + 16 * 2);
   const double causal = 2.0 * c.train.seq_len * 32;
@@ -376,8 +387,8 @@ TEST(AccountingModel, DerivedValuesUseTheAccounting) {
   c.model.n_layers = 1;
   c.attention.kind = "ccgqa";
   c.attention.rope_fraction = 0.5;
-  c.attention.cca.q_compression = 2;
-  c.attention.cca.kv_compression = 8;
+  c.attention.settings.set("attention.cca.q_compression", 2);
+  c.attention.settings.set("attention.cca.kv_compression", 8);
   c.train.seq_len = 4096;
   c.train.micro_batch_size = 2;
   c.train.grad_accum = 3;
