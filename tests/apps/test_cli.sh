@@ -83,7 +83,7 @@ run "$train" --help-config
 expect_rc 0
 expect_has out "attention.cca.q_compression"
 expect_has out "model.d_model  (int, default 768"
-expect_has out "attention.kind  (enum, default mha; allowed mha | gqa | mla | cca | ccgqa)"
+expect_has out "attention.kind  (enum, default mha; allowed mha | gqa | mla | cca | ccgqa | swa)"
 finish "cca-train --help-config lists every key"
 
 run "$train" --config configs/gpt2-small/cca.yaml --dry-run

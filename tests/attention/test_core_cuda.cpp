@@ -153,15 +153,16 @@ TEST(CoreAttentionCuda, AutoMatchesMathForEveryVariantShape) {
 
 TEST(ModelCuda, EveryVariantMatchesCpuInBf16) {
   REQUIRE_GPU();
-  for (const std::string kind : {"mha", "gqa", "mla", "cca", "ccgqa"}) {
+  for (const std::string kind : {"mha", "gqa", "mla", "cca", "ccgqa", "swa"}) {
     Config c = default_config();
     c.model.d_model = 256;
     c.model.n_layers = 2;
     c.model.vocab_size = 512;
     c.attention.kind = kind;
     c.attention.n_heads = 4;
-    c.attention.n_kv_heads = kind == "gqa" ? 2 : 0;
+    c.attention.n_kv_heads = kind == "gqa" || kind == "swa" ? 2 : 0;
     c.attention.rope_fraction = kind == "cca" || kind == "ccgqa" ? 0.5 : 1.0;
+    c.attention.settings.set("attention.swa.window", 48);  // decode crosses it
     c.attention.settings.set("attention.cca.q_compression", 2);
     c.attention.settings.set("attention.cca.kv_compression", kind == "ccgqa" ? 4 : 0);
     c.attention.settings.set("attention.mla.q_lora_rank", 128);

@@ -176,7 +176,7 @@ TEST(ConfigTypes, Enums) {
       only_message(load_text_error("schedule:\n  kind: cosin\n")),
       "schedule.kind: 'cosin' is not one of cosine | wsd | constant (did you mean 'cosine'?)");
   EXPECT_EQ(only_message(load_text_error("attention:\n  kind: transformer\n")),
-            "attention.kind: 'transformer' is not one of mha | gqa | mla | cca | ccgqa");
+            "attention.kind: 'transformer' is not one of mha | gqa | mla | cca | ccgqa | swa");
   // Enums are case-sensitive.
   EXPECT_TRUE(contains(only_message(load_text_error("train:\n  device: CPU\n")),
                        "'CPU' is not one of auto | cpu | cuda"));
@@ -602,7 +602,7 @@ TEST(ConfigRender, HelpListsEveryKeyWithItsDefault) {
   EXPECT_TRUE(contains(help, "  attention.cca.q_compression  (int, default 4; allowed 1 .. 1024)"));
   EXPECT_TRUE(contains(help,
                        "  attention.kind  (enum, default mha; allowed mha | gqa | mla | cca "
-                       "| ccgqa)"));
+                       "| ccgqa | swa)"));
   EXPECT_TRUE(contains(help, "  model.tie_embeddings  (bool, default true)\n"));
   EXPECT_TRUE(contains(help, "  attention.mla.q_lora_rank  (int or null, default null"));
   EXPECT_TRUE(contains(help, "  run.dir  (string, default 'runs/default')"));

@@ -32,7 +32,8 @@ inline Config tiny_config(const ModelCase& mc) {
   c.attention.kind = mc.kind;
   c.attention.n_heads = 4;
   c.attention.rope_fraction = 0.5;
-  if (mc.kind == "gqa") c.attention.n_kv_heads = 2;
+  if (mc.kind == "gqa" || mc.kind == "swa") c.attention.n_kv_heads = 2;
+  if (mc.kind == "swa") c.attention.settings.set("attention.swa.window", 5);  // < train.seq_len
   if (mc.kind == "mla") {
     c.attention.settings.set("attention.mla.q_lora_rank", 16);
     c.attention.settings.set("attention.mla.kv_lora_rank", 12);

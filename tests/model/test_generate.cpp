@@ -33,7 +33,8 @@ TEST_P(Generation, GreedyEqualsArgmaxOfRepeatedFullForwardPasses) {
 INSTANTIATE_TEST_SUITE_P(Variants, Generation,
                          ::testing::Values(ModelCase{"mha", false}, ModelCase{"gqa", false},
                                            ModelCase{"mla", false}, ModelCase{"cca", false},
-                                           ModelCase{"ccgqa", false}, ModelCase{"cca", true}),
+                                           ModelCase{"ccgqa", false}, ModelCase{"cca", true},
+                                           ModelCase{"swa", false}),
                          case_name);
 
 TEST(Sampling, SeedsAreReproducibleAndTopKOneIsGreedy) {

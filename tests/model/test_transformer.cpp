@@ -134,7 +134,8 @@ INSTANTIATE_TEST_SUITE_P(Variants, TinyModel,
                                            ModelCase{"mla", false}, ModelCase{"cca", false},
                                            ModelCase{"ccgqa", false}, ModelCase{"mha", true},
                                            ModelCase{"gqa", true}, ModelCase{"mla", true},
-                                           ModelCase{"cca", true}, ModelCase{"ccgqa", true}),
+                                           ModelCase{"cca", true}, ModelCase{"ccgqa", true},
+                                           ModelCase{"swa", false}, ModelCase{"swa", true}),
                          case_name);
 
 TEST(Transformer, TiedAndUntiedHeads) {

@@ -27,7 +27,8 @@ std::vector<std::string> variant_overrides(const std::string& name) {
   std::vector<std::string> sets = {"attention.kind=" + kind, "train.device=cuda",
                                    "train.precision=bf16",   "train.steps=12",
                                    "checkpoint.every=0",     "train.eval_every=0"};
-  if (kind == "gqa" || kind == "ccgqa") sets.push_back("attention.n_kv_heads=2");
+  if (kind == "gqa" || kind == "ccgqa" || kind == "swa") sets.push_back("attention.n_kv_heads=2");
+  if (kind == "swa") sets.push_back("attention.swa.window=16");
   if (kind == "mla") {
     sets.insert(sets.end(), {"attention.mla.kv_lora_rank=32", "attention.mla.qk_nope_head_dim=16",
                              "attention.mla.qk_rope_head_dim=16", "attention.mla.v_head_dim=16"});
@@ -50,7 +51,7 @@ TEST_P(TrainerCudaTest, Bf16TrainingLowersTheLoss) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, TrainerCudaTest,
-                         ::testing::Values("mha", "gqa", "mla", "cca", "ccgqa", "mha_moe",
+                         ::testing::Values("mha", "gqa", "mla", "cca", "ccgqa", "swa", "mha_moe",
                                            "cca_moe", "ccgqa_moe"));
 
 // train.cuda_graphs: the same steps replayed from a graph as run eagerly. With grad_accum 2 the

@@ -13,4 +13,6 @@
   X(gqa)                          \
   X(mla)                          \
   X(cca)                          \
-  X(ccgqa)
+  X(ccgqa)                        \
+  X(swa)                          \
+  /* a new variant: one line above this one */
