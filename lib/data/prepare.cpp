@@ -4,15 +4,15 @@
 #include <chrono>
 #include <cmath>
 #include <memory>
-#include <thread>
 
-#include "util/files.h"
 #include "data/progress.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/format.h"
 #include "util/log.h"
+#include "util/parallel.h"
 
 namespace cca::data {
 
@@ -153,29 +153,13 @@ void encode_documents(const Tokenizer& tok, const std::vector<Document>& docs,
                       std::vector<std::vector<int32_t>>& out, std::vector<EncodeCache>* caches,
                       bool use_cache) {
   out.assign(docs.size(), {});
-  const size_t n = docs.size();
-  const size_t workers = std::min(caches->size(), n);
-  std::vector<std::exception_ptr> errors(workers);
-  auto work = [&](size_t w) {
-    try {
-      for (size_t i = w * n / workers; i < (w + 1) * n / workers; ++i) {
-        if (use_cache) {
-          tok.encode_cached(docs[i].text, out[i], (*caches)[w]);
-        } else {
-          tok.encode(docs[i].text, out[i]);
-        }
-      }
-    } catch (...) {
-      errors[w] = std::current_exception();
+  parallel_for(docs.size(), caches->size(), [&](size_t worker, size_t i) {
+    if (use_cache) {
+      tok.encode_cached(docs[i].text, out[i], (*caches)[worker]);
+    } else {
+      tok.encode(docs[i].text, out[i]);
     }
-  };
-  std::vector<std::thread> pool;
-  for (size_t w = 1; w < workers; ++w) pool.emplace_back(work, w);
-  if (workers > 0) work(0);
-  for (std::thread& t : pool) t.join();
-  for (const auto& e : errors) {
-    if (e) std::rethrow_exception(e);
-  }
+  });
 }
 
 std::string shard_file_name(const std::string& split, int index) {
@@ -213,9 +197,7 @@ void tokenize_into(DocumentReader& reader, const Tokenizer& tokenizer,
   const int32_t separator = options.separator == "bos" ? tokenizer.bos_id() : tokenizer.eos_id();
   SplitWriter train("train", staging.path(""), m.shard_version, options.shard_tokens);
   SplitWriter val("val", staging.path(""), m.shard_version, options.shard_tokens);
-  const int threads = options.threads > 0
-                          ? options.threads
-                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int threads = thread_count(options.threads);
   Progress progress("prepare", reader.bytes_total(),
                     options.progress && Progress::stderr_is_terminal());
   std::vector<Document> docs;
