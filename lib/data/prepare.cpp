@@ -5,7 +5,6 @@
 #include <cmath>
 #include <memory>
 
-#include "data/progress.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
 #include "util/error.h"
@@ -13,6 +12,7 @@
 #include "util/format.h"
 #include "util/log.h"
 #include "util/parallel.h"
+#include "util/progress_bar.h"
 
 namespace cca::data {
 
@@ -162,6 +162,16 @@ void encode_documents(const Tokenizer& tok, const std::vector<Document>& docs,
   });
 }
 
+std::string prepare_progress_text(uint64_t done, uint64_t total, int64_t tokens, double seconds) {
+  const double fraction = total > 0 ? std::min(1.0, static_cast<double>(done) / total) : 0.0;
+  const double rate = seconds > 0 ? done / seconds : 0.0;
+  const double token_rate = seconds > 0 ? tokens / seconds : 0.0;
+  const std::string eta =
+      rate > 0 && done <= total ? render_duration((total - done) / rate) : "--:--";
+  return format("{:.1f}% {}/{} {}/s {} tok/s ETA {}", 100.0 * fraction, human_bytes(done),
+                human_bytes(total), human_bytes(rate), human_count(token_rate), eta);
+}
+
 std::string shard_file_name(const std::string& split, int index) {
   std::string number = std::to_string(index);
   if (number.size() < 6) number.insert(0, 6 - number.size(), '0');
@@ -191,6 +201,16 @@ Manifest manifest_for(const Tokenizer& tokenizer, const PrepareOptions& options,
   return m;
 }
 
+// "prepare [######..................] 25.0% ...": the amounts are in the text, not a count.
+ProgressBarStyle prepare_bar_style() {
+  ProgressBarStyle style;
+  style.label = "prepare";
+  style.width = 24;
+  style.redraw_ms = 100;
+  style.show_count = false;
+  return style;
+}
+
 // Reads, encodes and writes every document; fills the manifest's splits.
 void tokenize_into(DocumentReader& reader, const Tokenizer& tokenizer,
                    const PrepareOptions& options, const Staging& staging, Manifest& m) {
@@ -198,8 +218,8 @@ void tokenize_into(DocumentReader& reader, const Tokenizer& tokenizer,
   SplitWriter train("train", staging.path(""), m.shard_version, options.shard_tokens);
   SplitWriter val("val", staging.path(""), m.shard_version, options.shard_tokens);
   const int threads = thread_count(options.threads);
-  Progress progress("prepare", reader.bytes_total(),
-                    options.progress && Progress::stderr_is_terminal());
+  const uint64_t total_bytes = reader.bytes_total();
+  ProgressBar progress(options.progress, static_cast<int64_t>(total_bytes), prepare_bar_style());
   std::vector<Document> docs;
   std::vector<std::vector<int32_t>> encoded;
   std::vector<int32_t> tokens;
@@ -219,9 +239,13 @@ void tokenize_into(DocumentReader& reader, const Tokenizer& tokenizer,
       if (options.separator == "eos") tokens.push_back(separator);
       (is_validation_document(index++, options.val_fraction) ? val : train).add_document(tokens);
     }
-    progress.update(reader.bytes_done(), train.tokens() + val.tokens());
+    const uint64_t done = reader.bytes_done();
+    const int64_t tokens_written = train.tokens() + val.tokens();
+    progress.update(static_cast<int64_t>(done), [&](double seconds) {
+      return prepare_progress_text(done, total_bytes, tokens_written, seconds);
+    });
   }
-  progress.finish();
+  progress.clear();
   m.train = train.finish();
   m.val = val.finish();
 }
