@@ -1,5 +1,6 @@
-// The one way cca-train spreads CPU work over threads (checksums of shards, tokenizing a chunk of
-// documents): a parallel loop over an index range, each worker a contiguous block of it.
+// The one way cca-train splits CPU work over threads (checksums of shards, tokenizing a chunk of
+// documents): a parallel loop over an index range, each worker a contiguous block of it. (The
+// loader's prefetch thread is a single producer, not a split of work.)
 #pragma once
 
 #include <cstddef>
