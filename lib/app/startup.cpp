@@ -1,11 +1,11 @@
 #include "app/startup.h"
 
 #include <cstdlib>
-#include <filesystem>
 #include <iostream>
 
 #include "config/derived.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/log.h"
 #include "util/strings.h"
 
@@ -71,15 +71,16 @@ LoadedConfig load_run_config(const ConfigRequest& request) {
 
 void attach_rank_log_file(const Config& config, const std::string& log_level_override) {
   if (!config.logging.per_rank_files) return;
-  const std::filesystem::path dir = std::filesystem::path(config.run.dir) / "logs";
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw Error("cannot create log folder '" + dir.string() + "': " + ec.message());
+  const std::string dir = files::join(config.run.dir, "logs");
+  std::string reason;
+  if (!files::make_directories(dir, reason)) {
+    throw Error("cannot create log folder '" + dir + "': " + reason);
+  }
   log::Options options;
   options.level =
       log::parse_level(log_level_override.empty() ? config.logging.level : log_level_override);
   options.rank = rank_from_environment();
-  options.rank_file_path = (dir / ("rank" + std::to_string(options.rank) + ".log")).string();
+  options.rank_file_path = files::join(dir, "rank" + std::to_string(options.rank) + ".log");
   log::init(options);
 }
 

@@ -3,7 +3,6 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -12,12 +11,11 @@
 #include "config/convert.h"
 #include "config/schema.h"
 #include "config/validate.h"
+#include "util/files.h"
 #include "util/strings.h"
 
 namespace cca {
 namespace {
-
-namespace fs = std::filesystem;
 
 struct FlatEntry {
   std::string path;
@@ -31,21 +29,20 @@ class TreeReader {
   explicit TreeReader(std::vector<Diagnostic>& diagnostics) : diagnostics_(diagnostics) {}
 
   void read_file(const std::string& path, const Origin& included_from) {
-    std::error_code ec;
-    const fs::path canonical = fs::weakly_canonical(fs::path(path), ec);
-    const std::string key = ec ? path : canonical.string();
+    const std::string canonical = files::canonical_path(path);
+    const std::string key = canonical.empty() ? path : canonical;
     if (std::find(stack_.begin(), stack_.end(), key) != stack_.end()) {
       error(included_from, "include cycle: '" + path + "' is already being read");
       return;
     }
-    if (fs::exists(path, ec) && !fs::is_regular_file(path, ec)) {
+    if (files::exists(path) && !files::is_regular_file(path)) {
       error(included_from.file.empty() ? Origin{path, 0, 0} : included_from,
             "config '" + path + "' is not a regular file (a folder?); name a YAML file");
       return;
     }
     std::ifstream in(path);
     if (!in) {
-      const std::string why = fs::exists(path, ec) ? "cannot be read" : "does not exist";
+      const std::string why = files::exists(path) ? "cannot be read" : "does not exist";
       error(included_from.file.empty() ? Origin{path, 0, 0} : included_from,
             "config file '" + path + "' " + why);
       return;
@@ -54,11 +51,11 @@ class TreeReader {
     text << in.rdbuf();
     files_.push_back(path);
     stack_.push_back(key);
-    read_text(text.str(), path, fs::path(path).parent_path());
+    read_text(text.str(), path, files::parent_path(path));
     stack_.pop_back();
   }
 
-  void read_text(const std::string& text, const std::string& name, const fs::path& base_dir) {
+  void read_text(const std::string& text, const std::string& name, const std::string& base_dir) {
     YAML::Node root;
     try {
       root = YAML::Load(text);
@@ -86,7 +83,7 @@ class TreeReader {
     return Origin{name, mark.line + 1, mark.column + 1};
   }
 
-  void read_includes(const YAML::Node& node, const std::string& name, const fs::path& base_dir) {
+  void read_includes(const YAML::Node& node, const std::string& name, const std::string& base_dir) {
     std::vector<YAML::Node> items;
     if (node.IsScalar()) items.push_back(node);
     if (node.IsSequence()) {
@@ -101,8 +98,10 @@ class TreeReader {
         error(origin_of(item, name), "include: each entry must be a file path");
         continue;
       }
-      const fs::path target = base_dir / item.Scalar();
-      read_file(target.lexically_normal().string(), origin_of(item, name));
+      const std::string& file = item.Scalar();
+      const std::string target =
+          !file.empty() && file[0] == '/' ? file : files::join(base_dir, file);
+      read_file(files::lexically_normal(target), origin_of(item, name));
     }
   }
 
@@ -230,7 +229,7 @@ LoadedConfig load_config_text(const std::string& yaml, const std::string& name,
                               const LoadOptions& options) {
   std::vector<Diagnostic> diagnostics;
   TreeReader reader(diagnostics);
-  reader.read_text(yaml, name, fs::current_path());
+  reader.read_text(yaml, name, files::current_directory());
   return finish(reader, "'" + name + "'", options, diagnostics);
 }
 

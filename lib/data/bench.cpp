@@ -2,15 +2,14 @@
 
 #include <time.h>
 
-#include <algorithm>
 #include <chrono>
-#include <thread>
 
-#include "util/json.h"
 #include "data/prepare.h"
 #include "data/text_source.h"
 #include "data/tokenizer.h"
 #include "util/error.h"
+#include "util/json.h"
+#include "util/parallel.h"
 
 namespace cca::data {
 namespace {
@@ -39,8 +38,7 @@ EncodeBenchResult bench_encode(const std::string& tokenizer, const std::vector<s
     docs.push_back(std::move(doc));
   }
   if (docs.empty()) throw Error("encode benchmark: the inputs hold no text");
-  r.threads =
-      threads > 0 ? threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  r.threads = thread_count(threads);
   r.documents = static_cast<int64_t>(docs.size());
   std::vector<std::vector<int32_t>> encoded;
   std::vector<EncodeCache> caches(static_cast<size_t>(r.threads));

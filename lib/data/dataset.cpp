@@ -3,15 +3,14 @@
 #include <glob.h>
 
 #include <algorithm>
-#include <exception>
 #include <map>
-#include <thread>
 
-#include "util/files.h"
 #include "data/hash.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/format.h"
 #include "util/log.h"
+#include "util/parallel.h"
 
 namespace cca::data {
 
@@ -89,25 +88,10 @@ void check_manifest_against_run(const ManifestUse& use, const DatasetOptions& op
 
 void verify_checksums_parallel(const ShardSet& set, const std::vector<const ShardEntry*>& entries,
                                const std::vector<std::string>& manifests) {
-  const size_t n = set.shards.size();
-  const size_t workers = std::min<size_t>(n, std::max(1u, std::thread::hardware_concurrency()));
-  std::vector<std::exception_ptr> errors(n);
-  auto work = [&](size_t w) {
-    for (size_t i = w; i < n; i += workers) {
-      try {
-        if (entries[i] != nullptr) verify_shard(*set.shards[i], *entries[i], manifests[i], true);
-      } catch (...) {
-        errors[i] = std::current_exception();
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (size_t w = 1; w < workers; ++w) pool.emplace_back(work, w);
-  if (workers > 0) work(0);
-  for (std::thread& t : pool) t.join();
-  for (const auto& e : errors) {
-    if (e) std::rethrow_exception(e);  // the first failing shard in path order
-  }
+  // A failure names the first failing shard in path order (parallel_for's promise).
+  parallel_for(set.shards.size(), static_cast<size_t>(thread_count(0)), [&](size_t, size_t i) {
+    if (entries[i] != nullptr) verify_shard(*set.shards[i], *entries[i], manifests[i], true);
+  });
 }
 
 }  // namespace

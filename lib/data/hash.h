@@ -1,10 +1,11 @@
-// XXH64: the 64-bit checksum of shards and tokenizer files in manifests. Implemented here (it is
-// short and well specified) so the data library needs no extra dependency; the output matches the
-// reference xxHash implementation (`xxhsum -H1`), so a user can check a shard by hand.
+// XXH64: the 64-bit checksum of shards and tokenizer files in manifests, computed by libxxhash
+// (Debian's libxxhash-dev, linked statically). The output is the reference `xxhsum -H1`, so a user
+// can check a shard by hand.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -14,15 +15,15 @@ namespace cca::data {
 class Xxh64 {
  public:
   explicit Xxh64(uint64_t seed = 0);
+  ~Xxh64();
+  Xxh64(const Xxh64&) = delete;
+  Xxh64& operator=(const Xxh64&) = delete;
   void update(const void* data, size_t size);
   uint64_t digest() const;
 
  private:
-  uint64_t acc_[4];
-  uint64_t seed_;
-  uint64_t total_ = 0;
-  unsigned char buffer_[32];
-  size_t buffered_ = 0;
+  struct State;  // libxxhash's, kept out of this header so its users need no xxhash.h
+  std::unique_ptr<State> state_;
 };
 
 // Distinct names on purpose: with one overloaded name, xxh64("abc", 0) would pick the pointer form

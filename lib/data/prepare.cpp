@@ -4,15 +4,15 @@
 #include <chrono>
 #include <cmath>
 #include <memory>
-#include <thread>
 
-#include "util/files.h"
-#include "data/progress.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/format.h"
 #include "util/log.h"
+#include "util/parallel.h"
+#include "util/progress_bar.h"
 
 namespace cca::data {
 
@@ -153,29 +153,23 @@ void encode_documents(const Tokenizer& tok, const std::vector<Document>& docs,
                       std::vector<std::vector<int32_t>>& out, std::vector<EncodeCache>* caches,
                       bool use_cache) {
   out.assign(docs.size(), {});
-  const size_t n = docs.size();
-  const size_t workers = std::min(caches->size(), n);
-  std::vector<std::exception_ptr> errors(workers);
-  auto work = [&](size_t w) {
-    try {
-      for (size_t i = w * n / workers; i < (w + 1) * n / workers; ++i) {
-        if (use_cache) {
-          tok.encode_cached(docs[i].text, out[i], (*caches)[w]);
-        } else {
-          tok.encode(docs[i].text, out[i]);
-        }
-      }
-    } catch (...) {
-      errors[w] = std::current_exception();
+  parallel_for(docs.size(), caches->size(), [&](size_t worker, size_t i) {
+    if (use_cache) {
+      tok.encode_cached(docs[i].text, out[i], (*caches)[worker]);
+    } else {
+      tok.encode(docs[i].text, out[i]);
     }
-  };
-  std::vector<std::thread> pool;
-  for (size_t w = 1; w < workers; ++w) pool.emplace_back(work, w);
-  if (workers > 0) work(0);
-  for (std::thread& t : pool) t.join();
-  for (const auto& e : errors) {
-    if (e) std::rethrow_exception(e);
-  }
+  });
+}
+
+std::string prepare_progress_text(uint64_t done, uint64_t total, int64_t tokens, double seconds) {
+  const double fraction = total > 0 ? std::min(1.0, static_cast<double>(done) / total) : 0.0;
+  const double rate = seconds > 0 ? done / seconds : 0.0;
+  const double token_rate = seconds > 0 ? tokens / seconds : 0.0;
+  const std::string eta =
+      rate > 0 && done <= total ? render_duration((total - done) / rate) : "--:--";
+  return format("{:.1f}% {}/{} {}/s {} tok/s ETA {}", 100.0 * fraction, human_bytes(done),
+                human_bytes(total), human_bytes(rate), human_count(token_rate), eta);
 }
 
 std::string shard_file_name(const std::string& split, int index) {
@@ -207,17 +201,25 @@ Manifest manifest_for(const Tokenizer& tokenizer, const PrepareOptions& options,
   return m;
 }
 
+// "prepare [######..................] 25.0% ...": the amounts are in the text, not a count.
+ProgressBarStyle prepare_bar_style() {
+  ProgressBarStyle style;
+  style.label = "prepare";
+  style.width = 24;
+  style.redraw_ms = 100;
+  style.show_count = false;
+  return style;
+}
+
 // Reads, encodes and writes every document; fills the manifest's splits.
 void tokenize_into(DocumentReader& reader, const Tokenizer& tokenizer,
                    const PrepareOptions& options, const Staging& staging, Manifest& m) {
   const int32_t separator = options.separator == "bos" ? tokenizer.bos_id() : tokenizer.eos_id();
   SplitWriter train("train", staging.path(""), m.shard_version, options.shard_tokens);
   SplitWriter val("val", staging.path(""), m.shard_version, options.shard_tokens);
-  const int threads = options.threads > 0
-                          ? options.threads
-                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  Progress progress("prepare", reader.bytes_total(),
-                    options.progress && Progress::stderr_is_terminal());
+  const int threads = thread_count(options.threads);
+  const uint64_t total_bytes = reader.bytes_total();
+  ProgressBar progress(options.progress, static_cast<int64_t>(total_bytes), prepare_bar_style());
   std::vector<Document> docs;
   std::vector<std::vector<int32_t>> encoded;
   std::vector<int32_t> tokens;
@@ -237,9 +239,13 @@ void tokenize_into(DocumentReader& reader, const Tokenizer& tokenizer,
       if (options.separator == "eos") tokens.push_back(separator);
       (is_validation_document(index++, options.val_fraction) ? val : train).add_document(tokens);
     }
-    progress.update(reader.bytes_done(), train.tokens() + val.tokens());
+    const uint64_t done = reader.bytes_done();
+    const int64_t tokens_written = train.tokens() + val.tokens();
+    progress.update(static_cast<int64_t>(done), [&](double seconds) {
+      return prepare_progress_text(done, total_bytes, tokens_written, seconds);
+    });
   }
-  progress.finish();
+  progress.clear();
   m.train = train.finish();
   m.val = val.finish();
 }

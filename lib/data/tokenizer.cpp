@@ -8,15 +8,15 @@
 #include <exception>
 #include <fstream>
 #include <sstream>
-#include <thread>
 #include <unordered_map>
 
-#include "util/files.h"
 #include "data/hash.h"
 #include "data/text_source.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/format.h"
 #include "util/log.h"
+#include "util/parallel.h"
 
 // Exported by libsentencepiece but not declared in its installed headers; it silences the
 // trainer's per-iteration INFO lines, which would drown our own log.
@@ -105,9 +105,7 @@ void check_train_options(const TokenizerTrainOptions& o) {
 }
 
 std::unordered_map<std::string, std::string> trainer_args(const TokenizerTrainOptions& o) {
-  const int threads = o.threads > 0
-                          ? o.threads
-                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int threads = thread_count(o.threads);
   return {
       {"model_prefix", o.output_prefix},
       {"vocab_size", std::to_string(o.vocab_size)},

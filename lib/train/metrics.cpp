@@ -1,7 +1,5 @@
 #include "train/metrics.h"
 
-#include <unistd.h>
-
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -19,15 +17,6 @@ std::string rate_text(double per_second) {
 }
 
 }  // namespace
-
-std::string render_duration(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "?";
-  const auto total = static_cast<int64_t>(std::llround(seconds));
-  const int64_t h = total / 3600, m = (total / 60) % 60, s = total % 60;
-  const auto two_digits = [](int64_t v) { return (v < 10 ? "0" : "") + std::to_string(v); };
-  return h > 0 ? format("{}:{}:{}", h, two_digits(m), two_digits(s))
-               : format("{}:{}", m, two_digits(s));
-}
 
 std::string render_step_line(const StepMetrics& m) {
   std::string step = std::to_string(m.step);
@@ -92,35 +81,6 @@ void MetricsFile::write(const Json& record) {
   if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0) {
     throw Error("cannot write metrics file '" + path_ + "': " + std::strerror(errno));
   }
-}
-
-StepProgressBar::StepProgressBar(bool enabled, int64_t total_steps)
-    : enabled_(enabled && ::isatty(STDERR_FILENO) == 1), total_(total_steps) {}
-
-StepProgressBar::~StepProgressBar() {
-  clear();
-}
-
-void StepProgressBar::update(int64_t step, const std::string& status) {
-  if (!enabled_) return;
-  const auto now = std::chrono::steady_clock::now();
-  if (drawn_ && now - last_draw_ < std::chrono::milliseconds(200) && step < total_) return;
-  last_draw_ = now;
-  constexpr int kWidth = 30;
-  const double fraction = total_ > 0 ? static_cast<double>(step) / static_cast<double>(total_) : 1;
-  const int filled = static_cast<int>(fraction * kWidth);
-  const std::string bar = std::string(filled, '#') + std::string(kWidth - filled, '.');
-  std::fprintf(stderr, "\r\033[K[%s] %lld/%lld %s", bar.c_str(), static_cast<long long>(step),
-               static_cast<long long>(total_), status.c_str());
-  std::fflush(stderr);
-  drawn_ = true;
-}
-
-void StepProgressBar::clear() {
-  if (!drawn_) return;
-  std::fprintf(stderr, "\r\033[K");
-  std::fflush(stderr);
-  drawn_ = false;
 }
 
 }  // namespace cca

@@ -1,9 +1,8 @@
-// What a training run reports: the console line every logging.every steps, a step progress bar
-// on a terminal, and run.dir/metrics.jsonl (one JSON object per line, documented in
-// docs/training.md). Torch-free: the trainer hands over plain numbers.
+// What a training run reports: the console line every logging.every steps and
+// run.dir/metrics.jsonl (one JSON object per line, documented in docs/training.md); the step bar
+// between those lines is util/progress_bar.h. Torch-free: the trainer hands over plain numbers.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <map>
@@ -44,8 +43,6 @@ struct EvalMetrics {
 std::string render_step_line(const StepMetrics& m);
 // "eval step 100: val loss 4.0123, ppl 55.3 (65536 tokens, 0.8 s)".
 std::string render_eval_line(const EvalMetrics& m);
-// "1:05", "2:03:09".
-std::string render_duration(double seconds);
 Json step_record(const StepMetrics& m);
 Json eval_record(const EvalMetrics& m);
 
@@ -63,22 +60,6 @@ class MetricsFile {
  private:
   std::string path_;
   std::FILE* file_ = nullptr;
-};
-
-// A one-line bar on stderr ("[#####.....] 120/300 ..."), drawn only when stderr is a terminal
-// and enabled; clear() before anything else writes to the console.
-class StepProgressBar {
- public:
-  StepProgressBar(bool enabled, int64_t total_steps);
-  ~StepProgressBar();
-  void update(int64_t step, const std::string& status);
-  void clear();
-
- private:
-  bool enabled_;
-  bool drawn_ = false;
-  int64_t total_;
-  std::chrono::steady_clock::time_point last_draw_;
 };
 
 }  // namespace cca

@@ -375,8 +375,8 @@ TrainResult Trainer::run() {
     metrics_->write(Json(std::move(start)));
   }
   if (options_.handle_signals) install_stop_signal_handlers();
-  progress_bar_ = std::make_unique<StepProgressBar>(config_.logging.progress_bar && is_main(),
-                                                    config_.train.steps);
+  progress_bar_ =
+      std::make_unique<ProgressBar>(config_.logging.progress_bar && is_main(), config_.train.steps);
   const int64_t first_step = progress_.step;
   if (first_step >= config_.train.steps) {
     log::info("nothing to train: the checkpoint is at step {} and train.steps is {}", first_step,

@@ -25,6 +25,7 @@
 #include "train/precision.h"
 #include "train/schedule.h"
 #include "train/step_graph.h"
+#include "util/progress_bar.h"
 
 namespace cca {
 
@@ -117,7 +118,7 @@ class Trainer {
   std::unique_ptr<data::TrainLoader> loader_;
   std::unique_ptr<data::ValidationSet> validation_;
   std::unique_ptr<MetricsFile> metrics_;
-  std::unique_ptr<StepProgressBar> progress_bar_;
+  std::unique_ptr<ProgressBar> progress_bar_;
   TrainProgress progress_;
 
   double flops_per_token_ = 0;

@@ -9,8 +9,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include "util/error.h"
 #include "util/format.h"
@@ -98,14 +100,40 @@ void walk_files(const std::string& dir, std::vector<std::string>& out) {
   }
 }
 
-void make_directories(const std::string& path) {
-  if (path.empty() || is_directory(path)) return;
+namespace {
+
+// Where making a folder failed: `error` is errno, or 0 when something that is not a folder is in
+// the way.
+struct FolderFailure {
+  std::string path;
+  int error = 0;
+};
+
+// Makes `path` and its missing parents; the first failure, if any.
+std::optional<FolderFailure> create_folders(const std::string& path) {
+  if (path.empty() || is_directory(path)) return std::nullopt;
   const std::string parent = parent_path(path);
-  if (!parent.empty() && parent != path) make_directories(parent);
-  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
-    throw Error(format("{}: cannot create folder: {}", path, errno_text()));
+  if (!parent.empty() && parent != path) {
+    if (auto failure = create_folders(parent)) return failure;
   }
-  if (!is_directory(path)) throw Error(format("{}: exists and is not a folder", path));
+  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return FolderFailure{path, errno};
+  if (!is_directory(path)) return FolderFailure{path, 0};
+  return std::nullopt;
+}
+
+}  // namespace
+
+void make_directories(const std::string& path) {
+  const auto failure = create_folders(path);
+  if (!failure) return;
+  if (failure->error == 0) throw Error(format("{}: exists and is not a folder", failure->path));
+  throw Error(format("{}: cannot create folder: {}", failure->path, std::strerror(failure->error)));
+}
+
+bool make_directories(const std::string& path, std::string& reason) {
+  const auto failure = create_folders(path);
+  if (failure) reason = std::strerror(failure->error == 0 ? ENOTDIR : failure->error);
+  return !failure;
 }
 
 void remove_tree(const std::string& path) noexcept {
@@ -165,6 +193,45 @@ std::string join(const std::string& dir, const std::string& name) {
   if (dir.empty()) return name;
   if (dir.back() == '/') return dir + name;
   return dir + "/" + name;
+}
+
+std::string lexically_normal(const std::string& path) {
+  if (path.empty()) return path;
+  const bool absolute = path[0] == '/';
+  std::vector<std::string> parts;
+  std::string last;  // the last piece between slashes, "" after a trailing slash
+  size_t start = 0;
+  while (start <= path.size()) {
+    const size_t slash = std::min(path.find('/', start), path.size());
+    last = path.substr(start, slash - start);
+    if (last == "..") {
+      if (!parts.empty() && parts.back() != "..") {
+        parts.pop_back();
+      } else if (!absolute) {
+        parts.push_back(last);  // above a relative start: kept; above the root: dropped
+      }
+    } else if (!last.empty() && last != ".") {
+      parts.push_back(last);
+    }
+    start = slash + 1;
+  }
+  std::string out = absolute ? "/" : "";
+  for (size_t i = 0; i < parts.size(); ++i) out += (i > 0 ? "/" : "") + parts[i];
+  // A path that ended on a folder ("a/b/", "a/b/.", "a/b/c/..") keeps saying so.
+  const bool names_folder = last.empty() || last == "." || last == "..";
+  if (names_folder && !parts.empty() && parts.back() != "..") out += "/";
+  return out.empty() ? "." : out;
+}
+
+std::string canonical_path(const std::string& path) {
+  std::unique_ptr<char, void (*)(void*)> resolved(::realpath(path.c_str(), nullptr), &std::free);
+  return resolved ? std::string(resolved.get()) : std::string();
+}
+
+std::string current_directory() {
+  std::unique_ptr<char, void (*)(void*)> cwd(::getcwd(nullptr, 0), &std::free);
+  if (!cwd) throw Error(format("cannot read the working directory: {}", errno_text()));
+  return cwd.get();
 }
 
 }  // namespace cca::files

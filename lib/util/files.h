@@ -1,7 +1,8 @@
-// File-system helpers on plain POSIX calls. We avoid std::filesystem on purpose: LibTorch's
-// libtorch.so exports its own std::filesystem symbols, which take precedence in any binary that
-// links torch, and its remove_all crashed (null call) in cca-data. Errors are cca::Error naming
-// the path.
+// File-system helpers on plain POSIX calls. The rule for lib/ and apps/: every path operation
+// goes through these, never std::filesystem. LibTorch's libtorch.so exports its own
+// std::filesystem symbols, which take precedence in any binary that links torch (every app links
+// it, whichever library the code sits in), and its remove_all crashed (null call) in cca-data.
+// Errors are cca::Error naming the path.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +28,9 @@ std::string read_file(const std::string& path, const std::string& what = "file",
                       uint64_t max_bytes = uint64_t{1} << 30);
 
 void make_directories(const std::string& path);
+// The same, reporting instead of throwing: false with the reason in the system's words ("Permission
+// denied", "Not a directory") when the folder could not be made.
+bool make_directories(const std::string& path, std::string& reason);
 // Best effort, never throws: for cleaning up staging folders.
 void remove_tree(const std::string& path) noexcept;
 void remove_file(const std::string& path) noexcept;
@@ -39,5 +43,13 @@ std::string parent_path(const std::string& path);
 std::string file_name(const std::string& path);
 // join("a", "b") -> "a/b"; join("", "b") -> "b".
 std::string join(const std::string& dir, const std::string& name);
+// The textual normal form, as std::filesystem's lexically_normal gives it: "a/./b/../c" -> "a/c",
+// "a//b" -> "a/b", "a/.." -> ".", "../x" stays; "" stays "". Touches no disk.
+std::string lexically_normal(const std::string& path);
+// The absolute path with symbolic links, "." and ".." resolved (realpath); "" when that fails,
+// e.g. when the path does not exist.
+std::string canonical_path(const std::string& path);
+// The working directory; throws cca::Error when it cannot be read.
+std::string current_directory();
 
 }  // namespace cca::files

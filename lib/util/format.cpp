@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cmath>
+#include <cstdint>
 #include <iomanip>
 #include <stdexcept>
 
@@ -97,6 +98,15 @@ std::string human_bytes(double bytes) {
     out << std::fixed << std::setprecision(2) << bytes << ' ' << suffixes[index];
   }
   return out.str();
+}
+
+std::string render_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const auto total = static_cast<int64_t>(std::llround(seconds));
+  const int64_t h = total / 3600, m = (total / 60) % 60, s = total % 60;
+  const auto two_digits = [](int64_t v) { return (v < 10 ? "0" : "") + std::to_string(v); };
+  return h > 0 ? format("{}:{}:{}", h, two_digits(m), two_digits(s))
+               : format("{}:{}", m, two_digits(s));
 }
 
 }  // namespace cca

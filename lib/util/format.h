@@ -68,5 +68,7 @@ std::string format(std::string_view pattern, const Args&... args) {
 std::string human_count(double value);
 // "1.50 KiB", "3.2 GiB".
 std::string human_bytes(double bytes);
+// A duration as a clock shows it: "1:05", "2:03:09"; "?" when negative or not finite.
+std::string render_duration(double seconds);
 
 }  // namespace cca

@@ -8,7 +8,6 @@
 #include "data/hash.h"
 #include "data/manifest.h"
 #include "data/prepare.h"
-#include "data/progress.h"
 #include "data/text_source.h"
 #include "data/tokenizer.h"
 #include "data_test_util.h"
@@ -319,7 +318,7 @@ TEST(Prepare, SkippedInvalidDocumentsAreCountedInTheManifest) {
 }
 
 TEST(Progress, RendersRateAndEta) {
-  const std::string line = Progress::render(50 << 20, 100 << 20, 2000000, 10.0);
+  const std::string line = prepare_progress_text(50 << 20, 100 << 20, 2000000, 10.0);
   EXPECT_NE(line.find("50.0%"), std::string::npos) << line;
   EXPECT_NE(line.find("5.00 MiB/s"), std::string::npos) << line;
   EXPECT_NE(line.find("200.0K tok/s"), std::string::npos) << line;
