@@ -15,7 +15,7 @@
 #include "config/config.h"
 #include "dist/environment.h"
 #include "model/transformer.h"
-#include "train/optimizer.h"
+#include "ops/named_tensor.h"
 
 namespace cca::dist {
 

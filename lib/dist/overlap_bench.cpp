@@ -13,7 +13,7 @@
 #include "dist/launcher.h"
 #include "model/transformer.h"
 #include "ops/device.h"
-#include "train/precision.h"
+#include "ops/precision.h"
 #include "util/format.h"
 #include "util/log.h"
 

@@ -18,11 +18,11 @@
 #include "config/loader.h"
 #include "data/loader.h"
 #include "model/transformer.h"
+#include "ops/precision.h"
+#include "optim/adamw.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
-#include "train/optimizer.h"
 #include "train/phase_clock.h"
-#include "train/precision.h"
 #include "train/schedule.h"
 #include "train/step_graph.h"
 
