@@ -109,6 +109,7 @@ void Trainer::build_model() {
   at::manual_seed(static_cast<uint64_t>(config_.train.seed));
   // Initialised on the CPU, then moved: the same seed gives the same weights on every device.
   model_ = std::make_shared<TransformerImpl>(config_);
+  model_->set_activation_checkpointing(config_.train.activation_checkpointing);
   model_->to(device_);
   model_->train();
   std::vector<NamedTensor> parameters;
