@@ -8,6 +8,7 @@
 #include "config/schema.h"
 #include "dist/communicator.h"
 #include "dist/gradient_buckets.h"
+#include "dist/zero1.h"
 #include "moe/moe.h"
 #include "ops/checksum.h"
 #include "util/error.h"
@@ -65,8 +66,26 @@ int DataParallel::rank() const {
 int DataParallel::world_size() const {
   return communicator_->world_size();
 }
+int DataParallel::local_rank() const {
+  return communicator_->world().local_rank;
+}
 const WorldEnvironment& DataParallel::world() const {
   return communicator_->world();
+}
+
+std::unique_ptr<AdamW> DataParallel::make_optimizer(std::vector<NamedTensor> parameters,
+                                                    const OptimConfig& optim) {
+  if (!config_.zero1) return std::make_unique<AdamW>(std::move(parameters), optim);
+  zero1_ = std::make_unique<Zero1>(*communicator_, parameters, optim);
+  auto optimizer = std::make_unique<AdamW>(zero1_->owned_parameters(), zero1_->local_optim());
+  log::info("dist        {}", zero1_->describe());
+  return optimizer;
+}
+
+void DataParallel::check_cuda_graphs() const {
+  throw Error(
+      "train.cuda_graphs: true is not supported with data parallelism (the gradient "
+      "all-reduce runs from backward hooks, outside what a graph replays); set it to false");
 }
 
 void DataParallel::check_same_start(const Config& config, int64_t resumed_step) {
@@ -96,7 +115,7 @@ void DataParallel::check_same_start(const Config& config, int64_t resumed_step) 
 
 std::string DataParallel::start(const Config& config, int64_t resumed_step,
                                 const std::string& run_id, TransformerImpl& model,
-                                const std::vector<NamedTensor>& optimizer_state) {
+                                const AdamW& optimizer) {
   log_topology(*communicator_);
   check_same_start(config, resumed_step);
   const std::string main_run_id =
@@ -106,7 +125,9 @@ std::string DataParallel::start(const Config& config, int64_t resumed_step,
     at::NoGradGuard no_grad;
     for (const auto& item : model.named_parameters(true)) state.push_back(item.value().detach());
     for (const auto& item : model.named_buffers(true)) state.push_back(item.value());
-    for (const NamedTensor& t : optimizer_state) state.push_back(t.tensor);
+    if (!zero1_) {  // ZeRO-1 shards were each restored by their owner
+      for (const NamedTensor& t : optimizer.state()) state.push_back(t.tensor);
+    }
     communicator_->broadcast(state, 0, "broadcasting rank 0's weights and optimizer state");
   }
   std::vector<NamedTensor> parameters;
@@ -121,12 +142,34 @@ std::string DataParallel::start(const Config& config, int64_t resumed_step,
   return main_run_id;
 }
 
+int64_t DataParallel::global_valid_tokens(int64_t local, int64_t step, const PhaseLap& lap) {
+  const int64_t global = sum(local, format("all-reduce of the valid-token count at step {}", step));
+  lap("communication");
+  return global;
+}
+
 void DataParallel::before_backward(bool last_micro_batch) {
   buckets_->set_last_micro_batch(last_micro_batch);
 }
 
-void DataParallel::finish_gradients(int64_t step) {
+void DataParallel::finish_gradients(at::Tensor& loss_sum, int64_t step, const PhaseLap& lap) {
   buckets_->finish(step);
+  sum_in_place(loss_sum, format("all-reduce of the training loss at step {}", step));
+  lap("communication");
+}
+
+StepReport DataParallel::update(AdamW& optimizer, double lr, const at::Tensor& loss,
+                                const at::Tensor& frozen, int64_t step, bool /*keep_gradients*/) {
+  if (!zero1_) {
+    const StepReport report = optimizer.step(lr, loss, frozen);
+    optimizer.zero_grad(/*release=*/false);
+    return report;
+  }
+  const StepReport report = zero1_->clip(loss, frozen);
+  optimizer.step(lr, loss, report.skipped);
+  zero1_->share_parameters(step);
+  zero1_->zero_grad();
+  return report;
 }
 
 int64_t DataParallel::sum(int64_t value, const std::string& what) {
@@ -155,6 +198,10 @@ void DataParallel::sum_expert_counts(TransformerImpl& model) {
     c.copy_(flat.narrow(0, offset, c.numel()));
     offset += c.numel();
   }
+}
+
+void DataParallel::check_replicas(TransformerImpl& model, int64_t step) {
+  if (config_.verify_every > 0 && step % config_.verify_every == 0) verify_parameters(model, step);
 }
 
 void DataParallel::verify_parameters(TransformerImpl& model, int64_t step) {
@@ -194,6 +241,10 @@ std::vector<NamedTensor> DataParallel::gather_rng_states(const std::vector<Named
     }
   }
   return out;
+}
+
+std::vector<NamedTensor> DataParallel::gather_optimizer_state(const AdamW& optimizer) {
+  return zero1_ ? zero1_->gather_state(optimizer.state()) : optimizer.state();
 }
 
 void DataParallel::barrier(const std::string& what) {

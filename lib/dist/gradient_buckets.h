@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "train/optimizer.h"
+#include "ops/named_tensor.h"
 
 namespace cca::dist {
 

@@ -13,7 +13,7 @@
 #include "dist/launcher.h"
 #include "model/transformer.h"
 #include "ops/device.h"
-#include "train/precision.h"
+#include "ops/precision.h"
 #include "util/format.h"
 #include "util/log.h"
 
@@ -58,6 +58,7 @@ Json run_overlap_bench(const LoadedConfig& loaded, const OverlapBenchOptions& op
 
   at::manual_seed(static_cast<uint64_t>(config.train.seed));
   auto model = std::make_shared<TransformerImpl>(config);
+  model->set_activation_checkpointing(config.train.activation_checkpointing);
   model->to(device);
   model->train();
   const auto long_options = at::TensorOptions().dtype(at::kLong).device(device);

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "dist/communicator.h"
+#include "optim/weight_decay.h"
 #include "util/error.h"
 #include "util/format.h"
 

@@ -13,10 +13,12 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "config/config.h"
-#include "train/optimizer.h"
+#include "ops/named_tensor.h"
+#include "optim/grad_clip.h"
 
 namespace cca::dist {
 

@@ -7,7 +7,6 @@
 #include <string>
 
 #include "config/geometry.h"
-#include "model/recompute.h"
 #include "ops/cross_entropy.h"
 #include "util/error.h"
 
@@ -65,6 +64,25 @@ ResidualStream BlockImpl::forward(const ResidualStream& x, AttentionCache* cache
   return {before_ffn.sum, moe_out};
 }
 
+at::Tensor BlockImpl::recomputed_forward(const at::Tensor& x, MoeLosses& losses) {
+  const std::vector<at::Tensor> out = recomputed(*this, x);
+  if (moe) {
+    add_loss(losses.load_balance, out[1]);
+    add_loss(losses.router_z, out[2]);
+  }
+  return out[0];
+}
+
+std::vector<at::Tensor> BlockImpl::recomputable_forward(const at::Tensor& x) {
+  MoeLosses losses;
+  std::vector<at::Tensor> out{forward({x, at::Tensor()}, nullptr, losses).materialized()};
+  if (moe) {
+    out.push_back(losses.load_balance);
+    out.push_back(losses.router_z);
+  }
+  return out;
+}
+
 int64_t ModelCache::bytes() const {
   int64_t total = 0;
   for (const auto& layer : layers) total += layer->bytes();
@@ -97,12 +115,12 @@ at::Tensor TransformerImpl::hidden_states(const at::Tensor& tokens, ModelCache* 
                 std::to_string(blocks.size()));
   }
   ResidualStream stream{at::embedding(embedding, tokens), at::Tensor()};
-  const bool recompute = config_.train.activation_checkpointing && cache == nullptr &&
-                         is_training() && at::GradMode::is_enabled();
+  const bool recompute =
+      activation_checkpointing_ && cache == nullptr && is_training() && at::GradMode::is_enabled();
   for (size_t i = 0; i < blocks.size(); ++i) {
     // A recomputed block keeps one saved input, so its stream is handed over added.
     stream = recompute
-                 ? ResidualStream{recomputed_block(*blocks[i], stream.materialized(), losses),
+                 ? ResidualStream{blocks[i]->recomputed_forward(stream.materialized(), losses),
                                   at::Tensor()}
                  : blocks[i]->forward(stream, cache ? cache->layers[i].get() : nullptr, losses);
   }

@@ -15,6 +15,7 @@
 #include "model/ffn.h"
 #include "moe/moe.h"
 #include "ops/norm.h"
+#include "ops/recompute.h"
 
 namespace cca {
 
@@ -28,17 +29,24 @@ struct ResidualStream {
   at::Tensor materialized() const { return pending.defined() ? residual + pending : residual; }
 };
 
-class BlockImpl : public torch::nn::Module {
+class BlockImpl : public torch::nn::Module, private RecomputableLayer {
  public:
   BlockImpl(const Config& config, int64_t layer_index);
   // Adds this block's MoE losses (if any) into `losses`. The output's pending part is the
   // FFN/MoE output.
   ResidualStream forward(const ResidualStream& x, AttentionCache* cache, MoeLosses& losses);
+  // The same for a materialized stream, without a cache, with the block's activations
+  // recomputed in backward (activation checkpointing, ops/recompute.h).
+  at::Tensor recomputed_forward(const at::Tensor& x, MoeLosses& losses);
 
   std::shared_ptr<RMSNormImpl> attention_norm, ffn_norm;
   std::shared_ptr<Attention> attention;
   std::shared_ptr<SwiGluImpl> ffn;  // null in MoE layers
   std::shared_ptr<MoeImpl> moe;     // null in dense layers
+
+ private:
+  // The block's output, then (MoE blocks) its load-balance and router-z losses.
+  std::vector<at::Tensor> recomputable_forward(const at::Tensor& x) override;
 };
 
 // Decode state of the whole model: one attention cache per layer.
@@ -75,6 +83,10 @@ class TransformerImpl : public torch::nn::Module {
                      const at::Tensor& inverse_valid);
   ModelCache new_cache() const;
   std::vector<std::shared_ptr<MoeImpl>> moe_layers() const;
+  // Training forwards recompute every block in backward instead of keeping its activations
+  // (the trainer sets it from train.activation_checkpointing). Off by default.
+  void set_activation_checkpointing(bool enabled) { activation_checkpointing_ = enabled; }
+  bool activation_checkpointing() const { return activation_checkpointing_; }
   const Config& config() const { return config_; }
 
   at::Tensor embedding;  // [vocab, E]
@@ -87,6 +99,7 @@ class TransformerImpl : public torch::nn::Module {
   LossBreakdown loss_with(const at::Tensor& tokens, const at::Tensor& targets,
                           const std::function<at::Tensor(const at::Tensor&)>& per_valid_token);
   Config config_;
+  bool activation_checkpointing_ = false;
 };
 
 }  // namespace cca

@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "attention/attention.h"
-#include "model/recompute.h"
 #include "moe/token_permutation.h"
 #include "ops/autocast.h"
+#include "ops/recompute.h"
 #include "ops/swiglu.h"
 #include "util/error.h"
 

@@ -1,5 +1,5 @@
 // One finished or unfinished run as a report sees it: its resolved config.yaml (written by the
-// trainer at every launch), the model accounting derived from it (lib/model/accounting.h) and
+// trainer at every launch), the model accounting derived from it (lib/config/accounting.h) and
 // its metrics.jsonl.
 #pragma once
 
@@ -13,7 +13,7 @@
 
 namespace cca::sweep {
 
-// What reports and sweep plans show about a model, from lib/model/accounting.h.
+// What reports and sweep plans show about a model, from lib/config/accounting.h.
 struct ModelNumbers {
   DerivedValues derived;                 // parameters, training FLOPs, geometry
   int64_t kv_bytes_per_token = 0;        // bf16, all layers (derived.h's convention)

@@ -16,7 +16,7 @@
 #include "config/loader.h"
 #include "data/loader.h"
 #include "model/transformer.h"
-#include "train/optimizer.h"
+#include "optim/adamw.h"
 #include "train/tensor_io.h"
 
 namespace cca {

@@ -12,7 +12,7 @@
 #include <memory>
 
 #include "config/config.h"
-#include "train/precision.h"
+#include "ops/precision.h"
 
 namespace cca {
 

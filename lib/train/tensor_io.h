@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "model/transformer.h"
-#include "train/optimizer.h"
+#include "ops/named_tensor.h"
 
 namespace cca {
 

@@ -3,8 +3,7 @@
 #include <algorithm>
 #include <optional>
 
-#include "dist/data_parallel.h"
-#include "dist/zero1.h"
+#include "dist/parallelism.h"
 #include "train/device_batch.h"
 #include "train/trainer.h"
 #include "util/error.h"
@@ -34,11 +33,7 @@ void Trainer::build_step_graph() {
     throw Error("train.cuda_graphs: true needs a CUDA device, and this run trains on " +
                 device_.str() + "; set train.cuda_graphs: false or train.device: cuda");
   }
-  if (parallel_) {
-    throw Error(
-        "train.cuda_graphs: true is not supported with data parallelism (the gradient "
-        "all-reduce runs from backward hooks, outside what a graph replays); set it to false");
-  }
+  parallelism_->check_cuda_graphs();
   graph_ = std::make_unique<MicroBatchGraph>(*model_, config_, precision_, device_);
   log::info(
       "graphs      one micro-batch's forward and backward as a CUDA graph (captured after "
@@ -71,7 +66,7 @@ at::Tensor Trainer::eager_micro_batch(const at::Tensor& inputs, const at::Tensor
 }
 
 void Trainer::train_step(PhaseClock* clock) {
-  const auto lap = [clock](const char* phase) {
+  const dist::PhaseLap lap = [clock](const char* phase) {
     if (clock) clock->lap(phase);
   };
   if (clock) clock->start();
@@ -86,14 +81,12 @@ void Trainer::train_step(PhaseClock* clock) {
   lap("data");
   // With data parallelism the shares below are of the global count and the gradients are summed
   // over ranks, so the step is the mean over every rank's tokens.
-  step_valid =
-      global_sum(step_valid, format("all-reduce of the valid-token count at step {}", step));
-  if (parallel_) lap("communication");
+  step_valid = parallelism_->global_valid_tokens(step_valid, step, lap);
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions(device_).dtype(at::kFloat));
   std::optional<StepCastCache> cast_cache(std::in_place, precision_);
   for (size_t i = 0; i < batches.size(); ++i) {
     const data::Batch& batch = batches[i];
-    if (parallel_) parallel_->before_backward(i + 1 == batches.size());
+    parallelism_->before_backward(i + 1 == batches.size());
     auto [inputs, targets] = to_device(batch, device_);
     lap("data");
     const int64_t valid = count_valid_targets(batch);
@@ -105,16 +98,11 @@ void Trainer::train_step(PhaseClock* clock) {
     lap("backward");
   }
   cast_cache.reset();
-  if (parallel_) {
-    parallel_->finish_gradients(step + 1);
-    parallel_->sum_in_place(loss_sum,
-                            format("all-reduce of the training loss at step {}", step + 1));
-    lap("communication");
-  }
+  parallelism_->finish_gradients(loss_sum, step + 1, lap);
   const at::Tensor step_loss = loss_sum / static_cast<double>(std::max<int64_t>(step_valid, 1));
   const bool halt_policy = config_.train.nonfinite == "halt";
   const StepReport report = update(step_loss, step + 1);
-  if (parallel_ && config_.moe.bias_update_rate > 0) parallel_->sum_expert_counts(*model_);
+  if (config_.moe.bias_update_rate > 0) parallelism_->sum_expert_counts(*model_);
   for (const auto& moe : model_->moe_layers()) moe->update_selection_bias();
 
   const at::Tensor kept = 1.0 - report.skipped;
@@ -130,23 +118,12 @@ void Trainer::train_step(PhaseClock* clock) {
   lap("optimizer");
 }
 
-// Clip and apply AdamW (ZeRO-1: the global clip here, this rank's shard updated, then every
-// rank's updated parameters shared), then clear the gradients.
+// Clip and apply AdamW (as the parallelism shards it), then clear the gradients; a CUDA graph
+// accumulates into the same gradient memory at every replay, so it keeps it.
 StepReport Trainer::update(const at::Tensor& step_loss, int64_t step) {
   const at::Tensor frozen = config_.train.nonfinite == "halt" ? halted_ : at::Tensor();
-  if (!zero1_) {
-    const StepReport report = optimizer_->step(last_lr_, step_loss, frozen);
-    // A single process holds no views of the gradients, so they are released rather than
-    // zeroed (with data parallelism they live in the communication buckets, and a CUDA graph
-    // accumulates into the same memory at every replay).
-    optimizer_->zero_grad(/*release=*/parallel_ == nullptr && graph_ == nullptr);
-    return report;
-  }
-  const StepReport report = zero1_->clip(step_loss, frozen);
-  optimizer_->step(last_lr_, step_loss, report.skipped);
-  zero1_->share_parameters(step);
-  zero1_->zero_grad();
-  return report;
+  return parallelism_->update(*optimizer_, last_lr_, step_loss, frozen, step,
+                              /*keep_gradients=*/graph_ != nullptr);
 }
 
 }  // namespace cca

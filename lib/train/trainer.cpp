@@ -12,8 +12,8 @@
 #include "app/startup.h"
 #include "config/accounting.h"
 #include "data/dataset.h"
-#include "dist/data_parallel.h"
-#include "dist/zero1.h"
+#include "dist/parallelism.h"
+#include "dist/single_process.h"
 #include "ops/device.h"
 #include "train/checkpoint_store.h"
 #include "train/device_batch.h"
@@ -44,20 +44,22 @@ std::string checkpoint_root(const Config& config) {
   return files::join(config.run.dir, "checkpoints");
 }
 
+std::shared_ptr<dist::Parallelism> given_or_single_process(std::shared_ptr<dist::Parallelism> given,
+                                                           const DistributedConfig& config) {
+  if (given) return given;
+  return std::make_shared<dist::SingleProcess>(config);
+}
+
 }  // namespace
 
 Trainer::Trainer(LoadedConfig loaded, TrainOptions options)
     : loaded_(std::move(loaded)),
       config_(loaded_.config),
       options_(std::move(options)),
-      parallel_(options_.parallel.get()),
-      device_(resolve_device(loaded_.config.train.device,
-                             parallel_ ? parallel_->world().local_rank : 0)),
-      precision_(resolve_precision(loaded_.config.train.precision, device_)),
+      parallelism_(given_or_single_process(options_.parallel, config_.distributed)),
+      device_(resolve_device(config_.train.device, parallelism_->local_rank())),
+      precision_(resolve_precision(config_.train.precision, device_)),
       phase_start_(Clock::now()) {
-  if (config_.distributed.zero1 && !parallel_) {
-    log::warn("distributed.zero1 has no effect in a single process");
-  }
   phases_.emplace_back("start-up before the trainer", seconds_since(options_.process_start));
   phase_done("device");
   files::make_directories(config_.run.dir);
@@ -71,14 +73,10 @@ Trainer::Trainer(LoadedConfig loaded, TrainOptions options)
 Trainer::~Trainer() = default;
 
 int Trainer::rank() const {
-  return parallel_ ? parallel_->rank() : 0;
+  return parallelism_->rank();
 }
 int Trainer::world_size() const {
-  return parallel_ ? parallel_->world_size() : 1;
-}
-
-int64_t Trainer::global_sum(int64_t local, const std::string& what) {
-  return parallel_ ? parallel_->sum(local, what) : local;
+  return parallelism_->world_size();
 }
 
 double Trainer::training_time() const {
@@ -109,19 +107,14 @@ void Trainer::build_model() {
   at::manual_seed(static_cast<uint64_t>(config_.train.seed));
   // Initialised on the CPU, then moved: the same seed gives the same weights on every device.
   model_ = std::make_shared<TransformerImpl>(config_);
+  model_->set_activation_checkpointing(config_.train.activation_checkpointing);
   model_->to(device_);
   model_->train();
   std::vector<NamedTensor> parameters;
   for (const auto& item : model_->named_parameters(/*recurse=*/true)) {
     parameters.push_back({item.key(), item.value()});
   }
-  if (parallel_ && config_.distributed.zero1) {
-    zero1_ = std::make_unique<dist::Zero1>(parallel_->communicator(), parameters, config_.optim);
-    optimizer_ = std::make_unique<AdamW>(zero1_->owned_parameters(), zero1_->local_optim());
-    log::info("dist        {}", zero1_->describe());
-  } else {
-    optimizer_ = std::make_unique<AdamW>(std::move(parameters), config_.optim);
-  }
+  optimizer_ = parallelism_->make_optimizer(std::move(parameters), config_.optim);
   schedule_ = std::make_unique<LrSchedule>(config_.schedule, config_.optim.lr, config_.train.steps);
   if (config_.train.cuda_graphs) build_step_graph();
   flops_per_token_ = training_flops_per_token(config_);
@@ -198,10 +191,8 @@ void Trainer::resume_if_requested() {
   loader_options.world_size = world_size();
   loader_ =
       std::make_unique<data::TrainLoader>(train_shards_, loader_options, resume_loader_state_);
-  if (parallel_) {
-    progress_.run_id = parallel_->start(config_, progress_.step, progress_.run_id, *model_,
-                                        zero1_ ? std::vector<NamedTensor>() : optimizer_->state());
-  }
+  progress_.run_id =
+      parallelism_->start(config_, progress_.step, progress_.run_id, *model_, *optimizer_);
   phase_done(resume_info_ ? "resume" : "loader");
 }
 
@@ -247,10 +238,9 @@ double Trainer::evaluate() {
     tokens += parts.valid_tokens;
   }
   model_->train();
-  if (parallel_) {  // each rank evaluated its share of the sequences (ValidationSet)
-    parallel_->sum_in_place(device_sum, "all-reduce of the validation loss");
-    tokens = parallel_->sum(tokens, "all-reduce of the validation token count");
-  }
+  // Each rank evaluated its share of the sequences (ValidationSet).
+  parallelism_->sum_in_place(device_sum, "all-reduce of the validation loss");
+  tokens = parallelism_->sum(tokens, "all-reduce of the validation token count");
   loss_sum = device_sum.item<double>();
   const double val_loss = loss_sum / static_cast<double>(std::max<int64_t>(tokens, 1));
   EvalMetrics metrics{progress_.step, val_loss, tokens, seconds_since(start)};
@@ -335,29 +325,25 @@ std::string Trainer::write_checkpoint() {
   progress_.train_seconds = training_time();
   progress_.skipped_steps = skipped_at_start_ + static_cast<int64_t>(skipped_total_.item<double>());
   progress_.loader = loader_->state();
+  // Weights and optimizer state are identical on every rank (verified by distributed.
+  // verify_every); the RNG states are per rank. Rank 0 writes; the barriers make DONE mean
+  // "every rank got here", and keep every rank from going on (or exiting) before it exists.
+  const std::string at_step = format(" for the checkpoint of step {}", progress_.step);
+  CheckpointExtras extras;
+  extras.world_size = world_size();
+  extras.rng = parallelism_->gather_rng_states(rng_states());
+  extras.optimizer_state = parallelism_->gather_optimizer_state(*optimizer_);
+  extras.before_commit = [&] { parallelism_->barrier("barrier before DONE" + at_step); };
   std::string path;
-  if (!parallel_) {
-    path = save_checkpoint(checkpoint_root(config_), progress_, *model_, *optimizer_, loaded_);
+  if (is_main()) {
+    path =
+        save_checkpoint(checkpoint_root(config_), progress_, *model_, *optimizer_, loaded_, extras);
   } else {
-    // Weights and optimizer state are identical on every rank (verified by distributed.
-    // verify_every); the RNG states are per rank. Rank 0 writes; the barriers make DONE mean
-    // "every rank got here", and keep every rank from going on (or exiting) before it exists.
-    const std::string at_step = format(" for the checkpoint of step {}", progress_.step);
-    CheckpointExtras extras;
-    extras.world_size = world_size();
-    extras.rng = parallel_->gather_rng_states(rng_states());
-    if (zero1_) extras.optimizer_state = zero1_->gather_state(optimizer_->state());
-    extras.before_commit = [&] { parallel_->barrier("barrier before DONE" + at_step); };
-    if (is_main()) {
-      path = save_checkpoint(checkpoint_root(config_), progress_, *model_, *optimizer_, loaded_,
-                             extras);
-    } else {
-      extras.before_commit();
-      path =
-          files::join(checkpoint_root(config_), checkpoint_store::step_folder_name(progress_.step));
-    }
-    parallel_->barrier("barrier after DONE" + at_step);
+    extras.before_commit();
+    path =
+        files::join(checkpoint_root(config_), checkpoint_store::step_folder_name(progress_.step));
   }
+  parallelism_->barrier("barrier after DONE" + at_step);
   checkpoint_seconds_ += seconds_since(start);
   if (progress_bar_) progress_bar_->clear();
   log::info("checkpoint  {} ({:.1f} s)", path, seconds_since(start));
@@ -399,14 +385,9 @@ TrainResult Trainer::run() {
     }
     const bool last = step == config_.train.steps;
     // A signal may reach one rank only: every rank stops after the same step or none does.
-    const bool signalled = parallel_
-                               ? parallel_->any(stop_requested(), "agreeing on a stop request")
-                               : stop_requested();
+    const bool signalled = parallelism_->any(stop_requested(), "agreeing on a stop request");
     const bool stopping = signalled || (options_.stop_at_step && step >= *options_.stop_at_step);
-    const int64_t verify_every = config_.distributed.verify_every;
-    if (parallel_ && verify_every > 0 && step % verify_every == 0) {
-      parallel_->verify_parameters(*model_, step);
-    }
+    parallelism_->check_replicas(*model_, step);
     if (step % config_.logging.every == 0 || last || stopping) {
       log_step(seconds_since(interval_start), interval_steps);
       interval_start = Clock::now();
@@ -463,7 +444,7 @@ TrainResult Trainer::run() {
   phases_.emplace_back("evaluation", eval_seconds_);
   phases_.emplace_back("checkpoints", checkpoint_seconds_);
   result.phase_seconds = phases_;
-  if (parallel_) parallel_->barrier("barrier at the end of training");
+  parallelism_->barrier("barrier at the end of training");
   if (!metrics_) return result;
   Json::Object summary;
   summary["kind"] = "summary";

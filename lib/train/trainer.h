@@ -1,8 +1,9 @@
 // The training loop: a config becomes a model, loader, optimizer and schedule; every step pulls
 // grad_accum micro-batches, runs forward/backward under the chosen precision, clips, updates,
 // and reports; evaluation and checkpoints happen on their cadence (docs/architecture.md).
-// The model stays single-device code; with data parallelism a dist::DataParallel (lib/dist) is
-// passed in and the loop calls it at the few points where ranks must agree (docs/distributed.md).
+// The model stays single-device code, and so does the loop: it always holds a dist::Parallelism
+// (lib/dist: one process, or data parallelism passed in) and calls it at the points where ranks
+// must agree (docs/distributed.md).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -18,11 +19,11 @@
 #include "config/loader.h"
 #include "data/loader.h"
 #include "model/transformer.h"
+#include "ops/precision.h"
+#include "optim/adamw.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
-#include "train/optimizer.h"
 #include "train/phase_clock.h"
-#include "train/precision.h"
 #include "train/schedule.h"
 #include "train/step_graph.h"
 #include "util/progress_bar.h"
@@ -30,8 +31,7 @@
 namespace cca {
 
 namespace dist {
-class DataParallel;
-class Zero1;
+class Parallelism;
 }  // namespace dist
 
 struct TrainOptions {
@@ -39,7 +39,7 @@ struct TrainOptions {
   std::optional<int64_t> stop_at_step;  // checkpoint and return after this step (exit 0)
   bool handle_signals = true;           // SIGTERM/SIGINT: checkpoint and return
   std::chrono::steady_clock::time_point process_start = std::chrono::steady_clock::now();
-  std::shared_ptr<dist::DataParallel> parallel;  // null: a single process
+  std::shared_ptr<dist::Parallelism> parallel;  // null: a single process
 };
 
 struct TrainResult {
@@ -98,18 +98,16 @@ class Trainer {
   int rank() const;
   int world_size() const;
   bool is_main() const { return rank() == 0; }
-  int64_t global_sum(int64_t local, const std::string& what);
   void check_world_size(const CheckpointInfo& info) const;
 
   LoadedConfig loaded_;
   const Config& config_;
   TrainOptions options_;
-  dist::DataParallel* parallel_;  // options_.parallel, or null
+  std::shared_ptr<dist::Parallelism> parallelism_;  // options_.parallel, or one process
   at::Device device_;
   Precision precision_;
   std::shared_ptr<TransformerImpl> model_;
-  std::unique_ptr<AdamW> optimizer_;
-  std::unique_ptr<dist::Zero1> zero1_;  // distributed.zero1: optimizer_ holds this rank's shard
+  std::unique_ptr<AdamW> optimizer_;  // distributed.zero1: over this rank's shard only
   std::unique_ptr<LrSchedule> schedule_;
   std::unique_ptr<MicroBatchGraph> graph_;  // train.cuda_graphs
   std::shared_ptr<const data::ShardSet> train_shards_;

@@ -104,8 +104,8 @@ TEST_P(TinyModel, ActivationCheckpointingGivesIdenticalGradients) {
   Config c = tiny_config(GetParam());
   c.model.z_loss = 1e-3;
   auto plain = make_model(c, at::kDouble);
-  c.train.activation_checkpointing = true;
   auto recomputed = make_model(c, at::kDouble);
+  recomputed->set_activation_checkpointing(true);
   at::manual_seed(11);
   const at::Tensor data = at::randint(0, 64, {2, 13}, at::kLong);
   const at::Tensor tokens = data.narrow(1, 0, 12), targets = data.narrow(1, 1, 12);

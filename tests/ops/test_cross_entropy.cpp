@@ -6,7 +6,7 @@
 
 #include "ops/cross_entropy.h"
 #include "ops/device.h"
-#include "train/precision.h"
+#include "ops/precision.h"
 
 namespace cca {
 namespace {

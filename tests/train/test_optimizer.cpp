@@ -6,7 +6,8 @@
 #include <vector>
 
 #include "config/config.h"
-#include "train/optimizer.h"
+#include "optim/adamw.h"
+#include "optim/weight_decay.h"
 #include "util/error.h"
 
 namespace cca {

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "ops/autocast.h"
-#include "train/precision.h"
+#include "ops/precision.h"
 
 namespace cca {
 namespace {

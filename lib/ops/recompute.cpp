@@ -1,9 +1,7 @@
-#include "model/recompute.h"
+#include "ops/recompute.h"
 
 #include <ATen/autocast_mode.h>
 #include <torch/autograd.h>
-
-#include "model/transformer.h"
 
 namespace cca {
 namespace {
@@ -49,32 +47,21 @@ class RecomputingScope {
   bool previous_;
 };
 
-// Outputs: the block's output, then (MoE blocks) the load-balance and router-z losses.
-tensor_list run_block(BlockImpl& block, const at::Tensor& x) {
-  MoeLosses losses;
-  tensor_list out{block.forward({x, at::Tensor()}, nullptr, losses).materialized()};
-  if (block.moe) {
-    out.push_back(losses.load_balance);
-    out.push_back(losses.router_z);
-  }
-  return out;
-}
-
-class RecomputedBlock : public torch::autograd::Function<RecomputedBlock> {
+class RecomputeFunction : public torch::autograd::Function<RecomputeFunction> {
  public:
-  static tensor_list forward(AutogradContext* ctx, const at::Tensor& x, BlockImpl* block) {
+  static tensor_list forward(AutogradContext* ctx, const at::Tensor& x, RecomputableLayer* layer) {
     const c10::DeviceType type = x.device().type();
     ctx->save_for_backward({x});
-    ctx->saved_data["block"] = reinterpret_cast<int64_t>(block);
+    ctx->saved_data["layer"] = reinterpret_cast<int64_t>(layer);
     ctx->saved_data["autocast"] = at::autocast::is_autocast_enabled(type);
     ctx->saved_data["autocast_dtype"] =
         static_cast<int64_t>(at::autocast::get_autocast_dtype(type));
-    return run_block(*block, x);  // grad mode is off here: nothing is kept
+    return layer->recomputable_forward(x);  // grad mode is off here: nothing is kept
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grad_outputs) {
     const at::Tensor x = ctx->get_saved_variables()[0];
-    auto* block = reinterpret_cast<BlockImpl*>(ctx->saved_data["block"].toInt());
+    auto* layer = reinterpret_cast<RecomputableLayer*>(ctx->saved_data["layer"].toInt());
     const at::Tensor x_again = x.detach().requires_grad_(true);
     tensor_list outputs;
     {
@@ -83,7 +70,7 @@ class RecomputedBlock : public torch::autograd::Function<RecomputedBlock> {
           x.device().type(), ctx->saved_data["autocast"].toBool(),
           static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()));
       const RecomputingScope recomputing;
-      outputs = run_block(*block, x_again);
+      outputs = layer->recomputable_forward(x_again);
     }
     tensor_list roots, grads;
     for (size_t i = 0; i < outputs.size(); ++i) {
@@ -98,13 +85,8 @@ class RecomputedBlock : public torch::autograd::Function<RecomputedBlock> {
 
 }  // namespace
 
-at::Tensor recomputed_block(BlockImpl& block, const at::Tensor& x, MoeLosses& losses) {
-  const tensor_list out = RecomputedBlock::apply(x, &block);
-  if (block.moe) {
-    losses.load_balance = losses.load_balance.defined() ? losses.load_balance + out[1] : out[1];
-    losses.router_z = losses.router_z.defined() ? losses.router_z + out[2] : out[2];
-  }
-  return out[0];
+std::vector<at::Tensor> recomputed(RecomputableLayer& layer, const at::Tensor& x) {
+  return RecomputeFunction::apply(x, &layer);
 }
 
 bool recomputing_activations() {

@@ -1,28 +1,17 @@
-#include "train/optimizer.h"
+#include "optim/adamw.h"
 
+#include "optim/weight_decay.h"
 #include "util/error.h"
 #include "util/strings.h"
 
 namespace cca {
 namespace {
 
-bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() &&
-         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 at::Tensor zeros_like_state(const at::Tensor& parameter) {
   return at::zeros_like(parameter, at::MemoryFormat::Contiguous);
 }
 
 }  // namespace
-
-bool takes_weight_decay(const std::string& name, const at::Tensor& parameter,
-                        const OptimConfig& optim) {
-  if (name == "embedding" || name == "lm_head") return optim.decay_embeddings;
-  const bool vector_like = parameter.dim() < 2 || ends_with(name, ".bias");
-  return vector_like ? optim.decay_norms_and_biases : true;
-}
 
 AdamW::AdamW(std::vector<NamedTensor> parameters, const OptimConfig& optim) : optim_(optim) {
   decayed_.weight_decay = optim.weight_decay;
@@ -74,22 +63,6 @@ void AdamW::materialize_missing_gradients() {
       if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
     }
   }
-}
-
-StepReport check_and_clip(std::vector<at::Tensor>& grads, double grad_clip, const at::Tensor& loss,
-                          const at::Tensor& frozen) {
-  if (grads.empty()) throw Error("optimizer: no parameters to update");
-  StepReport report;
-  report.grad_norm = at::stack(at::_foreach_norm(grads, 2)).norm();
-  at::Tensor bad = report.grad_norm.isfinite().logical_not();
-  if (loss.defined()) bad = bad.logical_or(loss.detach().isfinite().logical_not().to(bad.device()));
-  if (frozen.defined()) bad = bad.logical_or(frozen.to(bad.device()).ne(0));
-  report.skipped = bad.to(at::kFloat);
-  if (grad_clip > 0) {
-    const at::Tensor scale = (grad_clip / (report.grad_norm + 1e-6)).clamp_max(1.0);
-    at::_foreach_mul_(grads, scale);
-  }
-  return report;
 }
 
 StepReport AdamW::step(double lr, const at::Tensor& loss, const at::Tensor& frozen) {

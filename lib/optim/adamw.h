@@ -1,6 +1,7 @@
-// AdamW with decoupled weight decay over two parameter groups (decayed / not decayed), run by
-// LibTorch's fused kernel (_fused_adamw_, on CPU and CUDA), with global-norm clipping and a
-// device-side non-finite guard, so a step needs no host synchronisation.
+// AdamW with decoupled weight decay over two parameter groups (decayed / not decayed, by
+// optim/weight_decay.h), run by LibTorch's fused kernel (_fused_adamw_, on CPU and CUDA), with
+// global-norm clipping and a device-side non-finite guard (optim/grad_clip.h), so a step needs no
+// host synchronisation.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -13,31 +14,10 @@
 #include <vector>
 
 #include "config/config.h"
+#include "ops/named_tensor.h"
+#include "optim/grad_clip.h"
 
 namespace cca {
-
-struct NamedTensor {
-  std::string name;
-  at::Tensor tensor;
-};
-
-// Whether `name` (a model parameter path such as "blocks.0.ffn_norm.weight") takes weight decay:
-// matrices do; norms, biases, scalars and per-head vectors (e.g. the CCA key temperature) only
-// with optim.decay_norms_and_biases; the embedding and LM head only with optim.decay_embeddings.
-bool takes_weight_decay(const std::string& name, const at::Tensor& parameter,
-                        const OptimConfig& optim);
-
-// What one optimizer step did, as device tensors (read them when logging, not every step).
-struct StepReport {
-  at::Tensor grad_norm;  // global L2 norm of the gradients before clipping (fp32 scalar)
-  at::Tensor skipped;    // 1.0 when the step was dropped (non-finite loss or gradient), else 0.0
-};
-
-// The global L2 norm of `grads` (returned as reported before clipping), the non-finite flag
-// (non-finite norm or loss, or `frozen` set), then clipping of `grads` in place to `grad_clip`
-// when > 0. Every optimizer step runs exactly this, so sharded and unsharded runs agree bitwise.
-StepReport check_and_clip(std::vector<at::Tensor>& grads, double grad_clip, const at::Tensor& loss,
-                          const at::Tensor& frozen);
 
 class AdamW {
  public:

@@ -1,0 +1,20 @@
+#include "optim/weight_decay.h"
+
+namespace cca {
+namespace {
+
+bool ends_with(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+bool takes_weight_decay(const std::string& name, const at::Tensor& parameter,
+                        const OptimConfig& optim) {
+  if (name == "embedding" || name == "lm_head") return optim.decay_embeddings;
+  const bool vector_like = parameter.dim() < 2 || ends_with(name, ".bias");
+  return vector_like ? optim.decay_norms_and_biases : true;
+}
+
+}  // namespace cca
