@@ -9,9 +9,12 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "attention/core.h"
 #include "config/geometry.h"
+#include "ops/init.h"
 
 namespace cca {
 
@@ -40,13 +43,14 @@ class Attention : public torch::nn::Module {
   // and the cache is extended; the outputs equal those of one pass over the whole sequence.
   virtual at::Tensor forward(const at::Tensor& x, AttentionCache* cache = nullptr) = 0;
   virtual std::unique_ptr<AttentionCache> new_cache() const = 0;
+  // Per-head values worth watching in training logs, by name (CCA: "cca_temp", the key
+  // temperature as the multiplier it applies). The trainer logs each name's min, mean and max
+  // over all layers; most variants have none.
+  virtual std::vector<std::pair<std::string, at::Tensor>> logged_values() const { return {}; }
 };
 
 // Creates the module of the variant named by geometry.kind; throws cca::Error for an unknown kind.
 std::shared_ptr<Attention> make_attention(const AttentionGeometry& geometry,
                                           const AttentionOptions& options);
-
-// Initialises a projection weight from N(0, std²).
-void init_normal(at::Tensor& weight, double std);
 
 }  // namespace cca

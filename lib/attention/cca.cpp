@@ -227,6 +227,10 @@ class CcaAttention : public Attention {
 
   at::Tensor key_multiplier() const { return geometry_.temperature == "exp" ? temp_.exp() : temp_; }
 
+  std::vector<std::pair<std::string, at::Tensor>> logged_values() const override {
+    return {{"cca_temp", key_multiplier().detach()}};
+  }
+
   CcaGeometry geometry_;
   AttentionOptions options_;
   Rotary rotary_;

@@ -32,9 +32,4 @@ std::shared_ptr<Attention> make_attention(const AttentionGeometry& geometry,
   return it->second(geometry, options);
 }
 
-void init_normal(at::Tensor& weight, double std) {
-  at::NoGradGuard no_grad;
-  weight.normal_(0.0, std);
-}
-
 }  // namespace cca

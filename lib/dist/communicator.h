@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "config/config.h"
-#include "dist/environment.h"
+#include "launch/environment.h"
 
 namespace cca::dist {
 

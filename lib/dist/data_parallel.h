@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "config/config.h"
-#include "dist/environment.h"
 #include "dist/parallelism.h"
+#include "launch/environment.h"
 
 namespace cca::dist {
 

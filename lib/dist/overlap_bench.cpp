@@ -8,9 +8,9 @@
 #include <memory>
 
 #include "dist/communicator.h"
-#include "dist/environment.h"
 #include "dist/gradient_buckets.h"
-#include "dist/launcher.h"
+#include "launch/environment.h"
+#include "launch/launcher.h"
 #include "model/transformer.h"
 #include "ops/device.h"
 #include "ops/precision.h"

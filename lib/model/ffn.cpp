@@ -2,7 +2,7 @@
 
 #include <ATen/ATen.h>
 
-#include "attention/attention.h"
+#include "ops/init.h"
 #include "ops/swiglu.h"
 
 namespace cca {

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "attention/attention.h"
 #include "moe/token_permutation.h"
 #include "ops/autocast.h"
+#include "ops/init.h"
 #include "ops/recompute.h"
 #include "ops/swiglu.h"
 #include "util/error.h"

@@ -4,10 +4,10 @@
 #include <fstream>
 
 #include "app/startup.h"
-#include "dist/launcher.h"
+#include "checkpoint/checkpoint_store.h"
+#include "launch/launcher.h"
 #include "sweep/report.h"
 #include "sweep/run_folder.h"
-#include "train/checkpoint_store.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/format.h"

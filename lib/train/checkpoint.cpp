@@ -7,9 +7,9 @@
 #include <ctime>
 #include <set>
 
+#include "checkpoint/checkpoint_store.h"
+#include "checkpoint/safetensors.h"
 #include "config/schema.h"
-#include "train/checkpoint_store.h"
-#include "train/safetensors.h"
 #include "train/tensor_io.h"
 #include "util/error.h"
 #include "util/files.h"

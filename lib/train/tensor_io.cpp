@@ -4,7 +4,7 @@
 
 #include <cstring>
 
-#include "train/safetensors.h"
+#include "checkpoint/safetensors.h"
 #include "util/error.h"
 #include "util/strings.h"
 

@@ -1,5 +1,5 @@
-// Named tensors to and from safetensors files (lib/train/safetensors.h does the bytes; this maps
-// LibTorch dtypes and copies), and loading a model's weights from a checkpoint or an export.
+// Named tensors to and from safetensors files (lib/checkpoint/safetensors.h does the bytes; this
+// maps LibTorch dtypes and copies), and loading a model's weights from a checkpoint or an export.
 #pragma once
 
 #include <ATen/ATen.h>

@@ -6,16 +6,17 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <random>
 
 #include "app/startup.h"
+#include "checkpoint/checkpoint_store.h"
 #include "config/accounting.h"
 #include "data/dataset.h"
 #include "dist/parallelism.h"
 #include "dist/single_process.h"
 #include "ops/device.h"
-#include "train/checkpoint_store.h"
 #include "train/device_batch.h"
 #include "train/mfu.h"
 #include "train/signals.h"
@@ -267,21 +268,17 @@ std::map<std::string, double> Trainer::layer_statistics() const {
     stats["moe_load_max"] = load_max;  // busiest expert's load relative to a uniform split
     stats["moe_load_min"] = load_min;
   }
-  std::vector<at::Tensor> temperatures;
-  for (const auto& item : model_->named_parameters(true)) {
-    static const std::string kSuffix = ".attention.temp";
-    const std::string& name = item.key();
-    if (name.size() > kSuffix.size() &&
-        name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0) {
-      temperatures.push_back(item.value().detach().flatten());
+  std::map<std::string, std::vector<at::Tensor>> logged;  // each variant's own values
+  for (const auto& block : model_->blocks) {
+    for (auto& [name, values] : block->attention->logged_values()) {
+      logged[name].push_back(values.flatten().to(at::kDouble));
     }
   }
-  if (!temperatures.empty()) {
-    at::Tensor tau = at::cat(temperatures).to(at::kDouble);
-    if (config_.attention.settings.text("attention.cca.temperature") == "exp") tau = tau.exp();
-    stats["cca_temp_min"] = tau.min().item<double>();
-    stats["cca_temp_mean"] = tau.mean().item<double>();
-    stats["cca_temp_max"] = tau.max().item<double>();
+  for (const auto& [name, parts] : logged) {
+    const at::Tensor all = at::cat(parts);
+    stats[name + "_min"] = all.min().item<double>();
+    stats[name + "_mean"] = all.mean().item<double>();
+    stats[name + "_max"] = all.max().item<double>();
   }
   return stats;
 }

@@ -282,8 +282,8 @@ TEST_P(CcaCase, MatchesSlowReference) {
   at::manual_seed(1);
   const at::Tensor x = at::randn({2, GetParam().seq, GetParam().E}, at::kDouble);
   const at::Tensor y = layer->forward(x, nullptr);
-  const SlowOutput ref =
-      slow_cca(variants::cca_geometry(attention_geometry(cfg)), parameters_of(*layer), x, {GetParam().temperature, false});
+  const SlowOutput ref = slow_cca(variants::cca_geometry(attention_geometry(cfg)),
+                                  parameters_of(*layer), x, {GetParam().temperature, false});
   EXPECT_GT(ref.y.abs().max().item<double>(), 1e-2);
   EXPECT_LT(testing::max_abs_diff(y, ref.y), 1e-10);
 }

@@ -1,5 +1,6 @@
-// config/accounting.h (the descriptors' accounting) against the worked numbers of shared/docs/cca-spec.md §5.3 (E = 2048, d = 128,
-// 16-head MHA reference, k0 = k1 = 2) and against small models counted by hand.
+// config/accounting.h (the descriptors' accounting) against the worked numbers of
+// shared/docs/cca-spec.md §5.3 (E = 2048, d = 128, 16-head MHA reference, k0 = k1 = 2) and against
+// small models counted by hand.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -372,7 +373,8 @@ TEST(AccountingModel, TrainingFlopsPerToken) {
   Config c = tiny_dense();
   c.attention.kind = "cca";
   c.attention.rope_fraction = 0.5;
-  c.attention.settings.set("attention.cca.q_compression", 2);  // 2 q + 2 kv heads of 16: W_q = W_k = 32, M = 64
+  c.attention.settings.set("attention.cca.q_compression",
+                           2);  // 2 q + 2 kv heads of 16: W_q = W_k = 32, M = 64
   const variants::CcaGeometry g = variants::cca_geometry(attention_geometry(c));
   ASSERT_EQ(g.conv_channels(), 64);
   const double conv = 2.0 * 64 * (2 + 16 * 2);

@@ -16,8 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "checkpoint/safetensors.h"
 #include "testing/process.h"
-#include "train/safetensors.h"
 #include "util/files.h"
 #include "util/json.h"
 

@@ -7,9 +7,9 @@
 #include <cmath>
 #include <fstream>
 
+#include "checkpoint/checkpoint_store.h"
 #include "dist/dist_test_util.h"
-#include "dist/launcher.h"
-#include "train/checkpoint_store.h"
+#include "launch/launcher.h"
 #include "train/train_test_util.h"
 
 namespace cca {

@@ -10,7 +10,7 @@
 
 #include "dist/communicator.h"
 #include "dist/gradient_buckets.h"
-#include "dist/launcher.h"
+#include "launch/launcher.h"
 #include "util/error.h"
 
 namespace cca::dist {

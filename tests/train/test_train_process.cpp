@@ -11,8 +11,8 @@
 #include <fstream>
 #include <thread>
 
+#include "checkpoint/checkpoint_store.h"
 #include "testing/process.h"
-#include "train/checkpoint_store.h"
 #include "train/train_test_util.h"
 #include "util/files.h"
 

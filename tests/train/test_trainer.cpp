@@ -6,11 +6,11 @@
 #include <limits>
 #include <map>
 
+#include "checkpoint/checkpoint_store.h"
+#include "checkpoint/safetensors.h"
 #include "ops/device.h"
 #include "testing/process.h"
 #include "train/checkpoint.h"
-#include "train/checkpoint_store.h"
-#include "train/safetensors.h"
 #include "train/train_test_util.h"
 #include "train/trainer.h"
 #include "util/error.h"
@@ -77,6 +77,26 @@ TEST_F(TrainerTest, ResumedRunMatchesAnUninterruptedOneBitForBit) {
   EXPECT_EQ(whole_losses.size(), 8u);
   EXPECT_EQ(logged_losses(dir / "split"), whole_losses);
   EXPECT_LT(whole_losses.at(8), whole_losses.at(1));
+}
+
+// Values a variant asks to log (Attention::logged_values) reach metrics.jsonl as min/mean/max:
+// CCA's key temperature starts at exp(0) = 1 and moves; MHA logs none.
+TEST_F(TrainerTest, TheVariantsLoggedValuesReachTheMetrics) {
+  Trainer cca(config("cca"), testing::quiet_options());
+  cca.run();
+  const auto mean = testing::metric_by_step(dir / "cca", "train", "cca_temp_mean");
+  const auto low = testing::metric_by_step(dir / "cca", "train", "cca_temp_min");
+  const auto high = testing::metric_by_step(dir / "cca", "train", "cca_temp_max");
+  ASSERT_EQ(mean.size(), 8u);
+  EXPECT_NEAR(mean.at(1), 1.0, 0.05);
+  EXPECT_LE(low.at(8), mean.at(8));
+  EXPECT_LE(mean.at(8), high.at(8));
+  EXPECT_GT(high.at(8) - low.at(8), 0.0) << "the temperatures train";
+  Trainer mha(config("mha", {"attention.kind=mha"}), testing::quiet_options());
+  mha.run();
+  const std::string mha_metrics = files::read_file(files::join(dir / "mha", "metrics.jsonl"));
+  EXPECT_NE(mha_metrics.find("\"loss\""), std::string::npos);
+  EXPECT_EQ(mha_metrics.find("cca_temp"), std::string::npos);
 }
 
 TEST_F(TrainerTest, RefusesToStartAFreshRunOverAnExistingOne) {

@@ -1,6 +1,6 @@
 // Checkpoint folders: commit, crashed writers (simulated by forked children that never commit or
 // are killed mid-commit), replacing a step, pruning and listing.
-#include "train/checkpoint_store.h"
+#include "checkpoint/checkpoint_store.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>

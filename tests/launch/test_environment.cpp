@@ -5,8 +5,8 @@
 #include <map>
 #include <string>
 
-#include "dist/environment.h"
-#include "dist/launcher.h"
+#include "launch/environment.h"
+#include "launch/launcher.h"
 #include "util/error.h"
 
 namespace cca::dist {

@@ -1,4 +1,4 @@
-#include "dist/environment.h"
+#include "launch/environment.h"
 
 #include <cstdlib>
 #include <optional>

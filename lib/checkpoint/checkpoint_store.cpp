@@ -1,4 +1,4 @@
-#include "train/checkpoint_store.h"
+#include "checkpoint/checkpoint_store.h"
 
 #include <fcntl.h>
 #include <stdio.h>  // renameat2, RENAME_EXCHANGE (glibc >= 2.28)

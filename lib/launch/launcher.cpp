@@ -1,4 +1,4 @@
-#include "dist/launcher.h"
+#include "launch/launcher.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,7 +1,7 @@
 // The safetensors reader and writer: round trips, a file built byte by byte as the reference
 // writer lays it out, every malformation the reader must name, and a seeded mutation fuzz that
 // may only ever end in cca::Error (run under ASan to catch out-of-bounds reads).
-#include "train/safetensors.h"
+#include "checkpoint/safetensors.h"
 
 #include <gtest/gtest.h>
 
