@@ -102,10 +102,11 @@ TEST(ShippedSweeps, ComponentSetsAreTheTablesRows) {
     const std::vector<LoadedConfig> configs = load_all(spec, spec.runs, 1);
     std::vector<std::string> rows;
     for (const LoadedConfig& c : configs) {
-      const CcaConfig& cca = c.config.attention.cca;
+      const VariantSettings& cca = c.config.attention.settings;
       EXPECT_EQ(c.config.attention.kind, "cca");
-      rows.push_back(std::to_string(cca.convs) + (cca.qk_mean ? "M" : "-") +
-                     (cca.value_shift ? "V" : "-"));
+      rows.push_back(std::to_string(cca.integer("attention.cca.convs")) +
+                     (cca.flag("attention.cca.qk_mean") ? "M" : "-") +
+                     (cca.flag("attention.cca.value_shift") ? "V" : "-"));
     }
     EXPECT_EQ(rows, (std::vector<std::string>{"0--", "1--", "2--", "2-V", "2MV"}));
   }
