@@ -8,11 +8,10 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
-#include "cca_common.cuh"
+#include "device_helpers.cuh"
 
 namespace cca::kernels {
 namespace {
@@ -165,29 +164,9 @@ __global__ void sum_weight_partials_kernel(const float* partials, float* out, in
   }
 }
 
-int multiprocessors() {
-  return at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-}
-
-// As many blocks as are resident at once, at most `needed`: a grid-stride kernel then runs in one
-// wave (a grid of 1.5 waves left half the device idle for the last third of the time).
-template <typename Kernel>
-int resident_blocks(Kernel kernel, int threads, int64_t needed) {
-  int per_multiprocessor = 0;
-  C10_CUDA_CHECK(
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, kernel, threads, 0));
-  const int64_t resident = int64_t{std::max(per_multiprocessor, 1)} * multiprocessors();
-  return static_cast<int>(std::min(needed, resident));
-}
-
-bool aligned(const at::Tensor& t, int64_t bytes) {
-  return reinterpret_cast<uintptr_t>(t.data_ptr()) % bytes == 0;
-}
-
 // A contiguous copy when t's start is not aligned for 4-element packs.
 at::Tensor packable(const at::Tensor& t) {
-  const at::Tensor c = t.contiguous();
-  return aligned(c, 4 * c.element_size()) ? c : c.clone();
+  return aligned_contiguous(t, 4 * t.element_size());
 }
 
 // Calls f(T{}, std::integral_constant<int, kChunks>{}): the smallest chunk count covering E.
@@ -237,13 +216,11 @@ AddRmsNormForward add_rms_norm_forward_cuda(const at::Tensor& residual, const at
     const auto kernel = add_rms_norm_forward_kernel<T, decltype(chunks)::value>;
     const int blocks =
         resident_blocks(kernel, kForwardWarps * 32, (rows + kForwardWarps - 1) / kForwardWarps);
-    kernel<<<blocks, kForwardWarps * 32, 0, stream>>>(
-        x.data_ptr<float>(), d.defined() ? static_cast<const T*>(d.data_ptr()) : nullptr,
-        w.data_ptr<float>(), d.defined() ? result.sum.data_ptr<float>() : nullptr,
-        static_cast<T*>(result.out.data_ptr()), result.rstd.data_ptr<float>(), rows, dim,
-        static_cast<float>(eps));
+    launch_checked(kernel, blocks, kForwardWarps * 32, 0, stream, x.data_ptr<float>(), ptr<T>(d),
+                   w.data_ptr<float>(), d.defined() ? result.sum.data_ptr<float>() : nullptr,
+                   mutable_ptr<T>(result.out), result.rstd.data_ptr<float>(), rows, dim,
+                   static_cast<float>(eps));
   });
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
   return result;
 }
 
@@ -281,17 +258,14 @@ AddRmsNormBackward add_rms_norm_backward_cuda(const at::Tensor& grad_out, const 
     parts =
         resident_blocks(kernel, kBackwardWarps * 32, (rows + kBackwardWarps - 1) / kBackwardWarps);
     partials = at::empty({parts, dim}, x.options());
-    kernel<<<parts, kBackwardWarps * 32, 0, stream>>>(
-        static_cast<const T*>(dy.data_ptr()), x.data_ptr<float>(), w.data_ptr<float>(),
-        rstd.data_ptr<float>(), through.defined() ? through.data_ptr<float>() : nullptr,
-        result.grad_sum.data_ptr<float>(),
-        delta_dtype ? static_cast<T*>(result.grad_delta.data_ptr()) : nullptr,
-        partials.data_ptr<float>(), rows, dim);
+    launch_checked(kernel, parts, kBackwardWarps * 32, 0, stream, ptr<T>(dy), x.data_ptr<float>(),
+                   w.data_ptr<float>(), rstd.data_ptr<float>(),
+                   through.defined() ? through.data_ptr<float>() : nullptr,
+                   result.grad_sum.data_ptr<float>(), mutable_ptr<T>(result.grad_delta),
+                   partials.data_ptr<float>(), rows, dim);
   });
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-  sum_weight_partials_kernel<<<(dim + 31) / 32, dim3(32, 8), 0, stream>>>(
-      partials.data_ptr<float>(), result.grad_weight.data_ptr<float>(), parts, dim);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  launch_checked(sum_weight_partials_kernel, (dim + 31) / 32, dim3(32, 8), 0, stream,
+                 partials.data_ptr<float>(), result.grad_weight.data_ptr<float>(), parts, dim);
   return result;
 }
 

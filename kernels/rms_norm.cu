@@ -10,7 +10,7 @@
 #include <algorithm>
 #include <type_traits>
 
-#include "cca_common.cuh"
+#include "device_helpers.cuh"
 
 namespace cca::kernels {
 namespace {
@@ -110,8 +110,8 @@ __global__ void sum_partials_kernel(const float* partials, float* out, int parts
 
 template <int kBlock>
 int blocks_for(int64_t rows) {
-  const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(rows, sms * (2048 / kBlock))));
+  return static_cast<int>(
+      std::max<int64_t>(1, std::min<int64_t>(rows, multiprocessors() * (2048 / kBlock))));
 }
 
 void check_inputs(const at::Tensor& x, const at::Tensor& weight) {
@@ -148,11 +148,10 @@ RmsNormForward rms_norm_forward_cuda(const at::Tensor& x, const at::Tensor& weig
   dispatch(out_dtype, dim, [&](auto tag, auto block) {
     using T = decltype(tag);
     constexpr int kBlock = decltype(block)::value;
-    rms_norm_forward_kernel<T, kBlock><<<blocks_for<kBlock>(rows), kBlock, 0, stream>>>(
-        x.data_ptr<float>(), weight.data_ptr<float>(), static_cast<T*>(result.out.data_ptr()),
-        result.rstd.data_ptr<float>(), rows, dim, static_cast<float>(eps));
+    launch_checked(rms_norm_forward_kernel<T, kBlock>, blocks_for<kBlock>(rows), kBlock, 0, stream,
+                   x.data_ptr<float>(), weight.data_ptr<float>(), mutable_ptr<T>(result.out),
+                   result.rstd.data_ptr<float>(), rows, dim, static_cast<float>(eps));
   });
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
   return result;
 }
 
@@ -175,15 +174,12 @@ RmsNormBackward rms_norm_backward_cuda(const at::Tensor& grad_out, const at::Ten
     constexpr int kBlock = decltype(block)::value;
     const int parts = blocks_for<kBlock>(rows);
     at::Tensor partials = at::empty({parts, dim}, x.options());
-    rms_norm_backward_kernel<T, kBlock><<<parts, kBlock, 0, stream>>>(
-        static_cast<const T*>(grad_out.data_ptr()), x.data_ptr<float>(), weight.data_ptr<float>(),
-        rstd.data_ptr<float>(), result.grad_x.data_ptr<float>(), partials.data_ptr<float>(), rows,
-        dim);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    sum_partials_kernel<<<(dim + 255) / 256, 256, 0, stream>>>(
-        partials.data_ptr<float>(), result.grad_weight.data_ptr<float>(), parts, dim);
+    launch_checked(rms_norm_backward_kernel<T, kBlock>, parts, kBlock, 0, stream, ptr<T>(grad_out),
+                   x.data_ptr<float>(), weight.data_ptr<float>(), rstd.data_ptr<float>(),
+                   result.grad_x.data_ptr<float>(), partials.data_ptr<float>(), rows, dim);
+    launch_checked(sum_partials_kernel, (dim + 255) / 256, 256, 0, stream,
+                   partials.data_ptr<float>(), result.grad_weight.data_ptr<float>(), parts, dim);
   });
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
   return result;
 }
 
