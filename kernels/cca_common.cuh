@@ -1,14 +1,15 @@
-// Device helpers shared by the CCA prologue kernels: element conversions, the causal depthwise
-// conv of one channel, RoPE angles, and the per-head d×d conv of a 64-row tile on tensor cores.
+// Pieces shared by the CCA prologue kernels alone: the causal depthwise conv of one channel, RoPE
+// angles, the per-head d×d conv of a 64-row tile on tensor cores, and the launchers' dispatch
+// and input checks. Generic helpers are in device_helpers.cuh.
 #pragma once
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <mma.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "cca_prologue.h"
+#include "device_helpers.cuh"
 
 namespace cca::kernels {
 
@@ -19,63 +20,6 @@ inline constexpr int kThreads = 256;
 // the tile by one row, and spreads rows over banks.
 inline constexpr int kTilePad = 16;
 inline constexpr int kAccPad = 8;
-
-__device__ __forceinline__ float to_float(float x) {
-  return x;
-}
-__device__ __forceinline__ float to_float(__nv_bfloat16 x) {
-  return __bfloat162float(x);
-}
-__device__ __forceinline__ float to_float(__half x) {
-  return __half2float(x);
-}
-
-template <typename T>
-__device__ __forceinline__ T from_float(float x);
-template <>
-__device__ __forceinline__ float from_float<float>(float x) {
-  return x;
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
-template <>
-__device__ __forceinline__ __half from_float<__half>(float x) {
-  return __float2half_rn(x);
-}
-
-// Rounds through T: the reference stores conv outputs in the input dtype, so do we.
-template <typename T>
-__device__ __forceinline__ float round_to(float x) {
-  return to_float(from_float<T>(x));
-}
-
-__device__ __forceinline__ float warp_sum(float x) {
-  for (int offset = 16; offset > 0; offset /= 2) x += __shfl_xor_sync(0xffffffffu, x, offset);
-  return x;
-}
-
-// N consecutive elements moved as one aligned access (16 bytes for 8 bf16).
-template <typename T, int N>
-struct alignas(sizeof(T) * N) Pack {
-  T v[N];
-};
-
-template <typename T, int N>
-__device__ __forceinline__ void load_floats(const T* src, float* dst) {
-  const Pack<T, N> p = *reinterpret_cast<const Pack<T, N>*>(src);
-#pragma unroll
-  for (int k = 0; k < N; ++k) dst[k] = to_float(p.v[k]);
-}
-
-template <typename T, int N>
-__device__ __forceinline__ void store_floats(T* dst, const float* src) {
-  Pack<T, N> p;
-#pragma unroll
-  for (int k = 0; k < N; ++k) p.v[k] = from_float<T>(src[k]);
-  *reinterpret_cast<Pack<T, N>*>(dst) = p;
-}
 
 // Everything a kernel needs to read z = [q⁰ ‖ k⁰] and the depthwise conv, by value.
 template <typename T>
@@ -202,41 +146,6 @@ constexpr size_t conv_tile_smem_bytes() {
   return tile > acc ? tile : acc;
 }
 
-// Maps at:: element types to CUDA's.
-template <typename T>
-struct CudaType;
-template <>
-struct CudaType<float> {
-  using type = float;
-};
-template <>
-struct CudaType<at::BFloat16> {
-  using type = __nv_bfloat16;
-};
-template <>
-struct CudaType<at::Half> {
-  using type = __half;
-};
-
-// Calls f(T{}) with T the CUDA element type of dtype (bf16, fp16 or fp32); `what` names the
-// caller in the error for any other dtype.
-template <typename F>
-void dispatch_float_dtype(at::ScalarType dtype, const char* what, F&& f) {
-  switch (dtype) {
-    case at::kBFloat16:
-      f(__nv_bfloat16{});
-      return;
-    case at::kHalf:
-      f(__half{});
-      return;
-    case at::kFloat:
-      f(float{});
-      return;
-    default:
-      TORCH_CHECK(false, what, ": bf16, fp16 or fp32 expected, got ", dtype);
-  }
-}
-
 // Calls f.template operator()<T, D>() for the input dtype and head dim.
 template <typename F>
 void dispatch_dtype_and_dim(at::ScalarType dtype, int64_t head_dim, F&& f) {
@@ -257,15 +166,6 @@ void dispatch_dtype_and_dim(at::ScalarType dtype, int64_t head_dim, F&& f) {
     }
   };
   dispatch_float_dtype(dtype, "cca kernels", with_dim);
-}
-
-template <typename T>
-const T* ptr(const at::Tensor& t) {
-  return t.defined() ? reinterpret_cast<const T*>(t.data_ptr()) : nullptr;
-}
-template <typename T>
-T* mutable_ptr(at::Tensor& t) {
-  return t.defined() ? reinterpret_cast<T*>(t.data_ptr()) : nullptr;
 }
 
 template <typename T>

@@ -316,12 +316,6 @@ __global__ void depthwise_backward_kernel(BackwardParams<T> p, const T* gu_padde
   out[k0 * M + c] = bias_sum;
 }
 
-// t itself when its start is 16-byte aligned, else an aligned copy.
-at::Tensor aligned_copy(const at::Tensor& t) {
-  const at::Tensor c = t.contiguous();
-  return reinterpret_cast<uintptr_t>(c.data_ptr()) % 16 == 0 ? c : c.clone();
-}
-
 struct BackwardLaunch {
   const CcaPrologueShape& sh;
   const CcaPrologueInputs& in;
@@ -355,7 +349,7 @@ struct BackwardLaunch {
     const at::Tensor taps_by_lag =
         sh.convs > 0 ? in.depthwise_taps.t().contiguous() : at::Tensor();  // [M,k0] → [k0,M]
     p.taps_by_lag = ptr<T>(taps_by_lag);
-    const at::Tensor bias = sh.convs > 0 ? aligned_copy(in.depthwise_bias) : at::Tensor();
+    const at::Tensor bias = sh.convs > 0 ? aligned_contiguous(in.depthwise_bias, 16) : at::Tensor();
     if (bias.defined()) p.src.depthwise_bias = bias.data_ptr<float>();  // read as 16-byte vectors
     p.u_padded = mutable_ptr<T>(u);
     p.gs_padded = mutable_ptr<T>(gs);
@@ -376,8 +370,8 @@ struct BackwardLaunch {
     const size_t row_smem = 2 * M * sizeof(float);
     C10_CUDA_CHECK(cudaFuncSetAttribute(norm_backward_kernel<T, D>,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, row_smem));
-    norm_backward_kernel<T, D><<<dim3(rows, B), norm_backward_threads<T>(M), row_smem, stream>>>(p);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch_checked(norm_backward_kernel<T, D>, dim3(rows, B), norm_backward_threads<T>(M), row_smem,
+                   stream, p);
     out.key_multiplier = temp_partials.sum(0);
     if (sh.convs == 0) return;
 
@@ -388,10 +382,9 @@ struct BackwardLaunch {
       C10_CUDA_CHECK(cudaFuncSetAttribute(conv_transpose_kernel<T, D>,
                                           cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
       const dim3 grid((rows + kTileRows - 1) / kTileRows, G, B);
-      conv_transpose_kernel<T, D><<<grid, kThreads, smem, stream>>>(
-          ptr<T>(gs), ptr<T>(in.grouped_taps), mutable_ptr<T>(gu), static_cast<int>(rows),
-          static_cast<int>(M), static_cast<int>(sh.kernel_1));
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      launch_checked(conv_transpose_kernel<T, D>, grid, kThreads, smem, stream, ptr<T>(gs),
+                     ptr<T>(in.grouped_taps), mutable_ptr<T>(gu), static_cast<int>(rows),
+                     static_cast<int>(M), static_cast<int>(sh.kernel_1));
       // g_A_τ[i][j] = Σ_rows g_s[row][i] · u[row - τ][j], per head; g_s is zero on each
       // sequence's leading rows, so the flat shift never pairs rows of different sequences.
       const int64_t N = B * rows;
@@ -409,9 +402,8 @@ struct BackwardLaunch {
     }
     const int chunks = static_cast<int>((rows + kDepthwiseRows - 1) / kDepthwiseRows);
     at::Tensor partials = at::empty({B * chunks, sh.kernel_0 + 1, M}, opts.dtype(at::kFloat));
-    depthwise_backward_kernel<T><<<dim3((M + 255) / 256, chunks, B), 256, 0, stream>>>(
-        p, ptr<T>(gu), partials.data_ptr<float>(), chunks);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch_checked(depthwise_backward_kernel<T>, dim3((M + 255) / 256, chunks, B), 256, 0, stream,
+                   p, ptr<T>(gu), partials.data_ptr<float>(), chunks);
     const at::Tensor sums = partials.sum(0);  // [k0 + 1, M]
     out.depthwise_taps = sums.narrow(0, 0, sh.kernel_0).t().contiguous();
     out.depthwise_bias = sums.select(0, sh.kernel_0).contiguous();
@@ -421,7 +413,7 @@ struct BackwardLaunch {
 // Contiguous and 16-byte aligned (the kernels read rows as vectors), or zeros when undefined.
 at::Tensor contiguous_or_zeros(const at::Tensor& t, at::IntArrayRef sizes,
                                const at::TensorOptions& opts) {
-  return t.defined() ? aligned_copy(t) : at::zeros(sizes, opts);
+  return t.defined() ? aligned_contiguous(t, 16) : at::zeros(sizes, opts);
 }
 
 }  // namespace

@@ -262,7 +262,7 @@ __global__ void __launch_bounds__(kThreads) cca_prologue_forward_kernel(ForwardP
 // Vector loads and stores need 16-byte aligned rows (and heads, for outputs).
 bool rows_aligned(const at::Tensor& t) {
   const int64_t e = t.element_size();
-  bool ok = reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+  bool ok = is_aligned(t, 16);
   for (int64_t dim = 0; dim + 1 < t.dim(); ++dim) ok = ok && t.stride(dim) * e % 16 == 0;
   return ok;
 }
@@ -328,9 +328,8 @@ struct ForwardLaunch {
     }();
     (void)attribute_set;
     const dim3 grid((sh.seq + kTileRows - 1) / kTileRows, sh.heads(), sh.batch);
-    cca_prologue_forward_kernel<T, D>
-        <<<grid, kThreads, smem, at::cuda::getCurrentCUDAStream()>>>(p);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch_checked(cca_prologue_forward_kernel<T, D>, grid, kThreads, smem,
+                   at::cuda::getCurrentCUDAStream(), p);
   }
 };
 

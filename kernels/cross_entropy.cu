@@ -5,13 +5,11 @@
 
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 
 #include <cfloat>
 #include <cstdint>
 
-#include "cca_common.cuh"
+#include "device_helpers.cuh"
 
 namespace cca::kernels {
 namespace {
@@ -106,18 +104,12 @@ void launch(at::Tensor& logits, const at::Tensor& targets, float z_weight, bool 
   const int64_t rows = logits.size(0), vocab = logits.size(1);
   T* data = reinterpret_cast<T*>(logits.data_ptr());
   constexpr int kWide = 16 / sizeof(T);
-  const bool aligned = reinterpret_cast<uintptr_t>(data) % 16 == 0 && vocab % kWide == 0;
-  const auto stream = at::cuda::getCurrentCUDAStream();
-  if (aligned) {
-    cross_entropy_rows_kernel<T, kWide>
-        <<<rows, kRowThreads, 0, stream>>>(data, targets.data_ptr<int64_t>(), vocab, z_weight,
-                                           write_grad, loss.data_ptr<float>(), z.data_ptr<float>());
-  } else {
-    cross_entropy_rows_kernel<T, 1>
-        <<<rows, kRowThreads, 0, stream>>>(data, targets.data_ptr<int64_t>(), vocab, z_weight,
-                                           write_grad, loss.data_ptr<float>(), z.data_ptr<float>());
-  }
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  const bool aligned = is_aligned(logits, 16) && vocab % kWide == 0;
+  const auto kernel =
+      aligned ? cross_entropy_rows_kernel<T, kWide> : cross_entropy_rows_kernel<T, 1>;
+  launch_checked(kernel, rows, kRowThreads, 0, at::cuda::getCurrentCUDAStream(), data,
+                 targets.data_ptr<int64_t>(), vocab, z_weight, write_grad, loss.data_ptr<float>(),
+                 z.data_ptr<float>());
 }
 
 }  // namespace

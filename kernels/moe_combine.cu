@@ -7,7 +7,7 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 
-#include "cca_common.cuh"
+#include "device_helpers.cuh"
 
 namespace cca::kernels {
 namespace {
@@ -83,11 +83,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-// Contiguous and 16-byte aligned (the kernels move 16-byte packs).
-at::Tensor packable(const at::Tensor& t) {
-  const at::Tensor c = t.contiguous();
-  return reinterpret_cast<uintptr_t>(c.data_ptr()) % 16 == 0 ? c : c.clone();
-}
+// The kernels move 16-byte packs.
+constexpr int64_t kPackBytes = 16;
 
 void check_arguments(const at::Tensor& rows, const at::Tensor& row_of_slot,
                      const at::Tensor& gates) {
@@ -119,7 +116,8 @@ at::Tensor moe_combine_forward_cuda(const at::Tensor& rows, const at::Tensor& ro
                                     const at::Tensor& gates) {
   check_arguments(rows, row_of_slot, gates);
   const c10::cuda::CUDAGuard guard(rows.device());
-  const at::Tensor r = packable(rows), index = row_of_slot.contiguous(), g = gates.contiguous();
+  const at::Tensor r = aligned_contiguous(rows, kPackBytes), index = row_of_slot.contiguous(),
+                   g = gates.contiguous();
   const int64_t tokens = gates.size(0);
   const int k = static_cast<int>(gates.size(1)), width = static_cast<int>(rows.size(1));
   at::Tensor out = at::empty({tokens, width}, rows.options());
@@ -127,11 +125,10 @@ at::Tensor moe_combine_forward_cuda(const at::Tensor& rows, const at::Tensor& ro
   const auto stream = at::cuda::getCurrentCUDAStream();
   dispatch_float_dtype(rows.scalar_type(), "moe_combine", [&](auto tag) {
     using T = decltype(tag);
-    moe_combine_forward_kernel<T><<<blocks_for(tokens), kWarps * 32, 0, stream>>>(
-        ptr<T>(r), index.data_ptr<int64_t>(), g.data_ptr<float>(), mutable_ptr<T>(out), tokens, k,
-        width);
+    launch_checked(moe_combine_forward_kernel<T>, blocks_for(tokens), kWarps * 32, 0, stream,
+                   ptr<T>(r), index.data_ptr<int64_t>(), g.data_ptr<float>(), mutable_ptr<T>(out),
+                   tokens, k, width);
   });
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out;
 }
 
@@ -142,7 +139,8 @@ MoeCombineGrads moe_combine_backward_cuda(const at::Tensor& grad_out, const at::
                   grad_out.sizes() == at::IntArrayRef({gates.size(0), rows.size(1)}),
               "moe_combine backward: grad_out must be [T, E] in rows' dtype");
   const c10::cuda::CUDAGuard guard(rows.device());
-  const at::Tensor go = packable(grad_out), r = packable(rows);
+  const at::Tensor go = aligned_contiguous(grad_out, kPackBytes),
+                   r = aligned_contiguous(rows, kPackBytes);
   const at::Tensor index = row_of_slot.contiguous(), g = gates.contiguous();
   const int64_t tokens = gates.size(0);
   const int k = static_cast<int>(gates.size(1)), width = static_cast<int>(rows.size(1));
@@ -153,11 +151,10 @@ MoeCombineGrads moe_combine_backward_cuda(const at::Tensor& grad_out, const at::
   const auto stream = at::cuda::getCurrentCUDAStream();
   dispatch_float_dtype(rows.scalar_type(), "moe_combine", [&](auto tag) {
     using T = decltype(tag);
-    moe_combine_backward_kernel<T><<<blocks_for(tokens), kWarps * 32, 0, stream>>>(
-        ptr<T>(go), ptr<T>(r), index.data_ptr<int64_t>(), g.data_ptr<float>(),
-        mutable_ptr<T>(grads.rows), grads.gates.data_ptr<float>(), tokens, k, width);
+    launch_checked(moe_combine_backward_kernel<T>, blocks_for(tokens), kWarps * 32, 0, stream,
+                   ptr<T>(go), ptr<T>(r), index.data_ptr<int64_t>(), g.data_ptr<float>(),
+                   mutable_ptr<T>(grads.rows), grads.gates.data_ptr<float>(), tokens, k, width);
   });
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
   return grads;
 }
 

@@ -8,13 +8,11 @@
 
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 
 #include <algorithm>
 #include <limits>
 
-#include "cca_common.cuh"
+#include "device_helpers.cuh"
 
 namespace cca::kernels {
 namespace {
@@ -32,33 +30,6 @@ struct RopeParams {
   int seq, heads, dim, half, rot_items, items;
   float sin_sign;
 };
-
-// N consecutive elements (one aligned vector) as floats.
-template <typename T, int N>
-__device__ __forceinline__ void load(const T* src, float* dst) {
-  if constexpr (N == 1) {
-    dst[0] = to_float(src[0]);
-  } else {
-    const Pack<T, N> v = *reinterpret_cast<const Pack<T, N>*>(src);
-#pragma unroll
-    for (int k = 0; k < N; ++k) dst[k] = to_float(v.v[k]);
-  }
-}
-
-template <typename T, int N>
-__device__ __forceinline__ void store(T* dst, const float* src) {
-  Pack<T, N> v;
-#pragma unroll
-  for (int k = 0; k < N; ++k) v.v[k] = from_float<T>(src[k]);
-  *reinterpret_cast<Pack<T, N>*>(dst) = v;
-}
-
-template <int N>
-__device__ __forceinline__ void load_table(const float* src, float* dst) {
-  const Pack<float, N> v = *reinterpret_cast<const Pack<float, N>*>(src);
-#pragma unroll
-  for (int k = 0; k < N; ++k) dst[k] = v.v[k];
-}
 
 // Index: 32-bit when every item index fits (the common case; 64-bit division is slow).
 template <typename T, int N, typename Index>
@@ -78,11 +49,11 @@ __global__ void __launch_bounds__(256) rope_kernel(const RopeParams<T> p) {
     if (item < p.rot_items) {
       const int j = item * N;
       float a[N], bb[N], c[N], sn[N], ya[N], yb[N];
-      load<T, N>(src + j * p.stride_d, a);
-      load<T, N>(src + (j + p.half) * p.stride_d, bb);
+      load_floats<T, N>(src + j * p.stride_d, a);
+      load_floats<T, N>(src + (j + p.half) * p.stride_d, bb);
       const int64_t t = (p.offset + s) * p.half + j;
-      load_table<N>(p.cos + t, c);
-      load_table<N>(p.sin + t, sn);
+      load_floats<float, N>(p.cos + t, c);
+      load_floats<float, N>(p.sin + t, sn);
 #pragma unroll
       for (int k = 0; k < N; ++k) {
         const float si = p.sin_sign * sn[k];
@@ -90,14 +61,14 @@ __global__ void __launch_bounds__(256) rope_kernel(const RopeParams<T> p) {
         ya[k] = __fsub_rn(__fmul_rn(a[k], c[k]), __fmul_rn(bb[k], si));
         yb[k] = __fadd_rn(__fmul_rn(bb[k], c[k]), __fmul_rn(a[k], si));
       }
-      store<T, N>(dst + j, ya);
-      store<T, N>(dst + j + p.half, yb);
+      store_floats<T, N>(dst + j, ya);
+      store_floats<T, N>(dst + j + p.half, yb);
     } else {
       const int j = 2 * p.half + (item - p.rot_items) * N;
       if constexpr (N == 1) {
         dst[j] = src[j * p.stride_d];
       } else {
-        *reinterpret_cast<Pack<T, N>*>(dst + j) = *reinterpret_cast<const Pack<T, N>*>(src + j);
+        copy_pack<T, N>(dst + j, src + j);  // rows are contiguous whenever N > 1
       }
     }
   }
@@ -109,8 +80,7 @@ int vector_width(const at::Tensor& x, int64_t half) {
   int n = static_cast<int>(16 / x.element_size());
   if (x.stride(3) != 1 && D > 1) return 1;
   for (; n > 1; n /= 2) {
-    bool ok = half % n == 0 && D % n == 0 &&
-              reinterpret_cast<uintptr_t>(x.data_ptr()) % (n * x.element_size()) == 0;
+    bool ok = half % n == 0 && D % n == 0 && is_aligned(x, n * x.element_size());
     for (int d = 0; d < 3; ++d) ok = ok && (x.size(d) == 1 || x.stride(d) % n == 0);
     if (ok) return n;
   }
@@ -122,15 +92,13 @@ void launch(const RopeParams<T>& p) {
   constexpr int kBlock = 256;
   const int64_t needed = (p.total + kBlock - 1) / kBlock;
   // A grid-stride loop: enough blocks to fill the GPU many times over, no more.
-  const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  const int blocks = static_cast<int>(std::min<int64_t>(needed, int64_t{sms} * 32));
+  const int blocks = static_cast<int>(std::min<int64_t>(needed, int64_t{multiprocessors()} * 32));
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   if (p.total + int64_t{kBlock} * blocks < std::numeric_limits<uint32_t>::max()) {
-    rope_kernel<T, N, uint32_t><<<blocks, kBlock, 0, stream>>>(p);
+    launch_checked(rope_kernel<T, N, uint32_t>, blocks, kBlock, 0, stream, p);
   } else {
-    rope_kernel<T, N, int64_t><<<blocks, kBlock, 0, stream>>>(p);
+    launch_checked(rope_kernel<T, N, int64_t>, blocks, kBlock, 0, stream, p);
   }
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 template <typename T>

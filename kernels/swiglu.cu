@@ -7,9 +7,8 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <initializer_list>
 
-#include "cca_common.cuh"
+#include "device_helpers.cuh"
 
 namespace cca::kernels {
 namespace {
@@ -54,16 +53,8 @@ __global__ void swiglu_backward_kernel(const T* grad, const T* gate, const T* up
 }
 
 int grid_for(int64_t packs) {
-  const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  return static_cast<int>(
-      std::max<int64_t>(1, std::min<int64_t>((packs + kBlock - 1) / kBlock, int64_t{sms} * 16)));
-}
-
-bool aligned16(std::initializer_list<const at::Tensor*> tensors) {
-  for (const at::Tensor* t : tensors) {
-    if (reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 != 0) return false;
-  }
-  return true;
+  return static_cast<int>(std::max<int64_t>(
+      1, std::min<int64_t>((packs + kBlock - 1) / kBlock, int64_t{multiprocessors()} * 16)));
 }
 
 void check_pair(const at::Tensor& a, const at::Tensor& b, const char* what) {
@@ -81,9 +72,10 @@ void launch_forward(const at::Tensor& gate, const at::Tensor& up, at::Tensor& ou
   const auto* u = static_cast<const T*>(up.data_ptr());
   auto* o = static_cast<T*>(out.data_ptr());
   if (wide) {
-    swiglu_forward_kernel<T, kWide><<<grid_for(n / kWide), kBlock, 0, stream>>>(g, u, o, n / kWide);
+    launch_checked(swiglu_forward_kernel<T, kWide>, grid_for(n / kWide), kBlock, 0, stream, g, u, o,
+                   n / kWide);
   } else {
-    swiglu_forward_kernel<T, 1><<<grid_for(n), kBlock, 0, stream>>>(g, u, o, n);
+    launch_checked(swiglu_forward_kernel<T, 1>, grid_for(n), kBlock, 0, stream, g, u, o, n);
   }
 }
 
@@ -99,10 +91,11 @@ void launch_backward(const at::Tensor& grad, const at::Tensor& gate, const at::T
   auto* dg = static_cast<T*>(grad_gate.data_ptr());
   auto* du = static_cast<T*>(grad_up.data_ptr());
   if (wide) {
-    swiglu_backward_kernel<T, kWide>
-        <<<grid_for(n / kWide), kBlock, 0, stream>>>(d, g, u, dg, du, n / kWide);
+    launch_checked(swiglu_backward_kernel<T, kWide>, grid_for(n / kWide), kBlock, 0, stream, d, g,
+                   u, dg, du, n / kWide);
   } else {
-    swiglu_backward_kernel<T, 1><<<grid_for(n), kBlock, 0, stream>>>(d, g, u, dg, du, n);
+    launch_checked(swiglu_backward_kernel<T, 1>, grid_for(n), kBlock, 0, stream, d, g, u, dg, du,
+                   n);
   }
 }
 
@@ -115,10 +108,9 @@ at::Tensor swiglu_forward_cuda(const at::Tensor& gate, const at::Tensor& up) {
   const int64_t n = gate.numel();
   if (n == 0) return out;
   const int64_t vec = 16 / static_cast<int64_t>(gate.element_size());
-  const bool wide = n % vec == 0 && aligned16({&gate, &up, &out});
+  const bool wide = n % vec == 0 && all_aligned({&gate, &up, &out}, 16);
   dispatch_float_dtype(gate.scalar_type(), "swiglu",
                        [&](auto tag) { launch_forward<decltype(tag)>(gate, up, out, wide); });
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out;
 }
 
@@ -132,11 +124,10 @@ std::pair<at::Tensor, at::Tensor> swiglu_backward_cuda(const at::Tensor& grad_ou
   const int64_t n = gate.numel();
   if (n == 0) return {grad_gate, grad_up};
   const int64_t vec = 16 / static_cast<int64_t>(gate.element_size());
-  const bool wide = n % vec == 0 && aligned16({&grad_out, &gate, &up, &grad_gate, &grad_up});
+  const bool wide = n % vec == 0 && all_aligned({&grad_out, &gate, &up, &grad_gate, &grad_up}, 16);
   dispatch_float_dtype(gate.scalar_type(), "swiglu", [&](auto tag) {
     launch_backward<decltype(tag)>(grad_out, gate, up, grad_gate, grad_up, wide);
   });
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {grad_gate, grad_up};
 }
 

@@ -5,6 +5,8 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 
+#include "device_helpers.cuh"
+
 namespace cca::kernels {
 namespace {
 
@@ -48,15 +50,13 @@ uint64_t tensor_checksum_cuda(const at::Tensor& contiguous) {
   const size_t n_bytes = contiguous.numel() * contiguous.element_size();
   if (n_bytes == 0) return 0;
   // Storage offsets keep 4-byte alignment only for 4-byte dtypes; others go through a copy.
-  at::Tensor source = contiguous;
-  if (reinterpret_cast<uintptr_t>(contiguous.data_ptr()) % 4 != 0) source = contiguous.clone();
+  const at::Tensor source = aligned_contiguous(contiguous, 4);
   const int threads = 256;
   const size_t n_words = (n_bytes + 3) / 4;
   const int blocks = static_cast<int>(std::min<size_t>((n_words + threads - 1) / threads, 4096));
-  checksum_kernel<<<blocks, threads, 0, at::cuda::getCurrentCUDAStream()>>>(
-      static_cast<const unsigned char*>(source.data_ptr()), n_bytes,
-      reinterpret_cast<unsigned long long*>(out.data_ptr<int64_t>()));
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  launch_checked(checksum_kernel, blocks, threads, 0, at::cuda::getCurrentCUDAStream(),
+                 static_cast<const unsigned char*>(source.data_ptr()), n_bytes,
+                 reinterpret_cast<unsigned long long*>(out.data_ptr<int64_t>()));
   return static_cast<uint64_t>(out.item<int64_t>());
 }
 
