@@ -1,21 +1,149 @@
-// Launchers of the add + RMSNorm kernels: rows up to kWarpRowMaxDim wide go to the warp-row
-// kernels (add_rms_norm_warp_rows.cuh), wider ones to the block-row kernels
-// (add_rms_norm_wide_rows.cuh). Both come with 4-element packs when E % 4 == 0 and single
-// elements otherwise. The weight gradient's per-block partials are then added by one more kernel
-// in a fixed order, so every result is bit-reproducible.
+// One warp per row: lane l holds float4 chunks l, l + 32, ... of the row, so a row is one
+// coalesced 16-byte-per-lane sweep and its sum of squares one warp shuffle, with no block-wide
+// barrier per row. The backward keeps each warp's weight-gradient columns in registers over its
+// rows, adds the block's warps in shared memory in warp order, and a column-parallel kernel adds
+// the blocks in block order.
 #include "add_rms_norm.h"
 
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 
+#include <cstdint>
 #include <type_traits>
 
-#include "add_rms_norm_warp_rows.cuh"
-#include "add_rms_norm_wide_rows.cuh"
 #include "device_helpers.cuh"
 
 namespace cca::kernels {
 namespace {
+
+constexpr int kForwardWarps = 8;
+constexpr int kBackwardWarps = 4;  // × kAddRmsNormMaxDim floats of shared memory = 32 KB
+
+template <typename T, int kChunks>
+__global__ void __launch_bounds__(kForwardWarps * 32)
+    add_rms_norm_forward_kernel(const float* residual, const T* delta, const float* weight,
+                                float* sum, T* out, float* rstd, int64_t rows, int dim, float eps) {
+  const int lane = threadIdx.x % 32;
+  const int vecs = dim / 4;
+  for (int64_t r = int64_t{blockIdx.x} * kForwardWarps + threadIdx.x / 32; r < rows;
+       r += int64_t{gridDim.x} * kForwardWarps) {
+    const int64_t base = r * dim;
+    float h[kChunks][4];
+    float squares = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kChunks; ++i) {
+      const int v = lane + 32 * i;
+      if (v >= vecs) continue;
+      load_floats<float, 4>(residual + base + 4 * v, h[i]);
+      if (delta != nullptr) {
+        float d[4];
+        load_floats<T, 4>(delta + base + 4 * v, d);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) h[i][k] += d[k];
+        store_floats<float, 4>(sum + base + 4 * v, h[i]);
+      }
+#pragma unroll
+      for (int k = 0; k < 4; ++k) squares += h[i][k] * h[i][k];
+    }
+    const float scale = rsqrtf(warp_sum(squares) / dim + eps);
+#pragma unroll
+    for (int i = 0; i < kChunks; ++i) {
+      const int v = lane + 32 * i;
+      if (v >= vecs) continue;
+      float w[4], y[4];
+      load_floats<float, 4>(weight + 4 * v, w);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) y[k] = h[i][k] * scale * w[k];
+      store_floats<T, 4>(out + base + 4 * v, y);
+    }
+    if (lane == 0) rstd[r] = scale;
+  }
+}
+
+// dh = rstd · (g − ĥ · mean(g · ĥ)) + grad_through with g = dy · w, ĥ = h · rstd;
+// dw = Σ_rows dy · ĥ. Rows up to 1024 wide stay in registers between the two sweeps; wider
+// rows are read again (from L1/L2). Each warp sums its rows' dw in its own shared-memory row
+// (each lane owns its columns: no conflicts, no atomics), which keeps the registers, and so the
+// warps in flight, for the loads this kernel waits on.
+template <typename T, int kChunks>
+__global__ void __launch_bounds__(kBackwardWarps * 32)
+    add_rms_norm_backward_kernel(const T* grad_out, const float* h, const float* weight,
+                                 const float* rstd, const float* grad_through, float* grad_sum,
+                                 T* grad_delta, float* weight_partials, int64_t rows, int dim) {
+  constexpr bool kKeep = kChunks <= 8;
+  constexpr int kKept = kKeep ? kChunks : 1;
+  __shared__ __align__(16) float block_acc[kBackwardWarps][kAddRmsNormMaxDim];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int vecs = dim / 4;
+  float* acc = block_acc[warp];
+  for (int v = lane; v < vecs; v += 32) *reinterpret_cast<float4*>(acc + 4 * v) = float4{};
+  for (int64_t r = int64_t{blockIdx.x} * kBackwardWarps + warp; r < rows;
+       r += int64_t{gridDim.x} * kBackwardWarps) {
+    const int64_t base = r * dim;
+    const float scale = rstd[r];
+    float kept_h[kKept][4], kept_dy[kKept][4];
+    float dot = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kChunks; ++i) {
+      const int v = lane + 32 * i;
+      if (v >= vecs) continue;
+      float x[4], dy[4], w[4];
+      load_floats<float, 4>(h + base + 4 * v, x);
+      load_floats<T, 4>(grad_out + base + 4 * v, dy);
+      load_floats<float, 4>(weight + 4 * v, w);
+      float normed[4];
+#pragma unroll
+      for (int k = 0; k < 4; ++k) normed[k] = x[k] * scale;
+      float4& column = *reinterpret_cast<float4*>(acc + 4 * v);
+      const float4 sum = column;
+      column = make_float4(sum.x + dy[0] * normed[0], sum.y + dy[1] * normed[1],
+                           sum.z + dy[2] * normed[2], sum.w + dy[3] * normed[3]);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        dot += dy[k] * w[k] * normed[k];
+        if constexpr (kKeep) {
+          kept_h[i][k] = x[k];
+          kept_dy[i][k] = dy[k];
+        }
+      }
+    }
+    const float mean_dot = warp_sum(dot) / dim;
+#pragma unroll
+    for (int i = 0; i < kChunks; ++i) {
+      const int v = lane + 32 * i;
+      if (v >= vecs) continue;
+      float x[4], dy[4], w[4], dx[4];
+      if constexpr (kKeep) {
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          x[k] = kept_h[i][k];
+          dy[k] = kept_dy[i][k];
+        }
+      } else {
+        load_floats<float, 4>(h + base + 4 * v, x);
+        load_floats<T, 4>(grad_out + base + 4 * v, dy);
+      }
+      load_floats<float, 4>(weight + 4 * v, w);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) dx[k] = scale * (dy[k] * w[k] - x[k] * scale * mean_dot);
+      if (grad_through != nullptr) {
+        float through[4];
+        load_floats<float, 4>(grad_through + base + 4 * v, through);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) dx[k] += through[k];
+      }
+      store_floats<float, 4>(grad_sum + base + 4 * v, dx);
+      if (grad_delta != nullptr) store_floats<T, 4>(grad_delta + base + 4 * v, dx);
+    }
+  }
+  __syncthreads();
+  for (int c = threadIdx.x; c < dim; c += blockDim.x) {
+    float total = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kBackwardWarps; ++w) total += block_acc[w][c];
+    weight_partials[int64_t{blockIdx.x} * dim + c] = total;
+  }
+}
 
 // out[c] = Σ_p partials[p][c], p ascending within each of 8 strided lanes, then the 8 lanes in
 // order: the same bits on every run.
@@ -36,67 +164,19 @@ __global__ void sum_weight_partials_kernel(const float* partials, float* out, in
   }
 }
 
-template <typename T>
-using ForwardKernel = void (*)(const float*, const T*, const float*, float*, T*, float*, int64_t,
-                               int, float);
-template <typename T>
-using BackwardKernel = void (*)(const T*, const float*, const float*, const float*, const float*,
-                                float*, T*, float*, int64_t, int);
-
-// The kernel that takes rows of one width, and its launch shape.
-template <typename Kernel>
-struct RowKernel {
-  Kernel kernel;
-  int threads;
-  int rows_per_block;
-
-  int64_t blocks_needed(int64_t rows) const { return (rows + rows_per_block - 1) / rows_per_block; }
-};
-
-// Warp rows with the fewest elements per lane (8, 16, 32, 64) that cover E; wider rows on 8
-// warps up to 4096, 32 beyond.
-template <typename T, int kVec>
-RowKernel<ForwardKernel<T>> forward_kernel_for(int dim) {
-  constexpr int kWarps = kWarpRowForwardWarps;
-  if (dim <= 256) return {add_rms_norm_forward_kernel<T, kVec, 8 / kVec>, kWarps * 32, kWarps};
-  if (dim <= 512) return {add_rms_norm_forward_kernel<T, kVec, 16 / kVec>, kWarps * 32, kWarps};
-  if (dim <= 1024) return {add_rms_norm_forward_kernel<T, kVec, 32 / kVec>, kWarps * 32, kWarps};
-  if (dim <= kWarpRowMaxDim) {
-    return {add_rms_norm_forward_kernel<T, kVec, 64 / kVec>, kWarps * 32, kWarps};
-  }
-  if (dim <= 4096) return {add_rms_norm_forward_wide_kernel<T, kVec, 8>, 8 * 32, 1};
-  return {add_rms_norm_forward_wide_kernel<T, kVec, 32>, 32 * 32, 1};
+// A contiguous copy when t's start is not aligned for 4-element packs.
+at::Tensor packable(const at::Tensor& t) {
+  return aligned_contiguous(t, 4 * t.element_size());
 }
 
-template <typename T, int kVec>
-RowKernel<BackwardKernel<T>> backward_kernel_for(int dim) {
-  constexpr int kWarps = kWarpRowBackwardWarps;
-  if (dim <= 256) return {add_rms_norm_backward_kernel<T, kVec, 8 / kVec>, kWarps * 32, kWarps};
-  if (dim <= 512) return {add_rms_norm_backward_kernel<T, kVec, 16 / kVec>, kWarps * 32, kWarps};
-  if (dim <= 1024) return {add_rms_norm_backward_kernel<T, kVec, 32 / kVec>, kWarps * 32, kWarps};
-  if (dim <= kWarpRowMaxDim) {
-    return {add_rms_norm_backward_kernel<T, kVec, 64 / kVec>, kWarps * 32, kWarps};
-  }
-  if (dim <= 4096) return {add_rms_norm_backward_wide_kernel<T, kVec, 8>, 8 * 32, 1};
-  return {add_rms_norm_backward_wide_kernel<T, kVec, 32>, 32 * 32, 1};
-}
-
-// Elements per pack: 4 (16 bytes of the fp32 rows) when every row starts on a multiple of 4.
-int pack_elements(int64_t dim) {
-  return dim % 4 == 0 ? 4 : 1;
-}
-
-// t contiguous and aligned for packs of `vec` elements.
-at::Tensor packable(const at::Tensor& t, int64_t vec) {
-  return aligned_contiguous(t, vec * t.element_size());
-}
-
-// Calls f(T{}, std::integral_constant<int, kVec>{}) for the output dtype and E's packs.
+// Calls f(T{}, std::integral_constant<int, kChunks>{}): the smallest chunk count covering E.
 template <typename F>
 void dispatch(at::ScalarType dtype, int64_t dim, F&& f) {
   dispatch_float_dtype(dtype, "add_rms_norm", [&](auto tag) {
-    if (pack_elements(dim) == 4) return f(tag, std::integral_constant<int, 4>{});
-    return f(tag, std::integral_constant<int, 1>{});
+    if (dim <= 256) return f(tag, std::integral_constant<int, 2>{});
+    if (dim <= 512) return f(tag, std::integral_constant<int, 4>{});
+    if (dim <= 1024) return f(tag, std::integral_constant<int, 8>{});
+    return f(tag, std::integral_constant<int, 16>{});
   });
 }
 
@@ -106,7 +186,7 @@ bool add_rms_norm_supported(int64_t dim, const at::Tensor& delta, at::ScalarType
   const bool out_ok =
       out_dtype == at::kBFloat16 || out_dtype == at::kHalf || out_dtype == at::kFloat;
   const bool delta_ok = !delta.defined() || delta.scalar_type() == out_dtype;
-  return out_ok && delta_ok && dim > 0 && dim <= kAddRmsNormMaxDim;
+  return out_ok && delta_ok && dim > 0 && dim % 4 == 0 && dim <= kAddRmsNormMaxDim;
 }
 
 AddRmsNormForward add_rms_norm_forward_cuda(const at::Tensor& residual, const at::Tensor& delta,
@@ -116,27 +196,27 @@ AddRmsNormForward add_rms_norm_forward_cuda(const at::Tensor& residual, const at
               "add_rms_norm: residual must be a CUDA fp32 [M, E] tensor");
   const int64_t rows = residual.size(0);
   const int dim = static_cast<int>(residual.size(1));
-  TORCH_CHECK(add_rms_norm_supported(residual.size(1), delta, out_dtype),
-              "add_rms_norm: unsupported width or dtypes (E = ", residual.size(1), ")");
+  TORCH_CHECK(add_rms_norm_supported(dim, delta, out_dtype),
+              "add_rms_norm: unsupported width or dtypes (E = ", dim, ")");
   TORCH_CHECK(!delta.defined() || delta.sizes() == residual.sizes(),
               "add_rms_norm: delta must be shaped like residual");
   TORCH_CHECK(weight.scalar_type() == at::kFloat && weight.numel() == dim,
               "add_rms_norm: weight must be fp32 [E]");
   const c10::cuda::CUDAGuard guard(residual.device());
-  const int64_t vec = pack_elements(dim);
-  const at::Tensor x = packable(residual, vec), w = packable(weight, vec);
-  const at::Tensor d = delta.defined() ? packable(delta, vec) : delta;
+  const at::Tensor x = packable(residual), w = packable(weight);
+  const at::Tensor d = delta.defined() ? packable(delta) : delta;
   AddRmsNormForward result;
   result.sum = d.defined() ? at::empty_like(x) : at::Tensor();
   result.out = at::empty(x.sizes(), x.options().dtype(out_dtype));
   result.rstd = at::empty({rows}, x.options());
   if (rows == 0) return result;
   const auto stream = at::cuda::getCurrentCUDAStream();
-  dispatch(out_dtype, dim, [&](auto tag, auto pack) {
+  dispatch(out_dtype, dim, [&](auto tag, auto chunks) {
     using T = decltype(tag);
-    const auto choice = forward_kernel_for<T, decltype(pack)::value>(dim);
-    const int blocks = resident_blocks(choice.kernel, choice.threads, choice.blocks_needed(rows));
-    launch_checked(choice.kernel, blocks, choice.threads, 0, stream, x.data_ptr<float>(), ptr<T>(d),
+    const auto kernel = add_rms_norm_forward_kernel<T, decltype(chunks)::value>;
+    const int blocks =
+        resident_blocks(kernel, kForwardWarps * 32, (rows + kForwardWarps - 1) / kForwardWarps);
+    launch_checked(kernel, blocks, kForwardWarps * 32, 0, stream, x.data_ptr<float>(), ptr<T>(d),
                    w.data_ptr<float>(), d.defined() ? result.sum.data_ptr<float>() : nullptr,
                    mutable_ptr<T>(result.out), result.rstd.data_ptr<float>(), rows, dim,
                    static_cast<float>(eps));
@@ -153,17 +233,16 @@ AddRmsNormBackward add_rms_norm_backward_cuda(const at::Tensor& grad_out, const 
       "add_rms_norm backward: h must be CUDA fp32 [M, E] and grad_out shaped like it");
   const int64_t rows = h.size(0);
   const int dim = static_cast<int>(h.size(1));
-  TORCH_CHECK(add_rms_norm_supported(h.size(1), at::Tensor(), grad_out.scalar_type()),
-              "add_rms_norm backward: unsupported width or dtype (E = ", h.size(1), ")");
+  TORCH_CHECK(add_rms_norm_supported(dim, at::Tensor(), grad_out.scalar_type()),
+              "add_rms_norm backward: unsupported width or dtype (E = ", dim, ")");
   TORCH_CHECK(!delta_dtype || *delta_dtype == grad_out.scalar_type(),
               "add_rms_norm backward: delta's gradient must be in the output's dtype");
   TORCH_CHECK(!grad_through.defined() ||
                   (grad_through.scalar_type() == at::kFloat && grad_through.sizes() == h.sizes()),
               "add_rms_norm backward: grad_through must be fp32 and shaped like h");
   const c10::cuda::CUDAGuard guard(h.device());
-  const int64_t vec = pack_elements(dim);
-  const at::Tensor dy = packable(grad_out, vec), x = packable(h, vec), w = packable(weight, vec);
-  const at::Tensor through = grad_through.defined() ? packable(grad_through, vec) : grad_through;
+  const at::Tensor dy = packable(grad_out), x = packable(h), w = packable(weight);
+  const at::Tensor through = grad_through.defined() ? packable(grad_through) : grad_through;
   AddRmsNormBackward result;
   result.grad_sum = at::empty_like(x);
   result.grad_delta = delta_dtype ? at::empty_like(dy) : at::Tensor();
@@ -172,13 +251,14 @@ AddRmsNormBackward add_rms_norm_backward_cuda(const at::Tensor& grad_out, const 
   const auto stream = at::cuda::getCurrentCUDAStream();
   at::Tensor partials;
   int parts = 0;
-  dispatch(dy.scalar_type(), dim, [&](auto tag, auto pack) {
+  dispatch(dy.scalar_type(), dim, [&](auto tag, auto chunks) {
     using T = decltype(tag);
-    const auto choice = backward_kernel_for<T, decltype(pack)::value>(dim);
+    const auto kernel = add_rms_norm_backward_kernel<T, decltype(chunks)::value>;
     // The grid depends on the device only, so the weight gradient's summation order is fixed.
-    parts = resident_blocks(choice.kernel, choice.threads, choice.blocks_needed(rows));
+    parts =
+        resident_blocks(kernel, kBackwardWarps * 32, (rows + kBackwardWarps - 1) / kBackwardWarps);
     partials = at::empty({parts, dim}, x.options());
-    launch_checked(choice.kernel, parts, choice.threads, 0, stream, ptr<T>(dy), x.data_ptr<float>(),
+    launch_checked(kernel, parts, kBackwardWarps * 32, 0, stream, ptr<T>(dy), x.data_ptr<float>(),
                    w.data_ptr<float>(), rstd.data_ptr<float>(),
                    through.defined() ? through.data_ptr<float>() : nullptr,
                    result.grad_sum.data_ptr<float>(), mutable_ptr<T>(result.grad_delta),

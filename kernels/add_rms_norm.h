@@ -1,8 +1,7 @@
 // The residual add and the RMSNorm after it in one pass each way: h = residual + delta in fp32,
-// y = h / sqrt(mean(h²) + eps) · w in delta's dtype; without delta, RMSNorm alone (the fp32
-// residual stream normalised into the next GEMM's dtype). One warp per row up to E = 2048, a
-// block per row beyond, 16-byte loads when E % 4 == 0; the weight gradient is reduced in a fixed
-// order, so every result is bit-reproducible.
+// y = h / sqrt(mean(h²) + eps) · w in delta's dtype. One warp per row with 16-byte loads (rows
+// up to kAddRmsNormMaxDim wide, E divisible by 4); the weight gradient is reduced in a fixed
+// order, so it is bit-reproducible.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -11,11 +10,10 @@
 
 namespace cca::kernels {
 
-// The widest row the kernels take (their offsets within a row are 32-bit).
-inline constexpr int64_t kAddRmsNormMaxDim = int64_t{1} << 30;
+inline constexpr int64_t kAddRmsNormMaxDim = 2048;
 
-// Whether the kernels take rows of this width and these dtypes: 1 ≤ E ≤ kAddRmsNormMaxDim,
-// residual fp32, delta (if defined) and the output of one dtype among bf16, fp16, fp32.
+// Whether the kernels take rows of this width and these dtypes: E % 4 == 0, E ≤ 2048, residual
+// fp32, delta (if defined) and the output of one dtype among bf16, fp16, fp32.
 bool add_rms_norm_supported(int64_t dim, const at::Tensor& delta, at::ScalarType out_dtype);
 
 struct AddRmsNormForward {

@@ -7,6 +7,7 @@
 
 #ifdef CCA_WITH_CUDA
 #include "../../kernels/add_rms_norm.h"
+#include "../../kernels/rms_norm.h"
 #endif
 
 namespace cca {
@@ -16,27 +17,42 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
-// x [..., E] fp32 → rows in out_dtype; the saved rstd makes the backward one pass. The add+norm
-// kernels with nothing to add.
+// x [..., E] fp32 → rows in out_dtype; the saved rstd makes the backward one pass. Rows the
+// warp-per-row kernels take (E % 4 == 0, E ≤ 2048) go there; wider or odd rows to the
+// block-per-row kernels.
 class RmsNormFromResidual : public torch::autograd::Function<RmsNormFromResidual> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             double eps, at::ScalarType out_dtype) {
     const at::Tensor rows = x.reshape({-1, x.size(-1)});
-    kernels::AddRmsNormForward result =
-        kernels::add_rms_norm_forward_cuda(rows, at::Tensor(), weight, eps, out_dtype);
-    ctx->save_for_backward({rows, weight, result.rstd});
-    return result.out.view(x.sizes());
+    const bool warp_rows = kernels::add_rms_norm_supported(x.size(-1), at::Tensor(), out_dtype);
+    at::Tensor out, rstd;
+    if (warp_rows) {
+      auto result = kernels::add_rms_norm_forward_cuda(rows, at::Tensor(), weight, eps, out_dtype);
+      out = result.out, rstd = result.rstd;
+    } else {
+      auto result = kernels::rms_norm_forward_cuda(rows, weight, eps, out_dtype);
+      out = result.out, rstd = result.rstd;
+    }
+    ctx->save_for_backward({rows, weight, rstd});
+    ctx->saved_data["warp_rows"] = warp_rows;
+    return out.view(x.sizes());
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor& rows = saved[0];
     const at::Tensor grad = grad_outputs[0].reshape(rows.sizes()).contiguous();
-    kernels::AddRmsNormBackward result = kernels::add_rms_norm_backward_cuda(
-        grad, rows, saved[1], saved[2], at::Tensor(), std::nullopt);
-    return {result.grad_sum.view(grad_outputs[0].sizes()), result.grad_weight, at::Tensor(),
-            at::Tensor()};
+    at::Tensor grad_x, grad_weight;
+    if (ctx->saved_data["warp_rows"].toBool()) {
+      auto result = kernels::add_rms_norm_backward_cuda(grad, rows, saved[1], saved[2],
+                                                        at::Tensor(), std::nullopt);
+      grad_x = result.grad_sum, grad_weight = result.grad_weight;
+    } else {
+      auto result = kernels::rms_norm_backward_cuda(grad, rows, saved[1], saved[2]);
+      grad_x = result.grad_x, grad_weight = result.grad_weight;
+    }
+    return {grad_x.view(grad_outputs[0].sizes()), grad_weight, at::Tensor(), at::Tensor()};
   }
 };
 
@@ -74,10 +90,9 @@ class AddRmsNorm : public torch::autograd::Function<AddRmsNorm> {
   }
 };
 
-bool fusable(const at::Tensor& x, const at::Tensor& weight, at::ScalarType out_dtype) {
+bool fusable(const at::Tensor& x, const at::Tensor& weight) {
   return x.is_cuda() && x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat &&
-         x.is_contiguous() && x.numel() > 0 &&
-         kernels::add_rms_norm_supported(x.size(-1), at::Tensor(), out_dtype);
+         x.is_contiguous() && x.numel() > 0 && x.size(-1) <= kernels::kRmsNormMaxDim;
 }
 
 bool add_fusable(const at::Tensor& residual, const at::Tensor& delta, const at::Tensor& weight,
@@ -99,8 +114,9 @@ at::Tensor RMSNormImpl::forward(const at::Tensor& x) const {
 #ifdef CCA_WITH_CUDA
   // The fp32 residual stream on CUDA: normalised straight into the dtype the next GEMM runs in
   // under autocast, so no cast kernel follows either way.
-  const at::ScalarType out_dtype = autocast_dtype(x).value_or(at::kFloat);
-  if (fusable(x, weight, out_dtype)) return RmsNormFromResidual::apply(x, weight, eps_, out_dtype);
+  if (fusable(x, weight)) {
+    return RmsNormFromResidual::apply(x, weight, eps_, autocast_dtype(x).value_or(at::kFloat));
+  }
 #endif
   // fp32/fp64 input (the residual stream, also under autocast): LibTorch's rms_norm, one fused
   // kernel each way on CUDA instead of a chain of six.

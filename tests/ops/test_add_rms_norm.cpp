@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
 
-#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -106,15 +105,11 @@ bool is_fused(const Outcome& o) {
 TEST(AddRmsNormCuda, FusedMatchesFloat64) {
   REQUIRE_GPU();
   at::manual_seed(1);
-  // Widths: the smallest, not a multiple of 128, each chunk count (2, 4, 8, 16) and its edge;
-  // odd widths (single elements a lane); rows wider than a warp takes on 8 and 32 warps, the
-  // widest held in registers and past it (swept in segments). Rows: one, fewer than a block's
-  // warps, many rows per warp or block.
+  // Widths: the smallest, not a multiple of 128, each chunk count (2, 4, 8, 16) and its edge.
+  // Rows: one, fewer than a block's warps, many rows per warp.
   const std::vector<std::vector<int64_t>> shapes = {
-      {1, 4},    {3, 7, 100}, {2, 9, 256}, {5, 260},    {4, 512},      {2, 3, 768}, {6, 1000},
-      {3, 1024}, {7, 1028},   {2, 2048},   {20000, 64}, {4, 512, 768}, {3, 1},      {2, 3},
-      {5, 7},    {3, 770},    {4, 2047},   {3, 2050},   {3, 2052},     {2, 4096},   {3, 4100},
-      {2, 8192}, {2, 12288},  {2, 16384},  {2, 16385},  {2, 40000},    {700, 4100}, {600, 16388}};
+      {1, 4},    {3, 7, 100}, {2, 9, 256}, {5, 260},  {4, 512},    {2, 3, 768},
+      {6, 1000}, {3, 1024},   {7, 1028},   {2, 2048}, {20000, 64}, {4, 512, 768}};
   for (const at::ScalarType out : {at::kBFloat16, at::kHalf, at::kFloat}) {
     for (const auto& shape : shapes) {
       for (const bool other_uses : {false, true}) {
@@ -150,30 +145,6 @@ TEST(AddRmsNormCuda, WeightGradientIsReproducible) {
   EXPECT_TRUE(at::equal(a.grad_residual, b.grad_residual));
 }
 
-// Every output twice, bit for bit, at each kind of width: warp rows (packs of 4, single
-// elements), block rows held in registers and rows swept in segments; many rows per block.
-TEST(AddRmsNormCuda, IsReproducibleAtEveryWidth) {
-  REQUIRE_GPU();
-  at::manual_seed(4);
-  const auto cuda = at::TensorOptions().device(at::kCUDA);
-  for (const int64_t E : {1, 3, 7, 100, 2048, 2050, 4096, 8192, 12288, 16385}) {
-    for (const at::ScalarType out : {at::kBFloat16, at::kFloat}) {
-      const std::string what = std::string(c10::toString(out)) + " E = " + std::to_string(E);
-      const int64_t M = std::max<int64_t>(2000, 2'000'000 / E);
-      const at::Tensor r = at::randn({M, E}, cuda), d = at::randn({M, E}, cuda).to(out);
-      const at::Tensor w = 1 + 0.3 * at::randn({E}, cuda), gy = at::randn({M, E}, cuda).to(out);
-      const at::Tensor gh = at::randn({M, E}, cuda);
-      const Outcome a = run_cuda(r, d, w, gy, gh, out), b = run_cuda(r, d, w, gy, gh, out);
-      ASSERT_TRUE(is_fused(a)) << what;
-      EXPECT_TRUE(at::equal(a.sum, b.sum)) << what;
-      EXPECT_TRUE(at::equal(a.normed, b.normed)) << what;
-      EXPECT_TRUE(at::equal(a.grad_residual, b.grad_residual)) << what;
-      EXPECT_TRUE(at::equal(a.grad_delta, b.grad_delta)) << what;
-      EXPECT_TRUE(at::equal(a.grad_weight, b.grad_weight)) << what;
-    }
-  }
-}
-
 TEST(AddRmsNormCuda, OtherShapesAndDtypesTakeThePlainPath) {
   REQUIRE_GPU();
   at::manual_seed(3);
@@ -186,6 +157,8 @@ TEST(AddRmsNormCuda, OtherShapesAndDtypesTakeThePlainPath) {
     EXPECT_FALSE(is_fused(got)) << what;
     expect_matches(got, reference(r, d, w, gy, at::Tensor()), out, what);
   };
+  check_plain(at::randn({3, 770}, cuda), at::randn({3, 770}, cuda), at::kFloat, "E % 4 != 0");
+  check_plain(at::randn({3, 2052}, cuda), at::randn({3, 2052}, cuda), at::kFloat, "E > 2048");
   // An fp32 delta under bf16 autocast: the kernels take delta in the output's dtype only.
   check_plain(at::randn({3, 64}, cuda), at::randn({3, 64}, cuda), at::kBFloat16,
               "fp32 delta, bf16 out");
