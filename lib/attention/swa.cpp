@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "attention/attention.h"
 #include "attention/head_projections.h"

@@ -7,7 +7,7 @@
 //   the rest  the byte buffer; offsets are relative to its start, and the tensors must cover it
 //             exactly, without holes or overlaps
 //
-// Torch-free on purpose (it lives in cca_core): tensors are dtype names, shapes and raw bytes.
+// Torch-free on purpose (cca_checkpoint): tensors are dtype names, shapes and raw bytes.
 // The reader treats every file as hostile: any malformation is a cca::Error naming the file,
 // never a crash, an out-of-bounds read or an allocation larger than the file.
 #pragma once

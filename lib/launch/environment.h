@@ -1,5 +1,5 @@
 // Where this process stands in a data-parallel job, read from the environment that torchrun,
-// Slurm's srun or `cca-train --nproc-per-node` set. Torch-free (cca_core), so the launcher and
+// Slurm's srun or `cca-train --nproc-per-node` set. Torch-free (cca_launch), so the launcher and
 // the config loader can use it before LibTorch starts.
 #pragma once
 

@@ -1,7 +1,7 @@
 // `cca-train --nproc-per-node N`: a one-node torchrun. Starts N copies of this executable with
 // RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR=127.0.0.1 and a free MASTER_PORT,
 // forwards SIGTERM/SIGINT/SIGHUP to them, and when one rank fails stops the others and reports
-// which rank failed and how. Torch-free (cca_core).
+// which rank failed and how. Torch-free (cca_launch).
 #pragma once
 
 #include <string>

@@ -64,7 +64,6 @@ at::Tensor direct_windowed(const Config& c, const torch::nn::Module& layer, cons
   const HeadTensors t = projections.project(x, 0, false);
   const int64_t B = x.size(0), Hq = t.q.size(1), S = x.size(1), group = Hq / t.k.size(1);
   const double scale = 1.0 / std::sqrt(static_cast<double>(t.q.size(3)));
-  std::vector<at::Tensor> rows;
   at::Tensor o = at::zeros_like(t.q);
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t h = 0; h < Hq; ++h) {
