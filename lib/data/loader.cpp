@@ -7,7 +7,7 @@
 #include <map>
 #include <sstream>
 
-#include "data/hash.h"
+#include "util/hash.h"
 #include "data/rng.h"
 #include "util/error.h"
 #include "util/format.h"

@@ -7,7 +7,7 @@
 #include <random>
 
 #include "data/dataset.h"
-#include "data/hash.h"
+#include "util/hash.h"
 #include "util/json.h"
 #include "data/loader.h"
 #include "data/manifest.h"

@@ -7,7 +7,7 @@
 #include <set>
 
 #include "data/dataset.h"
-#include "data/hash.h"
+#include "util/hash.h"
 #include "data/loader.h"
 #include "data/manifest.h"
 #include "data_test_util.h"
