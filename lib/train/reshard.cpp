@@ -17,6 +17,11 @@ std::string ranks_text(int64_t n) {
   return format("{} rank{}", n, n == 1 ? "" : "s");
 }
 
+// "rank 3" or "ranks 2-5"
+std::string rank_range(int64_t first, int64_t last) {
+  return first == last ? format("rank {}", first) : format("ranks {}-{}", first, last);
+}
+
 // "train.micro_batch_size 4 × train.grad_accum 1 × 2 ranks"
 std::string batch_text(const TrainConfig& train, int64_t world) {
   return format("train.micro_batch_size {} × train.grad_accum {} × {}", train.micro_batch_size,
@@ -105,18 +110,18 @@ std::vector<std::string> describe_reshard(const CheckpointInfo& info, int64_t wo
   if (world > saved) {
     std::string seeds;
     for (int64_t r = saved; r < world; ++r) {
-      seeds += format("{}rank {}: {:#x}", r == saved ? "" : ", ", r,
+      seeds += format("{}rank {} 0x{:x}", r == saved ? "" : ", ", r,
                       derived_rank_seed(static_cast<uint64_t>(info.config.config.train.seed),
                                         info.progress.step, r));
     }
-    lines.push_back(format(
-        "generators: ranks 0-{} restored; ranks {}-{} did not exist and are seeded from "
-        "(train.seed {}, step {}, rank): {}",
-        saved - 1, saved, world - 1, info.config.config.train.seed, info.progress.step, seeds));
-  } else {
     lines.push_back(
-        format("generators: ranks 0-{} restored; the states of ranks {}-{} are not used", world - 1,
-               world, saved - 1));
+        format("generators: {} restored; {} did not exist in that run, seeded from (train.seed {}, "
+               "step {}, rank): {}",
+               rank_range(0, saved - 1), rank_range(saved, world - 1),
+               info.config.config.train.seed, info.progress.step, seeds));
+  } else {
+    lines.push_back(format("generators: {} restored; the checkpoint's states of {} are not used",
+                           rank_range(0, world - 1), rank_range(world, saved - 1)));
   }
   return lines;
 }
