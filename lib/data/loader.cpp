@@ -117,10 +117,8 @@ class TrainLoader::Cursor {
   static int64_t windows_in(const MappedShard& shard, int64_t seq_len) {
     return shard.tokens() > seq_len ? (shard.tokens() - 1) / seq_len : 0;
   }
-  int64_t per_rank(const MappedShard& shard) const {
-    return windows_in(shard, options_.seq_len) / options_.world_size;
-  }
-  // This rank's windows of a shard whose first `offset` permuted windows were read before.
+  // This rank's windows of a shard whose first `offset` permuted windows were read before (0
+  // unless resharded mid-shard).
   int64_t per_rank(const MappedShard& shard, int64_t offset) const {
     const int64_t left = windows_in(shard, options_.seq_len) - offset;
     return left > 0 ? left / options_.world_size : 0;

@@ -57,6 +57,25 @@ class DistProcessTest : public ::testing::Test {
     return files::join(files::join(dir / run, "checkpoints"),
                        checkpoint_store::step_folder_name(step) + "/" + name);
   }
+  // The largest absolute difference between two runs' weights at `step` (infinite when the
+  // tensors' names or sizes differ).
+  double worst_weight_difference(const std::string& run_a, const std::string& run_b, int64_t step) {
+    const auto a = testing::read_f32_tensors(file(run_a, step, "model.safetensors"));
+    const auto b = testing::read_f32_tensors(file(run_b, step, "model.safetensors"));
+    EXPECT_EQ(a.size(), b.size());
+    double worst = a.size() == b.size() ? 0 : INFINITY;
+    for (const auto& [name, values] : a) {
+      const auto other = b.find(name);
+      if (other == b.end() || other->second.size() != values.size()) {
+        ADD_FAILURE() << name << " differs in name or size";
+        return INFINITY;
+      }
+      for (size_t i = 0; i < values.size(); ++i) {
+        worst = std::max(worst, std::abs(static_cast<double>(values[i]) - other->second[i]));
+      }
+    }
+    return worst;
+  }
 };
 
 TEST_F(DistProcessTest, TwoRanksMatchOneRankWithTheSameGlobalBatch) {
@@ -86,17 +105,7 @@ TEST_F(DistProcessTest, TwoRanksMatchOneRankWithTheSameGlobalBatch) {
   for (const auto& [step, loss] : val_one) {
     EXPECT_NEAR(val_two.at(step), loss, kLossRelTolerance * loss) << "val_loss at step " << step;
   }
-  const auto w_one = testing::read_f32_tensors(file("one", 8, "model.safetensors"));
-  const auto w_two = testing::read_f32_tensors(file("two", 8, "model.safetensors"));
-  ASSERT_EQ(w_one.size(), w_two.size());
-  double worst_weight = 0;
-  for (const auto& [name, values] : w_one) {
-    const std::vector<float>& other = w_two.at(name);
-    ASSERT_EQ(values.size(), other.size()) << name;
-    for (size_t i = 0; i < values.size(); ++i) {
-      worst_weight = std::max(worst_weight, std::abs(static_cast<double>(values[i]) - other[i]));
-    }
-  }
+  const double worst_weight = worst_weight_difference("one", "two", 8);
   EXPECT_LT(worst_weight, kWeightAbsTolerance);
   std::printf("2 ranks vs 1 rank after 8 steps: loss rel. diff %.3g, weight abs. diff %.3g\n",
               worst_loss, worst_weight);
@@ -245,17 +254,7 @@ class DistReshardTest : public DistProcessTest {
     }
     EXPECT_LT(worst_loss, kLossRelTolerance);
 
-    const auto w_whole = testing::read_f32_tensors(file("whole", 8, "model.safetensors"));
-    const auto w_split = testing::read_f32_tensors(file("split", 8, "model.safetensors"));
-    ASSERT_EQ(w_whole.size(), w_split.size());
-    double worst_weight = 0;
-    for (const auto& [name, values] : w_whole) {
-      const std::vector<float>& other = w_split.at(name);
-      ASSERT_EQ(values.size(), other.size()) << name;
-      for (size_t i = 0; i < values.size(); ++i) {
-        worst_weight = std::max(worst_weight, std::abs(static_cast<double>(values[i]) - other[i]));
-      }
-    }
+    const double worst_weight = worst_weight_difference("whole", "split", 8);
     EXPECT_LT(worst_weight, kWeightAbsTolerance);
     const auto o_split = read_tensors(file("split", 8, "optimizer.safetensors"));
     const auto o_whole = read_tensors(file("whole", 8, "optimizer.safetensors"));
