@@ -10,6 +10,7 @@
 #include "checkpoint/checkpoint_store.h"
 #include "checkpoint/safetensors.h"
 #include "config/schema.h"
+#include "train/reshard.h"
 #include "train/tensor_io.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -37,13 +38,19 @@ std::string iso_time_now() {
 }
 
 // A data-parallel checkpoint names each rank's states "cpu/rank<r>"; a single process's "cpu".
+// A rank the writing run did not have (resharding) gets generators seeded from (seed, step, rank).
 void restore_rng_states(const std::map<std::string, at::Tensor>& states, const std::string& file,
-                        int rank) {
+                        int rank, const CheckpointInfo& info) {
   std::string suffix = "/rank" + std::to_string(rank);
   auto cpu = states.find("cpu" + suffix);
   if (cpu == states.end() && rank == 0) {
     suffix.clear();
     cpu = states.find("cpu");
+  }
+  if (cpu == states.end() && rank >= info.world_size) {
+    seed_generators_of_new_rank(static_cast<uint64_t>(info.config.config.train.seed),
+                                info.progress.step, rank);
+    return;
   }
   if (cpu == states.end()) {
     throw Error(file + ": missing tensor 'cpu/rank" + std::to_string(rank) + "'" +
@@ -251,7 +258,7 @@ void restore_checkpoint(const CheckpointInfo& info, TransformerImpl& model, Adam
   const std::string optimizer_file = files::join(info.path, kOptimizerFile);
   optimizer.load_state(read_tensors(optimizer_file), optimizer_file);
   const std::string rng_file = files::join(info.path, kRngFile);
-  restore_rng_states(read_tensors(rng_file), rng_file, rank);
+  restore_rng_states(read_tensors(rng_file), rng_file, rank, info);
 }
 
 int64_t export_weights(const std::string& checkpoint, const std::string& out_dir,

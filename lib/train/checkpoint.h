@@ -82,7 +82,8 @@ std::vector<std::string> compare_configs_for_resume(const Config& saved, const C
 
 // Loads weights, optimizer state and RNG states into already-built objects. Names, shapes and
 // dtypes are checked against the model; any mismatch is a cca::Error naming the tensor. A
-// checkpoint of a data-parallel run restores rank `rank`'s generator states ("cpu/rank<r>").
+// checkpoint of a data-parallel run restores rank `rank`'s generator states ("cpu/rank<r>"); a
+// rank the writing run did not have seeds them from (train.seed, step, rank) (train/reshard.h).
 void restore_checkpoint(const CheckpointInfo& info, TransformerImpl& model, AdamW& optimizer,
                         int rank = 0);
 

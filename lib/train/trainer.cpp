@@ -20,6 +20,7 @@
 #include "ops/device.h"
 #include "train/device_batch.h"
 #include "train/mfu.h"
+#include "train/reshard.h"
 #include "train/signals.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -185,6 +186,11 @@ void Trainer::resume_if_requested() {
     newest_checkpoint_ = info.path;
     log::info("resume      {} (step {}, {} tokens seen, run id {})", info.path, progress_.step,
               progress_.tokens_seen, progress_.run_id);
+    if (saved_world_size(info) != world_size()) {
+      for (const std::string& line :
+           describe_reshard(info, world_size(), config_.distributed.zero1))
+        log::info("resume      {}", line);
+    }
   } else {
     progress_.run_id = new_run_id();
   }
@@ -202,19 +208,15 @@ void Trainer::resume_if_requested() {
   phase_done(resume_info_ ? "resume" : "loader");
 }
 
-// The loader's positions count each rank's windows, and the RNG states are per rank: a
-// checkpoint only continues exactly with the world size that wrote it.
+// Another world size reshards (train/reshard.h): the weights and the full optimizer state are in
+// the checkpoint once, the loader state reshards itself and new ranks get derived generator
+// seeds. Checked here, before the slow phases: the global batch must stay (or be asked for).
 void Trainer::check_world_size(const CheckpointInfo& info) const {
-  const int64_t saved = info.progress.loader
-                            ? std::max(info.progress.loader->world_size, info.world_size)
-                            : info.world_size;
-  if (saved == world_size()) return;
-  throw Error(format(
-      "cannot resume {}: it was written by a run of {} rank(s), and this run has {}. The data "
-      "loader's position and the RNG states are per rank, so another world size would not "
-      "continue the same data stream; resume with {} rank(s) (e.g. cca-train --nproc-per-node "
-      "{}), or start a new run.dir",
-      info.path, saved, world_size(), saved, saved));
+  for (const std::string& warning :
+       check_resume_world_size(info.path, info.config.config.train, saved_world_size(info),
+                               config_.train, world_size())) {
+    log::warn("{}", warning);
+  }
 }
 
 void Trainer::check_halt() {
