@@ -331,6 +331,39 @@ TEST_F(DistReshardTest, AnotherGlobalBatchIsRefusedUnlessAskedFor) {
   EXPECT_EQ(positions.at(4).world_size, 1);
 }
 
+// Rank 0 writes; when its write fails, every rank must learn it (no rank waits at a barrier that
+// rank 0 never reaches) and go on, or stop together after checkpoint.max_write_failures.
+TEST_F(DistProcessTest, AFailedCheckpointWriteIsSurvivedByEveryRank) {
+  const std::vector<std::string> args = {
+      "--config", config_file("run"),  "--nproc-per-node", "2", "--set", "train.grad_accum=1",
+      "--set",    "checkpoint.every=2"};
+  ASSERT_EQ(train(args, {"CCA_TEST_CHECKPOINT_FAIL_COMMITS=1"}), 0) << log_text();
+  std::vector<int64_t> steps;
+  for (const auto& entry : checkpoint_store::list(dir / "run/checkpoints")) {
+    steps.push_back(entry.step);
+  }
+  EXPECT_EQ(steps, (std::vector<int64_t>{4, 6, 8})) << log_text();
+  EXPECT_NE(log_text().find("checkpoint  step 2 not written"), std::string::npos) << log_text();
+}
+
+TEST_F(DistProcessTest, CheckpointWritesFailingInARowStopEveryRank) {
+  const std::vector<std::string> args = {"--config",
+                                         config_file("run"),
+                                         "--nproc-per-node",
+                                         "2",
+                                         "--set",
+                                         "train.grad_accum=1",
+                                         "--set",
+                                         "checkpoint.every=2",
+                                         "--set",
+                                         "checkpoint.max_write_failures=2"};
+  EXPECT_EQ(train(args, {"CCA_TEST_CHECKPOINT_FAIL_COMMITS=100"}), 1) << log_text();
+  EXPECT_NE(log_text().find("checkpoint of step 4 not written: 2 write(s) failed in a row"),
+            std::string::npos)
+      << log_text();
+  EXPECT_TRUE(checkpoint_store::list(dir / "run/checkpoints").empty());
+}
+
 TEST_F(DistProcessTest, DifferentConfigsAcrossRanksAreNamed) {
   const int port = dist::pick_free_local_port();
   const std::string config = config_file("run");
