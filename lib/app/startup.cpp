@@ -36,6 +36,10 @@ int guarded_main(const std::function<int()>& body) {
     log::flush();
     std::cerr << "error: " << e.what() << std::endl;
     return kExitUsage;
+  } catch (const UsageError& e) {
+    log::flush();
+    std::cerr << "error: " << e.what() << std::endl;
+    return kExitUsage;
   } catch (const std::exception& e) {
     log::flush();
     std::cerr << "error: " << e.what() << std::endl;
