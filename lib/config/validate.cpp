@@ -105,12 +105,12 @@ class Rules : public RuleSink {
     if (steps == 0) {
       warn({"train.steps"},
            "train.steps = 0: nothing is trained; the run only evaluates the initial (or resumed) "
-           "weights on data.val and writes no checkpoint");
+           "weights on data.val, if set, and writes no checkpoint");
     } else if (warmup >= steps) {
       warn({"schedule.warmup_steps", "train.steps"},
            format("schedule.warmup_steps = {} is not below train.steps = {}: the whole run is "
-                  "warmup (cut to {} steps), the learning rate reaches optim.lr only at the last "
-                  "step and never decays; set schedule.warmup_steps below {}",
+                  "warmup, the learning rate climbs over all {} steps to optim.lr, reaches it "
+                  "only at the last one and never decays; set schedule.warmup_steps below {}",
                   warmup, steps, steps, steps));
     }
   }

@@ -282,9 +282,9 @@ TEST(ValidateSchedule, WarmupAsLongAsTheRunIsWarnedNotRefused) {
   // warmup to the run), and the warning names both keys and values.
   const Diagnostic d = warned("train:\n  steps: 5\nschedule:\n  warmup_steps: 20\n");
   EXPECT_EQ(d.message,
-            "schedule.warmup_steps = 20 is not below train.steps = 5: the whole run is warmup (cut "
-            "to 5 steps), the learning rate reaches optim.lr only at the last step and never "
-            "decays; set schedule.warmup_steps below 5");
+            "schedule.warmup_steps = 20 is not below train.steps = 5: the whole run is warmup, "
+            "the learning rate climbs over all 5 steps to optim.lr, reaches it only at the last "
+            "one and never decays; set schedule.warmup_steps below 5");
   EXPECT_EQ(d.origin.describe(), "rule.yaml:4:3");  // at the warmup, which was set
   const Diagnostic implicit_warmup = warned("train:\n  steps: 50\n");
   EXPECT_TRUE(contains(implicit_warmup.message,
@@ -303,7 +303,7 @@ TEST(ValidateSchedule, ZeroStepsOnlyEvaluatesAndIsWarned) {
   const Diagnostic d = warned("train:\n  steps: 0\n");  // no warmup warning on top
   EXPECT_EQ(d.message,
             "train.steps = 0: nothing is trained; the run only evaluates the initial (or resumed) "
-            "weights on data.val and writes no checkpoint");
+            "weights on data.val, if set, and writes no checkpoint");
   EXPECT_EQ(d.origin.describe(), "rule.yaml:2:3");
 }
 
