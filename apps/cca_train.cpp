@@ -4,8 +4,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <optional>
 
+#include "checkpoint/verify_run.h"
 #include "cli.h"
 #include "dist/communicator.h"
 #include "dist/data_parallel.h"
@@ -165,6 +167,16 @@ int main(int argc, char** argv) {
   exporter->add_option("--dtype", export_dtype, "fp32 or bf16")
       ->check(CLI::IsMember({"fp32", "bf16"}));
 
+  auto* verifier = app.add_subcommand(
+      "verify",
+      "Check a run's checkpoints against the sizes and XXH64 checksums in their DONE markers "
+      "(read-only; exit 1 if one is corrupt)");
+  std::string verify_path;
+  bool verify_json = false;
+  verifier->add_option("path", verify_path, "Run folder, its checkpoints folder, or one checkpoint")
+      ->required();
+  verifier->add_flag("--json", verify_json, "One JSON object instead of the table");
+
   cca::sweep::SweepRequest sweep_request;
   auto* sweeper = add_sweep_command(app, sweep_request);
   ReportRequest report_request;
@@ -184,6 +196,9 @@ int main(int argc, char** argv) {
       cca::log::info("exported {} tensors ({}) from {} to {}/model.safetensors + config.yaml",
                      count, export_dtype, *found, export_out);
       return cca::kExitOk;
+    }
+    if (verifier->parsed()) {
+      return cca::checkpoint_store::verify_run(verify_path, verify_json, std::cout);
     }
     if (sweeper->parsed()) {
       init_console_log(sweep_request.log_level);

@@ -4,18 +4,26 @@
 //   <root>/step_00001000/                  a checkpoint; complete only when it holds DONE
 //   <root>/.staging-step_00001000-<pid>/   being written; renamed into place by commit()
 //   <root>/.replaced-step_00001000-<pid>/  an older copy of a step being replaced (transient)
+//   <root>/.corrupt-step_00001000-<utc>/   a checkpoint that failed verification, set aside
+//                                          (never deleted by cca-train; CORRUPT.txt says why)
 //
 // A checkpoint is written into a staging folder, every file and the folder are fsynced, the DONE
 // marker goes in last, and only then is the folder renamed to its final name. A crash at any point
 // leaves either the previous state or a complete new checkpoint under the final name; what it
 // leaves behind (staging folders, step folders without DONE from other writers) is reported by
 // newest_complete() and removed by prune(). One writer process per root is assumed.
+//
+// DONE lists every other file of the checkpoint with its size and XXH64 (hashed while the file
+// was written), so verify() finds a changed byte anywhere, the manifest included.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "util/hash.h"
 
 namespace cca::checkpoint_store {
 
@@ -39,18 +47,24 @@ class Staging {
   const std::string& dir() const { return dir_; }
   // Where file `name` goes (relative, may contain '/', no "..", not "DONE").
   std::string path(const std::string& name) const;
-  // Writes and fsyncs one file, creating its subfolders.
+  // Writes and fsyncs one file, creating its subfolders, and records its digest.
   void write_file(const std::string& name, const std::string& bytes);
+  // Records the digest of a file that other code wrote at path(name) (hashed as it was written).
+  // commit() refuses a staging folder holding a file that was not recorded.
+  void record(const std::string& name, const FileDigest& digest);
 
-  // Fsyncs every file and folder in the staging folder, writes DONE (step and UTC time) with
-  // fsync, then moves the folder to `<root>/step_<8d>` and fsyncs the root. An existing checkpoint
-  // of the same step (a resumed run reaching it again) is swapped out atomically where the file
-  // system supports RENAME_EXCHANGE, otherwise moved to a .replaced- name first; either way it is
-  // deleted only after the new one is in place. Returns the final path. Callable once.
+  // Checks that every file in the staging folder was recorded with its size, fsyncs every file
+  // and folder, writes DONE (step, UTC time, every file's size and XXH64) with fsync, then moves
+  // the folder to `<root>/step_<8d>` and fsyncs the root. An existing checkpoint of the same step
+  // (a resumed run reaching it again) is swapped out atomically where the file system supports
+  // RENAME_EXCHANGE, otherwise moved to a .replaced- name first; either way it is deleted only
+  // after the new one is in place. Returns the final path. Callable once.
   //
-  // Fault-injection hook for the kill-during-write test, used by nothing else: when the
-  // environment variable CCA_TEST_CHECKPOINT_PAUSE_MS is set, commit() sleeps that many
-  // milliseconds after writing DONE into the staging folder and before the rename.
+  // Fault-injection hooks for tests, used by nothing else: when the environment variable
+  // CCA_TEST_CHECKPOINT_PAUSE_MS is set, commit() sleeps that many milliseconds after writing DONE
+  // into the staging folder and before the rename (the kill-during-write test); the first N
+  // commits of a process started with CCA_TEST_CHECKPOINT_FAIL_COMMITS=N, or the next N after
+  // inject_commit_failures(N), fail as a full disk would (ENOSPC) before DONE is written.
   std::string commit();
 
  private:
@@ -58,7 +72,11 @@ class Staging {
   int64_t step_;
   std::string dir_;
   bool committed_ = false;
+  std::map<std::string, FileDigest> digests_;  // by name relative to dir_
 };
+
+// Tests only: the next `count` commits of this process fail (see Staging::commit()).
+void inject_commit_failures(long count);
 
 struct Entry {
   int64_t step = 0;
@@ -86,5 +104,46 @@ std::optional<Entry> newest_complete(const std::string& root, std::vector<std::s
 std::vector<std::string> prune(const std::string& root, int64_t keep_last, int64_t keep_every);
 
 bool is_complete(const std::string& checkpoint_dir);
+
+// The result of checking a checkpoint folder's files against the sizes and XXH64s in its DONE.
+struct Verification {
+  enum class Status {
+    intact,        // every listed file has its size and checksum
+    unverifiable,  // complete, but its DONE lists no checksums (written before they existed)
+    corrupt,       // a listed file is missing, resized or changed, or DONE is unreadable
+    torn,          // no DONE: the writer was interrupted
+  };
+  Status status = Status::torn;
+  std::vector<std::string> problems;  // one sentence per bad file, naming it (corrupt, torn)
+  std::vector<std::string> unlisted;  // files present but not in DONE (not an error)
+  uint64_t bytes = 0;                 // bytes read and hashed
+  double seconds = 0;                 // wall time of the check
+
+  bool usable() const { return status == Status::intact || status == Status::unverifiable; }
+};
+
+// Reads every file DONE lists (several files at once) and compares its size and XXH64. Never
+// throws for a damaged checkpoint: damage is reported in the result.
+Verification verify(const std::string& checkpoint_dir);
+
+// "intact", "unverifiable", "corrupt" or "torn".
+const char* status_name(Verification::Status status);
+
+// Moves a checkpoint that failed verification out of the step folders, to
+// `<root>/.corrupt-<step folder>-<UTC time>`, with CORRUPT.txt inside saying why; returns the new
+// path. Nothing is deleted, and list(), newest_complete() and prune() no longer see it.
+std::string set_aside(const std::string& checkpoint_dir, const std::vector<std::string>& why);
+
+// The newest complete checkpoint under `root` that verify() finds usable, newest first. Each
+// corrupt one on the way is reported in `warnings` (and moved aside with set_aside() when
+// `set_aside_corrupt`; otherwise left in place); an unverifiable one is taken with a warning.
+// Torn and leftover folders are reported as newest_complete() does.
+struct IntactCheckpoint {
+  Entry entry;
+  Verification verification;
+};
+std::optional<IntactCheckpoint> newest_intact(const std::string& root,
+                                              std::vector<std::string>* warnings,
+                                              bool set_aside_corrupt);
 
 }  // namespace cca::checkpoint_store

@@ -209,9 +209,16 @@ std::string Writer::to_bytes() const {
   return out;
 }
 
-void Writer::write(const std::string& path) const {
+FileDigest Writer::write(const std::string& path) const {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw Error(format("{}: cannot create: {}", path, errno_text()));
+  Xxh64 hash;
+  FileDigest digest;
+  const auto send = [&](const void* data, size_t size) {
+    hash.update(data, size);
+    write_all(fd, data, size, path);
+    digest.bytes += size;
+  };
   try {
     std::string pending = header();
     for (size_t i = 0; i < tensors_.size(); ++i) {
@@ -220,11 +227,11 @@ void Writer::write(const std::string& path) const {
         pending.append(static_cast<const char*>(data_[i]), bytes);
         if (pending.size() < kCoalesceBytes) continue;
       }
-      write_all(fd, pending.data(), pending.size(), path);
+      send(pending.data(), pending.size());
       pending.clear();
-      if (bytes >= kCoalesceBytes) write_all(fd, data_[i], bytes, path);
+      if (bytes >= kCoalesceBytes) send(data_[i], bytes);
     }
-    write_all(fd, pending.data(), pending.size(), path);
+    send(pending.data(), pending.size());
     if (::fsync(fd) != 0) throw Error(format("{}: fsync failed: {}", path, errno_text()));
   } catch (...) {
     ::close(fd);
@@ -235,6 +242,8 @@ void Writer::write(const std::string& path) const {
     ::unlink(path.c_str());
     throw Error(format("{}: close failed: {}", path, errno_text()));
   }
+  digest.xxh64 = hash.digest();
+  return digest;
 }
 
 // --- File --------------------------------------------------------------------------------------

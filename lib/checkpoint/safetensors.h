@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "util/hash.h"
+
 namespace cca::safetensors {
 
 // Headers larger than this are refused before they are parsed (the reference reader's limit).
@@ -52,8 +54,9 @@ class Writer {
 
   // Writes the file (tensors in the order added, after a header padded with spaces to a multiple
   // of 8 bytes) and fsyncs it. It writes `path` in place: atomicity is the caller's job (the
-  // checkpoint writer writes into a staging folder that it renames when complete).
-  void write(const std::string& path) const;
+  // checkpoint writer writes into a staging folder that it renames when complete). Returns the
+  // size and XXH64 of the bytes written, hashed on the way out.
+  FileDigest write(const std::string& path) const;
   // The same bytes as write() would produce, in memory.
   std::string to_bytes() const;
 

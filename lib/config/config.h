@@ -89,6 +89,7 @@ struct TrainConfig {
   std::string device;
   std::string precision;
   std::string nonfinite;
+  int64_t max_consecutive_skips;
   bool activation_checkpointing;
   bool cuda_graphs;
 };
@@ -97,6 +98,7 @@ struct CheckpointConfig {
   int64_t every;
   int64_t keep_last;
   int64_t keep_every;
+  int64_t max_write_failures;
 };
 
 struct DistributedConfig {

@@ -134,6 +134,9 @@ std::vector<KeySpec> keys_after_variants() {
        "auto = bf16 compute on CUDA (fp32 master weights), fp32 on CPU."},
       {CCA_KEY(train.nonfinite), EnumSpec{"skip", {"skip", "halt"}},
        "On a non-finite loss or gradient: drop the step (counted) or stop with an error."},
+      {CCA_KEY(train.max_consecutive_skips), IntSpec{10, 0, kMaxInt},
+       "With train.nonfinite: skip, stop with an error once this many steps in a row were "
+       "dropped (the run is not learning: diverged, or non-finite weights); 0 = never."},
       {CCA_KEY(train.activation_checkpointing), BoolSpec{false},
        "Recompute each block's activations in the backward pass: ~1/3 more compute, far less "
        "activation memory (longer sequences or bigger micro-batches fit)."},
@@ -149,6 +152,10 @@ std::vector<KeySpec> keys_after_variants() {
        "Newest complete checkpoints kept on disk."},
       {CCA_KEY(checkpoint.keep_every), IntSpec{0, 0, kMaxInt},
        "Also keep every checkpoint whose step is a multiple of this, permanently; 0 = none."},
+      {CCA_KEY(checkpoint.max_write_failures), IntSpec{3, 1, 1000},
+       "Checkpoint writes that may fail in a row (disk full, I/O error) before the run stops; "
+       "each failure is logged, the previous checkpoint stays, and the write is retried at the "
+       "next interval."},
 
       // distributed
       {CCA_KEY(distributed.backend), EnumSpec{"auto", {"auto", "nccl", "gloo"}},

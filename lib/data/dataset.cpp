@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <map>
 
-#include "data/hash.h"
+#include "util/hash.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/format.h"

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "data/dataset.h"
-#include "data/hash.h"
+#include "util/hash.h"
 #include "data/manifest.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"

@@ -2,15 +2,16 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <sstream>
 
-#include "data/hash.h"
 #include "data/rng.h"
 #include "util/error.h"
 #include "util/format.h"
+#include "util/hash.h"
 
 namespace cca::data {
 
@@ -18,16 +19,34 @@ namespace cca::data {
 
 std::string LoaderState::serialize() const {
   return format(
-      "cca-loader-state 1 epoch={} shard={} position={} seed={} seq_len={} world_size={} "
+      "cca-loader-state 1 epoch={} shard={} position={}{} seed={} seq_len={} world_size={} "
       "fingerprint={}",
-      epoch, shard, position, seed, seq_len, world_size, hex64(fingerprint));
+      epoch, shard, position, offset > 0 ? format(" offset={}", offset) : std::string(), seed,
+      seq_len, world_size, hex64(fingerprint));
+}
+
+LoaderState LoaderState::for_world_size(int64_t new_world_size) const {
+  if (new_world_size < 1) {
+    throw Error(format("loader state: world size {} must be >= 1", new_world_size));
+  }
+  if (new_world_size == world_size) return *this;
+  if (position > (INT64_MAX - offset) / world_size) {
+    throw Error(
+        format("loader state: position {} of world size {} is out of range", position, world_size));
+  }
+  LoaderState out = *this;
+  const int64_t read = shard_windows_read();
+  out.world_size = new_world_size;
+  out.offset = read % new_world_size;
+  out.position = read / new_world_size;
+  return out;
 }
 
 namespace {
 
-// The fields of version 1, in serialize()'s order.
-const char* const kStateFields[] = {"epoch",   "shard",      "position",   "seed",
-                                    "seq_len", "world_size", "fingerprint"};
+// The fields of version 1, in serialize()'s order ("offset" only when > 0).
+const char* const kStateFields[] = {"epoch", "shard",   "position",   "offset",
+                                    "seed",  "seq_len", "world_size", "fingerprint"};
 
 // Every parse error: "loader state: <part>: <problem>" (loader.h).
 [[noreturn]] void state_error(const std::string& part, const std::string& problem) {
@@ -97,9 +116,10 @@ LoaderState LoaderState::parse(const std::string& text) {
     const std::string key = word.substr(0, eq);
     if (std::find(std::begin(kStateFields), std::end(kStateFields), key) ==
         std::end(kStateFields)) {
-      state_error(quoted(word),
-                  "unknown fields are not allowed (known: epoch, shard, position, seed, seq_len, "
-                  "world_size, fingerprint)");
+      std::string known;
+      for (const char* name : kStateFields)
+        known += (known.empty() ? "" : ", ") + std::string(name);
+      state_error(quoted(word), "unknown fields are not allowed (known: " + known + ")");
     }
     const auto [it, added] = fields.emplace(key, word.substr(eq + 1));
     if (!added) {
@@ -111,6 +131,7 @@ LoaderState LoaderState::parse(const std::string& text) {
   s.epoch = parse_count(fields, "epoch", 0);
   s.shard = parse_count(fields, "shard", 0);
   s.position = parse_count(fields, "position", 0);
+  if (fields.count("offset") != 0) s.offset = parse_count(fields, "offset", 1);  // only when > 0
   s.seq_len = parse_count(fields, "seq_len", 1);
   s.world_size = parse_count(fields, "world_size", 1);
   const std::string& seed = field(fields, "seed");
@@ -129,8 +150,9 @@ LoaderState LoaderState::parse(const std::string& text) {
 }
 
 bool LoaderState::operator==(const LoaderState& o) const {
-  return epoch == o.epoch && shard == o.shard && position == o.position && seed == o.seed &&
-         seq_len == o.seq_len && world_size == o.world_size && fingerprint == o.fingerprint;
+  return epoch == o.epoch && shard == o.shard && position == o.position && offset == o.offset &&
+         seed == o.seed && seq_len == o.seq_len && world_size == o.world_size &&
+         fingerprint == o.fingerprint;
 }
 
 // --- Cursor: the window sequence of one rank ---------------------------------------------------
@@ -143,8 +165,11 @@ class TrainLoader::Cursor {
   static int64_t windows_in(const MappedShard& shard, int64_t seq_len) {
     return shard.tokens() > seq_len ? (shard.tokens() - 1) / seq_len : 0;
   }
-  int64_t per_rank(const MappedShard& shard) const {
-    return windows_in(shard, options_.seq_len) / options_.world_size;
+  // This rank's windows of a shard whose first `offset` permuted windows were read before (0
+  // unless resharded mid-shard).
+  int64_t per_rank(const MappedShard& shard, int64_t offset) const {
+    const int64_t left = windows_in(shard, options_.seq_len) - offset;
+    return left > 0 ? left / options_.world_size : 0;
   }
 
   // The shard and first token of the next window; advances.
@@ -155,12 +180,14 @@ class TrainLoader::Cursor {
         ++state_.epoch;
         state_.shard = 0;
         state_.position = 0;
+        state_.offset = 0;
         continue;
       }
       ensure_shard();
       if (state_.position >= static_cast<int64_t>(windows_.size())) {
         ++state_.shard;
         state_.position = 0;
+        state_.offset = 0;
         continue;
       }
       const int64_t window = windows_[static_cast<size_t>(state_.position++)];
@@ -170,11 +197,13 @@ class TrainLoader::Cursor {
 
   const LoaderState& state() const { return state_; }
 
-  // The rank-local window count of the shard the state points at (for validating a resume).
+  // The rank-local window count of the shard the state points at (for validating a resume);
+  // -1 when the state's offset lies past that shard's windows.
   int64_t windows_at_state() {
     ensure_epoch();
-    if (state_.shard >= static_cast<int64_t>(order_.size())) return 0;
+    if (state_.shard >= static_cast<int64_t>(order_.size())) return state_.offset > 0 ? -1 : 0;
     ensure_shard();
+    if (state_.offset > windows_in(*current_, options_.seq_len)) return -1;
     return static_cast<int64_t>(windows_.size());
   }
 
@@ -198,7 +227,8 @@ class TrainLoader::Cursor {
     const uint32_t index = order_[static_cast<size_t>(state_.shard)];
     current_ = data_.shards[index].get();
     const auto total = static_cast<uint32_t>(windows_in(*current_, options_.seq_len));
-    const int64_t mine = per_rank(*current_);
+    const int64_t offset = state_.offset;  // 0 unless resharded mid-shard
+    const int64_t mine = per_rank(*current_, offset);
     std::vector<uint32_t> perm;
     if (options_.shuffle) {
       Rng rng(state_.seed, static_cast<uint64_t>(state_.epoch), uint64_t{index} + 1);
@@ -210,7 +240,7 @@ class TrainLoader::Cursor {
     windows_.resize(static_cast<size_t>(mine));
     for (int64_t j = 0; j < mine; ++j) {
       windows_[static_cast<size_t>(j)] =
-          perm[static_cast<size_t>(j * options_.world_size + options_.rank)];
+          perm[static_cast<size_t>(offset + j * options_.world_size + options_.rank)];
     }
     windows_epoch_ = state_.epoch;
     windows_shard_ = state_.shard;
@@ -264,12 +294,11 @@ TrainLoader::TrainLoader(std::shared_ptr<const ShardSet> data, LoaderOptions opt
   start.world_size = options_.world_size;
   start.fingerprint = data_->fingerprint;
   if (resume) {
-    const LoaderState& r = *resume;
-    if (r.seq_len != start.seq_len || r.world_size != start.world_size) {
-      throw Error(
-          format("loader state was saved for seq_len {} and world size {}, but this run "
-                 "has seq_len {} and world size {}",
-                 r.seq_len, r.world_size, start.seq_len, start.world_size));
+    // Another world size continues the same global stream (docs/distributed.md, resharding).
+    const LoaderState r = resume->for_world_size(start.world_size);
+    if (r.seq_len != start.seq_len) {
+      throw Error(format("loader state was saved for seq_len {}, but this run has seq_len {}",
+                         r.seq_len, start.seq_len));
     }
     if (r.fingerprint != start.fingerprint) {
       throw Error(
@@ -283,8 +312,8 @@ TrainLoader::TrainLoader(std::shared_ptr<const ShardSet> data, LoaderOptions opt
   if (resume) {
     const bool shard_ok = start.shard <= static_cast<int64_t>(data_->shards.size());
     if (!shard_ok || start.position > cursor_->windows_at_state()) {
-      throw Error(format("loader state points past the data (shard {}, position {})", start.shard,
-                         start.position));
+      throw Error(format("loader state points past the data (shard {}, position {}, offset {})",
+                         start.shard, start.position, start.offset));
     }
   }
   consumed_ = start;

@@ -5,7 +5,9 @@
 // Order (docs/data.md): each epoch permutes the shards (seeded by seed and epoch); within a shard
 // the windows [w*T, w*T + T + 1) are permuted (seeded by seed, epoch and shard). Rank r of W takes
 // the permuted windows r, r + W, r + 2W, ... of each shard, so ranks are disjoint and move in
-// lockstep; a shard's last (windows mod W) permuted windows are left out that epoch.
+// lockstep; a shard's last (windows mod W) permuted windows are left out that epoch. A state saved
+// with another world size is resharded (LoaderState::for_world_size): the new ranks deal out the
+// rest of the current shard from the first window not yet read (an `offset` into the shard).
 #pragma once
 
 #include <condition_variable>
@@ -25,25 +27,37 @@ namespace cca::data {
 
 // Where a loader stands: the next window is `position` (counted in this rank's windows) of the
 // `shard`-th shard in epoch `epoch`'s shard order. The permutations are pure functions of
-// (seed, epoch, shard), so these numbers restore the stream exactly.
+// (seed, epoch, shard), so these numbers restore the stream exactly. Every rank of a run has the
+// same state: rank r's next window is the shard's permuted window offset + position * W + r.
 struct LoaderState {
   int64_t epoch = 0;
   int64_t shard = 0;
   int64_t position = 0;
+  // Permuted windows of the current shard that were read before the ranks' split began: 0, except
+  // after resuming with another world size mid-shard. The next shard starts at 0 again.
+  int64_t offset = 0;
   uint64_t seed = 0;
   // What the positions mean: restoring against other data or geometry is an error.
   int64_t seq_len = 0;
   int64_t world_size = 1;
   uint64_t fingerprint = 0;
 
-  // One line of text: "cca-loader-state 1 epoch=... shard=... ...".
+  // Windows of the current shard that the run's ranks have read together: offset + position * W.
+  int64_t shard_windows_read() const { return offset + position * world_size; }
+  // The same point of the global window stream for `world_size` ranks: nothing read is read
+  // again, and the new ranks continue with the current shard's next unread window
+  // (offset = read mod world_size, position = read / world_size). Unchanged for the same size.
+  LoaderState for_world_size(int64_t world_size) const;
+
+  // One line of text: "cca-loader-state 1 epoch=... shard=... ..." (with "offset=N" only when
+  // N > 0, so states of runs that never resharded read as before).
   std::string serialize() const;
   // Accepts exactly what serialize() writes (fields in any order, numbers with leading zeros)
-  // and returns a state whose fields are in range: epoch, shard, position >= 0, seq_len and
-  // world_size >= 1. Anything else throws cca::Error with the message
+  // and returns a state whose fields are in range: epoch, shard, position, offset >= 0 (a written
+  // offset >= 1), seq_len and world_size >= 1. Anything else throws cca::Error with the message
   //   "loader state: <part>: <problem>"
   // where <part> names what is wrong: "magic" (the text is not a loader state), "version", one
-  // of the seven field names (missing, repeated, malformed or out of range), or a word of the
+  // of the field names (missing, repeated, malformed or out of range), or a word of the
   // text in single quotes (not key=value, or an unknown field). Text quoted from the state is cut
   // to 40 characters, with bytes outside printable ASCII written as \xNN.
   static LoaderState parse(const std::string& text);
@@ -71,7 +85,8 @@ struct LoaderOptions {
 
 class TrainLoader {
  public:
-  // Starts at epoch 0, or exactly where `resume` left off (its seed replaces options.seed).
+  // Starts at epoch 0, or exactly where `resume` left off (its seed replaces options.seed). A
+  // state saved with another world size is resharded with LoaderState::for_world_size.
   TrainLoader(std::shared_ptr<const ShardSet> data, LoaderOptions options,
               const std::optional<LoaderState>& resume = std::nullopt);
   ~TrainLoader();

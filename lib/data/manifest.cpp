@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "data/hash.h"
+#include "util/hash.h"
 #include "util/files.h"
 #include "util/json.h"
 #include "data/shard.h"

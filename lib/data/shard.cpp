@@ -10,7 +10,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "data/hash.h"
+#include "util/hash.h"
 #include "util/error.h"
 #include "util/format.h"
 

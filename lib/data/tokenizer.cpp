@@ -10,7 +10,7 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "data/hash.h"
+#include "util/hash.h"
 #include "data/text_source.h"
 #include "util/error.h"
 #include "util/files.h"

@@ -10,6 +10,7 @@
 #include "checkpoint/checkpoint_store.h"
 #include "checkpoint/safetensors.h"
 #include "config/schema.h"
+#include "train/reshard.h"
 #include "train/tensor_io.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -37,13 +38,19 @@ std::string iso_time_now() {
 }
 
 // A data-parallel checkpoint names each rank's states "cpu/rank<r>"; a single process's "cpu".
+// A rank the writing run did not have (resharding) gets generators seeded from (seed, step, rank).
 void restore_rng_states(const std::map<std::string, at::Tensor>& states, const std::string& file,
-                        int rank) {
+                        int rank, const CheckpointInfo& info) {
   std::string suffix = "/rank" + std::to_string(rank);
   auto cpu = states.find("cpu" + suffix);
   if (cpu == states.end() && rank == 0) {
     suffix.clear();
     cpu = states.find("cpu");
+  }
+  if (cpu == states.end() && rank >= info.world_size) {
+    seed_generators_of_new_rank(static_cast<uint64_t>(info.config.config.train.seed),
+                                info.progress.step, rank);
+    return;
   }
   if (cpu == states.end()) {
     throw Error(file + ": missing tensor 'cpu/rank" + std::to_string(rank) + "'" +
@@ -72,6 +79,12 @@ bool shapes_the_model(const std::string& key) {
   return model_section && kRuntimeOnly.count(key) == 0;
 }
 
+void log_verification(const std::string& path, const checkpoint_store::Verification& v) {
+  if (v.status != checkpoint_store::Verification::Status::intact) return;
+  log::info("resume      verified {}: {:.2f} GB in {:.2f} s", path,
+            static_cast<double>(v.bytes) / 1e9, v.seconds);
+}
+
 }  // namespace
 
 std::vector<NamedTensor> rng_states() {
@@ -91,11 +104,15 @@ std::string save_checkpoint(const std::string& root, const TrainProgress& progre
   const std::map<std::string, std::string> metadata = {{"format", "cca-train checkpoint"},
                                                        {"step", std::to_string(progress.step)}};
   const char* const tensor_files[] = {kModelFile, kOptimizerFile, kRngFile};
-  write_tensors(staging.path(kModelFile), model_tensors(model), metadata);
-  write_tensors(staging.path(kOptimizerFile),
-                extras.optimizer_state.empty() ? optimizer.state() : extras.optimizer_state,
-                metadata);
-  write_tensors(staging.path(kRngFile), extras.rng.empty() ? rng_states() : extras.rng, metadata);
+  staging.record(kModelFile,
+                 write_tensors(staging.path(kModelFile), model_tensors(model), metadata));
+  staging.record(
+      kOptimizerFile,
+      write_tensors(staging.path(kOptimizerFile),
+                    extras.optimizer_state.empty() ? optimizer.state() : extras.optimizer_state,
+                    metadata));
+  staging.record(kRngFile, write_tensors(staging.path(kRngFile),
+                                         extras.rng.empty() ? rng_states() : extras.rng, metadata));
   staging.write_file(kConfigFile, render_config_yaml(config, /*with_origins=*/true));
 
   Json::Object files;
@@ -127,25 +144,44 @@ std::string save_checkpoint(const std::string& root, const TrainProgress& progre
 }
 
 std::optional<std::string> find_resume_checkpoint(const std::string& request,
-                                                  const std::string& root,
-                                                  const std::string& flag) {
-  const auto newest_in = [](const std::string& folder) -> std::optional<std::string> {
+                                                  const std::string& root, const std::string& flag,
+                                                  bool set_aside_corrupt) {
+  const auto newest_in = [&](const std::string& folder,
+                             bool set_aside) -> std::optional<std::string> {
     std::vector<std::string> warnings;
-    const auto entry = checkpoint_store::newest_complete(folder, &warnings);
+    const auto found = checkpoint_store::newest_intact(folder, &warnings, set_aside);
     for (const std::string& warning : warnings) log::warn("resume: {}", warning);
-    if (!entry) return std::nullopt;
-    return entry->path;
+    if (!found) return std::nullopt;
+    log_verification(found->entry.path, found->verification);
+    return found->entry.path;
   };
-  if (request == "auto") return newest_in(root);
-  if (checkpoint_store::is_complete(request)) return request;
+  if (request == "auto") return newest_in(root, set_aside_corrupt);
+  if (checkpoint_store::is_complete(request)) {
+    const checkpoint_store::Verification v = checkpoint_store::verify(request);
+    if (!v.usable()) {
+      throw Error(
+          format("{} '{}': the checkpoint is corrupt: {}. `cca-train verify` checks a "
+                 "run's checkpoints; --resume auto falls back to the newest intact one",
+                 flag, request, join(v.problems, "; ")));
+    }
+    if (v.status == checkpoint_store::Verification::Status::unverifiable) {
+      log::warn(
+          "resume: {} was written before checkpoints carried checksums: its file sizes are "
+          "checked, its content is not",
+          request);
+    }
+    log_verification(request, v);
+    return request;
+  }
+  // Another run's folders are only read: their corrupt checkpoints are skipped, not moved.
   if (files::is_directory(files::join(request, "checkpoints"))) {
-    if (auto found = newest_in(files::join(request, "checkpoints"))) return found;
+    if (auto found = newest_in(files::join(request, "checkpoints"), false)) return found;
   } else if (files::is_directory(request)) {
-    if (auto found = newest_in(request)) return found;
+    if (auto found = newest_in(request, false)) return found;
   }
   throw Error(flag + " '" + request +
-              "': not a complete checkpoint (a step_NNNNNNNN folder holding DONE), nor a run or "
-              "checkpoints folder that contains one");
+              "': not a complete, intact checkpoint (a step_NNNNNNNN folder holding DONE), nor a "
+              "run or checkpoints folder that contains one");
 }
 
 CheckpointInfo read_checkpoint_info(const std::string& path) {
@@ -222,7 +258,7 @@ void restore_checkpoint(const CheckpointInfo& info, TransformerImpl& model, Adam
   const std::string optimizer_file = files::join(info.path, kOptimizerFile);
   optimizer.load_state(read_tensors(optimizer_file), optimizer_file);
   const std::string rng_file = files::join(info.path, kRngFile);
-  restore_rng_states(read_tensors(rng_file), rng_file, rank);
+  restore_rng_states(read_tensors(rng_file), rng_file, rank, info);
 }
 
 int64_t export_weights(const std::string& checkpoint, const std::string& out_dir,

@@ -60,13 +60,18 @@ struct CheckpointInfo {
   int64_t world_size = 1;  // ranks of the run that wrote it (manifest "world_size"; 1 if absent)
 };
 
-// The folder `--resume` names: "auto" = the newest complete checkpoint under root (torn ones are
-// skipped with a warning), nullopt when there is none; otherwise `request` itself, which must be
-// a complete checkpoint folder (or a run folder, whose newest is taken).
+// The folder `--resume` names, after checking its files against the sizes and XXH64s in its DONE
+// marker (checkpoint_store::verify):
+//   "auto": the newest intact checkpoint under `root`, nullopt when there is none. Torn ones are
+//     skipped with a warning; corrupt ones too, and moved aside (renamed, never deleted) when
+//     `set_aside_corrupt` (the rank that owns the run's files).
+//   a checkpoint folder: itself, and a corrupt one is a cca::Error naming the damaged file.
+//   a run or checkpoints folder: its newest intact checkpoint (corrupt ones skipped, not moved).
 // `flag` names the option in messages.
 std::optional<std::string> find_resume_checkpoint(const std::string& request,
                                                   const std::string& root,
-                                                  const std::string& flag = "--resume");
+                                                  const std::string& flag = "--resume",
+                                                  bool set_aside_corrupt = false);
 // Reads manifest.json and config.yaml; throws cca::Error naming the file and field on anything
 // malformed.
 CheckpointInfo read_checkpoint_info(const std::string& path);
@@ -77,7 +82,8 @@ std::vector<std::string> compare_configs_for_resume(const Config& saved, const C
 
 // Loads weights, optimizer state and RNG states into already-built objects. Names, shapes and
 // dtypes are checked against the model; any mismatch is a cca::Error naming the tensor. A
-// checkpoint of a data-parallel run restores rank `rank`'s generator states ("cpu/rank<r>").
+// checkpoint of a data-parallel run restores rank `rank`'s generator states ("cpu/rank<r>"); a
+// rank the writing run did not have seeds them from (train.seed, step, rank) (train/reshard.h).
 void restore_checkpoint(const CheckpointInfo& info, TransformerImpl& model, AdamW& optimizer,
                         int rank = 0);
 

@@ -45,8 +45,8 @@ std::string safetensors_dtype(at::ScalarType type) {
   }
 }
 
-void write_tensors(const std::string& path, const std::vector<NamedTensor>& tensors,
-                   const std::map<std::string, std::string>& metadata) {
+FileDigest write_tensors(const std::string& path, const std::vector<NamedTensor>& tensors,
+                         const std::map<std::string, std::string>& metadata) {
   safetensors::Writer writer;
   std::vector<at::Tensor> host;  // keeps the CPU copies alive until the file is written
   host.reserve(tensors.size());
@@ -57,7 +57,7 @@ void write_tensors(const std::string& path, const std::vector<NamedTensor>& tens
                t.numel() * t.element_size());
   }
   for (const auto& [key, value] : metadata) writer.set_metadata(key, value);
-  writer.write(path);
+  return writer.write(path);
 }
 
 std::map<std::string, at::Tensor> read_tensors(const std::string& path) {

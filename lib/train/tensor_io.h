@@ -10,14 +10,16 @@
 
 #include "model/transformer.h"
 #include "ops/named_tensor.h"
+#include "util/hash.h"
 
 namespace cca {
 
 // "F32", "BF16", ... for the dtypes cca-train writes; throws cca::Error for others.
 std::string safetensors_dtype(at::ScalarType type);
-// Writes CPU copies of `tensors` (any device) with `metadata`; fsyncs the file.
-void write_tensors(const std::string& path, const std::vector<NamedTensor>& tensors,
-                   const std::map<std::string, std::string>& metadata);
+// Writes CPU copies of `tensors` (any device) with `metadata`; fsyncs the file. Returns its size
+// and checksum.
+FileDigest write_tensors(const std::string& path, const std::vector<NamedTensor>& tensors,
+                         const std::map<std::string, std::string>& metadata);
 // Every tensor of the file as a CPU tensor (copied: nothing refers to the file afterwards).
 std::map<std::string, at::Tensor> read_tensors(const std::string& path);
 

@@ -113,6 +113,7 @@ void Trainer::train_step(PhaseClock* clock) {
   const at::Tensor newly_bad = report.skipped.gt(0).logical_and(first_bad_step_.lt(0));
   first_bad_step_ = at::where(newly_bad, at::full_like(first_bad_step_, step + 1), first_bad_step_);
   if (halt_policy) halted_ = at::maximum(halted_, report.skipped);
+  skip_streak_->add(report.skipped, step_loss, report.grad_norm, step + 1);
   progress_.step = step + 1;
   progress_.tokens_seen += tokens_per_step_;
   lap("optimizer");

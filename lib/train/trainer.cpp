@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <thread>
 
 #include "app/startup.h"
 #include "checkpoint/checkpoint_store.h"
@@ -19,6 +20,7 @@
 #include "ops/device.h"
 #include "train/device_batch.h"
 #include "train/mfu.h"
+#include "train/reshard.h"
 #include "train/signals.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -133,6 +135,9 @@ void Trainer::build_model() {
   skipped_total_ = zeros(at::kFloat);
   halted_ = zeros(at::kFloat);
   first_bad_step_ = zeros(at::kLong) - 1;
+  const bool skipping = config_.train.nonfinite == "skip";
+  skip_streak_ =
+      std::make_unique<SkipStreak>(device_, skipping ? config_.train.max_consecutive_skips : 0);
   log::info("model       {} parameters on {}, {}; AdamW: {} tensors decayed, {} not",
             count_model(config_).total_params, describe_device(device_), precision_.name(),
             optimizer_->decayed_count(), optimizer_->undecayed_count());
@@ -155,10 +160,10 @@ void Trainer::locate_resume() {
   const std::string root = checkpoint_root(config_);
   std::optional<std::string> path;
   if (!options_.resume.empty()) {
-    path = find_resume_checkpoint(options_.resume, root);
-    if (!path) log::info("resume      no complete checkpoint in {}: starting fresh", root);
-  } else if (auto existing = find_resume_checkpoint("auto", root)) {
-    throw Error("run.dir '" + config_.run.dir + "' already holds checkpoint '" + *existing +
+    path = find_resume_checkpoint(options_.resume, root, "--resume", is_main());
+    if (!path) log::info("resume      no intact checkpoint in {}: starting fresh", root);
+  } else if (auto existing = checkpoint_store::newest_complete(root, nullptr)) {
+    throw Error("run.dir '" + config_.run.dir + "' already holds checkpoint '" + existing->path +
                 "'; continue it with --resume auto, or start a new run elsewhere with --set "
                 "run.dir=<new folder>");
   }
@@ -178,8 +183,14 @@ void Trainer::resume_if_requested() {
     progress_ = info.progress;
     resume_loader_state_ = info.progress.loader;
     skipped_at_start_ = progress_.skipped_steps;
+    newest_checkpoint_ = info.path;
     log::info("resume      {} (step {}, {} tokens seen, run id {})", info.path, progress_.step,
               progress_.tokens_seen, progress_.run_id);
+    if (saved_world_size(info) != world_size()) {
+      for (const std::string& line :
+           describe_reshard(info, world_size(), config_.distributed.zero1))
+        log::info("resume      {}", line);
+    }
   } else {
     progress_.run_id = new_run_id();
   }
@@ -197,19 +208,15 @@ void Trainer::resume_if_requested() {
   phase_done(resume_info_ ? "resume" : "loader");
 }
 
-// The loader's positions count each rank's windows, and the RNG states are per rank: a
-// checkpoint only continues exactly with the world size that wrote it.
+// Another world size reshards (train/reshard.h): the weights and the full optimizer state are in
+// the checkpoint once, the loader state reshards itself and new ranks get derived generator
+// seeds. Checked here, before the slow phases: the global batch must stay (or be asked for).
 void Trainer::check_world_size(const CheckpointInfo& info) const {
-  const int64_t saved = info.progress.loader
-                            ? std::max(info.progress.loader->world_size, info.world_size)
-                            : info.world_size;
-  if (saved == world_size()) return;
-  throw Error(format(
-      "cannot resume {}: it was written by a run of {} rank(s), and this run has {}. The data "
-      "loader's position and the RNG states are per rank, so another world size would not "
-      "continue the same data stream; resume with {} rank(s) (e.g. cca-train --nproc-per-node "
-      "{}), or start a new run.dir",
-      info.path, saved, world_size(), saved, saved));
+  for (const std::string& warning :
+       check_resume_world_size(info.path, info.config.config.train, saved_world_size(info),
+                               config_.train, world_size())) {
+    log::warn("{}", warning);
+  }
 }
 
 void Trainer::check_halt() {
@@ -220,6 +227,11 @@ void Trainer::check_halt() {
       "it: the newest checkpoint in {} is intact. Lower optim.lr or raise schedule.warmup_steps, "
       "or set train.nonfinite: skip to drop such steps",
       first_bad_step_.item<int64_t>(), rank_from_environment(), checkpoint_root(config_)));
+}
+
+void Trainer::check_skip_streak() {
+  if (!skip_streak_->tripped_at()) return;
+  throw Error(skip_streak_->explain(*model_, resume_info_ ? resume_info_->path : ""));
 }
 
 double Trainer::evaluate() {
@@ -285,6 +297,7 @@ std::map<std::string, double> Trainer::layer_statistics() const {
 
 void Trainer::log_step(double seconds, int64_t steps) {
   check_halt();
+  check_skip_streak();
   StepMetrics m;
   m.step = progress_.step;
   m.total_steps = config_.train.steps;
@@ -314,37 +327,6 @@ void Trainer::log_step(double seconds, int64_t steps) {
   if (progress_bar_) progress_bar_->clear();
   log::info("{}", render_step_line(m));
   if (metrics_) metrics_->write(step_record(m));
-}
-
-std::string Trainer::write_checkpoint() {
-  check_halt();
-  const Clock::time_point start = Clock::now();
-  progress_.train_seconds = training_time();
-  progress_.skipped_steps = skipped_at_start_ + static_cast<int64_t>(skipped_total_.item<double>());
-  progress_.loader = loader_->state();
-  // Weights and optimizer state are identical on every rank (verified by distributed.
-  // verify_every); the RNG states are per rank. Rank 0 writes; the barriers make DONE mean
-  // "every rank got here", and keep every rank from going on (or exiting) before it exists.
-  const std::string at_step = format(" for the checkpoint of step {}", progress_.step);
-  CheckpointExtras extras;
-  extras.world_size = world_size();
-  extras.rng = parallelism_->gather_rng_states(rng_states());
-  extras.optimizer_state = parallelism_->gather_optimizer_state(*optimizer_);
-  extras.before_commit = [&] { parallelism_->barrier("barrier before DONE" + at_step); };
-  std::string path;
-  if (is_main()) {
-    path =
-        save_checkpoint(checkpoint_root(config_), progress_, *model_, *optimizer_, loaded_, extras);
-  } else {
-    extras.before_commit();
-    path =
-        files::join(checkpoint_root(config_), checkpoint_store::step_folder_name(progress_.step));
-  }
-  parallelism_->barrier("barrier after DONE" + at_step);
-  checkpoint_seconds_ += seconds_since(start);
-  if (progress_bar_) progress_bar_->clear();
-  log::info("checkpoint  {} ({:.1f} s)", path, seconds_since(start));
-  return path;
 }
 
 TrainResult Trainer::run() {
@@ -399,7 +381,13 @@ TrainResult Trainer::run() {
     }
     const bool periodic = config_.checkpoint.every > 0 && step % config_.checkpoint.every == 0;
     if (periodic || last || stopping) {
-      result.last_checkpoint = write_checkpoint();
+      std::string path = write_checkpoint();
+      // The run's last checkpoint has no next interval: it is retried now, up to the limit.
+      while (path.empty() && (last || stopping)) {
+        std::this_thread::sleep_for(std::chrono::seconds(write_failures_));
+        path = write_checkpoint();
+      }
+      if (!path.empty()) result.last_checkpoint = path;
       interval_start = Clock::now();
     }
     if (stopping) {
@@ -421,6 +409,7 @@ TrainResult Trainer::run() {
   const double training_seconds = seconds_since(training_start);
   progress_bar_->clear();
   check_halt();
+  check_skip_streak();
   if (!result.stopped_early && validation_) result.final_val_loss = evaluate();
 
   const int64_t timed_steps = progress_.step - first_step - 1;

@@ -25,6 +25,7 @@
 #include "train/metrics.h"
 #include "train/phase_clock.h"
 #include "train/schedule.h"
+#include "train/skip_streak.h"
 #include "train/step_graph.h"
 #include "util/progress_bar.h"
 
@@ -90,6 +91,9 @@ class Trainer {
   double evaluate();
   void log_step(double seconds, int64_t steps);
   void check_halt();
+  void check_skip_streak();
+  // The checkpoint's folder, or "" when the write failed and the run survives it
+  // (checkpoint.max_write_failures; lib/train/trainer_checkpoint.cpp).
   std::string write_checkpoint();
   std::map<std::string, double> layer_statistics() const;
   void phase_done(const std::string& name);
@@ -128,7 +132,10 @@ class Trainer {
   // Device-side running values, read only when logging (no host sync per step).
   at::Tensor interval_loss_sum_, interval_loss_steps_, last_grad_norm_, skipped_total_;
   at::Tensor halted_, first_bad_step_;
+  std::unique_ptr<SkipStreak> skip_streak_;  // train.max_consecutive_skips
   int64_t skipped_at_start_ = 0;
+  int64_t write_failures_ = 0;     // checkpoint writes failed in a row
+  std::string newest_checkpoint_;  // written by this run, or resumed from
 
   std::chrono::steady_clock::time_point phase_start_;
   std::vector<std::pair<std::string, double>> phases_;

@@ -182,9 +182,15 @@ finish "cca-train --resume with a path that holds no checkpoint fails clearly"
 
 run "$train" export --checkpoint "$tmp/no-such-run" --out "$tmp/export"
 expect_rc 1
-expect_has err "--checkpoint '$tmp/no-such-run': not a complete checkpoint"
+expect_has err "--checkpoint '$tmp/no-such-run': not a complete, intact checkpoint"
 expect_clean_failure
 finish "cca-train export without a checkpoint fails clearly"
+
+run "$train" verify "$tmp/no-such-run"
+expect_rc 1
+expect_has err "verify '$tmp/no-such-run': no such folder"
+expect_clean_failure
+finish "cca-train verify of a missing run fails clearly"
 
 WORLD_SIZE=2 run "$train" --config configs/gpt2-small/mha.yaml --dry-run
 expect_rc 0

@@ -15,6 +15,7 @@
 #include "testing/scratch_dir.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/hash.h"
 
 namespace cca::checkpoint_store {
 namespace {
@@ -75,7 +76,9 @@ TEST(CheckpointStore, CommitProducesACompleteFolder) {
   EXPECT_TRUE(contains(s.dir(), ".staging-step_00000042-" + std::to_string(::getpid())));
   s.write_file("model.safetensors", "weights");
   s.write_file("sub/rank0.bin", "rank data");
-  std::ofstream(s.path("other.txt")) << "written by other code";
+  const std::string other = "written by other code";
+  std::ofstream(s.path("other.txt")) << other;
+  s.record("other.txt", {other.size(), xxh64(other)});
   const std::string final_dir = s.commit();
   EXPECT_EQ(final_dir, root + "/step_00000042");
   EXPECT_TRUE(is_complete(final_dir));

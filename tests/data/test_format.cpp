@@ -8,7 +8,7 @@
 #include <iterator>
 #include <random>
 
-#include "data/hash.h"
+#include "util/hash.h"
 #include "data/inspect.h"
 #include "data/manifest.h"
 #include "data/shard.h"

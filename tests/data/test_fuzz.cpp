@@ -13,12 +13,12 @@
 #include <vector>
 
 #include "data/dataset.h"
-#include "data/hash.h"
 #include "data/loader.h"
 #include "data/manifest.h"
 #include "data/shard.h"
 #include "data/text_source.h"
 #include "data_test_util.h"
+#include "util/hash.h"
 #include "util/json.h"
 
 namespace cca::data {
@@ -242,8 +242,8 @@ std::vector<std::string> field_words(const std::vector<std::string>& words,
     // Among the key=value words: the version "1" may well turn up there as a stray word.
     changed = in_mutated && std::find(before.begin() + 2, before.end(), quoted) == before.end();
   } else {
-    const char* const fields[] = {"epoch",   "shard",      "position",   "seed",
-                                  "seq_len", "world_size", "fingerprint"};
+    const char* const fields[] = {"epoch", "shard",   "position",   "offset",
+                                  "seed",  "seq_len", "world_size", "fingerprint"};
     if (std::find(std::begin(fields), std::end(fields), part) == std::end(fields)) {
       return ::testing::AssertionFailure() << "<part> '" << part << "' names nothing: " << message;
     }
@@ -263,8 +263,10 @@ TEST(Fuzz, MutatedLoaderStatesParseOrFailCleanly) {
   s.epoch = 2;
   s.shard = 1;
   s.position = 40;
+  s.offset = 3;  // as after resharding to 4 ranks mid-shard, so the text has every field
   s.seed = 1337;
   s.seq_len = 64;
+  s.world_size = 4;
   s.fingerprint = 0x0123456789ABCDEFULL;
   const std::string original = s.serialize();
   std::mt19937_64 rng(11);
@@ -279,6 +281,7 @@ TEST(Fuzz, MutatedLoaderStatesParseOrFailCleanly) {
       EXPECT_GE(state.epoch, 0);
       EXPECT_GE(state.shard, 0);
       EXPECT_GE(state.position, 0);
+      EXPECT_GE(state.offset, 0);
       EXPECT_GE(state.seq_len, 1);
       EXPECT_GE(state.world_size, 1);
       const std::string again = state.serialize();
@@ -333,8 +336,9 @@ TEST(Fuzz, LoaderStateErrorsNameThePart) {
   EXPECT_EQ(message(good + " epoch=1"), "loader state: epoch: repeated epoch=1 after epoch=0");
   EXPECT_EQ(message(good + " lr=1"),
             "loader state: 'lr=1': unknown fields are not allowed (known: epoch, shard, position, "
-            "seed, seq_len, world_size, fingerprint)");
+            "offset, seed, seq_len, world_size, fingerprint)");
   EXPECT_EQ(message(good + " extra"), "loader state: 'extra': expected key=value");
+  EXPECT_EQ(message(good + " offset=0"), "loader state: offset: offset=0 must be >= 1");
   // A NUL or other control byte is shown, so it cannot cut the message short.
   EXPECT_EQ(message(with("epoch=0", std::string("epoch\0"
                                                 "0",

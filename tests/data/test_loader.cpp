@@ -1,13 +1,16 @@
-// The loader: deterministic order, disjoint rank streams, exact resume, the fixed validation set,
-// and the dataset checks (checksums, tokenizer, vocabulary) it runs on open.
+// The loader: deterministic order, disjoint rank streams, exact resume (also with another world
+// size), the fixed validation set, and the dataset checks (checksums, tokenizer, vocabulary) it
+// runs on open.
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <map>
+#include <memory>
+#include <optional>
 #include <set>
 
 #include "data/dataset.h"
-#include "data/hash.h"
+#include "util/hash.h"
 #include "data/loader.h"
 #include "data/manifest.h"
 #include "data_test_util.h"
@@ -219,9 +222,6 @@ TEST(Loader, ResumeRejectsOtherDataOrGeometry) {
   take(loader, 3);
   const LoaderState state = loader.state();
   EXPECT_DATA_ERROR(TrainLoader(data, loader_options(32, 2, 1), state), "seq_len 16");
-  LoaderOptions two_ranks = loader_options(16, 2, 1);
-  two_ranks.world_size = 2;
-  EXPECT_DATA_ERROR(TrainLoader(data, two_ranks, state), "world size 1");
   const auto other = open(make_dataset(dir, {300, 301}, true, "other"));
   EXPECT_DATA_ERROR(TrainLoader(other, loader_options(16, 2, 1), state), "other shards");
   LoaderState past = state;
@@ -232,6 +232,198 @@ TEST(Loader, ResumeRejectsOtherDataOrGeometry) {
   TrainLoader reference(data, loader_options(16, 1, 1));
   take(reference, 6);
   EXPECT_EQ(take(smaller, 5), take(reference, 5));
+}
+
+TEST(LoaderReshard, StateArithmetic) {
+  LoaderState s;
+  s.epoch = 1;
+  s.shard = 2;
+  s.position = 5;
+  s.seq_len = 16;
+  s.world_size = 2;
+  EXPECT_EQ(s.shard_windows_read(), 10);
+  EXPECT_EQ(s.for_world_size(2), s);  // the same world size: untouched
+  const LoaderState one = s.for_world_size(1);
+  EXPECT_EQ(one.world_size, 1);
+  EXPECT_EQ(one.position, 10);
+  EXPECT_EQ(one.offset, 0);
+  const LoaderState three = s.for_world_size(3);  // 10 = 1 + 3 * 3
+  EXPECT_EQ(three.offset, 1);
+  EXPECT_EQ(three.position, 3);
+  EXPECT_EQ(three.shard_windows_read(), 10);
+  EXPECT_EQ(three.epoch, 1);
+  EXPECT_EQ(three.shard, 2);
+  const LoaderState four = three.for_world_size(4);  // from an offset again: 10 = 2 + 4 * 2
+  EXPECT_EQ(four.offset, 2);
+  EXPECT_EQ(four.position, 2);
+  EXPECT_EQ(four.for_world_size(2), s);  // back to 2 ranks: the original state
+  EXPECT_DATA_ERROR(s.for_world_size(0), "world size 0");
+  LoaderState huge = s;
+  huge.position = 999999999999999999;
+  huge.world_size = 100;
+  EXPECT_DATA_ERROR(huge.for_world_size(3), "out of range");
+}
+
+TEST(LoaderReshard, OffsetSerialisesOnlyWhenSet) {
+  LoaderState s;
+  s.position = 7;
+  s.seq_len = 16;
+  s.world_size = 2;
+  s.fingerprint = 0x1234;
+  EXPECT_EQ(s.serialize().find("offset"), std::string::npos)
+      << "a state that was never resharded reads as before: " << s.serialize();
+  s.offset = 1;
+  const std::string text = s.serialize();
+  EXPECT_NE(text.find(" offset=1 "), std::string::npos) << text;
+  EXPECT_EQ(LoaderState::parse(text), s);
+  std::string zero = text;
+  zero.replace(zero.find("offset=1"), 8, "offset=0");
+  EXPECT_DATA_ERROR(LoaderState::parse(zero), "offset=0 must be >= 1");
+  EXPECT_DATA_ERROR(LoaderState::parse(text + " offset=2"), "repeated offset");
+  EXPECT_DATA_ERROR(LoaderState::parse(text + " extra=1"), "unknown fields");
+}
+
+// A window, by where its tokens came from (located_tokens): (shard, first token).
+using Window = std::pair<int, int>;
+
+// The global stream of W ranks that read in lockstep: rank r's k-th window is the group's
+// (k * W + r)-th, as the loader deals them (docs/data.md).
+std::vector<Window> group_windows(std::vector<std::unique_ptr<TrainLoader>>& ranks, int batches) {
+  std::vector<std::vector<Window>> per_rank;
+  for (auto& loader : ranks) per_rank.push_back(windows_of(*loader, batches));
+  std::vector<Window> out;
+  for (size_t k = 0; k < per_rank.front().size(); ++k) {
+    for (const auto& mine : per_rank) out.push_back(mine.at(k));
+  }
+  return out;
+}
+
+std::vector<std::unique_ptr<TrainLoader>> group(const std::shared_ptr<const ShardSet>& data,
+                                                int64_t world, int64_t batch, int prefetch,
+                                                const std::optional<LoaderState>& resume) {
+  std::vector<std::unique_ptr<TrainLoader>> ranks;
+  for (int64_t r = 0; r < world; ++r) {
+    LoaderOptions o = loader_options(23, batch, 77, prefetch);
+    o.rank = r;
+    o.world_size = world;
+    ranks.push_back(std::make_unique<TrainLoader>(data, o, resume));
+  }
+  return ranks;
+}
+
+// Stops a W-rank group after `batches` batches of `batch`, reshards its state to W' ranks and
+// reads the rest of the epoch. The two parts together must be exactly what the loader's rule
+// says: epoch 0's permuted windows of each shard in order (the one-rank stream), each shard cut to
+// whole rounds of its ranks: W before the stop, W' after it, and the stop's shard split at the
+// stop: nothing read twice, nothing left out but the tails that do not fill a round.
+void expect_resharded_stream(int64_t world, int64_t batch, int batches, int64_t new_world,
+                             int prefetch) {
+  SCOPED_TRACE(::testing::Message() << world << " -> " << new_world << " ranks after " << batches
+                                    << " batches of " << batch);
+  ScratchDir dir;
+  const auto data = open(make_dataset(dir, {330, 170, 250}));  // 14 + 7 + 10 windows of 23
+  TrainLoader one_rank(data, loader_options(23, 1, 77));
+  std::vector<std::vector<Window>> shards;  // epoch 0's windows of each shard, in order
+  for (const Window& w : windows_of(one_rank, static_cast<int>(one_rank.windows_per_epoch()))) {
+    if (shards.empty() || shards.back().front().first != w.first) shards.emplace_back();
+    shards.back().push_back(w);
+  }
+  ASSERT_EQ(shards.size(), 3u);
+
+  auto before = group(data, world, batch, prefetch, std::nullopt);
+  const std::vector<Window> first = group_windows(before, batches);
+  const LoaderState saved = before.front()->state();
+  for (const auto& rank : before) ASSERT_EQ(rank->state(), saved) << "ranks move in lockstep";
+  ASSERT_EQ(saved.epoch, 0);
+
+  // The expected stream, shard by shard.
+  std::vector<Window> expected;
+  const auto round_down = [](int64_t n, int64_t w) { return n / w * w; };
+  for (size_t s = 0; s < shards.size(); ++s) {
+    const auto& windows = shards[s];
+    const auto n = static_cast<int64_t>(windows.size());
+    int64_t take = 0;
+    if (static_cast<int64_t>(s) < saved.shard) {
+      take = round_down(n, world);
+    } else if (static_cast<int64_t>(s) > saved.shard) {
+      take = round_down(n, new_world);
+    } else {
+      const int64_t read = saved.shard_windows_read();
+      take = read + round_down(n - read, new_world);
+    }
+    expected.insert(expected.end(), windows.begin(), windows.begin() + take);
+  }
+  ASSERT_EQ(first, std::vector<Window>(expected.begin(), expected.begin() + first.size()));
+  const auto rest = static_cast<int64_t>(expected.size() - first.size());
+  ASSERT_EQ(rest % new_world, 0);
+
+  auto after = group(data, new_world, 1, prefetch, saved);
+  EXPECT_EQ(after.front()->state().world_size, new_world);
+  EXPECT_EQ(after.front()->state().shard_windows_read(), saved.shard_windows_read());
+  const std::vector<Window> second = group_windows(after, static_cast<int>(rest / new_world));
+  EXPECT_EQ(second, std::vector<Window>(expected.begin() + first.size(), expected.end()));
+  std::set<Window> distinct(first.begin(), first.end());
+  distinct.insert(second.begin(), second.end());
+  EXPECT_EQ(distinct.size(), first.size() + second.size()) << "a window was read twice";
+  for (const auto& rank : after) {
+    EXPECT_EQ(rank->state().epoch, 0);
+    EXPECT_EQ(rank->next().state.epoch, 1) << "epoch 0 is used up";
+  }
+}
+
+TEST(LoaderReshard, TwoRanksToOneContinueTheGlobalStream) {
+  // 2 ranks x 2 windows per batch: stops inside shards and at a shard's end (the lazy cursor
+  // then still points at the finished shard, and one rank reads its odd last window).
+  for (int batches : {0, 1, 2, 3, 4, 5}) expect_resharded_stream(2, 2, batches, 1, 0);
+  expect_resharded_stream(2, 2, 3, 1, 2);  // with prefetch
+}
+
+TEST(LoaderReshard, OneRankToTwoContinuesTheGlobalStream) {
+  // Odd counts of windows read: the two ranks start one window into the shard (offset 1).
+  for (int batches : {0, 1, 3, 5, 7, 11, 13, 14, 15, 20}) {
+    expect_resharded_stream(1, 1, batches, 2, 0);
+  }
+  expect_resharded_stream(1, 3, 3, 2, 3);
+}
+
+TEST(LoaderReshard, OtherWorldSizesContinueTheGlobalStream) {
+  for (int batches : {1, 2, 3, 4}) {
+    expect_resharded_stream(2, 1, batches, 3, 0);
+    expect_resharded_stream(3, 1, batches, 2, 0);
+    expect_resharded_stream(3, 1, batches, 1, 0);
+  }
+}
+
+TEST(LoaderReshard, ASecondResumeWithTheSameWorldSizeIsExact) {
+  // After a reshard the offset stays in the state until the shard ends, so stopping and resuming
+  // again with the new world size continues exactly.
+  ScratchDir dir;
+  const auto data = open(make_dataset(dir, {330, 170, 250}));
+  auto one = group(data, 1, 1, 0, std::nullopt);
+  windows_of(*one.front(), 3);  // 3 windows: 2 ranks then start at offset 1
+  const LoaderState saved = one.front()->state();
+  auto whole = group(data, 2, 1, 0, saved);
+  const std::vector<Window> expected = group_windows(whole, 12);
+  auto part = group(data, 2, 1, 0, saved);
+  std::vector<Window> got = group_windows(part, 2);  // 3 + 4 windows: still in the first shard
+  const LoaderState again = part.front()->state();
+  EXPECT_EQ(again.offset, 1);
+  EXPECT_EQ(LoaderState::parse(again.serialize()), again);
+  auto resumed = group(data, 2, 1, 0, LoaderState::parse(again.serialize()));
+  const std::vector<Window> rest = group_windows(resumed, 10);
+  got.insert(got.end(), rest.begin(), rest.end());
+  EXPECT_EQ(got, expected);
+}
+
+TEST(LoaderReshard, AnOffsetPastTheShardIsAnError) {
+  ScratchDir dir;
+  const auto data = open(make_dataset(dir, {330, 170, 250}));
+  auto one = group(data, 1, 1, 0, std::nullopt);
+  windows_of(*one.front(), 3);
+  LoaderState state = one.front()->state().for_world_size(2);
+  state.offset = 1000;
+  state.position = 0;
+  EXPECT_DATA_ERROR(group(data, 2, 1, 0, state), "points past the data", "offset 1000");
 }
 
 TEST(Loader, ShardsTooShortForAWindowAreSkipped) {

@@ -5,7 +5,7 @@
 
 #include "data/dataset.h"
 #include "data/gcide.h"
-#include "data/hash.h"
+#include "util/hash.h"
 #include "data/manifest.h"
 #include "data/prepare.h"
 #include "data/text_source.h"

@@ -1,16 +1,21 @@
 // Data-parallel cca-train end to end on the CPU (Gloo, 2 ranks on one machine, the tiny model of
 // the trainer tests): the 2-rank run matches the 1-rank run with the same global batch, resume
-// is exact with 2 ranks, a world-size change on resume and differing configs are refused, and a
-// rank that dies or hangs ends the job with a message naming it.
+// is exact with 2 ranks, a resume with another world size reshards (2 -> 1 and 1 -> 2) and
+// continues the same tokens, differing configs are refused, and a rank that dies or hangs ends
+// the job with a message naming it.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <fstream>
 
 #include "checkpoint/checkpoint_store.h"
+#include "data/loader.h"
 #include "dist/dist_test_util.h"
 #include "launch/launcher.h"
+#include "train/reshard.h"
+#include "train/tensor_io.h"
 #include "train/train_test_util.h"
+#include "util/format.h"
 
 namespace cca {
 namespace {
@@ -52,6 +57,25 @@ class DistProcessTest : public ::testing::Test {
     return files::join(files::join(dir / run, "checkpoints"),
                        checkpoint_store::step_folder_name(step) + "/" + name);
   }
+  // The largest absolute difference between two runs' weights at `step` (infinite when the
+  // tensors' names or sizes differ).
+  double worst_weight_difference(const std::string& run_a, const std::string& run_b, int64_t step) {
+    const auto a = testing::read_f32_tensors(file(run_a, step, "model.safetensors"));
+    const auto b = testing::read_f32_tensors(file(run_b, step, "model.safetensors"));
+    EXPECT_EQ(a.size(), b.size());
+    double worst = a.size() == b.size() ? 0 : INFINITY;
+    for (const auto& [name, values] : a) {
+      const auto other = b.find(name);
+      if (other == b.end() || other->second.size() != values.size()) {
+        ADD_FAILURE() << name << " differs in name or size";
+        return INFINITY;
+      }
+      for (size_t i = 0; i < values.size(); ++i) {
+        worst = std::max(worst, std::abs(static_cast<double>(values[i]) - other->second[i]));
+      }
+    }
+    return worst;
+  }
 };
 
 TEST_F(DistProcessTest, TwoRanksMatchOneRankWithTheSameGlobalBatch) {
@@ -81,17 +105,7 @@ TEST_F(DistProcessTest, TwoRanksMatchOneRankWithTheSameGlobalBatch) {
   for (const auto& [step, loss] : val_one) {
     EXPECT_NEAR(val_two.at(step), loss, kLossRelTolerance * loss) << "val_loss at step " << step;
   }
-  const auto w_one = testing::read_f32_tensors(file("one", 8, "model.safetensors"));
-  const auto w_two = testing::read_f32_tensors(file("two", 8, "model.safetensors"));
-  ASSERT_EQ(w_one.size(), w_two.size());
-  double worst_weight = 0;
-  for (const auto& [name, values] : w_one) {
-    const std::vector<float>& other = w_two.at(name);
-    ASSERT_EQ(values.size(), other.size()) << name;
-    for (size_t i = 0; i < values.size(); ++i) {
-      worst_weight = std::max(worst_weight, std::abs(static_cast<double>(values[i]) - other[i]));
-    }
-  }
+  const double worst_weight = worst_weight_difference("one", "two", 8);
   EXPECT_LT(worst_weight, kWeightAbsTolerance);
   std::printf("2 ranks vs 1 rank after 8 steps: loss rel. diff %.3g, weight abs. diff %.3g\n",
               worst_loss, worst_weight);
@@ -148,16 +162,173 @@ TEST_F(DistProcessTest, Zero1IsBitIdenticalToTheUnshardedRunAndResumesExactly) {
   EXPECT_NE(log_text().find("ZeRO-1: this rank keeps AdamW state for"), std::string::npos);
 }
 
-TEST_F(DistProcessTest, ResumeWithAnotherWorldSizeIsRefused) {
-  const std::string config = config_file("run", "");
-  ASSERT_EQ(train({"--config", config, "--nproc-per-node", "2", "--set", "train.grad_accum=1",
-                   "--stop-at-step", "2", "--set", "train.eval_every=0"}),
-            0)
-      << log_text();
-  EXPECT_EQ(train({"--config", config, "--resume", "auto"}), 1);
-  EXPECT_NE(log_text().find("was written by a run of 2 rank(s), and this run has 1"),
+// Where each step's checkpoint left the data: (epoch, shard, windows of that shard read by all
+// ranks together), and the world size of the run that wrote it.
+struct DataPosition {
+  int64_t epoch = 0, shard = 0, read = 0, world_size = 0;
+};
+std::map<int64_t, DataPosition> data_positions(const std::string& run_dir) {
+  std::map<int64_t, DataPosition> out;
+  const std::string root = files::join(run_dir, "checkpoints");
+  for (const auto& entry : checkpoint_store::list(root)) {
+    if (!entry.complete) continue;
+    const std::string manifest = files::join(entry.path, "manifest.json");
+    const Json json = parse_json(files::read_file(manifest), manifest);
+    const data::LoaderState state =
+        data::LoaderState::parse(json.at("loader_state", manifest).as_string("loader_state"));
+    out[entry.step] = {state.epoch, state.shard, state.shard_windows_read(), state.world_size};
+  }
+  return out;
+}
+
+// Resharding (docs/distributed.md, "Resuming with another world size"): `first` ranks train 4
+// steps and checkpoint, `second` ranks resume to step 8, both with 8 sequences per step; the
+// 2-rank parts use ZeRO-1, so its shards are re-partitioned (2 -> 1) or built from a 1-rank
+// checkpoint (1 -> 2). Compared with an uninterrupted run of `first` ranks: every step's
+// checkpoint holds the same global data position (so the same windows were read, none twice,
+// none skipped), the losses, gradient norms and weights agree to the same tolerances as 2 ranks
+// against 1 (the same sequences per step, summed in another order), and the optimizer's step
+// counts are exact (every rank restored the moments it owns).
+class DistReshardTest : public DistProcessTest {
+ protected:
+  std::vector<std::string> ranks(int world) {
+    std::vector<std::string> args = {"--set", "checkpoint.every=1", "--set",
+                                     "checkpoint.keep_last=20"};
+    if (world == 1) return args;  // the tiny config: 1 rank x 2 micro-batches of 4
+    for (const char* a : {"--nproc-per-node", "2", "--set", "train.grad_accum=1", "--set",
+                          "distributed.zero1=true", "--set", "distributed.verify_every=1"}) {
+      args.push_back(a);
+    }
+    return args;
+  }
+  std::vector<std::string> with(std::vector<std::string> args, int world) {
+    const std::vector<std::string> extra = ranks(world);
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+
+  void reshard_and_compare(int first, int second) {
+    ASSERT_EQ(train(with({"--config", config_file("whole")}, first)), 0) << log_text();
+    ASSERT_EQ(train(with({"--config", config_file("split"), "--stop-at-step", "4"}, first)), 0)
+        << log_text();
+    ASSERT_EQ(train(with({"--config", config_file("split"), "--resume", "auto"}, second)), 0)
+        << log_text();
+    const std::string text = log_text();
+    EXPECT_NE(text.find(format("resharding: the checkpoint was written by {} rank{}, this run "
+                               "has {} rank",
+                               first, first == 1 ? "" : "s", second)),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("resume      data: epoch 0, shard 0: 32 window(s) of the shard read by"),
+              std::string::npos)
+        << text;
+
+    const auto whole = data_positions(dir / "whole"), split = data_positions(dir / "split");
+    ASSERT_EQ(whole.size(), 8u);
+    ASSERT_EQ(split.size(), 8u);
+    for (int64_t step = 1; step <= 8; ++step) {
+      SCOPED_TRACE(::testing::Message() << "step " << step);
+      const DataPosition& a = whole.at(step);
+      const DataPosition& b = split.at(step);
+      EXPECT_EQ(a.read, 8 * step) << "8 sequences per step";
+      EXPECT_EQ(b.epoch, a.epoch);
+      EXPECT_EQ(b.shard, a.shard);
+      EXPECT_EQ(b.read, a.read);
+      EXPECT_EQ(b.world_size, step <= 4 ? first : second);
+    }
+
+    const auto loss_whole = testing::metric_by_step(dir / "whole", "train", "loss");
+    const auto loss_split = testing::metric_by_step(dir / "split", "train", "loss");
+    const auto norm_whole = testing::metric_by_step(dir / "whole", "train", "grad_norm");
+    const auto norm_split = testing::metric_by_step(dir / "split", "train", "grad_norm");
+    ASSERT_EQ(loss_split.size(), 8u);
+    double worst_loss = 0;
+    for (const auto& [step, loss] : loss_whole) {
+      if (step <= 4) {
+        EXPECT_EQ(loss_split.at(step), loss) << "the same run up to the checkpoint";
+        continue;
+      }
+      worst_loss = std::max(worst_loss, std::abs(loss_split.at(step) - loss) / std::abs(loss));
+      EXPECT_NEAR(norm_split.at(step), norm_whole.at(step), kLossRelTolerance * norm_whole.at(step))
+          << "grad_norm at step " << step;
+    }
+    EXPECT_LT(worst_loss, kLossRelTolerance);
+
+    const double worst_weight = worst_weight_difference("whole", "split", 8);
+    EXPECT_LT(worst_weight, kWeightAbsTolerance);
+    const auto o_split = read_tensors(file("split", 8, "optimizer.safetensors"));
+    const auto o_whole = read_tensors(file("whole", 8, "optimizer.safetensors"));
+    ASSERT_EQ(o_split.size(), o_whole.size());
+    for (const auto& [name, tensor] : o_whole) {
+      if (name.rfind("step/", 0) != 0) continue;
+      EXPECT_EQ(o_split.at(name).item<double>(), 8.0) << name;
+    }
+    std::printf(
+        "%d -> %d rank(s) at step 4, against %d rank(s) throughout: loss rel. diff %.3g, "
+        "weight abs. diff %.3g\n",
+        first, second, first, worst_loss, worst_weight);
+  }
+};
+
+TEST_F(DistReshardTest, TwoRanksToOneContinueTheSameTokens) {
+  reshard_and_compare(2, 1);
+  EXPECT_NE(log_text().find(
+                "generators: rank 0 restored; the checkpoint's states of rank 1 are not used"),
             std::string::npos)
       << log_text();
+  EXPECT_NE(log_text().find("optimizer: the checkpoint's full AdamW state, on every rank"),
+            std::string::npos);
+}
+
+TEST_F(DistReshardTest, OneRankToTwoContinuesTheSameTokens) {
+  reshard_and_compare(1, 2);
+  EXPECT_NE(log_text().find("re-partitioned into ZeRO-1 shards over 2 ranks"), std::string::npos)
+      << log_text();
+  // Nothing in a training step draws random numbers, so at step 8 each rank's generator is still
+  // where the resume put it: rank 0's as the 1-rank run left it, rank 1's seeded from
+  // (train.seed 5, step 4, rank 1).
+  const auto rng_split = read_tensors(file("split", 8, "rng.safetensors"));
+  const auto rng_whole = read_tensors(file("whole", 8, "rng.safetensors"));
+  ASSERT_EQ(rng_split.count("cpu/rank0"), 1u);
+  ASSERT_EQ(rng_split.count("cpu/rank1"), 1u);
+  EXPECT_TRUE(rng_split.at("cpu/rank0").equal(rng_whole.at("cpu")));
+  at::Generator derived = at::make_generator<at::CPUGeneratorImpl>(derived_rank_seed(5, 4, 1));
+  EXPECT_TRUE(rng_split.at("cpu/rank1").equal(derived.get_state()));
+  EXPECT_FALSE(rng_split.at("cpu/rank1").equal(rng_split.at("cpu/rank0")));
+  EXPECT_NE(log_text().find(format("rank 1 did not exist in that run, seeded from (train.seed "
+                                   "5, step 4, rank): rank 1 0x{:x}",
+                                   derived_rank_seed(5, 4, 1))),
+            std::string::npos)
+      << log_text();
+}
+
+TEST_F(DistReshardTest, AnotherGlobalBatchIsRefusedUnlessAskedFor) {
+  const std::string config = config_file("run");
+  ASSERT_EQ(train(with({"--config", config, "--stop-at-step", "2"}, 2)), 0) << log_text();
+  // 2 ranks x 4 sequences, then 1 rank x 4: half the batch, refused naming the keys and the fix.
+  EXPECT_EQ(train(with({"--config", config, "--resume", "auto", "--set", "train.grad_accum=1"}, 1)),
+            1);
+  const std::string refused = log_text();
+  for (const char* expected :
+       {"with 1 rank: it was written by 2 ranks, and the global batch changes from 8 sequences "
+        "per step (train.micro_batch_size 4 × train.grad_accum 1 × 2 ranks) to 4 "
+        "(train.micro_batch_size 4 × train.grad_accum 1 × 1 rank)",
+        "keep it with --set train.grad_accum=2", "--set train.global_batch_size=4"}) {
+    EXPECT_NE(refused.find(expected), std::string::npos) << expected << "\n" << refused;
+  }
+  // Asked for: resumes, warns, and the data position moves on by 4 windows a step.
+  ASSERT_EQ(train(with({"--config", config, "--resume", "auto", "--set", "train.grad_accum=1",
+                        "--set", "train.global_batch_size=4", "--stop-at-step", "4"},
+                       1)),
+            0)
+      << log_text();
+  EXPECT_NE(log_text().find("as train.global_batch_size = 4 asks"), std::string::npos)
+      << log_text();
+  const auto positions = data_positions(dir / "run");
+  EXPECT_EQ(positions.at(2).read, 16);
+  EXPECT_EQ(positions.at(3).read, 20);
+  EXPECT_EQ(positions.at(4).read, 24);
+  EXPECT_EQ(positions.at(4).world_size, 1);
 }
 
 TEST_F(DistProcessTest, DifferentConfigsAcrossRanksAreNamed) {

@@ -11,6 +11,7 @@
 #include "testing/scratch_dir.h"
 #include "testing/tiny_run.h"
 #include "train/trainer.h"
+#include "util/error.h"
 #include "util/files.h"
 
 namespace cca::testing {
@@ -20,6 +21,17 @@ inline LoadedConfig tiny_config(const std::string& data_dir, const std::string& 
   LoadOptions options;
   options.overrides = overrides;
   return load_config_text(tiny_config_yaml(data_dir, run_dir), "tiny.yaml", options);
+}
+
+// The message of the cca::Error that `body` throws, or "(no error)".
+template <class Body>
+std::string error_of(Body&& body) {
+  try {
+    body();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 // Trainer options for tests: no signal handlers (the test process owns them).

@@ -1,6 +1,6 @@
-// XXH64: the 64-bit checksum of shards and tokenizer files in manifests, computed by libxxhash
-// (Debian's libxxhash-dev, linked statically). The output is the reference `xxhsum -H1`, so a user
-// can check a shard by hand.
+// XXH64: the 64-bit checksum of data shards, tokenizer files and checkpoint files in their
+// manifests, computed by libxxhash (Debian's libxxhash-dev, linked statically). The output is the
+// reference `xxhsum -H1`, so a user can check a file by hand.
 #pragma once
 
 #include <cstddef>
@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-namespace cca::data {
+namespace cca {
 
 // Streaming XXH64: update() any number of times, then digest() (which does not end the stream).
 class Xxh64 {
@@ -36,8 +36,15 @@ inline uint64_t xxh64(std::string_view text, uint64_t seed = 0) {
 // XXH64 of a whole file, read in blocks. Throws cca::Error naming the file when it cannot be read.
 uint64_t xxh64_file(const std::string& path);
 
+// What a writer saw go out: the file's size and the XXH64 of its bytes, hashed as they were
+// written (so a checksum never needs a second read of a file just written).
+struct FileDigest {
+  uint64_t bytes = 0;
+  uint64_t xxh64 = 0;
+};
+
 // 16 lower-case hex digits, and back. parse_hex64 returns false on anything else.
 std::string hex64(uint64_t value);
 bool parse_hex64(std::string_view text, uint64_t& value);
 
-}  // namespace cca::data
+}  // namespace cca

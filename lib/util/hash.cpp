@@ -1,4 +1,4 @@
-#include "data/hash.h"
+#include "util/hash.h"
 
 #include <xxhash.h>
 
@@ -11,7 +11,7 @@
 #include "util/error.h"
 #include "util/format.h"
 
-namespace cca::data {
+namespace cca {
 
 // Through XXH64_createState, not a by-value XXH64_state_t: that layout is private to the library
 // version (XXH_STATIC_LINKING_ONLY), this works with whichever one is linked.
@@ -79,4 +79,4 @@ bool parse_hex64(std::string_view text, uint64_t& value) {
   return true;
 }
 
-}  // namespace cca::data
+}  // namespace cca

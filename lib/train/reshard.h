@@ -1,0 +1,49 @@
+// Resuming a checkpoint with another number of ranks (docs/distributed.md, "Resuming with another
+// world size"). A checkpoint already holds everything once for the whole run: the weights, the
+// full optimizer state (ZeRO-1 shards are gathered on save and each owner takes its tensors on
+// load, so they re-partition by themselves), and a loader state that says how many windows of
+// the current shard the ranks have read together (data::LoaderState::for_world_size reshards it).
+// What is left is decided here: whether the global batch may change, what to log, and the
+// generator states of ranks the writing run did not have.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "data/loader.h"
+#include "train/checkpoint.h"
+
+namespace cca {
+
+// Sequences per optimizer step: micro_batch_size × grad_accum × world size.
+int64_t global_batch(const TrainConfig& train, int64_t world_size);
+
+// Checks a resume of a checkpoint written by `saved_world` ranks (with the config `saved`) by
+// `world` ranks (with `current`). The global batch must stay the same, unless the new config asks
+// for the new one explicitly with train.global_batch_size: otherwise a cca::Error names the keys,
+// their values on both sides and a setting that keeps the batch. Returns the warnings to log (a
+// batch that changes on purpose). Nothing to check when the world sizes agree.
+std::vector<std::string> check_resume_world_size(const std::string& checkpoint,
+                                                 const TrainConfig& saved, int64_t saved_world,
+                                                 const TrainConfig& current, int64_t world);
+
+// How a loader state moves to another world size, e.g. "epoch 0, shard 1: 25 window(s) of the
+// shard read by 1 rank; 2 ranks continue from there (offset 1, position 12)".
+std::string describe_loader_reshard(const data::LoaderState& saved, int64_t world);
+
+// The world size of the run that wrote a checkpoint (the manifest's, or its loader state's).
+int64_t saved_world_size(const CheckpointInfo& info);
+
+// What a resume with `world` ranks does to a checkpoint of another world size, one line each
+// (the data position, the optimizer state, the generators), for the start-up log.
+std::vector<std::string> describe_reshard(const CheckpointInfo& info, int64_t world, bool zero1);
+
+// The seed of a rank that the writing run did not have: a pure function of (train.seed, step,
+// rank), so the same resume gives the same generators on every machine.
+uint64_t derived_rank_seed(uint64_t seed, int64_t step, int64_t rank);
+// Seeds this process's CPU (and CUDA) generators with derived_rank_seed(seed, step, rank).
+void seed_generators_of_new_rank(uint64_t seed, int64_t step, int64_t rank);
+
+}  // namespace cca
