@@ -206,7 +206,7 @@ int main(int argc, char** argv) {
     }
     if (reporter->parsed()) return write_report(report_request);
     if (cca::cli::handle_config_queries(flags, nullptr)) return cca::kExitOk;
-    if (flags.request.path.empty()) throw cca::Error("--config FILE is required (see --help)");
+    if (flags.request.path.empty()) throw cca::UsageError("--config FILE is required (see --help)");
     if (nproc_per_node) return launch(flags, *nproc_per_node, argc, argv);
     const cca::LoadedConfig loaded = cca::load_run_config(flags.request);
     if (cca::cli::handle_config_queries(flags, &loaded)) return cca::kExitOk;

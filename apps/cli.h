@@ -48,16 +48,22 @@ inline bool handle_config_queries(const ConfigFlags& flags, const LoadedConfig* 
   return false;
 }
 
-// Parses argv, turning CLI11's own errors into its usual message and exit status.
+// Parses argv. --help and --version print and exit 0; any other CLI11 error (an unknown flag, a
+// missing required option, a --config file that does not exist, a value out of range) prints
+// "error: <CLI11's message>" and exits kExitUsage (2), the documented status for usage and config
+// errors, instead of CLI11's own codes (105, 106, 109, ...).
 inline int parse(CLI::App& app, int argc, char** argv, bool& done) {
   done = false;
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "error: " + std::string(e.what()) + "\nRun with --help for more information.\n";
+  });
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     done = true;
-    return app.exit(e);
+    return app.exit(e) == static_cast<int>(CLI::ExitCodes::Success) ? kExitOk : kExitUsage;
   }
-  return 0;
+  return kExitOk;
 }
 
 }  // namespace cca::cli

@@ -36,6 +36,10 @@ int guarded_main(const std::function<int()>& body) {
     log::flush();
     std::cerr << "error: " << e.what() << std::endl;
     return kExitUsage;
+  } catch (const UsageError& e) {
+    log::flush();
+    std::cerr << "error: " << e.what() << std::endl;
+    return kExitUsage;
   } catch (const std::exception& e) {
     log::flush();
     std::cerr << "error: " << e.what() << std::endl;
@@ -66,6 +70,11 @@ LoadedConfig load_run_config(const ConfigRequest& request) {
       log::parse_level(request.log_level.empty() ? loaded.config.logging.level : request.log_level);
   log_options.rank = rank_from_environment();
   log::init(log_options);
+  if (log_options.rank == 0) {
+    for (const Diagnostic& w : loaded.warnings) {
+      log::warn("config      {}: {}", w.origin.describe(), w.message);
+    }
+  }
   return loaded;
 }
 

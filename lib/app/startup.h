@@ -7,13 +7,22 @@
 #include <vector>
 
 #include "config/loader.h"
+#include "util/error.h"
 
 namespace cca {
 
 enum ExitCode { kExitOk = 0, kExitFailure = 1, kExitUsage = 2 };
 
+// A command line the app cannot act on (a required flag left out): exit status kExitUsage, like
+// ConfigError and CLI11's own parse errors (apps/cli.h).
+class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
 // Runs `body`, printing any cca::Error (or other exception) as "error: ..." on stderr and
-// returning 2 for configuration errors, 1 for the rest. No exception escapes.
+// returning kExitUsage (2) for configuration and usage errors, kExitFailure (1) for the rest. No
+// exception escapes.
 int guarded_main(const std::function<int()>& body);
 
 struct ConfigRequest {

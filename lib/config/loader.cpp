@@ -211,7 +211,7 @@ LoadedConfig finish(TreeReader& reader, const std::string& subject, const LoadOp
     }
     loaded.origins[key->path] = entry.origin;
   }
-  validate_config(loaded.config, loaded.origins, options.world_size, diagnostics);
+  validate_config(loaded.config, loaded.origins, options.world_size, diagnostics, &loaded.warnings);
   if (!diagnostics.empty()) throw ConfigError(subject, std::move(diagnostics));
   return loaded;
 }

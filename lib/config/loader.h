@@ -14,6 +14,9 @@ struct LoadedConfig {
   Config config;
   std::map<std::string, Origin> origins;  // keys set explicitly, and where
   std::vector<std::string> files;         // every file read, in the order opened
+  // Settings that are legal but likely not meant (train.steps 0, a warmup as long as the run):
+  // logged at start (load_run_config), never refused. Same form as the errors.
+  std::vector<Diagnostic> warnings;
 };
 
 struct LoadOptions {
@@ -22,7 +25,8 @@ struct LoadOptions {
 };
 
 // Throws ConfigError listing every problem (syntax, unknown keys, types, ranges, cross-field
-// rules) at once. An empty `path` starts from the defaults.
+// rules) at once; the cross-field warnings go to LoadedConfig::warnings. An empty `path` starts
+// from the defaults.
 LoadedConfig load_config(const std::string& path, const LoadOptions& options = {});
 // The same from YAML text; `name` stands in for the file name in messages, and includes resolve
 // relative to the current directory.

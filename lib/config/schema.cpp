@@ -85,7 +85,8 @@ std::vector<KeySpec> keys_after_variants() {
        "Aux-loss-free balancing: per-step move of the selection bias; 0 = off."},
 
       // optim
-      {CCA_KEY(optim.lr), FloatSpec{6e-4, 0.0, 10.0}, "Peak learning rate (AdamW)."},
+      {CCA_KEY(optim.lr), FloatSpec{6e-4, 0.0, 10.0},
+       "Peak learning rate (AdamW); 0 is refused (it would train nothing)."},
       {CCA_KEY(optim.beta1), FloatSpec{0.9, 0.0, 1.0}, "AdamW β1."},
       {CCA_KEY(optim.beta2), FloatSpec{0.95, 0.0, 1.0}, "AdamW β2."},
       {CCA_KEY(optim.eps), FloatSpec{1e-8, 0.0, 1.0}, "AdamW ε."},
@@ -116,7 +117,8 @@ std::vector<KeySpec> keys_after_variants() {
       {CCA_KEY(data.prefetch), IntSpec{4, 0, 1024}, "Batches the loader thread prepares ahead."},
 
       // train
-      {CCA_KEY(train.steps), IntSpec{1000, 0, kMaxInt}, "Optimizer steps to train."},
+      {CCA_KEY(train.steps), IntSpec{1000, 0, kMaxInt},
+       "Optimizer steps to train; 0 only evaluates the initial or resumed weights (warned)."},
       {CCA_KEY(train.seq_len), IntSpec{1024, 2, 1 << 22}, "Tokens per training sequence."},
       {CCA_KEY(train.micro_batch_size), IntSpec{8, 1, 1 << 20},
        "Sequences per micro-batch per rank."},

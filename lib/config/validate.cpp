@@ -13,27 +13,32 @@ namespace {
 class Rules : public RuleSink {
  public:
   Rules(const Config& c, const std::map<std::string, Origin>& origins, int world_size,
-        std::vector<Diagnostic>& out)
-      : c_(c), origins_(origins), world_size_(world_size), out_(out) {}
+        std::vector<Diagnostic>& out, std::vector<Diagnostic>* warnings)
+      : c_(c), origins_(origins), world_size_(world_size), out_(out), warnings_(warnings) {}
 
   void check_all() {
     check_attention();
     check_moe();
     check_lengths_and_batch();
+    check_schedule();
     check_misc();
   }
 
  private:
   // Reports at the first of `keys` that was set explicitly, else the first key's default.
   void fail(std::initializer_list<const char*> keys, const std::string& message) override {
+    out_.push_back({locate(keys), message});
+  }
+  // The same for a setting that is allowed but probably not meant: the run goes ahead.
+  void warn(std::initializer_list<const char*> keys, const std::string& message) {
+    if (warnings_ != nullptr) warnings_->push_back({locate(keys), message});
+  }
+  Origin locate(std::initializer_list<const char*> keys) const {
     for (const char* k : keys) {
       auto it = origins_.find(k);
-      if (it != origins_.end()) {
-        out_.push_back({it->second, message});
-        return;
-      }
+      if (it != origins_.end()) return it->second;
     }
-    out_.push_back({Origin{}, message});
+    return Origin{};
   }
 
   // Heads, RoPE and the variant's own keys: its descriptor's rules.
@@ -83,10 +88,30 @@ class Rules : public RuleSink {
                   t.global_batch_size, t.micro_batch_size, t.grad_accum, world_size_, product,
                   hint));
     }
-    if (t.steps > 0 && c_.schedule.warmup_steps > t.steps) {
-      fail({"schedule.warmup_steps", "train.steps"},
-           format("schedule.warmup_steps = {} exceeds train.steps = {}", c_.schedule.warmup_steps,
-                  t.steps));
+  }
+
+  // train.steps = 0 is a run that only evaluates (the trainer takes no step, writes no checkpoint
+  // and reports the validation loss of the initial or resumed weights), so it is allowed with a
+  // warning. A warmup of the whole run is clipped to it by the schedule (lib/train/schedule.cpp):
+  // legal, but it leaves no decay. A learning rate of 0 trains nothing and is refused.
+  void check_schedule() {
+    const int64_t steps = c_.train.steps;
+    const int64_t warmup = c_.schedule.warmup_steps;
+    if (c_.optim.lr == 0.0) {
+      fail({"optim.lr"},
+           "optim.lr = 0 would leave the weights unchanged; allowed: a learning rate above 0 "
+           "(up to 10), e.g. 6e-4");
+    }
+    if (steps == 0) {
+      warn({"train.steps"},
+           "train.steps = 0: nothing is trained; the run only evaluates the initial (or resumed) "
+           "weights on data.val, if set, and writes no checkpoint");
+    } else if (warmup >= steps) {
+      warn({"schedule.warmup_steps", "train.steps"},
+           format("schedule.warmup_steps = {} is not below train.steps = {}: the whole run is "
+                  "warmup, the learning rate climbs over all {} steps to optim.lr, reaches it "
+                  "only at the last one and never decays; set schedule.warmup_steps below {}",
+                  warmup, steps, steps, steps));
     }
   }
 
@@ -113,13 +138,15 @@ class Rules : public RuleSink {
   const std::map<std::string, Origin>& origins_;
   int world_size_;
   std::vector<Diagnostic>& out_;
+  std::vector<Diagnostic>* warnings_;
 };
 
 }  // namespace
 
 void validate_config(const Config& config, const std::map<std::string, Origin>& origins,
-                     int world_size, std::vector<Diagnostic>& diagnostics) {
-  Rules(config, origins, world_size, diagnostics).check_all();
+                     int world_size, std::vector<Diagnostic>& diagnostics,
+                     std::vector<Diagnostic>* warnings) {
+  Rules(config, origins, world_size, diagnostics, warnings).check_all();
 }
 
 }  // namespace cca

@@ -10,8 +10,11 @@
 
 namespace cca {
 
-// Appends one diagnostic per broken rule, located at the most relevant key that was set.
+// Appends one diagnostic per broken rule, located at the most relevant key that was set, and
+// (when `warnings` is given) one per setting that is legal but likely a mistake, located the same
+// way: train.steps = 0, schedule.warmup_steps >= train.steps.
 void validate_config(const Config& config, const std::map<std::string, Origin>& origins,
-                     int world_size, std::vector<Diagnostic>& diagnostics);
+                     int world_size, std::vector<Diagnostic>& diagnostics,
+                     std::vector<Diagnostic>* warnings = nullptr);
 
 }  // namespace cca

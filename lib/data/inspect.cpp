@@ -61,10 +61,44 @@ void load_tokenizer(Context& ctx) {
   }
 }
 
-int64_t vocab_limit(const Context& ctx) {
-  if (ctx.tokenizer) return ctx.tokenizer->vocab_size();
-  if (ctx.manifest) return ctx.manifest->vocab_size;
-  return 0;
+// The vocabulary size a shard's ids must stay below, and where it comes from: the tokenizer
+// (--tokenizer or the manifest's), else the size recorded in the shard's header, else the
+// manifest's; {0, ""} when none is known.
+struct VocabLimit {
+  int64_t size = 0;
+  std::string source;
+};
+
+VocabLimit vocab_limit(const Context& ctx, const MappedShard& shard) {
+  if (ctx.tokenizer) return {ctx.tokenizer->vocab_size(), "the tokenizer"};
+  const int64_t recorded = shard.header_vocab_size();
+  if (recorded > 0 && recorded <= shard_vocab_capacity(shard.version())) {
+    return {recorded, "the shard's header"};
+  }
+  if (ctx.manifest) return {ctx.manifest->vocab_size, ctx.manifest_path};
+  return {};
+}
+
+// The header's vocabulary word: in range for the version, and (when recorded) the same as the
+// tokenizer's or manifest's vocabulary.
+void check_header_vocab(Context& ctx, const MappedShard& shard) {
+  const int64_t recorded = shard.header_vocab_size();
+  if (recorded < 0 || recorded > shard_vocab_capacity(shard.version())) {
+    ctx.problem(
+        format("{}: header word {} (vocabulary size) is {}, outside 0 .. {} for a "
+               "version-{} shard",
+               shard.path(), kShardVocabWord, recorded, shard_vocab_capacity(shard.version()),
+               shard.version()));
+    return;
+  }
+  if (recorded == 0) return;
+  const int64_t other = ctx.tokenizer  ? ctx.tokenizer->vocab_size()
+                        : ctx.manifest ? ctx.manifest->vocab_size
+                                       : 0;
+  if (other > 0 && other != recorded) {
+    ctx.problem(format("{}: the header records vocabulary size {} but {} has {}", shard.path(),
+                       recorded, ctx.tokenizer ? "the tokenizer" : ctx.manifest_path, other));
+  }
 }
 
 void show_leading_tokens(Context& ctx, const MappedShard& shard) {
@@ -109,14 +143,22 @@ void check_shard(Context& ctx, const MappedShard& shard, bool detailed) {
     ctx.problem(format("{} holds {} tokens but the manifest records {}", shard.path(),
                        shard.tokens(), entry->tokens));
   }
-  const int64_t vocab = vocab_limit(ctx);
-  if (ctx.options.verify && vocab > 0) {
-    const int64_t bad = shard.find_token_at_least(vocab);
-    if (bad >= 0) {
-      ctx.problem(bad_token_message(shard.path(), bad, shard.token(bad), vocab));
-    } else {
-      ctx.line(format("  token ids: all below the vocabulary size {}", vocab));
-    }
+  if (!ctx.options.verify) return;
+  check_header_vocab(ctx, shard);
+  const VocabLimit vocab = vocab_limit(ctx, shard);
+  if (vocab.size == 0) {
+    ctx.line(
+        "  token ids: not checked: no tokenizer, no manifest and no vocabulary size in the "
+        "header (pass --tokenizer)");
+    return;
+  }
+  const int64_t bad = shard.find_token_at_least(vocab.size);
+  if (bad >= 0) {
+    ctx.problem(format("{}: token id {} at position {} is >= the vocabulary size {} (from {})",
+                       shard.path(), shard.token(bad), bad, vocab.size, vocab.source));
+  } else {
+    ctx.line(format("  token ids: all below the vocabulary size {} (from {})", vocab.size,
+                    vocab.source));
   }
 }
 
@@ -127,10 +169,13 @@ void inspect_file(Context& ctx, const std::string& path) {
   load_tokenizer(ctx);
   const int32_t* header = shard.header();
   int nonzero = 0;
-  for (int i = 3; i < kShardHeaderInts; ++i) nonzero += header[i] != 0;
-  ctx.line(format("  header: magic {}, version {} ({} tokens), {} tokens; reserved words {}",
-                  header[0], header[1], shard.version() == kShardVersionU16 ? "uint16" : "uint32",
-                  grouped(header[2]), nonzero == 0 ? "all zero" : format("{} non-zero", nonzero)));
+  for (int i = kShardVocabWord + 1; i < kShardHeaderInts; ++i) nonzero += header[i] != 0;
+  const int64_t vocab = shard.header_vocab_size();
+  ctx.line(format(
+      "  header: magic {}, version {} ({} tokens), {} tokens, vocabulary {}; reserved words {}",
+      header[0], header[1], shard.version() == kShardVersionU16 ? "uint16" : "uint32",
+      grouped(header[2]), vocab == 0 ? "not recorded" : grouped(vocab),
+      nonzero == 0 ? "all zero" : format("{} non-zero", nonzero)));
   ctx.line(format("  size: {} bytes ({})", grouped(static_cast<int64_t>(shard.file_bytes())),
                   human_bytes(static_cast<double>(shard.file_bytes()))));
   ctx.line(ctx.manifest ? "  manifest: " + ctx.manifest_path

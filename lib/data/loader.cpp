@@ -8,10 +8,10 @@
 #include <map>
 #include <sstream>
 
-#include "util/hash.h"
 #include "data/rng.h"
 #include "util/error.h"
 #include "util/format.h"
+#include "util/hash.h"
 
 namespace cca::data {
 
@@ -44,19 +44,52 @@ LoaderState LoaderState::for_world_size(int64_t new_world_size) const {
 
 namespace {
 
+// The fields of version 1, in serialize()'s order ("offset" only when > 0).
+const char* const kStateFields[] = {"epoch", "shard",   "position",   "offset",
+                                    "seed",  "seq_len", "world_size", "fingerprint"};
+
+// Every parse error: "loader state: <part>: <problem>" (loader.h).
+[[noreturn]] void state_error(const std::string& part, const std::string& problem) {
+  throw Error("loader state: " + part + ": " + problem);
+}
+
+// Text from the state as it goes into a message: cut to 40 characters, and bytes outside
+// printable ASCII as \xNN, so a NUL cannot cut the message short and nothing garbles a terminal.
+std::string shown(const std::string& text) {
+  static const char* const kHex = "0123456789abcdef";
+  std::string out;
+  for (const char c : text.substr(0, 40)) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte < 0x7f) {
+      out += c;
+    } else {
+      out += {'\\', 'x', kHex[byte >> 4], kHex[byte & 15]};
+    }
+  }
+  return out;
+}
+
+// A word of the text as a <part>: shown, in single quotes.
+std::string quoted(const std::string& word) {
+  return "'" + shown(word) + "'";
+}
+
+const std::string& field(const std::map<std::string, std::string>& fields, const std::string& key) {
+  auto it = fields.find(key);
+  if (it == fields.end()) state_error(key, "missing");
+  return it->second;
+}
+
 int64_t parse_count(const std::map<std::string, std::string>& fields, const std::string& key,
                     int64_t min) {
-  auto it = fields.find(key);
-  if (it == fields.end()) throw Error("loader state: missing " + key);
-  const std::string& text = it->second;
-  int64_t value = 0;
+  const std::string& text = field(fields, key);
   if (text.empty() || text.size() > 18 ||
       text.find_first_not_of("0123456789") != std::string::npos) {
-    throw Error(
-        format("loader state: {}={} is not a non-negative integer", key, text.substr(0, 40)));
+    state_error(
+        key, format("{}={} is not a non-negative integer of at most 18 digits", key, shown(text)));
   }
-  value = std::stoll(text);
-  if (value < min) throw Error(format("loader state: {}={} must be >= {}", key, value, min));
+  const int64_t value = std::stoll(text);
+  if (value < min) state_error(key, format("{}={} must be >= {}", key, value, min));
   return value;
 }
 
@@ -66,38 +99,53 @@ LoaderState LoaderState::parse(const std::string& text) {
   std::istringstream in(text);
   std::string magic, version, word;
   in >> magic >> version;
-  if (magic != "cca-loader-state") throw Error("loader state: not a cca loader state");
-  if (version != "1") throw Error("loader state: unsupported version " + version.substr(0, 20));
+  if (magic != "cca-loader-state") {
+    state_error("magic", magic.empty() ? "empty text: not a cca loader state"
+                                       : "not a cca loader state (starts with " + quoted(magic) +
+                                             ", expected 'cca-loader-state')");
+  }
+  if (version != "1") {
+    state_error("version", version.empty() ? "missing"
+                                           : "unsupported version " + quoted(version) +
+                                                 " (this build reads version 1)");
+  }
   std::map<std::string, std::string> fields;
   while (in >> word) {
     const size_t eq = word.find('=');
-    if (eq == std::string::npos)
-      throw Error("loader state: expected key=value, got " + word.substr(0, 40));
-    if (!fields.emplace(word.substr(0, eq), word.substr(eq + 1)).second) {
-      throw Error("loader state: repeated " + word.substr(0, eq));
+    if (eq == std::string::npos) state_error(quoted(word), "expected key=value");
+    const std::string key = word.substr(0, eq);
+    if (std::find(std::begin(kStateFields), std::end(kStateFields), key) ==
+        std::end(kStateFields)) {
+      std::string known;
+      for (const char* name : kStateFields)
+        known += (known.empty() ? "" : ", ") + std::string(name);
+      state_error(quoted(word), "unknown fields are not allowed (known: " + known + ")");
+    }
+    const auto [it, added] = fields.emplace(key, word.substr(eq + 1));
+    if (!added) {
+      state_error(key, format("repeated {}={} after {}={}", key, shown(word.substr(eq + 1)), key,
+                              shown(it->second)));
     }
   }
   LoaderState s;
   s.epoch = parse_count(fields, "epoch", 0);
   s.shard = parse_count(fields, "shard", 0);
   s.position = parse_count(fields, "position", 0);
-  const bool has_offset = fields.count("offset") != 0;  // written only when > 0
-  if (has_offset) s.offset = parse_count(fields, "offset", 1);
+  if (fields.count("offset") != 0) s.offset = parse_count(fields, "offset", 1);  // only when > 0
   s.seq_len = parse_count(fields, "seq_len", 1);
   s.world_size = parse_count(fields, "world_size", 1);
-  auto seed = fields.find("seed");
-  if (seed == fields.end() || seed->second.empty() || seed->second.size() > 20 ||
-      seed->second.find_first_not_of("0123456789") != std::string::npos) {
-    throw Error("loader state: missing or malformed seed");
-  }
+  const std::string& seed = field(fields, "seed");
+  const bool digits = !seed.empty() && seed.size() <= 20 &&
+                      seed.find_first_not_of("0123456789") == std::string::npos;
   errno = 0;
-  s.seed = std::strtoull(seed->second.c_str(), nullptr, 10);
-  if (errno == ERANGE) throw Error("loader state: seed out of range");
-  auto fp = fields.find("fingerprint");
-  if (fp == fields.end() || !parse_hex64(fp->second, s.fingerprint)) {
-    throw Error("loader state: missing or malformed fingerprint");
+  if (digits) s.seed = std::strtoull(seed.c_str(), nullptr, 10);
+  if (!digits || errno == ERANGE) {
+    state_error("seed", "seed=" + shown(seed) + " is not an integer in 0 .. 2^64 - 1");
   }
-  if (fields.size() != (has_offset ? 8u : 7u)) throw Error("loader state: unknown fields");
+  if (!parse_hex64(field(fields, "fingerprint"), s.fingerprint)) {
+    state_error("fingerprint", "fingerprint=" + shown(field(fields, "fingerprint")) +
+                                   " is not 16 hexadecimal digits");
+  }
   return s;
 }
 

@@ -52,7 +52,14 @@ struct LoaderState {
   // One line of text: "cca-loader-state 1 epoch=... shard=... ..." (with "offset=N" only when
   // N > 0, so states of runs that never resharded read as before).
   std::string serialize() const;
-  // Throws cca::Error("loader state: ...") for anything malformed.
+  // Accepts exactly what serialize() writes (fields in any order, numbers with leading zeros)
+  // and returns a state whose fields are in range: epoch, shard, position, offset >= 0 (a written
+  // offset >= 1), seq_len and world_size >= 1. Anything else throws cca::Error with the message
+  //   "loader state: <part>: <problem>"
+  // where <part> names what is wrong: "magic" (the text is not a loader state), "version", one
+  // of the field names (missing, repeated, malformed or out of range), or a word of the
+  // text in single quotes (not key=value, or an unknown field). Text quoted from the state is cut
+  // to 40 characters, with bytes outside printable ASCII written as \xNN.
   static LoaderState parse(const std::string& text);
   bool operator==(const LoaderState& other) const;
   bool operator!=(const LoaderState& other) const { return !(*this == other); }

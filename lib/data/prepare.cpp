@@ -79,8 +79,13 @@ class Staging {
 // One split's shard sequence: fills each shard to exactly shard_tokens before starting the next.
 class SplitWriter {
  public:
-  SplitWriter(std::string name, std::string dir, int32_t version, int64_t shard_tokens)
-      : name_(std::move(name)), dir_(std::move(dir)), version_(version), limit_(shard_tokens) {}
+  SplitWriter(std::string name, std::string dir, int32_t version, int64_t vocab_size,
+              int64_t shard_tokens)
+      : name_(std::move(name)),
+        dir_(std::move(dir)),
+        version_(version),
+        vocab_size_(vocab_size),
+        limit_(shard_tokens) {}
 
   void add_document(const std::vector<int32_t>& tokens) {
     ++info_.documents;
@@ -88,7 +93,7 @@ class SplitWriter {
     while (pos < tokens.size()) {
       if (!writer_) {
         const std::string file = shard_file_name(name_, static_cast<int>(info_.shards.size()));
-        writer_ = std::make_unique<ShardWriter>(files::join(dir_, file), version_);
+        writer_ = std::make_unique<ShardWriter>(files::join(dir_, file), version_, vocab_size_);
       }
       const size_t room = static_cast<size_t>(limit_ - writer_->tokens());
       const size_t take = std::min(room, tokens.size() - pos);
@@ -115,6 +120,7 @@ class SplitWriter {
   std::string name_;
   std::string dir_;
   int32_t version_;
+  int64_t vocab_size_;
   int64_t limit_;
   std::unique_ptr<ShardWriter> writer_;
   SplitInfo info_;
@@ -215,8 +221,8 @@ ProgressBarStyle prepare_bar_style() {
 void tokenize_into(DocumentReader& reader, const Tokenizer& tokenizer,
                    const PrepareOptions& options, const Staging& staging, Manifest& m) {
   const int32_t separator = options.separator == "bos" ? tokenizer.bos_id() : tokenizer.eos_id();
-  SplitWriter train("train", staging.path(""), m.shard_version, options.shard_tokens);
-  SplitWriter val("val", staging.path(""), m.shard_version, options.shard_tokens);
+  SplitWriter train("train", staging.path(""), m.shard_version, m.vocab_size, options.shard_tokens);
+  SplitWriter val("val", staging.path(""), m.shard_version, m.vocab_size, options.shard_tokens);
   const int threads = thread_count(options.threads);
   const uint64_t total_bytes = reader.bytes_total();
   ProgressBar progress(options.progress, static_cast<int64_t>(total_bytes), prepare_bar_style());

@@ -51,6 +51,10 @@ size_t shard_token_bytes(int32_t version) {
       format("unsupported shard version {} (1 = uint16 tokens, 2 = uint32 tokens)", version));
 }
 
+int64_t shard_vocab_capacity(int32_t version) {
+  return shard_token_bytes(version) == 2 ? int64_t{1} << 16 : kMaxShardTokens;
+}
+
 std::string bad_token_message(const std::string& path, int64_t position, uint32_t id,
                               int64_t vocab_size) {
   return format(
@@ -61,15 +65,23 @@ std::string bad_token_message(const std::string& path, int64_t position, uint32_
 
 // --- ShardWriter -----------------------------------------------------------------------------
 
-ShardWriter::ShardWriter(std::string path, int32_t version)
-    : path_(std::move(path)), partial_path_(path_ + ".partial"), version_(version) {
+ShardWriter::ShardWriter(std::string path, int32_t version, int64_t vocab_size)
+    : path_(std::move(path)),
+      partial_path_(path_ + ".partial"),
+      version_(version),
+      vocab_size_(vocab_size) {
   shard_token_bytes(version_);  // validates
+  if (vocab_size_ < 0 || vocab_size_ > shard_vocab_capacity(version_)) {
+    throw Error(format("{}: a version-{} shard cannot record a vocabulary size of {} (0 .. {})",
+                       path_, version_, vocab_size_, shard_vocab_capacity(version_)));
+  }
   fd_ = ::open(partial_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) throw Error(format("{}: cannot create: {}", partial_path_, errno_text()));
   // The header's token count is filled in by finish(); write a placeholder now.
   std::vector<int32_t> header(kShardHeaderInts, 0);
   header[0] = kShardMagic;
   header[1] = version_;
+  header[kShardVocabWord] = static_cast<int32_t>(vocab_size_);
   write_all(fd_, header.data(), kShardHeaderBytes, partial_path_);
   buffer_.reserve(kWriteBuffer);
 }
@@ -91,6 +103,10 @@ void ShardWriter::append(const int32_t* ids, size_t count) {
     if (id < 0 || static_cast<uint32_t>(id) > limit) {
       throw Error(format("{}: token id {} does not fit a version-{} shard (ids 0..{})", path_, id,
                          version_, limit));
+    }
+    if (vocab_size_ > 0 && id >= vocab_size_) {
+      throw Error(format("{}: token id {} is >= the vocabulary size {} recorded in the header",
+                         path_, id, vocab_size_));
     }
     if (version_ == kShardVersionU16) {
       const auto v = static_cast<uint16_t>(id);

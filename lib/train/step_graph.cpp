@@ -37,6 +37,10 @@ class NoCastCache {
 }  // namespace
 
 struct MicroBatchGraph::State {
+  State(TransformerImpl& model, const Precision& precision, const at::Device& device, double accum,
+        c10::cuda::CUDAStream stream)
+      : model(model), precision(precision), device(device), accum(accum), stream(stream) {}
+
   TransformerImpl& model;
   Precision precision;
   at::Device device;
@@ -50,8 +54,8 @@ struct MicroBatchGraph::State {
 
 MicroBatchGraph::MicroBatchGraph(TransformerImpl& model, const Config& config,
                                  const Precision& precision, const at::Device& device)
-    : state_(new State{model, precision, device, static_cast<double>(config.train.grad_accum),
-                       c10::cuda::getStreamFromPool(false, device.index())}) {
+    : state_(new State(model, precision, device, static_cast<double>(config.train.grad_accum),
+                       c10::cuda::getStreamFromPool(false, device.index()))) {
   const auto f32 = at::TensorOptions(device).dtype(at::kFloat);
   state_->inverse_valid = at::zeros({}, f32);
   state_->share = at::zeros({}, f32);

@@ -148,17 +148,23 @@ expect_clean_failure
 finish "cca-train --set with an unknown key exits 2 with a suggestion"
 
 run "$train" --config "$tmp/does-not-exist.yaml" --dry-run
-expect_failure
+expect_rc 2
 expect_has err "does-not-exist.yaml"
 expect_has err "does not exist"
-expect_lacks err "terminate called"
-finish "cca-train: a missing --config file fails with a clear message"
+expect_clean_failure
+finish "cca-train: a missing --config file exits 2 (usage) with a clear message"
 
 run "$train" --dry-run
-expect_rc 1
+expect_rc 2
 expect_has err "--config FILE is required"
 expect_clean_failure
-finish "cca-train without --config asks for one"
+finish "cca-train without --config asks for one and exits 2 (usage)"
+
+run "$train" --config configs/quickstart.yaml --dry-rn
+expect_rc 2
+expect_has err "--dry-rn"
+expect_clean_failure
+finish "cca-train: an unknown flag exits 2 (usage), not CLI11's own code"
 
 run "$train" --config configs/quickstart.yaml --set "data.train=$tmp/nowhere/train_*.bin" \
   --set "run.dir=$tmp/run"
@@ -231,7 +237,7 @@ expect_has out "LibTorch 2."
 finish "cca-bench device exits 0 and names the runtime"
 
 run "$bench"
-expect_failure
+expect_rc 2
 expect_has err "A subcommand is required"
 expect_lacks err "terminate called"
 finish "cca-bench without a subcommand fails"

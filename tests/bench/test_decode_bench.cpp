@@ -32,7 +32,9 @@ TEST(DecodeBench, CacheBytesMatchTheFormulaAndEveryPointIsTimed) {
       EXPECT_GT(p.at("tokens_per_s", name).as_double(name), 0) << name;
       // Against MHA at the same point (MHA itself: 1).
       ASSERT_NE(p.find("speedup_vs_mha"), nullptr) << name;
-      if (name == "mha") EXPECT_EQ(p.at("speedup_vs_mha", name).as_double(name), 1.0);
+      if (name == "mha") {
+        EXPECT_EQ(p.at("speedup_vs_mha", name).as_double(name), 1.0);
+      }
     }
   }
 }

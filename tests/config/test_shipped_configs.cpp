@@ -60,6 +60,9 @@ TEST(ShippedConfigs, AllLoad) {
       ASSERT_FALSE(loaded.files.empty());
       EXPECT_EQ(loaded.files.front(), file);
       EXPECT_FALSE(loaded.origins.empty()) << "a shipped config that sets nothing";
+      for (const Diagnostic& w : loaded.warnings) {
+        ADD_FAILURE() << "warning " << w.origin.describe() << ": " << w.message;
+      }
     } catch (const ConfigError& e) {
       ADD_FAILURE() << e.what();
     }

@@ -39,12 +39,27 @@ Diagnostic broken(const std::string& yaml, int world_size = 1) {
   return e.diagnostics().empty() ? Diagnostic{} : e.diagnostics().front();
 }
 
-// Asserts that `yaml` loads without any diagnostic.
+// Asserts that `yaml` loads without any diagnostic, warnings included.
 void satisfied(const std::string& yaml, int world_size = 1) {
   try {
-    load_ok(yaml, world_size);
+    const LoadedConfig loaded = load_ok(yaml, world_size);
+    for (const Diagnostic& w : loaded.warnings) {
+      ADD_FAILURE() << "expected no warning for:\n" << yaml << "\ngot: " << w.message;
+    }
   } catch (const ConfigError& e) {
     ADD_FAILURE() << "expected a valid config:\n" << yaml << "\ngot: " << e.what();
+  }
+}
+
+// Loads `yaml`, which must be valid and draw exactly one warning, and returns that warning.
+Diagnostic warned(const std::string& yaml) {
+  try {
+    const LoadedConfig loaded = load_ok(yaml);
+    EXPECT_EQ(loaded.warnings.size(), 1u) << yaml;
+    return loaded.warnings.empty() ? Diagnostic{} : loaded.warnings.front();
+  } catch (const ConfigError& e) {
+    ADD_FAILURE() << "expected a valid config:\n" << yaml << "\ngot: " << e.what();
+    return Diagnostic{};
   }
 }
 
@@ -262,15 +277,56 @@ TEST(ValidateTrain, GlobalBatchSizeCountsTheWorldSize) {
             "24");
 }
 
-TEST(ValidateSchedule, WarmupAtMostSteps) {
-  const Diagnostic d = broken("train:\n  steps: 50\n");
-  EXPECT_EQ(d.message, "schedule.warmup_steps = 100 exceeds train.steps = 50");
-  EXPECT_EQ(d.origin.line, 2);  // warmup was not set, so the steps are to blame
-  const Diagnostic explicit_warmup = broken("train:\n  steps: 50\nschedule:\n  warmup_steps: 60\n");
-  EXPECT_EQ(explicit_warmup.origin.line, 4);
-  satisfied("train:\n  steps: 100\n");  // equal is fine
-  satisfied("train:\n  steps: 0\n");    // 0 steps: nothing to warm up
+TEST(ValidateSchedule, WarmupAsLongAsTheRunIsWarnedNotRefused) {
+  // configs/quickstart.yaml with --set train.steps=5: the run goes ahead (the schedule cuts the
+  // warmup to the run), and the warning names both keys and values.
+  const Diagnostic d = warned("train:\n  steps: 5\nschedule:\n  warmup_steps: 20\n");
+  EXPECT_EQ(d.message,
+            "schedule.warmup_steps = 20 is not below train.steps = 5: the whole run is warmup, "
+            "the learning rate climbs over all 5 steps to optim.lr, reaches it only at the last "
+            "one and never decays; set schedule.warmup_steps below 5");
+  EXPECT_EQ(d.origin.describe(), "rule.yaml:4:3");  // at the warmup, which was set
+  const Diagnostic implicit_warmup = warned("train:\n  steps: 50\n");
+  EXPECT_TRUE(contains(implicit_warmup.message,
+                       "schedule.warmup_steps = 100 is not below "
+                       "train.steps = 50"))
+      << implicit_warmup.message;
+  EXPECT_EQ(implicit_warmup.origin.line, 2);  // warmup was not set, so the steps are to blame
+  const Diagnostic equal = warned("train:\n  steps: 100\n");  // a run of warmup alone
+  EXPECT_TRUE(contains(equal.message, "= 100 is not below train.steps = 100")) << equal.message;
+  satisfied("train:\n  steps: 101\n");
   satisfied("train:\n  steps: 10\nschedule:\n  warmup_steps: 0\n");
+  satisfied("train:\n  steps: 1\nschedule:\n  warmup_steps: 0\n");
+}
+
+TEST(ValidateSchedule, ZeroStepsOnlyEvaluatesAndIsWarned) {
+  const Diagnostic d = warned("train:\n  steps: 0\n");  // no warmup warning on top
+  EXPECT_EQ(d.message,
+            "train.steps = 0: nothing is trained; the run only evaluates the initial (or resumed) "
+            "weights on data.val, if set, and writes no checkpoint");
+  EXPECT_EQ(d.origin.describe(), "rule.yaml:2:3");
+}
+
+TEST(ValidateSchedule, ZeroLearningRateIsRefused) {
+  const Diagnostic d = broken("optim:\n  lr: 0\n");
+  EXPECT_EQ(d.message,
+            "optim.lr = 0 would leave the weights unchanged; allowed: a learning rate above 0 (up "
+            "to 10), e.g. 6e-4");
+  EXPECT_EQ(d.origin.describe(), "rule.yaml:2:3");
+  EXPECT_TRUE(contains(broken("optim:\n  lr: 0.0\n").message, "optim.lr = 0"));
+  satisfied("optim:\n  lr: 1e-9\n");
+}
+
+TEST(ValidateSchedule, WarningsReachTheDirectCallerOnlyWhenAsked) {
+  Config c = default_config();
+  c.train.steps = 0;
+  std::vector<Diagnostic> errors, warnings;
+  validate_config(c, {}, 1, errors);  // no warnings vector: nothing to report
+  EXPECT_TRUE(errors.empty());
+  validate_config(c, {}, 1, errors, &warnings);
+  EXPECT_TRUE(errors.empty());
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_EQ(warnings[0].origin.describe(), "(default)");
 }
 
 TEST(ValidateMisc, DataTrainAndRunDirMustBeNamed) {
@@ -307,12 +363,12 @@ TEST(ValidateMisc, CudaGraphsNeedCudaAndNoRecomputation) {
 
 TEST(ValidateMisc, EveryBrokenRuleIsReported) {
   const ConfigError e = load_text_error(
-      "attention:\n  kind: gqa\nmoe:\n  n_experts: 2\n  top_k: 3\ntrain:\n  steps: 10\n"
+      "attention:\n  kind: gqa\nmoe:\n  n_experts: 2\n  top_k: 3\noptim:\n  lr: 0\n"
       "run:\n  dir: ''\n");
   ASSERT_EQ(e.diagnostics().size(), 4u) << e.what();
   EXPECT_TRUE(contains(e.what(), "kind gqa needs attention.n_kv_heads"));
   EXPECT_TRUE(contains(e.what(), "moe.top_k = 3 exceeds moe.n_experts = 2"));
-  EXPECT_TRUE(contains(e.what(), "schedule.warmup_steps = 100 exceeds train.steps = 10"));
+  EXPECT_TRUE(contains(e.what(), "optim.lr = 0 would leave the weights unchanged"));
   EXPECT_TRUE(contains(e.what(), "run.dir is empty"));
 }
 

@@ -163,6 +163,24 @@ TEST(Shard, WriterRejectsIdsTheVersionCannotHold) {
   EXPECT_DATA_ERROR(writer.append({-1}), "token id -1");
 }
 
+TEST(Shard, WriterRecordsTheVocabularySizeInTheHeader) {
+  ScratchDir dir;
+  {
+    ShardWriter writer(dir / "s.bin", kShardVersionU16, 400);
+    writer.append({0, 399});
+    EXPECT_DATA_ERROR(writer.append({400}), "s.bin", "token id 400",
+                      "vocabulary size 400 recorded in the header");
+    writer.finish();
+  }
+  EXPECT_EQ(MappedShard(dir / "s.bin").header_vocab_size(), 400);
+  datatest::write_shard(dir / "plain.bin", {1, 2});  // no vocabulary: llm.c's header
+  EXPECT_EQ(MappedShard(dir / "plain.bin").header_vocab_size(), 0);
+  EXPECT_DATA_ERROR(ShardWriter(dir / "big.bin", kShardVersionU16, 65537), "big.bin",
+                    "cannot record a vocabulary size of 65537");
+  EXPECT_DATA_ERROR(ShardWriter(dir / "neg.bin", kShardVersionU32, -1), "vocabulary size of -1");
+  EXPECT_NO_THROW(ShardWriter(dir / "v2.bin", kShardVersionU32, 200000));
+}
+
 TEST(Shard, UnfinishedWriterLeavesNothing) {
   ScratchDir dir;
   {
@@ -313,6 +331,74 @@ TEST(Manifest, VerifyCatchesChecksumAndCountMismatch) {
 }
 
 }  // namespace
+// Overwrites header word `word` of the shard at `path` (as a damaged or foreign file would hold).
+void set_header_word(const std::string& path, int word, int32_t value) {
+  std::string bytes = datatest::read_bytes(path);
+  std::memcpy(&bytes[static_cast<size_t>(word) * 4], &value, 4);
+  write_file(path, bytes);
+}
+
+InspectOptions verify_only() {
+  InspectOptions options;
+  options.verify = true;
+  return options;
+}
+
+// issue 23: without a tokenizer or manifest, --verify used to pass ids >= the vocabulary.
+TEST(Inspect, VerifyWithoutTokenizerChecksIdsAgainstTheHeaderVocabulary) {
+  ScratchDir dir;
+  datatest::write_shard(dir / "s.bin", {1, 2, 150, 3});  // no manifest beside it
+  set_header_word(dir / "s.bin", kShardVocabWord, 100);
+  for (const std::string& path : {dir / "s.bin", dir.path().string()}) {  // a file, a folder
+    SCOPED_TRACE(path);
+    const InspectReport report = inspect_path(path, verify_only());
+    EXPECT_EQ(report.problems, 1) << report.text;
+    EXPECT_NE(report.text.find("token id 150 at position 2 is >= the vocabulary size 100 (from "
+                               "the shard's header)"),
+              std::string::npos)
+        << report.text;
+    EXPECT_NE(report.text.find("verify: 1 problem(s)"), std::string::npos) << report.text;
+  }
+  set_header_word(dir / "s.bin", kShardVocabWord, 151);
+  const InspectReport ok = inspect_path(dir / "s.bin", verify_only());
+  EXPECT_EQ(ok.problems, 0) << ok.text;
+  EXPECT_NE(ok.text.find("vocabulary 151;"), std::string::npos) << ok.text;
+  EXPECT_NE(ok.text.find("token ids: all below the vocabulary size 151 (from the shard's header)"),
+            std::string::npos)
+      << ok.text;
+}
+
+TEST(Inspect, VerifySaysWhenNothingBoundsTheIds) {
+  ScratchDir dir;
+  datatest::write_shard(dir / "s.bin", {1, 2, 60000});  // an llm.c shard: no vocabulary recorded
+  const InspectReport report = inspect_path(dir / "s.bin", verify_only());
+  EXPECT_EQ(report.problems, 0) << report.text;
+  EXPECT_NE(report.text.find("vocabulary not recorded"), std::string::npos) << report.text;
+  EXPECT_NE(report.text.find("token ids: not checked: no tokenizer, no manifest and no vocabulary "
+                             "size in the header (pass --tokenizer)"),
+            std::string::npos)
+      << report.text;
+}
+
+TEST(Inspect, VerifyChecksTheHeaderVocabularyWord) {
+  ScratchDir dir;
+  datatest::write_shard(dir / "s.bin", {1, 2});
+  set_header_word(dir / "s.bin", kShardVocabWord, -7);
+  const InspectReport negative = inspect_path(dir / "s.bin", verify_only());
+  EXPECT_EQ(negative.problems, 1) << negative.text;
+  EXPECT_NE(negative.text.find("header word 3 (vocabulary size) is -7, outside 0 .. 65536"),
+            std::string::npos)
+      << negative.text;
+  // Recorded, but not the vocabulary of the manifest beside the shard.
+  write_manifest(sample_manifest(dir), dir / "manifest.json");
+  set_header_word(dir / "train_000000.bin", kShardVocabWord, 300);
+  const InspectReport other = inspect_path(dir.path().string(), verify_only());
+  EXPECT_NE(other.text.find("train_000000.bin: the header records vocabulary size 300 but"),
+            std::string::npos)
+      << other.text;
+  EXPECT_GE(other.problems, 1);
+}
+
 TEST(UnigramEntropy, IsTheEntropyOfTheTokenFrequencies) {
   EXPECT_DOUBLE_EQ(unigram_entropy({4}), 0.0);
   EXPECT_NEAR(unigram_entropy({3, 0, 3}), std::log(2.0), 1e-12);

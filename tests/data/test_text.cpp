@@ -222,6 +222,7 @@ std::vector<std::string> decode_split(const std::string& dir, const Manifest& m,
   std::vector<int32_t> stream;
   for (const ShardEntry& e : split.shards) {
     const MappedShard shard(dir + "/" + e.file);
+    EXPECT_EQ(shard.header_vocab_size(), m.vocab_size) << e.file;  // recorded for inspect
     const size_t at = stream.size();
     stream.resize(at + static_cast<size_t>(shard.tokens()));
     shard.copy(0, shard.tokens(), stream.data() + at, m.vocab_size);
