@@ -2,7 +2,8 @@
 # Sets up a fresh Debian machine and builds cca-train:
 #   1. Debian packages (idempotent, non-interactive),
 #   2. the pinned LibTorch (PyPI torch in a virtual environment shared by all clones),
-#   3. configure and build (scripts/build.sh),
+#   3. configure and build the programs the README's first command runs (cca-train, cca-data,
+#      cca-generate; scripts/test.sh builds the rest: tests and cca-bench),
 #   4. the built-in corpus: tokenizer + token shards in data/builtin (skipped when present).
 # Usage: bash scripts/setup.sh [--no-build]
 set -euo pipefail
@@ -12,7 +13,7 @@ build=1
 for arg in "$@"; do
   case "$arg" in
     --no-build) build=0 ;;
-    -h|--help) sed -n '2,7p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,8p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) cca_die "unknown option '$arg' (allowed: --no-build)" ;;
   esac
 done
@@ -51,6 +52,6 @@ install_torch() {
 install_packages
 install_torch
 if ((build)); then
-  bash "$CCA_ROOT/scripts/build.sh"
+  CCA_TARGETS="cca-train cca-data cca-generate" bash "$CCA_ROOT/scripts/build.sh"
   "$CCA_BUILD_DIR/bin/cca-data" builtin --output "$CCA_ROOT/data/builtin"
 fi
