@@ -171,7 +171,7 @@ at::Tensor packable(const at::Tensor& t) {
 
 // Calls f(T{}, std::integral_constant<int, kChunks>{}): the smallest chunk count covering E.
 template <typename F>
-void dispatch(at::ScalarType dtype, int64_t dim, F&& f) {
+void dispatch_add_rms_norm(at::ScalarType dtype, int64_t dim, F&& f) {
   dispatch_float_dtype(dtype, "add_rms_norm", [&](auto tag) {
     if (dim <= 256) return f(tag, std::integral_constant<int, 2>{});
     if (dim <= 512) return f(tag, std::integral_constant<int, 4>{});
@@ -211,7 +211,7 @@ AddRmsNormForward add_rms_norm_forward_cuda(const at::Tensor& residual, const at
   result.rstd = at::empty({rows}, x.options());
   if (rows == 0) return result;
   const auto stream = at::cuda::getCurrentCUDAStream();
-  dispatch(out_dtype, dim, [&](auto tag, auto chunks) {
+  dispatch_add_rms_norm(out_dtype, dim, [&](auto tag, auto chunks) {
     using T = decltype(tag);
     const auto kernel = add_rms_norm_forward_kernel<T, decltype(chunks)::value>;
     const int blocks =
@@ -251,7 +251,7 @@ AddRmsNormBackward add_rms_norm_backward_cuda(const at::Tensor& grad_out, const 
   const auto stream = at::cuda::getCurrentCUDAStream();
   at::Tensor partials;
   int parts = 0;
-  dispatch(dy.scalar_type(), dim, [&](auto tag, auto chunks) {
+  dispatch_add_rms_norm(dy.scalar_type(), dim, [&](auto tag, auto chunks) {
     using T = decltype(tag);
     const auto kernel = add_rms_norm_backward_kernel<T, decltype(chunks)::value>;
     // The grid depends on the device only, so the weight gradient's summation order is fixed.

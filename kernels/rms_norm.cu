@@ -126,7 +126,7 @@ void check_inputs(const at::Tensor& x, const at::Tensor& weight) {
 
 // Calls f(T{}, std::integral_constant<int, kBlock>{}) for the dtype and row width.
 template <typename F>
-void dispatch(at::ScalarType dtype, int64_t dim, F&& f) {
+void dispatch_rms_norm(at::ScalarType dtype, int64_t dim, F&& f) {
   dispatch_float_dtype(dtype, "rms_norm", [&](auto tag) {
     if (dim <= 256 * kCols) return f(tag, std::integral_constant<int, 256>{});
     return f(tag, std::integral_constant<int, 1024>{});
@@ -145,7 +145,7 @@ RmsNormForward rms_norm_forward_cuda(const at::Tensor& x, const at::Tensor& weig
                         at::empty({rows}, x.options())};
   if (rows == 0) return result;
   const auto stream = at::cuda::getCurrentCUDAStream();
-  dispatch(out_dtype, dim, [&](auto tag, auto block) {
+  dispatch_rms_norm(out_dtype, dim, [&](auto tag, auto block) {
     using T = decltype(tag);
     constexpr int kBlock = decltype(block)::value;
     launch_checked(rms_norm_forward_kernel<T, kBlock>, blocks_for<kBlock>(rows), kBlock, 0, stream,
@@ -169,7 +169,7 @@ RmsNormBackward rms_norm_backward_cuda(const at::Tensor& grad_out, const at::Ten
   RmsNormBackward result{at::empty_like(x), at::zeros_like(weight)};
   if (rows == 0) return result;
   const auto stream = at::cuda::getCurrentCUDAStream();
-  dispatch(grad_out.scalar_type(), dim, [&](auto tag, auto block) {
+  dispatch_rms_norm(grad_out.scalar_type(), dim, [&](auto tag, auto block) {
     using T = decltype(tag);
     constexpr int kBlock = decltype(block)::value;
     const int parts = blocks_for<kBlock>(rows);
