@@ -30,19 +30,19 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-void synchronize() {
+void cuda_synchronize() {
   torch::cuda::synchronize();
 }
 
 // Mean milliseconds per call: the best of three timed runs of `iters` calls after `warmup`.
 double time_ms(const std::function<void()>& f, int warmup, int iters) {
   for (int i = 0; i < warmup; ++i) f();
-  synchronize();
+  cuda_synchronize();
   double best = std::numeric_limits<double>::infinity();
   for (int rep = 0; rep < 3; ++rep) {
     const auto start = Clock::now();
     for (int i = 0; i < iters; ++i) f();
-    synchronize();
+    cuda_synchronize();
     best = std::min(best, std::chrono::duration<double, std::milli>(Clock::now() - start).count());
   }
   return best / iters;
