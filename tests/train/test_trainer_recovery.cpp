@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "checkpoint/checkpoint_store.h"
+#include "ops/device.h"
 #include "train/checkpoint.h"
 #include "train/train_test_util.h"
 #include "train/trainer.h"
@@ -36,18 +37,23 @@ std::vector<std::string> set_aside_in(const std::string& root) {
   return aside;
 }
 
-class RecoveryTest : public ::testing::Test {
+// Run on the CPU and, where one is visible, on a GPU: the skip streak lives on the device there.
+class RecoveryTest : public ::testing::TestWithParam<std::string> {
  protected:
+  void SetUp() override {
+    if (GetParam() == "cuda" && !cuda_available()) GTEST_SKIP() << "no CUDA device visible";
+  }
   ScratchDir dir;
   std::string data = testing::write_tiny_dataset(dir / "data");
   std::string root = dir / "run/checkpoints";
-  LoadedConfig config(const std::vector<std::string>& sets = {}) {
+  LoadedConfig config(std::vector<std::string> sets = {}) {
+    sets.push_back("train.device=" + GetParam());
     return testing::tiny_config(data, dir / "run", sets);
   }
   void TearDown() override { checkpoint_store::inject_commit_failures(0); }
 };
 
-TEST_F(RecoveryTest, ResumeAutoFallsBackPastACorruptCheckpointAndKeepsIt) {
+TEST_P(RecoveryTest, ResumeAutoFallsBackPastACorruptCheckpointAndKeepsIt) {
   Trainer(config({"checkpoint.every=2"}), testing::quiet_options("", 4)).run();
   const std::string newest = root + "/step_00000004";
   scribble(files::join(newest, "model.safetensors"));
@@ -62,7 +68,7 @@ TEST_F(RecoveryTest, ResumeAutoFallsBackPastACorruptCheckpointAndKeepsIt) {
   EXPECT_EQ(set_aside_in(root).size(), 1u) << "never deleted, not even by pruning";
 }
 
-TEST_F(RecoveryTest, AnExplicitResumeOfACorruptCheckpointNamesTheFile) {
+TEST_P(RecoveryTest, AnExplicitResumeOfACorruptCheckpointNamesTheFile) {
   Trainer(config(), testing::quiet_options("", 4)).run();
   const std::string newest = root + "/step_00000004";
   scribble(files::join(newest, "optimizer.safetensors"));
@@ -79,7 +85,7 @@ void poison(Trainer& trainer) {
   trainer.model().embedding.fill_(std::numeric_limits<float>::quiet_NaN());
 }
 
-TEST_F(RecoveryTest, StepsSkippedInARowStopTheRunWithADiagnosis) {
+TEST_P(RecoveryTest, StepsSkippedInARowStopTheRunWithADiagnosis) {
   Trainer trainer(
       config({"train.nonfinite=skip", "train.max_consecutive_skips=3", "checkpoint.every=1"}),
       testing::quiet_options());
@@ -94,7 +100,7 @@ TEST_F(RecoveryTest, StepsSkippedInARowStopTheRunWithADiagnosis) {
   EXPECT_EQ(checkpoint_store::list(root).size(), 2u) << "nothing written after the streak";
 }
 
-TEST_F(RecoveryTest, ZeroMaxConsecutiveSkipsNeverStops) {
+TEST_P(RecoveryTest, ZeroMaxConsecutiveSkipsNeverStops) {
   Trainer trainer(config({"train.nonfinite=skip", "train.max_consecutive_skips=0"}),
                   testing::quiet_options());
   poison(trainer);
@@ -102,7 +108,7 @@ TEST_F(RecoveryTest, ZeroMaxConsecutiveSkipsNeverStops) {
   EXPECT_EQ(trainer.progress().skipped_steps, 8);
 }
 
-TEST_F(RecoveryTest, AFailedCheckpointWriteIsSurvivedAndRetriedAtTheNextInterval) {
+TEST_P(RecoveryTest, AFailedCheckpointWriteIsSurvivedAndRetriedAtTheNextInterval) {
   checkpoint_store::inject_commit_failures(1);
   Trainer trainer(config({"checkpoint.every=2"}), testing::quiet_options());
   const TrainResult result = trainer.run();
@@ -114,13 +120,13 @@ TEST_F(RecoveryTest, AFailedCheckpointWriteIsSurvivedAndRetriedAtTheNextInterval
   EXPECT_EQ(files::list_directory(root).size(), 3u) << "no staging folder left behind";
 }
 
-TEST_F(RecoveryTest, TheFinalCheckpointIsRetriedAtOnce) {
+TEST_P(RecoveryTest, TheFinalCheckpointIsRetriedAtOnce) {
   checkpoint_store::inject_commit_failures(1);
   Trainer trainer(config({"checkpoint.every=0", "train.steps=3"}), testing::quiet_options());
   EXPECT_EQ(trainer.run().last_checkpoint, root + "/step_00000003");
 }
 
-TEST_F(RecoveryTest, FailuresInARowStopTheRunAndNameTheNewestIntactCheckpoint) {
+TEST_P(RecoveryTest, FailuresInARowStopTheRunAndNameTheNewestIntactCheckpoint) {
   std::string message;
   {
     Trainer first(config({"checkpoint.every=1", "train.steps=8"}), testing::quiet_options("", 1));
@@ -137,6 +143,9 @@ TEST_F(RecoveryTest, FailuresInARowStopTheRunAndNameTheNewestIntactCheckpoint) {
   EXPECT_TRUE(contains(message, "newest intact checkpoint: " + root + "/step_00000001")) << message;
   EXPECT_TRUE(checkpoint_store::is_complete(root + "/step_00000001"));
 }
+
+INSTANTIATE_TEST_SUITE_P(Cpu, RecoveryTest, ::testing::Values("cpu"));
+INSTANTIATE_TEST_SUITE_P(Cuda, RecoveryTest, ::testing::Values("cuda"));
 
 }  // namespace
 }  // namespace cca
