@@ -17,6 +17,13 @@ CCA_APT_PACKAGES=(
   libsentencepiece-dev libxxhash-dev zlib1g-dev dict-gcide libgloo-dev
 )
 
+# PyPI packages of the interoperability tests (scripts/interop-env.sh), pinned; tests only.
+CCA_INTEROP_PACKAGES=(
+  transformers==5.25.0 tokenizers==0.23.3 safetensors==0.8.0 tensorboard==2.21.0 tbparse==0.0.9
+)
+# The interpreter the interoperability tests run (CMake passes it to ctest).
+CCA_INTEROP_PYTHON="$CCA_TORCH_VENV/bin/python"
+
 cca_log() { printf '[cca] %s\n' "$*" >&2; }
 cca_die() { printf '[cca] error: %s\n' "$*" >&2; exit 1; }
 
