@@ -115,6 +115,7 @@ struct LoggingConfig {
   bool per_rank_files;
   bool progress_bar;
   double peak_tflops;
+  bool tensorboard;
 };
 
 struct RunConfig {

@@ -178,6 +178,8 @@ std::vector<KeySpec> keys_after_variants() {
        "Draw a progress bar between console lines when stderr is a terminal."},
       {CCA_KEY(logging.peak_tflops), FloatSpec{0.0, 0.0, 1e7},
        "Device dense bf16 peak in TFLOP/s for MFU; 0 = the built-in table (GPUs only)."},
+      {CCA_KEY(logging.tensorboard), BoolSpec{false},
+       "Rank 0 also writes the metrics as TensorBoard event files in run.dir/tensorboard/."},
 
       // run
       {CCA_KEY(run.dir), StringSpec{"runs/default"},

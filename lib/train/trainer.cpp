@@ -261,7 +261,7 @@ double Trainer::evaluate() {
   metrics.time_s = training_time() - metrics.seconds;
   if (progress_bar_) progress_bar_->clear();
   log::info("{}", render_eval_line(metrics));
-  if (metrics_) metrics_->write(eval_record(metrics));
+  write_record(eval_record(metrics));
   eval_seconds_ += metrics.seconds;
   return val_loss;
 }
@@ -326,7 +326,31 @@ void Trainer::log_step(double seconds, int64_t steps) {
   progress_.skipped_steps = m.skipped_steps;
   if (progress_bar_) progress_bar_->clear();
   log::info("{}", render_step_line(m));
-  if (metrics_) metrics_->write(step_record(m));
+  write_record(step_record(m));
+}
+
+void Trainer::write_record(const Json& record) {
+  if (metrics_) metrics_->write(record);
+  if (tensorboard_) {
+    const int64_t step = record.at("step", "metrics record").as_int("step");
+    tensorboard_->write_scalars(step, tensorboard_scalars(record));
+  }
+}
+
+void Trainer::open_tensorboard() {
+  // Steps after the one this launch starts from are trained again: their records go.
+  tensorboard_ = std::make_unique<tensorboard::EventFileWriter>(
+      files::join(config_.run.dir, "tensorboard"), progress_.step);
+  const tensorboard::DropReport& dropped = tensorboard_->dropped();
+  if (dropped.records_dropped > 0) {
+    log::info("tensorboard dropped {} records of steps after {} from earlier launches",
+              dropped.records_dropped, progress_.step);
+  }
+  if (dropped.damaged_bytes > 0) {
+    log::warn("tensorboard: cut {} bytes after a torn or corrupt record off earlier event files",
+              dropped.damaged_bytes);
+  }
+  log::info("tensorboard {}", tensorboard_->path());
 }
 
 TrainResult Trainer::run() {
@@ -338,6 +362,7 @@ TrainResult Trainer::run() {
     start["step"] = progress_.step;
     start["run_id"] = progress_.run_id;
     metrics_->write(Json(std::move(start)));
+    if (config_.logging.tensorboard) open_tensorboard();
   }
   if (options_.handle_signals) install_stop_signal_handlers();
   progress_bar_ =
