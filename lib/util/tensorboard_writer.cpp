@@ -69,22 +69,22 @@ void write_synced_file(const std::string& path, std::string_view bytes) {
 }
 
 // The records of one file that stay, as the bytes of the file to keep. Returns false when the
-// file stays as it is.
+// file stays as it is. A file left with its file_version header alone is kept, not removed: a
+// running TensorBoard that was reading it would stop at the missing file, never reaching the
+// next one.
 bool records_to_keep(const std::string& path, int64_t last_step, std::string& kept,
-                     bool& has_content, DropReport& report) {
+                     DropReport& report) {
   const std::string bytes =
       files::read_file(path, "TensorBoard event file", std::numeric_limits<uint64_t>::max());
   const RecordScan scan = scan_records(bytes);
   const uint64_t damaged = bytes.size() - scan.valid_bytes;
   int64_t dropped = 0;
-  has_content = false;
   for (const Record& record : scan.records) {
     const auto header = read_event_header(record.data);
     if (!header || header->step > last_step) {
       ++dropped;
       continue;
     }
-    has_content = has_content || !header->file_version;
     kept.append(record.framed);
   }
   report.records_dropped += dropped;
@@ -121,16 +121,8 @@ DropReport drop_steps_after(const std::string& dir, int64_t last_step) {
     if (!is_event_file(dir, name)) continue;
     const std::string path = files::join(dir, name);
     std::string kept;
-    bool has_content = false;
-    if (!records_to_keep(path, last_step, kept, has_content, report)) continue;
+    if (!records_to_keep(path, last_step, kept, report)) continue;
     changed = true;
-    if (!has_content) {
-      if (::unlink(path.c_str()) != 0) {
-        throw Error(format("{}: cannot remove: {}", path, errno_text()));
-      }
-      ++report.files_removed;
-      continue;
-    }
     const std::string staging = files::join(dir, format("{}{}.tmp", kStagingPrefix, ::getpid()));
     write_synced_file(staging, kept);
     files::rename_path(staging, path);
@@ -159,10 +151,12 @@ std::string next_event_file_name(const std::vector<std::string>& existing, int64
 
 EventFileWriter::EventFileWriter(const std::string& dir, int64_t resume_step) {
   files::make_directories(dir);
-  dropped_ = drop_steps_after(dir, resume_step);
+  // Named before the drop: a TensorBoard reading a file removed there only moves on to a file
+  // whose name sorts after it.
   const double now = wall_time_now();
   const std::string name = next_event_file_name(files::list_directory(dir),
                                                 static_cast<int64_t>(now), host_name(), ::getpid());
+  dropped_ = drop_steps_after(dir, resume_step);
   path_ = files::join(dir, name);
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
   if (fd_ < 0) {

@@ -15,8 +15,7 @@ namespace cca::tensorboard {
 
 // What drop_steps_after changed.
 struct DropReport {
-  int files_rewritten = 0;
-  int files_removed = 0;        // left with no record but the file_version header
+  int files_rewritten = 0;      // even when only the file_version header is left (never removed)
   int64_t records_dropped = 0;  // of later steps, or not a well-formed Event
   uint64_t damaged_bytes = 0;   // after a torn or corrupt record (readers stop there)
 };
