@@ -1,6 +1,6 @@
 """cca-train's TensorBoard event files (logging.tensorboard), read by the `tensorboard` package and
-by tbparse, across a preemption, a crash after the last checkpoint and a resume from an older
-checkpoint: every tag must hold each expected step exactly once, with the value metrics.jsonl
+by tbparse, across a preemption, a crash after the last checkpoint, a resume from an older checkpoint and
+a run of two ranks: every tag must hold each expected step exactly once, with the value metrics.jsonl
 logged for it (as float32, TensorBoard's simple_value).
 
 Usage: test_tensorboard_events.py BIN_DIR (the folder with cca-train).
@@ -148,7 +148,7 @@ def read_accumulator(tb_dir, purge):
         EventAccumulator(tb_dir, size_guidance={"scalars": 0}, purge_orphaned_data=purge))
 
 
-def check_run(run, train_steps, eval_steps, live):
+def check_run(run, train_steps, eval_steps, live=None):
     tb_dir = os.path.join(run, "tensorboard")
     expected = expected_scalars(os.path.join(run, "metrics.jsonl"))
     for tag in ("train/loss", "train/lr", "train/grad_norm", "train/tokens_per_s",
@@ -163,7 +163,8 @@ def check_run(run, train_steps, eval_steps, live):
     check_reader("EventAccumulator (purge)", read_accumulator(tb_dir, True), expected, steps)
     # A TensorBoard that was running all along already holds the steps the resume dropped: the
     # new launch's SessionLog START makes it forget them, and its file must sort last to be read.
-    check_reader("EventAccumulator (live)", accumulator_scalars(live), expected, steps)
+    if live is not None:
+        check_reader("EventAccumulator (live)", accumulator_scalars(live), expected, steps)
     leftovers = [n for n in os.listdir(tb_dir) if "tfevents" not in n]
     if leftovers:
         sys.exit(f"{tb_dir} holds files that are not event files: {leftovers}")
@@ -193,6 +194,14 @@ def main():
         older = os.path.join(run, "checkpoints", "step_00000004")
         trainer.run("--resume", older, "--set", "train.steps=10")
         check_run(run, range(1, 11), [4, 8, 10], live)
+
+        # Two ranks: rank 0 alone writes events (a second writer would double every step).
+        ranks = os.path.join(scratch, "ranks")
+        trainer.run("--nproc-per-node", "2", "--set", f"run.dir={ranks}")
+        files = os.listdir(os.path.join(ranks, "tensorboard"))
+        if len(files) != 1:
+            sys.exit(f"a 2-rank run wrote {len(files)} event files, expected 1: {files}")
+        check_run(ranks, range(1, 9), [4, 8])
 
 
 if __name__ == "__main__":
