@@ -79,27 +79,48 @@ bool read_varint(std::string_view bytes, size_t& pos, uint64_t& value) {
   return false;
 }
 
-// Moves `pos` past a field's value of `wire_type`; false when it runs past the end.
-bool skip_value(std::string_view bytes, size_t& pos, uint32_t wire_type) {
-  uint64_t length = 0;
-  switch (wire_type) {
-    case kVarint:
-      return read_varint(bytes, pos, length);
-    case kFixed64:
-      length = 8;
-      break;
-    case kFixed32:
-      length = 4;
-      break;
-    case kLengthDelimited:
-      if (!read_varint(bytes, pos, length)) return false;
-      break;
-    default:
+// Calls visit(field, wire_type, varint, bytes) for each field of a protobuf message in turn:
+// `varint` holds a varint field's value, `bytes` a length-delimited field's contents (fixed-width
+// fields are skipped). False when the message is malformed or `visit` returns false.
+template <class Visit>
+bool for_each_field(std::string_view message, Visit&& visit) {
+  size_t pos = 0;
+  while (pos < message.size()) {
+    uint64_t key = 0, varint = 0, length = 0;
+    if (!read_varint(message, pos, key)) return false;
+    const auto field = static_cast<uint32_t>(key >> 3);
+    const auto wire_type = static_cast<uint32_t>(key & 7);
+    std::string_view bytes;
+    if (field == 0) return false;
+    if (wire_type == kVarint) {
+      if (!read_varint(message, pos, varint)) return false;
+    } else if (wire_type == kFixed64 || wire_type == kFixed32) {
+      length = wire_type == kFixed64 ? 8 : 4;
+    } else if (wire_type == kLengthDelimited) {
+      if (!read_varint(message, pos, length)) return false;
+    } else {
       return false;  // groups (3, 4) are not used by these messages
+    }
+    if (length > message.size() - pos) return false;
+    if (wire_type == kLengthDelimited) bytes = message.substr(pos, static_cast<size_t>(length));
+    pos += static_cast<size_t>(length);
+    if (!visit(field, wire_type, varint, bytes)) return false;
   }
-  if (length > bytes.size() - pos) return false;
-  pos += static_cast<size_t>(length);
   return true;
+}
+
+// The tags of a Summary's values, appended to `tags`.
+bool read_summary_tags(std::string_view summary, std::vector<std::string>& tags) {
+  return for_each_field(
+      summary, [&](uint32_t field, uint32_t wire_type, uint64_t, std::string_view value) {
+        if (field != kSummaryValue || wire_type != kLengthDelimited) return true;
+        return for_each_field(value, [&](uint32_t value_field, uint32_t value_wire_type, uint64_t,
+                                         std::string_view bytes) {
+          if (value_field == kValueTag && value_wire_type == kLengthDelimited)
+            tags.emplace_back(bytes);
+          return true;
+        });
+      });
 }
 
 }  // namespace
@@ -163,22 +184,18 @@ RecordScan scan_records(std::string_view bytes) {
 
 std::optional<EventHeader> read_event_header(std::string_view event) {
   EventHeader header;
-  size_t pos = 0;
-  while (pos < event.size()) {
-    uint64_t key = 0;
-    if (!read_varint(event, pos, key)) return std::nullopt;
-    const auto field = static_cast<uint32_t>(key >> 3);
-    const auto wire_type = static_cast<uint32_t>(key & 7);
-    if (field == 0) return std::nullopt;
-    if (field == kEventStep && wire_type == kVarint) {
-      uint64_t step = 0;
-      if (!read_varint(event, pos, step)) return std::nullopt;
-      header.step = static_cast<int64_t>(step);
-      continue;
-    }
-    if (field == kEventFileVersion && wire_type == kLengthDelimited) header.file_version = true;
-    if (!skip_value(event, pos, wire_type)) return std::nullopt;
-  }
+  const bool well_formed = for_each_field(
+      event, [&](uint32_t field, uint32_t wire_type, uint64_t varint, std::string_view bytes) {
+        if (field == kEventStep && wire_type == kVarint) {
+          header.step = static_cast<int64_t>(varint);  // int64: two's complement
+        } else if (field == kEventFileVersion && wire_type == kLengthDelimited) {
+          header.file_version = true;
+        } else if (field == kEventSummary && wire_type == kLengthDelimited) {
+          return read_summary_tags(bytes, header.tags);
+        }
+        return true;
+      });
+  if (!well_formed) return std::nullopt;
   return header;
 }
 

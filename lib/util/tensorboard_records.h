@@ -45,11 +45,13 @@ struct RecordScan {
 };
 RecordScan scan_records(std::string_view bytes);
 
-// What rewriting a file on resume needs to know of an Event: its step and whether it is the
-// file_version header. nullopt when the bytes are not a well-formed protobuf message.
+// What rewriting a file on resume needs to know of an Event: its step, whether it is the
+// file_version header, and its summary's tags. nullopt when the bytes are not a well-formed
+// protobuf message.
 struct EventHeader {
   int64_t step = 0;
   bool file_version = false;
+  std::vector<std::string> tags;
 };
 std::optional<EventHeader> read_event_header(std::string_view event);
 

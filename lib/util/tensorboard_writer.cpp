@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <limits>
 
 #include "util/error.h"
@@ -68,11 +69,13 @@ void write_synced_file(const std::string& path, std::string_view bytes) {
   ::close(fd);
 }
 
+using DropRule = std::function<bool(const EventHeader&)>;
+
 // The records of one file that stay, as the bytes of the file to keep. Returns false when the
 // file stays as it is. A file left with its file_version header alone is kept, not removed: a
 // running TensorBoard that was reading it would stop at the missing file, never reaching the
 // next one.
-bool records_to_keep(const std::string& path, int64_t last_step, std::string& kept,
+bool records_to_keep(const std::string& path, const DropRule& drop, std::string& kept,
                      DropReport& report) {
   const std::string bytes =
       files::read_file(path, "TensorBoard event file", std::numeric_limits<uint64_t>::max());
@@ -81,7 +84,7 @@ bool records_to_keep(const std::string& path, int64_t last_step, std::string& ke
   int64_t dropped = 0;
   for (const Record& record : scan.records) {
     const auto header = read_event_header(record.data);
-    if (!header || header->step > last_step) {
+    if (!header || drop(*header)) {
       ++dropped;
       continue;
     }
@@ -105,9 +108,10 @@ std::string host_name() {
   return host;
 }
 
-}  // namespace
-
-DropReport drop_steps_after(const std::string& dir, int64_t last_step) {
+// Rewrites each event file of `dir` but `keep_name` without the records `drop` picks (see
+// drop_steps_after).
+DropReport drop_records(const std::string& dir, const DropRule& drop,
+                        const std::string& keep_name = "") {
   DropReport report;
   if (!files::is_directory(dir)) return report;
   bool changed = false;
@@ -118,10 +122,10 @@ DropReport drop_steps_after(const std::string& dir, int64_t last_step) {
     }
   }
   for (const std::string& name : files::list_directory(dir)) {
-    if (!is_event_file(dir, name)) continue;
+    if (name == keep_name || !is_event_file(dir, name)) continue;
     const std::string path = files::join(dir, name);
     std::string kept;
-    if (!records_to_keep(path, last_step, kept, report)) continue;
+    if (!records_to_keep(path, drop, kept, report)) continue;
     changed = true;
     const std::string staging = files::join(dir, format("{}{}.tmp", kStagingPrefix, ::getpid()));
     write_synced_file(staging, kept);
@@ -130,6 +134,12 @@ DropReport drop_steps_after(const std::string& dir, int64_t last_step) {
   }
   if (changed) sync_directory(dir);
   return report;
+}
+
+}  // namespace
+
+DropReport drop_steps_after(const std::string& dir, int64_t last_step) {
+  return drop_records(dir, [&](const EventHeader& event) { return event.step > last_step; });
 }
 
 std::string next_event_file_name(const std::vector<std::string>& existing, int64_t now_seconds,
@@ -149,7 +159,8 @@ std::string next_event_file_name(const std::vector<std::string>& existing, int64
   return format("{}{}.{}.{}", kEventFilePrefix, seconds, host, pid);
 }
 
-EventFileWriter::EventFileWriter(const std::string& dir, int64_t resume_step) {
+EventFileWriter::EventFileWriter(const std::string& dir, int64_t resume_step)
+    : dir_(dir), resume_step_(resume_step) {
   files::make_directories(dir);
   // Named before the drop: a TensorBoard reading a file removed there only moves on to a file
   // whose name sorts after it.
@@ -173,6 +184,23 @@ EventFileWriter::~EventFileWriter() {
 }
 
 void EventFileWriter::write_scalars(int64_t step, const std::vector<Scalar>& scalars) {
+  // A step an earlier launch logged too (the final evaluation of a launch that found nothing left
+  // to train): this launch's values replace the earlier ones of the same tags.
+  if (step <= resume_step_) {
+    const DropReport replaced = drop_records(
+        dir_,
+        [&](const EventHeader& event) {
+          return event.step == step &&
+                 std::any_of(scalars.begin(), scalars.end(), [&](const Scalar& scalar) {
+                   return std::find(event.tags.begin(), event.tags.end(), scalar.tag) !=
+                          event.tags.end();
+                 });
+        },
+        files::file_name(path_));
+    dropped_.files_rewritten += replaced.files_rewritten;
+    dropped_.records_dropped += replaced.records_dropped;
+    dropped_.damaged_bytes += replaced.damaged_bytes;
+  }
   write_event(scalars_event(wall_time_now(), step, scalars));
 }
 

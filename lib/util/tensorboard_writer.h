@@ -42,6 +42,8 @@ class EventFileWriter {
   EventFileWriter(const EventFileWriter&) = delete;
   EventFileWriter& operator=(const EventFileWriter&) = delete;
 
+  // A step up to resume_step (logged by an earlier launch too) first removes the earlier files'
+  // records of that step which share a tag with `scalars`.
   void write_scalars(int64_t step, const std::vector<Scalar>& scalars);
   // fsync: what was written survives a crash of the machine (called with each checkpoint).
   void sync();
@@ -51,6 +53,8 @@ class EventFileWriter {
  private:
   void write_event(const std::string& event);
 
+  std::string dir_;
+  int64_t resume_step_ = 0;
   std::string path_;
   int fd_ = -1;
   DropReport dropped_;

@@ -1,6 +1,6 @@
 """cca-train's TensorBoard event files (logging.tensorboard), read by the `tensorboard` package and
-by tbparse, across a preemption, a crash after the last checkpoint, a resume from an older checkpoint and
-a run of two ranks: every tag must hold each expected step exactly once, with the value metrics.jsonl
+by tbparse, across a preemption, a crash after the last checkpoint, a resume from an older checkpoint, a
+launch with nothing left to train, and a run of two ranks: every tag must hold each expected step exactly once, with the value metrics.jsonl
 logged for it (as float32, TensorBoard's simple_value).
 
 Usage: test_tensorboard_events.py BIN_DIR (the folder with cca-train).
@@ -194,6 +194,10 @@ def main():
         older = os.path.join(run, "checkpoints", "step_00000004")
         trainer.run("--resume", older, "--set", "train.steps=10")
         check_run(run, range(1, 11), [4, 8, 10], live)
+        # Finished: a launch that finds nothing to train evaluates step 10 again, replacing it in
+        # the files (a TensorBoard running meanwhile shows that point twice: not checked).
+        trainer.run("--resume", "auto", "--set", "train.steps=10")
+        check_run(run, range(1, 11), [4, 8, 10])
 
         # Two ranks: rank 0 alone writes events (a second writer would double every step).
         ranks = os.path.join(scratch, "ranks")

@@ -157,6 +157,11 @@ TEST(TensorboardRecords, EventHeaderGivesStepAndFileVersion) {
   ASSERT_TRUE(scalars.has_value());
   EXPECT_FALSE(scalars->file_version);
   EXPECT_EQ(scalars->step, 42);
+  EXPECT_TRUE(scalars->tags == std::vector<std::string>{"a"});
+  const auto two =
+      read_event_header(scalars_event(5.0, 3, {{"eval/loss", 1.0}, {"eval/ppl", 2.7}}));
+  ASSERT_TRUE(two.has_value());
+  EXPECT_TRUE(two->tags == (std::vector<std::string>{"eval/loss", "eval/ppl"}));
   const auto start = read_event_header(session_start_event(5.0, 7));
   ASSERT_TRUE(start.has_value());
   EXPECT_EQ(start->step, 7);
@@ -282,6 +287,32 @@ TEST(TensorboardWriter, EachLaunchAppendsItsOwnFileReadableAsItGoes) {
   EXPECT_EQ(steps_in(first_path), (std::vector<int64_t>{1, 1, 2, 3, 4}));  // START at 1, then 1..4
   EXPECT_EQ(steps_in(resumed.path()), (std::vector<int64_t>{5, 5}));       // START at 5, then 5
   EXPECT_EQ(files::list_directory(folder).size(), 2u);
+}
+
+TEST(TensorboardWriter, AStepLoggedAgainReplacesTheEarlierLaunchsValuesOfItsTags) {
+  testing::ScratchDir dir;
+  std::string first_path;
+  {
+    EventFileWriter writer(dir.str(), 0);
+    first_path = writer.path();
+    writer.write_scalars(8, {{"train/loss", 1.0}});
+    writer.write_scalars(8, {{"eval/loss", 2.0}, {"eval/ppl", 7.4}});
+  }
+  // A launch from the checkpoint of step 8 with nothing left to train evaluates step 8 again.
+  EventFileWriter again(dir.str(), 8);
+  EXPECT_EQ(again.dropped().records_dropped, 0);
+  again.write_scalars(8, {{"eval/loss", 2.5}, {"eval/ppl", 12.2}});
+  EXPECT_EQ(again.dropped().records_dropped, 1);
+  const std::string bytes = files::read_file(first_path);
+  const RecordScan scan = scan_records(bytes);
+  std::vector<std::string> tags;
+  for (const Record& record : scan.records) {
+    const auto header = read_event_header(record.data);
+    ASSERT_TRUE(header.has_value());
+    tags.insert(tags.end(), header->tags.begin(), header->tags.end());
+  }
+  EXPECT_TRUE(tags == std::vector<std::string>{"train/loss"});
+  EXPECT_EQ(steps_in(again.path()), (std::vector<int64_t>{9, 8}));  // START at 9, then step 8
 }
 
 }  // namespace
