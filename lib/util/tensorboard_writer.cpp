@@ -162,8 +162,7 @@ std::string next_event_file_name(const std::vector<std::string>& existing, int64
 EventFileWriter::EventFileWriter(const std::string& dir, int64_t resume_step)
     : dir_(dir), resume_step_(resume_step) {
   files::make_directories(dir);
-  // Named before the drop: a TensorBoard reading a file removed there only moves on to a file
-  // whose name sorts after it.
+  // Named after every file there: a running TensorBoard only moves on to a later name.
   const double now = wall_time_now();
   const std::string name = next_event_file_name(files::list_directory(dir),
                                                 static_cast<int64_t>(now), host_name(), ::getpid());
