@@ -105,8 +105,17 @@ ImportResult import_hf(const ImportRequest& request) {
     throw Error("import --out '" + request.out + "' is not empty; pass --force to replace it");
   }
   const std::string hf_config_path = files::join(request.from, "config.json");
+  const Json hf = read_hf_config(request.from);
   LoadOptions options;
-  options.overrides = interop::overrides_from_hf(read_hf_config(request.from), hf_config_path);
+  options.overrides = interop::overrides_from_hf(hf, hf_config_path);
+  // A model built for shorter sequences than the default train.seq_len trains at its own length.
+  const Json* positions = hf.find("max_position_embeddings");
+  if (positions != nullptr && positions->type() == Json::Type::number) {
+    const int64_t longest = positions->as_int("max_position_embeddings");
+    if (longest < default_config().train.seq_len) {
+      options.overrides.push_back("train.seq_len=" + std::to_string(longest));
+    }
+  }
   options.overrides.push_back("run.dir=" + request.out);
   const std::string tokenizer = files::join(request.from, "tokenizer.model");
   if (files::exists(tokenizer)) {
