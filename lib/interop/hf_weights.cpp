@@ -68,6 +68,12 @@ std::string map_elements(const std::string& bytes, Fn fn) {
   return out;
 }
 
+// "00003", as transformers numbers its shards.
+std::string five_digits(size_t n) {
+  const std::string digits = std::to_string(n);
+  return std::string(digits.size() < 5 ? 5 - digits.size() : 0, '0') + digits;
+}
+
 uint64_t tensor_bytes(const HostTensor& t) {
   return t.bytes.size();
 }
@@ -112,9 +118,9 @@ std::vector<std::string> write_weights(
   std::vector<std::string> written;
   Json::Object weight_map;
   for (size_t s = 0; s < shards.size(); ++s) {
-    const std::string name =
-        shards.size() == 1 ? kSingleFile
-                           : format("model-{:05d}-of-{:05d}.safetensors", s + 1, shards.size());
+    const std::string name = shards.size() == 1 ? kSingleFile
+                                                : "model-" + five_digits(s + 1) + "-of-" +
+                                                      five_digits(shards.size()) + ".safetensors";
     safetensors::Writer writer;
     writer.set_metadata("format", "pt");
     for (size_t i : shards[s]) {

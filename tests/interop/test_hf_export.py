@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import torch
+from safetensors.numpy import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from hf_common import Tools, check, same_tensors
@@ -51,9 +52,8 @@ def compare_with_transformers(tools, name, checkpoint, export, expected_class):
     ids = tokenizer(PROMPT).input_ids
     our_ids, our_logits = tools.our_logits(checkpoint, ids)
     # The same ids as our own tokenizer gives for the text prompt (cca-generate adds BOS first).
-    text_ids = tools.run("cca-generate", "--checkpoint", checkpoint, "--device", "cpu",
+    tools.run("cca-generate", "--checkpoint", checkpoint, "--device", "cpu",
                          "--prompt", PROMPT, "--dump-logits", tools.path("text.safetensors"))
-    from safetensors.numpy import load_file
     ours_text = load_file(tools.path("text.safetensors"))["input_ids"][0].tolist()
     check(ours_text == ids, f"{name}: the exported tokenizer encodes like ours ({ids})")
     with torch.no_grad():
@@ -77,16 +77,65 @@ def import_round_trip(tools, name, run_dir, export):
     check(not problems, f"{name}: import of the export gives bit-identical weights {problems}")
 
 
+def shards_refusals_and_bf16(tools, name, run_dir):
+    """Sharding with its index, --dtype bf16, and the refusals (checked on the first variant)."""
+    sharded = tools.path(f"{name}-sharded")
+    tools.run("cca-train", "export", "--checkpoint", run_dir, "--format", "hf", "--out", sharded,
+              "--max-shard-size", "40KB")
+    index = json.load(open(os.path.join(sharded, "model.safetensors.index.json")))
+    files = sorted(set(index["weight_map"].values()))
+    check(len(files) > 1 and not os.path.exists(os.path.join(sharded, "model.safetensors")),
+          f"{name}: --max-shard-size 40KB writes {len(files)} shards and the index")
+    model = AutoModelForCausalLM.from_pretrained(sharded, dtype=torch.float32)
+    ids = [1, 5, 77, 140, 200, 33]
+    _, ours = tools.our_logits(run_dir, ids)
+    with torch.no_grad():
+        diff = float(np.abs(model(torch.tensor([ids])).logits.numpy() - ours).max())
+    check(diff <= 1e-4, f"{name}: the sharded export computes the same logits ({diff:.2e})")
+    again = tools.run("cca-train", "export", "--checkpoint", run_dir, "--format", "hf",
+                      "--out", sharded, expect_ok=False)
+    check(again.returncode != 0 and "--force" in again.stderr,
+          f"{name}: a non-empty --out is refused without --force")
+    half = tools.path(f"{name}-bf16")
+    tools.run("cca-train", "export", "--checkpoint", run_dir, "--format", "hf", "--out", half,
+              "--dtype", "bf16")
+    model = AutoModelForCausalLM.from_pretrained(half)
+    weight = model.model.embed_tokens.weight
+    ours = torch.from_numpy(tools.checkpoint_weights(run_dir)["embedding"]).to(torch.bfloat16)
+    check(weight.dtype == torch.bfloat16 and torch.equal(weight, ours),
+          f"{name}: --dtype bf16 writes the bf16 rounding of our weights")
+
+
+def refusal(tools, name, run_dir, target, expected):
+    result = tools.run("cca-train", "export", "--checkpoint", run_dir, "--format", "hf", "--out",
+                       tools.path(f"{name}-{target}"), "--hf-target", target, expect_ok=False)
+    check(result.returncode != 0 and expected in result.stderr and
+          not os.path.exists(tools.path(f"{name}-{target}")),
+          f"{name}: --hf-target {target} is refused naming '{expected}'")
+
+
+REFUSALS = {
+    "gqa_qk_norm": ("llama", "attention.qk_norm = true"),
+    "rope_half": ("llama", "attention.rope_fraction = 0.5"),
+    "moe_mixtral": ("qwen3_moe", "attention.qk_norm = false"),
+    "moe_sigmoid": ("qwen3_moe", "attention.kind = mla"),
+}
+
+
 def main():
     tools = Tools(sys.argv[1])
     tools.make_data()
-    for name in sys.argv[2:]:
+    for position, name in enumerate(sys.argv[2:]):
         config, expected = VARIANTS[name]
         run_dir = tools.train(name, config.replace("model_extra: {}\n", ""))
         export = tools.path(f"{name}-hf")
         tools.run("cca-train", "export", "--checkpoint", run_dir, "--format", "hf", "--out", export)
         compare_with_transformers(tools, name, run_dir, export, expected)
         import_round_trip(tools, name, run_dir, export)
+        if position == 0:
+            shards_refusals_and_bf16(tools, name, run_dir)
+        if name in REFUSALS:
+            refusal(tools, name, run_dir, *REFUSALS[name])
 
 
 if __name__ == "__main__":
