@@ -83,14 +83,14 @@ def run(command):
     return done.stdout
 
 
-def train(bin_dir, work, name, steps=6):
+def train(bin_dir, work, name, steps=6, lr=1e-2):
     """Trains the tiny `name` model for a few CPU steps; returns (run dir, checkpoint dir)."""
     data, run_dir = os.path.join(work, "data"), os.path.join(work, "run-" + name)
     config = os.path.join(work, name + ".yaml")
     with open(config, "w") as f:
         f.write(TINY_MODEL % ("false" if name in UNTIED else "true") + VARIANTS[name])
         f.write(f"train: {{steps: {steps}, seq_len: 32, micro_batch_size: 4, eval_every: 0, device: cpu,"
-                f" seed: 5}}\nschedule: {{warmup_steps: 1}}\noptim: {{lr: 1.0e-2}}\n"
+                f" seed: 5}}\nschedule: {{warmup_steps: 1}}\noptim: {{lr: {lr}}}\n"
                 f"checkpoint: {{every: {steps}}}\nlogging: {{every: {steps}, progress_bar: false}}\n"
                 f"data: {{train: '{data}/train_*.bin', val: '{data}/val_*.bin', val_tokens: 512,"
                 f" prefetch: 1}}\nrun: {{dir: '{run_dir}'}}\n")
