@@ -524,6 +524,9 @@ class CcaTrainPreTrainedModel(PreTrainedModel):
     base_model_prefix = ""
     _no_split_modules = ["Block"]
     supports_gradient_checkpointing = False
+    # cca-train keeps the router and its selection bias in fp32 when the model is cast (bias steps
+    # of ~1e-3 vanish in bf16).
+    _keep_in_fp32_modules_strict = ["router_weight", "selection_bias"]
 
     def _init_weights(self, module):
         # cca-train's initialisation (normal(init_std), output projections depth-scaled, convs
