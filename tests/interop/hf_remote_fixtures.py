@@ -1,9 +1,10 @@
 """Shared pieces of the remote-code tests: a tiny token dataset, tiny cca-train runs on the CPU,
 remote-code folders made from their checkpoints, and cca-train's own numbers to compare with.
 
-A folder is made the way `cca-train export --format hf` lays one out (model.safetensors with our
-tensor names, config.json with cca_train_config and auto_map, the two .py files), so the tests
-load it exactly as a user would: AutoModelForCausalLM.from_pretrained(DIR, trust_remote_code=True).
+Folders come from `cca-train export --format hf --hf-target remote-code` when the binary has it;
+until then the test lays one out itself as the export contract says (model.safetensors with our
+tensor names, config.json with cca_train_config and auto_map, the two .py files). Either way the
+tests load it as a user would: AutoModelForCausalLM.from_pretrained(DIR, trust_remote_code=True).
 """
 
 import json
@@ -31,10 +32,12 @@ VARIANTS = {
     "cca": "attention: {kind: cca, n_heads: 4, rope_fraction: 0.5, cca: {q_compression: 2}}\n",
     "ccgqa": "attention: {kind: ccgqa, n_heads: 8, rope_fraction: 0.5, "
     "cca: {q_compression: 2, kv_compression: 4, conv_kernel_0: 3, temperature: raw}}\n",
+    "cca_ablated": "attention: {kind: cca, n_heads: 4, cca: {q_compression: 2, convs: 1, conv_kernel_0: 3, "
+    "qk_mean: false, value_shift: false}}\n",
     "swa": "attention: {kind: swa, n_heads: 4, n_kv_heads: 2, swa: {window: 5}}\n",
     "moe_softmax": "attention: {kind: gqa, n_heads: 4, n_kv_heads: 2}\n"
     "moe: {n_experts: 4, top_k: 2, expert_hidden: 32, shared_experts: 1, first_dense_layers: 1}\n",
-    "moe_sigmoid": "attention: {kind: ccgqa, n_heads: 4, cca: {q_compression: 1, kv_compression: 2}}\n"
+    "moe_sigmoid": "attention: {kind: ccgqa, n_heads: 4, cca: {q_compression: 1, kv_compression: 2, convs: 0}}\n"
     "moe: {n_experts: 4, top_k: 2, expert_hidden: 32, first_dense_layers: 0, score: sigmoid, "
     "bias_update_rate: 0.01}\n",
 }
@@ -102,6 +105,17 @@ def final_val_loss(run_dir):
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         records = [json.loads(line) for line in f if line.strip()]
     return [r["val_loss"] for r in records if r.get("kind") == "eval"][-1]
+
+
+def export_folder(bin_dir, checkpoint, folder):
+    """A remote-code folder for `checkpoint`: cca-train's own export when it has one, else made
+    here. Returns the folder and which way it was made."""
+    train_binary = os.path.join(bin_dir, "cca-train")
+    if "--hf-target" in run([train_binary, "export", "--help"]):
+        run([train_binary, "export", "--checkpoint", checkpoint, "--out", folder, "--format", "hf",
+             "--hf-target", "remote-code"])
+        return folder, "cca-train export --format hf"
+    return remote_code_folder(checkpoint, folder), "laid out by the test (no cca-train export --format hf)"
 
 
 def remote_code_folder(checkpoint, folder):

@@ -87,7 +87,8 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         val = fx.write_dataset(os.path.join(work, "data"))
         run_dir, checkpoint = fx.train(bin_dir, work, kind, steps=STEPS, lr=2e-2)
-        folder = fx.remote_code_folder(checkpoint, os.path.join(work, "hf"))
+        folder, made = fx.export_folder(bin_dir, checkpoint, os.path.join(work, "hf"))
+        print("folder:", made)
         model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True).eval()
         check(type(model).__name__ == "CcaTrainForCausalLM", f"loaded {type(model).__name__}")
         with torch.no_grad():

@@ -100,7 +100,7 @@ def compare(label, module, remote, geometry, theta, fraction):
 
 def trained_layers(bin_dir, work, name):
     _, checkpoint = fx.train(bin_dir, work, name)
-    folder = fx.remote_code_folder(checkpoint, os.path.join(work, "hf-" + name))
+    folder, _ = fx.export_folder(bin_dir, checkpoint, os.path.join(work, "hf-" + name))
     model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True).eval()
     remote = sys.modules[type(model).__module__]
     sections = model.config.cca_train_config
