@@ -36,7 +36,8 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .configuration_cca_train import CcaTrainConfig
 
-# Squared-norm epsilon of CCA's L2 normalisation, x · rsqrt(‖x‖² + eps) (lib/attention/cca_reference.h).
+# Squared-norm epsilon of CCA's L2 normalisation, x · rsqrt(‖x‖² + eps)
+# (lib/attention/cca_reference.h).
 CCA_NORM_EPS = 1e-12
 
 
@@ -249,7 +250,10 @@ class LatentAttention(nn.Module):
 
     def forward(self, x, inputs, state):
         B, S, _ = x.shape
-        q = self.q_proj(x) if hasattr(self, "q_proj") else self.q_b_proj(self.q_a_norm(self.q_a_proj(x)))
+        if hasattr(self, "q_proj"):
+            q = self.q_proj(x)
+        else:
+            q = self.q_b_proj(self.q_a_norm(self.q_a_proj(x)))
         q = q.view(B, S, self.heads, self.nope + self.rope)
         q_rope = self.rotary.apply(q[..., self.nope :], inputs.positions)
         q = torch.cat([q[..., : self.nope], q_rope], -1).transpose(1, 2)
@@ -302,7 +306,9 @@ class CompressedConvolutionalAttention(nn.Module):
                 convs.append(nn.Conv1d(M, M, k1, groups=self.n_q + self.n_kv))
                 self.padding += k1 - 1
             self.conv_qk = nn.ModuleList(convs)
-        self.temp = nn.Parameter(torch.zeros(self.n_kv) if self.exp_temperature else torch.ones(self.n_kv))
+        # Both forms start as the multiplier 1: exp(0), or raw 1.
+        start = torch.zeros if self.exp_temperature else torch.ones
+        self.temp = nn.Parameter(start(self.n_kv))
         self.o_proj = _linear(width_q, E)
 
     def key_multiplier(self):
@@ -312,7 +318,9 @@ class CompressedConvolutionalAttention(nn.Module):
         """z [B, S, M] -> s [B, S, M]: the conv stack over z with the P-step history (zeros for a
         fresh sequence) prepended once, at the input of the stack."""
         B, S, M = z.shape
-        history = state.conv if state is not None and state.conv is not None else z.new_zeros(B, M, self.padding)
+        history = state.conv if state is not None else None
+        if history is None:
+            history = z.new_zeros(B, M, self.padding)
         padded = torch.cat([history.to(z.dtype), z.transpose(1, 2)], 2)
         if state is not None:
             state.conv = padded[:, :, S:]
@@ -431,7 +439,8 @@ class MixtureOfExperts(nn.Module):
         outputs = tokens.new_zeros(tokens.shape[0], self.top_k, tokens.shape[1])
         for e in torch.unique(experts).tolist():
             token, choice = torch.nonzero(experts == e, as_tuple=True)
-            outputs[token, choice] = swiglu(tokens[token], self.expert_w1[e], self.expert_w3[e], self.expert_w2[e])
+            weights = self.expert_w1[e], self.expert_w3[e], self.expert_w2[e]
+            outputs[token, choice] = swiglu(tokens[token], *weights)
         out = (outputs * gates.to(outputs.dtype).unsqueeze(-1)).sum(1)
         if hasattr(self, "shared_w1"):
             out = out + swiglu(tokens, self.shared_w1, self.shared_w3, self.shared_w2)
