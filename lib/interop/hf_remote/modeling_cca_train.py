@@ -519,6 +519,11 @@ class CcaTrainLayerCache(CacheLayerMixin):
     def batch_select_indices(self, indices):
         self._map(lambda t: t[indices])
 
+    def crop(self, tokens_to_remove):
+        # The conv and value-shift states cannot be rolled back to an earlier token.
+        raise NotImplementedError("cca-train caches cannot be cropped (no assisted or speculative "
+                                  "decoding)")
+
 
 class CcaTrainCache(Cache):
     def __init__(self, num_layers):
@@ -593,6 +598,9 @@ class CcaTrainForCausalLM(CcaTrainPreTrainedModel, GenerationMixin):
 
     def _prepare_cache_for_generation(self, generation_config, model_kwargs, *args, **kwargs):
         # The decode state of every variant lives in CcaTrainCache, never in a DynamicCache.
+        if generation_config.cache_implementation not in (None, "dynamic"):
+            raise ValueError(f"cache_implementation={generation_config.cache_implementation!r} is "
+                             "not supported: cca-train models keep their own growing CcaTrainCache")
         if model_kwargs.get("cache") is None and generation_config.use_cache is not False:
             model_kwargs["cache"] = CcaTrainCache(len(self.blocks))
 
