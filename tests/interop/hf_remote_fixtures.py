@@ -7,6 +7,7 @@ tensor names, config.json with cca_train_config and auto_map, the two .py files)
 tests load it as a user would: AutoModelForCausalLM.from_pretrained(DIR, trust_remote_code=True).
 """
 
+import atexit
 import json
 import os
 import random
@@ -14,8 +15,15 @@ import re
 import shutil
 import struct
 import subprocess
+import tempfile
 
 import yaml
+
+# transformers copies remote code into a modules cache (read when it is imported); a private one
+# per test process keeps parallel tests and the user's ~/.cache out of each other's way.
+_MODULES = tempfile.mkdtemp(prefix="cca-hf-modules-")
+atexit.register(shutil.rmtree, _MODULES, ignore_errors=True)
+os.environ["HF_MODULES_CACHE"] = _MODULES
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REMOTE_CODE = os.path.join(REPO, "lib", "interop", "hf_remote")
