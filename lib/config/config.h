@@ -117,6 +117,12 @@ struct LoggingConfig {
   double peak_tflops;
 };
 
+// Where a run's weights come from before step 0 (a fresh optimizer, step 0): a run folder, a
+// checkpoint or a Hugging Face folder; "" = random initialisation.
+struct InitConfig {
+  std::string from;
+};
+
 struct RunConfig {
   std::string dir;
   std::string name;
@@ -133,6 +139,7 @@ struct Config {
   CheckpointConfig checkpoint;
   DistributedConfig distributed;
   LoggingConfig logging;
+  InitConfig init;
   RunConfig run;
 };
 

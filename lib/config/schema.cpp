@@ -179,6 +179,12 @@ std::vector<KeySpec> keys_after_variants() {
       {CCA_KEY(logging.peak_tflops), FloatSpec{0.0, 0.0, 1e7},
        "Device dense bf16 peak in TFLOP/s for MFU; 0 = the built-in table (GPUs only)."},
 
+      // init
+      {CCA_KEY(init.from), StringSpec{""},
+       "Start from these weights (fresh optimizer, step 0): a run folder (its newest checkpoint), "
+       "a checkpoint or a Hugging Face folder (docs/interop.md); empty = random init. Ignored "
+       "when resuming."},
+
       // run
       {CCA_KEY(run.dir), StringSpec{"runs/default"},
        "Run folder: resolved config, logs, metrics.jsonl, checkpoints/."},
@@ -214,6 +220,7 @@ const std::map<std::string, std::string>& section_helps() {
       {"checkpoint", "checkpoint cadence and retention"},
       {"distributed", "data-parallel settings"},
       {"logging", "console, files and metrics cadence"},
+      {"init", "weights to start from (warm start)"},
       {"run", "the run folder"},
   };
   return helps;
