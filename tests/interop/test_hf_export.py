@@ -37,6 +37,16 @@ VARIANTS = {
     "moe_sigmoid": (MLA + "moe: {n_experts: 4, top_k: 2, expert_hidden: 48, first_dense_layers: 1,"
                     " score: sigmoid, shared_experts: 1, bias_update_rate: 0.01}\n",
                     "DeepseekV3ForCausalLM"),
+    # No stock class: our remote code (lib/interop/hf_remote), loaded with trust_remote_code.
+    "cca": (HEADS + "attention: {kind: cca, n_heads: 4, rope_fraction: 0.5, cca: {q_compression: 2}}\n",
+            "CcaTrainForCausalLM"),
+    "ccgqa": (HEADS + "attention: {kind: ccgqa, n_heads: 4, n_kv_heads: 2, rope_fraction: 0.5,"
+              " cca: {q_compression: 2}}\n", "CcaTrainForCausalLM"),
+    "swa": (HEADS + "attention: {kind: swa, n_heads: 4, n_kv_heads: 2, swa: {window: 8}}\n",
+            "CcaTrainForCausalLM"),
+    "moe_softmax_shared": (HEADS + "attention: {kind: gqa, n_heads: 4, n_kv_heads: 2}\n"
+                           "moe: {n_experts: 4, top_k: 2, expert_hidden: 48, shared_experts: 1}\n",
+                           "CcaTrainForCausalLM"),
 }
 
 PROMPT = "the moon and the old river"
@@ -48,7 +58,7 @@ def compare_with_transformers(tools, name, checkpoint, export, expected_class):
     model.eval()
     check(type(model).__name__ == expected_class,
           f"{name}: loads as {type(model).__name__} (expected {expected_class})")
-    tokenizer = AutoTokenizer.from_pretrained(export)
+    tokenizer = AutoTokenizer.from_pretrained(export, trust_remote_code=True)
     ids = tokenizer(PROMPT).input_ids
     our_ids, our_logits = tools.our_logits(checkpoint, ids)
     # The same ids as our own tokenizer gives for the text prompt (cca-generate adds BOS first).
@@ -86,7 +96,7 @@ def shards_refusals_and_bf16(tools, name, run_dir):
     files = sorted(set(index["weight_map"].values()))
     check(len(files) > 1 and not os.path.exists(os.path.join(sharded, "model.safetensors")),
           f"{name}: --max-shard-size 40KB writes {len(files)} shards and the index")
-    model = AutoModelForCausalLM.from_pretrained(sharded, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(sharded, dtype=torch.float32, trust_remote_code=True)
     ids = [1, 5, 77, 140, 200, 33]
     _, ours = tools.our_logits(run_dir, ids)
     with torch.no_grad():
@@ -99,8 +109,10 @@ def shards_refusals_and_bf16(tools, name, run_dir):
     half = tools.path(f"{name}-bf16")
     tools.run("cca-train", "export", "--checkpoint", run_dir, "--format", "hf", "--out", half,
               "--dtype", "bf16")
-    model = AutoModelForCausalLM.from_pretrained(half)
-    weight = model.model.embed_tokens.weight
+    model = AutoModelForCausalLM.from_pretrained(half, trust_remote_code=True)
+    state = model.state_dict()
+    weight = next(state[k] for k in state
+                  if k.endswith("embed_tokens.weight") or k.split(".")[-1] == "embedding")
     ours = torch.from_numpy(tools.checkpoint_weights(run_dir)["embedding"]).to(torch.bfloat16)
     check(weight.dtype == torch.bfloat16 and torch.equal(weight, ours),
           f"{name}: --dtype bf16 writes the bf16 rounding of our weights")
