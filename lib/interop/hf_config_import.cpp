@@ -1,4 +1,5 @@
 // overrides_from_hf: a Hugging Face config.json as our config keys (hf_config.h).
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <set>
@@ -127,7 +128,9 @@ void moe_layout(const HfFields& f, const std::set<int64_t>& moe_layers, int64_t 
                 const std::string& field, Overrides& out) {
   if (moe_layers.empty()) return;
   const int64_t first = *moe_layers.begin();
-  const int64_t every = moe_layers.size() > 1 ? *std::next(moe_layers.begin()) - first : 1;
+  // One MoE layer: a step past the last layer, so no other layer is MoE.
+  const int64_t every = moe_layers.size() > 1 ? *std::next(moe_layers.begin()) - first
+                                              : std::max<int64_t>(1, n_layers - first);
   for (int64_t i = 0; i < n_layers; ++i) {
     const bool ours = i >= first && (i - first) % every == 0;
     if (ours != (moe_layers.count(i) > 0)) {

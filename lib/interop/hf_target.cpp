@@ -1,5 +1,6 @@
 #include "interop/hf_target.h"
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 
@@ -220,14 +221,28 @@ std::vector<std::string> target_problems(HfTarget target, const Config& c) {
   return problems;
 }
 
+// How far a stock class is from the model: a different attention family or dense/MoE structure
+// outweighs any number of settings, so the fallback names the class a user would expect.
+size_t distance(HfTarget target, const Config& c, size_t problems) {
+  const std::vector<std::string> kinds = target == HfTarget::deepseek_v3
+                                             ? std::vector<std::string>{"mla"}
+                                             : std::vector<std::string>{"mha", "gqa"};
+  const bool kind_fits = std::find(kinds.begin(), kinds.end(), c.attention.kind) != kinds.end();
+  const bool moe = moe_layer_count(c) > 0;
+  const bool moe_target = target == HfTarget::mixtral || target == HfTarget::qwen3_moe;
+  const bool structure_fits = target == HfTarget::deepseek_v3 || moe == moe_target;
+  return (kind_fits ? 0 : 1000) + (structure_fits ? 0 : 100) + problems;
+}
+
 TargetChoice choose_target(const Config& c) {
   TargetChoice choice;
-  size_t fewest = SIZE_MAX;
+  size_t nearest = SIZE_MAX;
   for (HfTarget target : stock_targets()) {
     std::vector<std::string> problems = target_problems(target, c);
     if (problems.empty()) return {target, std::nullopt, {}};
-    if (problems.size() < fewest) {
-      fewest = problems.size();
+    const size_t d = distance(target, c, problems.size());
+    if (d < nearest) {
+      nearest = d;
       choice.closest = target;
       choice.problems = std::move(problems);
     }
