@@ -118,6 +118,21 @@ def shards_refusals_and_bf16(tools, name, run_dir):
           f"{name}: --dtype bf16 writes the bf16 rounding of our weights")
 
 
+def warm_start(tools, name, run_dir, export):
+    """init.from an HF folder: step 0 starts from its weights; a model of another shape lists
+    every tensor that does not fit."""
+    ok = tools.run("cca-train", "--config", tools.path(f"{name}.yaml"), "--set",
+                   f"run.dir={name}-warm", "--set", f"init.from={export}", "--set",
+                   "train.steps=1")
+    check("init        weights from" in ok.stdout, f"{name}: init.from loads an HF folder")
+    wrong = tools.run("cca-train", "--config", tools.path(f"{name}.yaml"), "--set",
+                      f"run.dir={name}-wrong", "--set", f"init.from={export}", "--set",
+                      "model.ffn_hidden=64", "--set", "train.steps=1", expect_ok=False)
+    mismatches = wrong.stderr.count("shape mismatch:")
+    check(wrong.returncode != 0 and mismatches >= 3 and "mlp.gate_proj" in wrong.stderr,
+          f"{name}: init.from into another FFN width lists each mismatch ({mismatches})")
+
+
 def refusal(tools, name, run_dir, target, expected):
     result = tools.run("cca-train", "export", "--checkpoint", run_dir, "--format", "hf", "--out",
                        tools.path(f"{name}-{target}"), "--hf-target", target, expect_ok=False)
@@ -146,6 +161,7 @@ def main():
         import_round_trip(tools, name, run_dir, export)
         if position == 0:
             shards_refusals_and_bf16(tools, name, run_dir)
+            warm_start(tools, name, run_dir, export)
         if name in REFUSALS:
             refusal(tools, name, run_dir, *REFUSALS[name])
 
