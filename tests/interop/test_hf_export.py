@@ -129,7 +129,8 @@ def warm_start(tools, name, run_dir, export):
                       f"run.dir={name}-wrong", "--set", f"init.from={export}", "--set",
                       "model.ffn_hidden=64", "--set", "train.steps=1", expect_ok=False)
     mismatches = wrong.stderr.count("shape mismatch:")
-    check(wrong.returncode != 0 and mismatches >= 3 and "mlp.gate_proj" in wrong.stderr,
+    named = "mlp.gate_proj" in wrong.stderr or "ffn.w1" in wrong.stderr  # stock or remote names
+    check(wrong.returncode != 0 and mismatches >= 3 and named,
           f"{name}: init.from into another FFN width lists each mismatch ({mismatches})")
 
 
