@@ -118,6 +118,12 @@ struct LoggingConfig {
   bool tensorboard;
 };
 
+// Where a run's weights come from before step 0 (a fresh optimizer, step 0): a run folder, a
+// checkpoint or a Hugging Face folder; "" = random initialisation.
+struct InitConfig {
+  std::string from;
+};
+
 struct RunConfig {
   std::string dir;
   std::string name;
@@ -134,6 +140,7 @@ struct Config {
   CheckpointConfig checkpoint;
   DistributedConfig distributed;
   LoggingConfig logging;
+  InitConfig init;
   RunConfig run;
 };
 

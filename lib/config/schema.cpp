@@ -181,6 +181,12 @@ std::vector<KeySpec> keys_after_variants() {
       {CCA_KEY(logging.tensorboard), BoolSpec{false},
        "Rank 0 also writes the metrics as TensorBoard event files in run.dir/tensorboard/."},
 
+      // init
+      {CCA_KEY(init.from), StringSpec{""},
+       "Start from these weights (fresh optimizer, step 0): a run folder (its newest checkpoint), "
+       "a checkpoint or a Hugging Face folder (docs/interop.md); empty = random init. Ignored "
+       "when resuming."},
+
       // run
       {CCA_KEY(run.dir), StringSpec{"runs/default"},
        "Run folder: resolved config, logs, metrics.jsonl, checkpoints/."},
@@ -216,6 +222,7 @@ const std::map<std::string, std::string>& section_helps() {
       {"checkpoint", "checkpoint cadence and retention"},
       {"distributed", "data-parallel settings"},
       {"logging", "console, files and metrics cadence"},
+      {"init", "weights to start from (warm start)"},
       {"run", "the run folder"},
   };
   return helps;

@@ -22,6 +22,7 @@
 #include "train/mfu.h"
 #include "train/reshard.h"
 #include "train/signals.h"
+#include "train/warm_start.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/format.h"
@@ -110,6 +111,7 @@ void Trainer::build_model() {
   at::manual_seed(static_cast<uint64_t>(config_.train.seed));
   // Initialised on the CPU, then moved: the same seed gives the same weights on every device.
   model_ = std::make_shared<TransformerImpl>(config_);
+  if (!config_.init.from.empty()) warm_start();
   model_->set_activation_checkpointing(config_.train.activation_checkpointing);
   model_->to(device_);
   model_->train();
@@ -142,6 +144,18 @@ void Trainer::build_model() {
             count_model(config_).total_params, describe_device(device_), precision_.name(),
             optimizer_->decayed_count(), optimizer_->undecayed_count());
   phase_done("model + optimizer");
+}
+
+// init.from: weights from another run or a Hugging Face folder, before step 0. A resumed run has
+// its own weights (and a checkpoint that already started from these).
+void Trainer::warm_start() {
+  if (resume_info_) {
+    log::info("init        init.from '{}' ignored: resuming from {}", config_.init.from,
+              resume_info_->path);
+    return;
+  }
+  load_initial_weights(config_.init.from, *model_);
+  log::info("init        weights from {} (fresh optimizer, step 0)", config_.init.from);
 }
 
 // run.dir/config.yaml: the resolved config of the latest launch, with where each value came from

@@ -81,6 +81,7 @@ class Trainer {
  private:
   void build_data();
   void build_model();
+  void warm_start();
   void save_launch_config() const;
   void locate_resume();
   void resume_if_requested();
