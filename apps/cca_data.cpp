@@ -84,9 +84,10 @@ int run_prepare(const SourceFlags& src, cca::data::PrepareOptions options) {
 
 int run_tokenize(const cca::data::TokenizeFileOptions& options) {
   const auto r = cca::data::tokenize_file(options);
-  cca::log::info("{}: {} texts, {} -> {} tokens; encoding took {:.3f} s on one thread ({:.2f} MB/s)",
-                 options.output, r.texts, cca::human_bytes(r.bytes), r.tokens, r.encode_seconds,
-                 r.mb_per_second());
+  cca::log::info(
+      "{}: {} texts, {} -> {} tokens; encoding took {:.3f} s on one thread ({:.2f} MB/s)",
+      options.output, r.texts, cca::human_bytes(r.bytes), r.tokens, r.encode_seconds,
+      r.mb_per_second());
   return cca::kExitOk;
 }
 

@@ -54,8 +54,8 @@ void parse_vocab(const Json& model, BpeConfig& out) {
   if (vocab.empty()) throw Error("model.vocab is empty");
   out.vocab.reserve(vocab.size());
   for (const auto& [token, id] : vocab) {
-    out.vocab.emplace_back(token, static_cast<int32_t>(id.as_int("model.vocab[\"" + token + "\"]",
-                                                                 0, INT32_MAX - 1)));
+    out.vocab.emplace_back(
+        token, static_cast<int32_t>(id.as_int("model.vocab[\"" + token + "\"]", 0, INT32_MAX - 1)));
   }
 }
 
@@ -134,8 +134,7 @@ void parse_normalizer(const Json& node, const std::string& path, BpeConfig& out)
   if (node.is_null()) return;
   const std::string type = type_of(node, path);
   if (type == "Sequence") {
-    const Json::Array& steps =
-        node.at("normalizers", path).as_array(member(path, "normalizers"));
+    const Json::Array& steps = node.at("normalizers", path).as_array(member(path, "normalizers"));
     for (size_t i = 0; i < steps.size(); ++i) {
       parse_normalizer(steps[i], item(member(path, "normalizers"), i), out);
     }
@@ -212,8 +211,8 @@ void check_pre_tokenizer_chain(const BpeConfig& config) {
   const auto is_byte_level = [](const PreTokenizerStep& s) {
     return s.kind == PreTokenizerStep::Kind::byte_level;
   };
-  const auto count = std::count_if(config.pre_tokenizer.begin(), config.pre_tokenizer.end(),
-                                   is_byte_level);
+  const auto count =
+      std::count_if(config.pre_tokenizer.begin(), config.pre_tokenizer.end(), is_byte_level);
   if (count != 1 || !is_byte_level(config.pre_tokenizer.back())) {
     throw Error(
         "pre_tokenizer: a byte-level BPE needs exactly one ByteLevel pre-tokenizer, as the last "

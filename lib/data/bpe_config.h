@@ -38,13 +38,13 @@ struct PreTokenizerStep {
 };
 
 struct BpeConfig {
-  std::vector<std::pair<std::string, int32_t>> vocab;  // token (byte-level characters) -> id
+  std::vector<std::pair<std::string, int32_t>> vocab;       // token (byte-level characters) -> id
   std::vector<std::pair<std::string, std::string>> merges;  // by rank
   bool ignore_merges = false;
   std::string unk_token;  // empty: characters outside the vocabulary are dropped
   bool fuse_unk = false;
   std::vector<BpeAddedToken> added_tokens;
-  std::vector<UnicodeForm> normalizers;  // applied in order
+  std::vector<UnicodeForm> normalizers;         // applied in order
   std::vector<PreTokenizerStep> pre_tokenizer;  // ends with the byte-level step
   int32_t bos_id = -1;
   int32_t eos_id = -1;

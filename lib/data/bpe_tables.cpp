@@ -82,9 +82,10 @@ MergeTable::MergeTable(const std::vector<std::pair<std::string, std::string>>& m
     const auto id_of = [&](const std::string& token, const char* what) {
       const auto it = vocab.find(token);
       if (it == vocab.end()) {
-        throw Error(format("model.merges[{}] (\"{}\" + \"{}\"): its {} \"{}\" is not in "
-                           "model.vocab",
-                           rank, left, right, what, token));
+        throw Error(
+            format("model.merges[{}] (\"{}\" + \"{}\"): its {} \"{}\" is not in "
+                   "model.vocab",
+                   rank, left, right, what, token));
       }
       return it->second;
     };
@@ -138,8 +139,7 @@ void MergeTable::apply(std::vector<int32_t>& symbols) const {
     const Candidate c = queue.top();
     queue.pop();
     // Stale when either side has merged since the candidate was queued.
-    if (next[c.left] != c.right || symbols[c.left] != c.left_id ||
-        symbols[c.right] != c.right_id) {
+    if (next[c.left] != c.right || symbols[c.left] != c.left_id || symbols[c.right] != c.right_id) {
       continue;
     }
     symbols[c.left] = c.result;

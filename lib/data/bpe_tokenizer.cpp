@@ -108,8 +108,8 @@ void BpeTokenizer::build_tables() {
   vocab_.reserve(config_.vocab.size());
   for (const auto& [token, id] : config_.vocab) {
     if (id_known_[id]) {
-      throw Error(format("model.vocab gives id {} to both \"{}\" and \"{}\"", id, id_tokens_[id],
-                         token));
+      throw Error(
+          format("model.vocab gives id {} to both \"{}\" and \"{}\"", id, id_tokens_[id], token));
     }
     id_known_[id] = 1;
     id_tokens_[id] = token;

@@ -25,9 +25,10 @@ std::vector<std::string> read_texts(const TokenizeFileOptions& options) {
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
     const std::string where = format("{}:{}", options.input, line_number);
     const Json value = parse_json(line, where);
-    texts.push_back(value.is_string() ? value.as_string(where)
-                                      : value.at(options.field, where).as_string(
-                                            where + ": field \"" + options.field + "\""));
+    texts.push_back(value.is_string()
+                        ? value.as_string(where)
+                        : value.at(options.field, where)
+                              .as_string(where + ": field \"" + options.field + "\""));
   }
   return texts;
 }
@@ -54,8 +55,8 @@ TokenizeFileResult tokenize_file(const TokenizeFileOptions& options) {
   if (!out) throw Error(format("{}: cannot open it for writing", options.output));
   for (const std::vector<int32_t>& ids : encoded) {
     Json::Array id_list(ids.begin(), ids.end());
-    const Json line(Json::Object{{"ids", Json(std::move(id_list))},
-                                 {"decoded", Json(tokenizer.decode(ids))}});
+    const Json line(
+        Json::Object{{"ids", Json(std::move(id_list))}, {"decoded", Json(tokenizer.decode(ids))}});
     out << line.dump() << '\n';
   }
   out.close();

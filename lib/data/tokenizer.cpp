@@ -12,10 +12,10 @@
 
 #include "data/bpe_tokenizer.h"
 #include "data/text_source.h"
-#include "util/hash.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/format.h"
+#include "util/hash.h"
 #include "util/log.h"
 #include "util/parallel.h"
 

@@ -19,8 +19,8 @@ const uint8_t* bytes_of(std::string_view text) {
 
 bool is_word_char(ucs4_t c) {
   return uc_is_property_alphabetic(c) || uc_is_general_category(c, UC_CATEGORY_M) ||
-         uc_is_general_category(c, UC_CATEGORY_Nd) ||
-         uc_is_general_category(c, UC_CATEGORY_Pc) || uc_is_property_join_control(c);
+         uc_is_general_category(c, UC_CATEGORY_Nd) || uc_is_general_category(c, UC_CATEGORY_Pc) ||
+         uc_is_property_join_control(c);
 }
 
 // Length of the valid UTF-8 sequence at the start of `s` (n > 0 bytes), or 0 when invalid; on
