@@ -13,6 +13,7 @@
 #include "train/tensor_io.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/format.h"
 #include "util/log.h"
 
 namespace {
@@ -30,12 +31,12 @@ std::string model_folder(const std::string& path) {
   return *found;
 }
 
-// --tokenizer, else data.tokenizer, else the tokenizer the training shards' manifest names.
+// --tokenizer, else data.tokenizer, else the tokenizer the training shards' manifest names (in
+// data.train when it is a dataset folder, beside it when it names shard files).
 std::string tokenizer_path(const std::string& flag, const cca::Config& config) {
   if (!flag.empty()) return flag;
   if (!config.data.tokenizer.empty()) return config.data.tokenizer;
-  const std::string manifest =
-      cca::files::join(cca::files::parent_path(config.data.train), "manifest.json");
+  const std::string manifest = cca::data::manifest_path_for_shards(config.data.train);
   if (cca::files::exists(manifest)) {
     return cca::data::manifest_tokenizer_path(manifest, cca::data::read_manifest(manifest));
   }
@@ -86,7 +87,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   app.add_option("--dtype", dtype, "auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16")
       ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
-  app.add_option("--tokenizer", tokenizer_flag, "SentencePiece model (default: the run's)");
+  app.add_option("--tokenizer", tokenizer_flag,
+                 "SentencePiece .model or tokenizer.json (default: the run's)");
   bool done = false;
   const int status = cca::cli::parse(app, argc, argv, done);
   if (done) return status;
@@ -94,6 +96,11 @@ int main(int argc, char** argv) {
     const std::string folder = model_folder(checkpoint);
     const cca::LoadedConfig loaded = cca::load_config(cca::files::join(folder, "config.yaml"));
     const cca::data::Tokenizer tokenizer(tokenizer_path(tokenizer_flag, loaded.config));
+    if (tokenizer.vocab_size() > loaded.config.model.vocab_size) {
+      throw cca::Error(cca::format("{}: {} tokens, more than the model's vocab_size {}",
+                                   tokenizer.path(), tokenizer.vocab_size(),
+                                   loaded.config.model.vocab_size));
+    }
     const at::Device device = cca::resolve_device(device_flag);
     auto model = std::make_shared<cca::TransformerImpl>(loaded.config);
     cca::load_model_weights(cca::files::join(folder, "model.safetensors"), *model);
@@ -101,6 +108,7 @@ int main(int argc, char** argv) {
     if (dtype == "bf16" || (dtype == "auto" && device.is_cuda())) model->to(at::kBFloat16);
     cca::log::info("model       {} on {} ({})", folder, cca::describe_device(device),
                    dtype == "auto" ? (device.is_cuda() ? "bf16" : "fp32") : dtype);
+    sampling.vocab_limit = tokenizer.vocab_size();  // never the model's padding rows
     for (int32_t id : {tokenizer.bos_id(), tokenizer.eos_id()}) {
       if (id >= 0) sampling.stop_tokens.push_back(id);
     }
@@ -110,20 +118,16 @@ int main(int argc, char** argv) {
       tokenizer.encode(prompt, ids);
       // Decoding prompt and continuation together keeps the spaces between them right.
       std::vector<int32_t> text_ids(ids.begin() + (tokenizer.bos_id() >= 0 ? 1 : 0), ids.end());
-      std::string shown = tokenizer.decode(text_ids);
-      std::cout << shown << std::flush;
+      cca::data::DecodeStream stream(tokenizer, std::move(text_ids));
+      std::cout << stream.shown() << std::flush;
       cca::generate(*model, ids, sampling, [&](int32_t token) {
         if (std::find(sampling.stop_tokens.begin(), sampling.stop_tokens.end(), token) !=
             sampling.stop_tokens.end())
           return false;
-        text_ids.push_back(token);
-        const std::string text = tokenizer.decode(text_ids);
-        if (text.size() > shown.size() && text.compare(0, shown.size(), shown) == 0) {
-          std::cout << text.substr(shown.size()) << std::flush;
-          shown = text;
-        }
+        std::cout << stream.push(token) << std::flush;
         return true;
       });
+      std::cout << stream.finish();
       std::cout << "\n";
     }
     return cca::kExitOk;

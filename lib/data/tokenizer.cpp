@@ -305,6 +305,35 @@ std::string Tokenizer::piece(int32_t id) const {
   return sp_->IdToPiece(id);
 }
 
+DecodeStream::DecodeStream(const Tokenizer& tokenizer, std::vector<int32_t> ids)
+    : tokenizer_(tokenizer), ids_(std::move(ids)) {
+  advance(false);
+}
+
+std::string DecodeStream::push(int32_t id) {
+  ids_.push_back(id);
+  return advance(false);
+}
+
+std::string DecodeStream::finish() {
+  return advance(true);
+}
+
+std::string DecodeStream::advance(bool final) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  const std::string text = tokenizer_.decode(ids_);
+  size_t stable = text.size();
+  while (!final && stable >= shown_.size() + kReplacement.size() &&
+         text.compare(stable - kReplacement.size(), kReplacement.size(), kReplacement) == 0) {
+    stable -= kReplacement.size();
+  }
+  // A tokenizer may re-spell earlier text as ids arrive; print only what extends it.
+  if (stable < shown_.size() || text.compare(0, shown_.size(), shown_) != 0) return {};
+  std::string added = text.substr(shown_.size(), stable - shown_.size());
+  shown_.append(added);
+  return added;
+}
+
 TokenizerTrainResult train_tokenizer(DocumentReader& reader, const TokenizerTrainOptions& options) {
   check_train_options(options);
   files::make_directories(files::parent_path(options.output_prefix));

@@ -88,6 +88,25 @@ class Tokenizer {
   int32_t space_id_ = -1;  // the piece "▁" alone
 };
 
+// Text to print as ids arrive (cca-generate): each push() returns what the new id adds to the
+// decoded text. The whole sequence is decoded each time, so SentencePiece's spaces come out right;
+// a trailing U+FFFD (a character whose remaining bytes are still to come) is held back until the
+// next id completes it, so byte-level tokens never print a replacement character mid-stream.
+class DecodeStream {
+ public:
+  DecodeStream(const Tokenizer& tokenizer, std::vector<int32_t> ids);
+  const std::string& shown() const { return shown_; }  // the text printed so far
+  std::string push(int32_t id);
+  std::string finish();  // what was held back, if anything
+
+ private:
+  std::string advance(bool final);
+
+  const Tokenizer& tokenizer_;
+  std::vector<int32_t> ids_;
+  std::string shown_;
+};
+
 struct TokenizerTrainOptions {
   std::string output_prefix;  // writes PREFIX.model and PREFIX.vocab
   int64_t vocab_size = 8192;

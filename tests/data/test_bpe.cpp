@@ -345,3 +345,44 @@ TEST(BpeTokenizer, VocabularyBeyondUint16MakesUint32Shards) {
 
 }  // namespace
 }  // namespace cca::data
+
+namespace cca::data {
+namespace {
+
+TEST(DecodeStream, HoldsBackACharacterSplitAcrossTokens) {
+  ScratchDir dir;
+  const Tokenizer tok(write_tokenizer(dir, JsonSpec()));
+  const std::string text = "hi \xF0\x9F\x98\x80 caf\xC3\xA9!";
+  const std::vector<int32_t> ids = tok.encode(text);
+  ASSERT_EQ(ids.size(), text.size());  // no merges: one token per byte
+  DecodeStream stream(tok, {ids[0]});
+  EXPECT_EQ(stream.shown(), "h");
+  std::string printed = stream.shown();
+  std::vector<std::string> steps;
+  for (size_t i = 1; i < ids.size(); ++i) {
+    steps.push_back(stream.push(ids[i]));
+    printed += steps.back();
+    EXPECT_EQ(printed.find("\xEF\xBF\xBD"), std::string::npos) << "after id " << i;
+  }
+  printed += stream.finish();
+  EXPECT_EQ(printed, text);
+  // steps[k] is ids[k + 1]'s: the emoji's first three bytes print nothing, its last all of it.
+  EXPECT_EQ(steps[2] + steps[3] + steps[4], "");
+  EXPECT_EQ(steps[5], "\xF0\x9F\x98\x80");
+  // An incomplete character at the very end is shown as U+FFFD once generation stops.
+  DecodeStream cut(tok, {ids[3], ids[4]});
+  EXPECT_EQ(cut.shown(), "");
+  EXPECT_EQ(cut.finish(), "\xEF\xBF\xBD");
+}
+
+TEST(DatasetManifest, FoundInADatasetFolderOrBesideShards) {
+  ScratchDir dir;
+  write_file(dir / "set/train_000000.bin", "x");
+  EXPECT_EQ(manifest_path_for_shards(dir / "set"), dir / "set/manifest.json");
+  EXPECT_EQ(manifest_path_for_shards(dir / "set/"), dir / "set/manifest.json");
+  EXPECT_EQ(manifest_path_for_shards(dir / "set/train_000000.bin"), dir / "set/manifest.json");
+  EXPECT_EQ(manifest_path_for_shards(dir / "set/train_*.bin"), dir / "set/manifest.json");
+}
+
+}  // namespace
+}  // namespace cca::data
