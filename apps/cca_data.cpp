@@ -85,9 +85,11 @@ int run_prepare(const SourceFlags& src, cca::data::PrepareOptions options) {
 int run_tokenize(const cca::data::TokenizeFileOptions& options) {
   const auto r = cca::data::tokenize_file(options);
   cca::log::info(
-      "{}: {} texts, {} -> {} tokens; encoding took {:.3f} s on one thread ({:.2f} MB/s)",
+      "{}: {} texts, {} -> {} tokens; encoding on one thread took {:.3f} s ({:.3f} s CPU): "
+      "{:.2f} MB/s ({:.2f} MB per CPU second)",
       options.output, r.texts, cca::human_bytes(r.bytes), r.tokens, r.encode_seconds,
-      r.mb_per_second());
+      r.encode_cpu_seconds, r.mb_per_second(),
+      r.encode_cpu_seconds > 0 ? r.bytes / 1e6 / r.encode_cpu_seconds : 0.0);
   return cca::kExitOk;
 }
 

@@ -1,5 +1,7 @@
 #include "data/tokenize_file.h"
 
+#include <time.h>
+
 #include <chrono>
 #include <fstream>
 
@@ -12,6 +14,12 @@
 namespace cca::data {
 
 namespace {
+
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 std::vector<std::string> read_texts(const TokenizeFileOptions& options) {
   const std::string content = files::read_file(options.input, "input");
@@ -42,11 +50,13 @@ TokenizeFileResult tokenize_file(const TokenizeFileOptions& options) {
   EncodeCache cache;
   TokenizeFileResult result;
   const auto start = std::chrono::steady_clock::now();
+  const double cpu_start = thread_cpu_seconds();
   for (size_t i = 0; i < texts.size(); ++i) {
     tokenizer.encode_cached(texts[i], encoded[i], cache);
     result.bytes += texts[i].size();
     result.tokens += static_cast<int64_t>(encoded[i].size());
   }
+  result.encode_cpu_seconds = thread_cpu_seconds() - cpu_start;
   result.encode_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.texts = static_cast<int64_t>(texts.size());

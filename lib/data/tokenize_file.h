@@ -18,8 +18,9 @@ struct TokenizeFileOptions {
 struct TokenizeFileResult {
   int64_t texts = 0;
   int64_t tokens = 0;
-  uint64_t bytes = 0;         // of text encoded
-  double encode_seconds = 0;  // encoding alone, one thread, word cache cold at the start
+  uint64_t bytes = 0;             // of text encoded
+  double encode_seconds = 0;      // encoding alone, one thread, word cache cold at the start
+  double encode_cpu_seconds = 0;  // the same in the thread's CPU time (steadier on a busy machine)
   double mb_per_second() const { return encode_seconds > 0 ? bytes / 1e6 / encode_seconds : 0; }
 };
 
