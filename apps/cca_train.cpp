@@ -1,5 +1,5 @@
-// cca-train: train a model from a YAML config, resume it, export its weights, run a sweep of
-// variants or compare runs in a report.
+// cca-train: train a model from a YAML config, resume it, export its weights (ours or a Hugging
+// Face folder), import a Hugging Face model, run a sweep of variants or compare runs in a report.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "dist/communicator.h"
 #include "dist/data_parallel.h"
+#include "interop/hf_export.h"
 #include "launch/environment.h"
 #include "launch/launcher.h"
 #include "ops/device.h"
@@ -18,10 +19,12 @@
 #include "sweep/sweep_runner.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
+#include "train/warm_start.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/format.h"
 #include "util/log.h"
+#include "util/strings.h"
 
 namespace {
 
@@ -135,6 +138,85 @@ int write_report(const ReportRequest& request) {
   return cca::kExitOk;
 }
 
+struct ExportFlags {
+  std::string format = "weights";
+  std::string max_shard_size = "5GB";
+  cca::interop::HfExportRequest request;
+};
+
+CLI::App* add_export_command(CLI::App& app, ExportFlags& flags) {
+  auto* exporter = app.add_subcommand(
+      "export",
+      "Write a checkpoint's weights and config.yaml into a folder (--format weights), or a "
+      "Hugging Face folder that transformers loads (--format hf; docs/interop.md)");
+  exporter
+      ->add_option("--checkpoint", flags.request.checkpoint,
+                   "Checkpoint folder, or a run folder (its newest complete checkpoint)")
+      ->required();
+  exporter->add_option("--out", flags.request.out, "Output folder")->required();
+  exporter->add_option("--format", flags.format, "weights (ours) or hf (Hugging Face)")
+      ->check(CLI::IsMember({"weights", "hf"}));
+  exporter->add_option("--dtype", flags.request.dtype, "fp32 or bf16")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+  exporter->add_option("--hf-target", flags.request.target,
+                       "hf: auto (the stock class that computes the model exactly, else remote "
+                       "code), or one of llama, qwen3, phi3, mixtral, qwen3_moe, deepseek_v3, "
+                       "remote-code");
+  exporter->add_option("--max-shard-size", flags.max_shard_size,
+                       "hf: largest weight file before sharding (5GB, 500MB, 2GiB, bytes)");
+  exporter->add_option("--tokenizer", flags.request.tokenizer,
+                       "hf: tokenizer to include (default: the run's)");
+  exporter->add_flag("--force", flags.request.force, "hf: replace a non-empty --out");
+  return exporter;
+}
+
+int run_export(ExportFlags& flags) {
+  init_console_log("");
+  cca::interop::HfExportRequest& request = flags.request;
+  const auto found =
+      cca::find_resume_checkpoint(request.checkpoint, request.checkpoint, "--checkpoint");
+  if (!found) throw cca::Error("export: no complete checkpoint in '" + request.checkpoint + "'");
+  if (flags.format == "weights") {
+    const int64_t count = cca::export_weights(*found, request.out, request.dtype);
+    cca::log::info("exported {} tensors ({}) from {} to {}/model.safetensors + config.yaml", count,
+                   request.dtype, *found, request.out);
+    return cca::kExitOk;
+  }
+  request.checkpoint = *found;
+  request.max_shard_bytes = cca::interop::parse_size(flags.max_shard_size, "--max-shard-size");
+  const cca::interop::HfExportResult result = cca::interop::export_hf(request);
+  for (const std::string& reason : result.fallback_reasons) {
+    cca::log::warn("export: no stock class computes this model ({}); writing remote code", reason);
+  }
+  cca::log::info("exported {} tensors ({}) from {} to {} as {} ({})", result.tensors, request.dtype,
+                 *found, request.out, cca::interop::architecture(result.target),
+                 cca::join(result.files, ", "));
+  return cca::kExitOk;
+}
+
+CLI::App* add_import_command(CLI::App& app, cca::ImportRequest& request) {
+  auto* importer = app.add_subcommand(
+      "import",
+      "Turn a Hugging Face folder (Llama, Mistral, Qwen3, Phi3, Mixtral, Qwen3-MoE, DeepSeek-V3 "
+      "or our export) into a run folder with a step-0 checkpoint (docs/interop.md)");
+  importer->add_option("--from", request.from, "Hugging Face folder")->required();
+  importer->add_option("--out", request.out, "Run folder to create")->required();
+  importer->add_option("--set", request.overrides, "Override a key of the new run (repeatable)")
+      ->take_all();
+  importer->add_flag("--force", request.force, "Replace a non-empty --out");
+  return importer;
+}
+
+int run_import(const cca::ImportRequest& request) {
+  init_console_log("");
+  const cca::ImportResult result = cca::import_hf(request);
+  cca::log::info(
+      "imported {} parameters from {} into {} ({}); continue with: cca-train --config "
+      "{} --set data.train=... --resume auto",
+      result.parameters, request.from, request.out, result.checkpoint, result.config_path);
+  return cca::kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -156,16 +238,10 @@ int main(int argc, char** argv) {
                  "Data parallel on this machine: start N ranks (like torchrun --nproc-per-node N)")
       ->check(CLI::PositiveNumber);
 
-  auto* exporter = app.add_subcommand(
-      "export", "Write a checkpoint's weights (safetensors) and config.yaml into a folder");
-  std::string export_checkpoint, export_out, export_dtype = "fp32";
-  exporter
-      ->add_option("--checkpoint", export_checkpoint,
-                   "Checkpoint folder, or a run folder (its newest complete checkpoint)")
-      ->required();
-  exporter->add_option("--out", export_out, "Output folder")->required();
-  exporter->add_option("--dtype", export_dtype, "fp32 or bf16")
-      ->check(CLI::IsMember({"fp32", "bf16"}));
+  ExportFlags export_flags;
+  auto* exporter = add_export_command(app, export_flags);
+  cca::ImportRequest import_request;
+  auto* importer = add_import_command(app, import_request);
 
   auto* verifier = app.add_subcommand(
       "verify",
@@ -188,15 +264,8 @@ int main(int argc, char** argv) {
 
   bool distributed = false;
   const int exit_status = cca::guarded_main([&]() -> int {
-    if (exporter->parsed()) {
-      const auto found =
-          cca::find_resume_checkpoint(export_checkpoint, export_checkpoint, "--checkpoint");
-      if (!found) throw cca::Error("export: no complete checkpoint in '" + export_checkpoint + "'");
-      const int64_t count = cca::export_weights(*found, export_out, export_dtype);
-      cca::log::info("exported {} tensors ({}) from {} to {}/model.safetensors + config.yaml",
-                     count, export_dtype, *found, export_out);
-      return cca::kExitOk;
-    }
+    if (exporter->parsed()) return run_export(export_flags);
+    if (importer->parsed()) return run_import(import_request);
     if (verifier->parsed()) {
       return cca::checkpoint_store::verify_run(verify_path, verify_json, std::cout);
     }

@@ -21,6 +21,7 @@ CCA_APT_PACKAGES=(
 # PyPI packages of the interoperability tests (scripts/interop-env.sh), pinned; tests only.
 CCA_INTEROP_PACKAGES=(
   transformers==5.25.0 tokenizers==0.23.3 safetensors==0.8.0 tensorboard==2.21.0 tbparse==0.0.9
+  sentencepiece==0.2.1  # transformers converts an exported tokenizer.model with it
 )
 # The interpreter the interoperability tests run (CMake passes it to ctest).
 CCA_INTEROP_PYTHON="$CCA_TORCH_VENV/bin/python"

@@ -115,6 +115,13 @@ struct LoggingConfig {
   bool per_rank_files;
   bool progress_bar;
   double peak_tflops;
+  bool tensorboard;
+};
+
+// Where a run's weights come from before step 0 (a fresh optimizer, step 0): a run folder, a
+// checkpoint or a Hugging Face folder; "" = random initialisation.
+struct InitConfig {
+  std::string from;
 };
 
 struct RunConfig {
@@ -133,6 +140,7 @@ struct Config {
   CheckpointConfig checkpoint;
   DistributedConfig distributed;
   LoggingConfig logging;
+  InitConfig init;
   RunConfig run;
 };
 

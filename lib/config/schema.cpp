@@ -178,6 +178,14 @@ std::vector<KeySpec> keys_after_variants() {
        "Draw a progress bar between console lines when stderr is a terminal."},
       {CCA_KEY(logging.peak_tflops), FloatSpec{0.0, 0.0, 1e7},
        "Device dense bf16 peak in TFLOP/s for MFU; 0 = the built-in table (GPUs only)."},
+      {CCA_KEY(logging.tensorboard), BoolSpec{false},
+       "Rank 0 also writes the metrics as TensorBoard event files in run.dir/tensorboard/."},
+
+      // init
+      {CCA_KEY(init.from), StringSpec{""},
+       "Start from these weights (fresh optimizer, step 0): a run folder (its newest checkpoint), "
+       "a checkpoint or a Hugging Face folder (docs/interop.md); empty = random init. Ignored "
+       "when resuming."},
 
       // run
       {CCA_KEY(run.dir), StringSpec{"runs/default"},
@@ -214,6 +222,7 @@ const std::map<std::string, std::string>& section_helps() {
       {"checkpoint", "checkpoint cadence and retention"},
       {"distributed", "data-parallel settings"},
       {"logging", "console, files and metrics cadence"},
+      {"init", "weights to start from (warm start)"},
       {"run", "the run folder"},
   };
   return helps;

@@ -64,6 +64,23 @@ Json eval_record(const EvalMetrics& m) {
   return Json(std::move(o));
 }
 
+std::vector<tensorboard::Scalar> tensorboard_scalars(const Json& record) {
+  std::vector<tensorboard::Scalar> scalars;
+  const Json* kind = record.find("kind");
+  if (kind == nullptr || !kind->is_string()) return scalars;
+  if (kind->as_string("kind") == "train") {
+    for (const auto& [key, value] : record.as_object("record")) {
+      if (key != "step" && value.type() == Json::Type::number) {
+        scalars.push_back({"train/" + key, value.as_double(key)});
+      }
+    }
+  } else if (kind->as_string("kind") == "eval") {
+    scalars.push_back({"eval/loss", record.at("val_loss", "eval record").as_double("val_loss")});
+    scalars.push_back({"eval/ppl", record.at("val_ppl", "eval record").as_double("val_ppl")});
+  }
+  return scalars;
+}
+
 MetricsFile::MetricsFile(const std::string& path) : path_(path) {
   file_ = std::fopen(path.c_str(), "a");
   if (file_ == nullptr) {

@@ -8,8 +8,10 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "util/json.h"
+#include "util/tensorboard_records.h"
 
 namespace cca {
 
@@ -45,6 +47,11 @@ std::string render_step_line(const StepMetrics& m);
 std::string render_eval_line(const EvalMetrics& m);
 Json step_record(const StepMetrics& m);
 Json eval_record(const EvalMetrics& m);
+
+// The TensorBoard scalars of a metrics.jsonl record (logging.tensorboard): a `train` record's
+// numbers but its step as train/<field> (train/loss, train/lr, train/mfu, train/moe_load_max, ...),
+// an `eval` record's val_loss and val_ppl as eval/loss and eval/ppl; other kinds have none.
+std::vector<tensorboard::Scalar> tensorboard_scalars(const Json& record);
 
 // Appends JSON lines to a file, flushed per line so a crash loses nothing already logged.
 class MetricsFile {

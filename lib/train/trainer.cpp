@@ -22,6 +22,7 @@
 #include "train/mfu.h"
 #include "train/reshard.h"
 #include "train/signals.h"
+#include "train/warm_start.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/format.h"
@@ -110,6 +111,7 @@ void Trainer::build_model() {
   at::manual_seed(static_cast<uint64_t>(config_.train.seed));
   // Initialised on the CPU, then moved: the same seed gives the same weights on every device.
   model_ = std::make_shared<TransformerImpl>(config_);
+  if (!config_.init.from.empty()) warm_start();
   model_->set_activation_checkpointing(config_.train.activation_checkpointing);
   model_->to(device_);
   model_->train();
@@ -142,6 +144,18 @@ void Trainer::build_model() {
             count_model(config_).total_params, describe_device(device_), precision_.name(),
             optimizer_->decayed_count(), optimizer_->undecayed_count());
   phase_done("model + optimizer");
+}
+
+// init.from: weights from another run or a Hugging Face folder, before step 0. A resumed run has
+// its own weights (and a checkpoint that already started from these).
+void Trainer::warm_start() {
+  if (resume_info_) {
+    log::info("init        init.from '{}' ignored: resuming from {}", config_.init.from,
+              resume_info_->path);
+    return;
+  }
+  load_initial_weights(config_.init.from, *model_);
+  log::info("init        weights from {} (fresh optimizer, step 0)", config_.init.from);
 }
 
 // run.dir/config.yaml: the resolved config of the latest launch, with where each value came from
@@ -261,7 +275,7 @@ double Trainer::evaluate() {
   metrics.time_s = training_time() - metrics.seconds;
   if (progress_bar_) progress_bar_->clear();
   log::info("{}", render_eval_line(metrics));
-  if (metrics_) metrics_->write(eval_record(metrics));
+  write_record(eval_record(metrics));
   eval_seconds_ += metrics.seconds;
   return val_loss;
 }
@@ -326,7 +340,31 @@ void Trainer::log_step(double seconds, int64_t steps) {
   progress_.skipped_steps = m.skipped_steps;
   if (progress_bar_) progress_bar_->clear();
   log::info("{}", render_step_line(m));
-  if (metrics_) metrics_->write(step_record(m));
+  write_record(step_record(m));
+}
+
+void Trainer::write_record(const Json& record) {
+  if (metrics_) metrics_->write(record);
+  if (tensorboard_) {
+    const int64_t step = record.at("step", "metrics record").as_int("step");
+    tensorboard_->write_scalars(step, tensorboard_scalars(record));
+  }
+}
+
+void Trainer::open_tensorboard() {
+  // Steps after the one this launch starts from are trained again: their records go.
+  tensorboard_ = std::make_unique<tensorboard::EventFileWriter>(
+      files::join(config_.run.dir, "tensorboard"), progress_.step);
+  const tensorboard::DropReport& dropped = tensorboard_->dropped();
+  if (dropped.records_dropped > 0) {
+    log::info("tensorboard dropped {} records of steps after {} from earlier launches",
+              dropped.records_dropped, progress_.step);
+  }
+  if (dropped.damaged_bytes > 0) {
+    log::warn("tensorboard: cut {} bytes after a torn or corrupt record off earlier event files",
+              dropped.damaged_bytes);
+  }
+  log::info("tensorboard {}", tensorboard_->path());
 }
 
 TrainResult Trainer::run() {
@@ -338,6 +376,7 @@ TrainResult Trainer::run() {
     start["step"] = progress_.step;
     start["run_id"] = progress_.run_id;
     metrics_->write(Json(std::move(start)));
+    if (config_.logging.tensorboard) open_tensorboard();
   }
   if (options_.handle_signals) install_stop_signal_handlers();
   progress_bar_ =

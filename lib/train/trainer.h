@@ -28,6 +28,7 @@
 #include "train/skip_streak.h"
 #include "train/step_graph.h"
 #include "util/progress_bar.h"
+#include "util/tensorboard_writer.h"
 
 namespace cca {
 
@@ -80,6 +81,7 @@ class Trainer {
  private:
   void build_data();
   void build_model();
+  void warm_start();
   void save_launch_config() const;
   void locate_resume();
   void resume_if_requested();
@@ -90,6 +92,9 @@ class Trainer {
   StepReport update(const at::Tensor& step_loss, int64_t step);
   double evaluate();
   void log_step(double seconds, int64_t steps);
+  void open_tensorboard();
+  // A metrics.jsonl record, and its scalars to TensorBoard (logging.tensorboard); rank 0 only.
+  void write_record(const Json& record);
   void check_halt();
   void check_skip_streak();
   // The checkpoint's folder, or "" when the write failed and the run survives it
@@ -120,6 +125,7 @@ class Trainer {
   std::unique_ptr<data::TrainLoader> loader_;
   std::unique_ptr<data::ValidationSet> validation_;
   std::unique_ptr<MetricsFile> metrics_;
+  std::unique_ptr<tensorboard::EventFileWriter> tensorboard_;  // logging.tensorboard, rank 0
   std::unique_ptr<ProgressBar> progress_bar_;
   TrainProgress progress_;
 

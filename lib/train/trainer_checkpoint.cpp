@@ -39,6 +39,8 @@ std::string Trainer::write_checkpoint() {
   std::string path, failure;
   if (is_main()) {
     try {
+      // The events up to this step are on disk before the checkpoint that resumes after them.
+      if (tensorboard_) tensorboard_->sync();
       path = save_checkpoint(root, progress_, *model_, *optimizer_, loaded_, extras);
     } catch (const std::exception& error) {
       failure = error.what();

@@ -9,6 +9,22 @@
 #include "util/strings.h"
 
 namespace cca {
+namespace {
+
+// The shortest text that reads back as the same double, with ".0" on whole numbers so readers
+// that type their fields (Python dataclasses, transformers' configs) still see a float.
+std::string real_text(double value) {
+  std::string text;
+  for (const char* pattern : {"{:.15g}", "{:.16g}", "{:.17g}"}) {
+    text = format(pattern, value);
+    if (std::strtod(text.c_str(), nullptr) == value) break;
+  }
+  if (std::isfinite(value) && text.find_first_of(".e") == std::string::npos) text += ".0";
+  return text;
+}
+
+}  // namespace
+
 
 Json::Json(int64_t value)
     : type_(Type::number), number_(static_cast<double>(value)), integral_(true), int_(value) {}
@@ -79,7 +95,7 @@ void Json::dump_to(std::string& out, int indent, int level) const {
       out += bool_ ? "true" : "false";
       break;
     case Type::number:
-      out += integral_ ? std::to_string(int_) : format("{:.17g}", number_);
+      out += integral_ ? std::to_string(int_) : real_text(number_);
       break;
     case Type::string:
       append_json_string(out, string_);
