@@ -4,8 +4,9 @@ which for tokenizers without a normalizer or stripping tokens is the input itsel
 
 The tokenizers are trained here (nothing is downloaded): GPT-2-style ByteLevel, the same with the
 older "a b" merge strings, a Llama-3-style Split regex + ignore_merges + special tokens +
-TemplateProcessing, and a Qwen-style NFC normalizer with non-special, normalized and stripping added
-tokens and add_prefix_space. When scripts/gpt2_tokenizer.py has made GPT-2's real tokenizer.json
+TemplateProcessing, a Qwen-style NFC normalizer with non-special, normalized and stripping added
+tokens and add_prefix_space, and one with every Split behavior (String and Regex patterns, invert,
+Digits). When scripts/gpt2_tokenizer.py has made GPT-2's real tokenizer.json
 (CCA_GPT2_TOKENIZER, or its default place in the venv), that one is checked as well.
 
 usage: bpe_tokenizer.py BIN_DIR"""
@@ -87,6 +88,20 @@ def qwen_style(corpus):
     return tok, specials + ["[MASK]", "café"]
 
 
+def split_behaviors(corpus):
+    """Every Split behavior, String and Regex patterns, invert, Digits, and GPT-2's regex after."""
+    pre = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(" ", behavior="merged_with_next"),
+        pre_tokenizers.Split(Regex(r"\p{N}"), behavior="contiguous"),
+        pre_tokenizers.Split("-", behavior="removed"),
+        pre_tokenizers.Split(Regex(r"[aeiou]"), behavior="merged_with_previous", invert=True),
+        pre_tokenizers.Split(Regex(r"\s"), behavior="isolated", invert=True),
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+    ])
+    return train(pre, ["<|endoftext|>"], 2000, corpus), ["<|endoftext|>"]
+
+
 def run_ours(bin_dir, tokenizer_path, strings, work):
     texts = os.path.join(work, "texts.jsonl")
     out = os.path.join(work, "ours.jsonl")
@@ -148,6 +163,11 @@ def main():
         # NFC changes some strings, [MASK] swallows the spaces around it, and the byte-level
         # prefix space is kept by the decoder: compare with `tokenizers`' decoding only.
         ok &= compare("qwen_style", bin_dir, qwen, strings, work, lambda s: False)
+
+        splits, split_specials = split_behaviors(corpus)
+        strings = bpe_strings.make_strings(STRINGS, split_specials, seed=15)
+        # "removed" drops the hyphens: compare with `tokenizers`' decoding only.
+        ok &= compare("split_behaviors", bin_dir, splits, strings, work, lambda s: "-" not in s)
 
         real = gpt2_real_path()
         if os.path.exists(real):
