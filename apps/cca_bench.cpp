@@ -88,7 +88,10 @@ int main(int argc, char** argv) {
   loader_options.batch_size = 16;
   int threads = 0;
   int64_t batches = 2000;
+  std::string bench_tokenizer;
   data->add_option("--dataset", dataset, "Dataset folder (tokenizer.model, corpus, shards)");
+  data->add_option("--tokenizer", bench_tokenizer,
+                   "Encode with this .model or tokenizer.json (default: the dataset's)");
   data->add_option("--seq-len", loader_options.seq_len, "Sequence length");
   data->add_option("--batch", loader_options.batch_size, "Sequences per batch");
   data->add_option("--batches", batches, "Batches to time")->check(CLI::PositiveNumber);
@@ -106,8 +109,10 @@ int main(int argc, char** argv) {
     if (data->parsed()) {
       auto shards = std::make_shared<const cca::data::ShardSet>(
           cca::data::open_shards(dataset + "/train_*.bin", "train"));
-      const auto encode = cca::data::bench_encode(dataset + "/tokenizer.model",
-                                                  {dataset + "/corpus.jsonl"}, threads, 64 << 20);
+      const std::string tokenizer =
+          bench_tokenizer.empty() ? dataset + "/tokenizer.model" : bench_tokenizer;
+      const auto encode =
+          cca::data::bench_encode(tokenizer, {dataset + "/corpus.jsonl"}, threads, 64 << 20);
       const auto loader = cca::data::bench_loader(shards, loader_options, batches);
       const std::string json = cca::data::render_bench_json(encode, loader, loader_options);
       std::cout << json << "\n";

@@ -7,6 +7,7 @@
 #include "data/inspect.h"
 #include "data/prepare.h"
 #include "data/text_source.h"
+#include "data/tokenize_file.h"
 #include "data/tokenizer.h"
 #include "util/error.h"
 #include "util/format.h"
@@ -81,6 +82,17 @@ int run_prepare(const SourceFlags& src, cca::data::PrepareOptions options) {
   return cca::kExitOk;
 }
 
+int run_tokenize(const cca::data::TokenizeFileOptions& options) {
+  const auto r = cca::data::tokenize_file(options);
+  cca::log::info(
+      "{}: {} texts, {} -> {} tokens; encoding on one thread took {:.3f} s ({:.3f} s CPU): "
+      "{:.2f} MB/s ({:.2f} MB per CPU second)",
+      options.output, r.texts, cca::human_bytes(r.bytes), r.tokens, r.encode_seconds,
+      r.encode_cpu_seconds, r.mb_per_second(),
+      r.encode_cpu_seconds > 0 ? r.bytes / 1e6 / r.encode_cpu_seconds : 0.0);
+  return cca::kExitOk;
+}
+
 int run_inspect(const std::vector<std::string>& paths, const cca::data::InspectOptions& options) {
   int problems = 0;
   for (const std::string& path : paths) {
@@ -122,7 +134,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off")
       ->capture_default_str();
 
-  auto* tokenizer = app.add_subcommand("tokenizer", "SentencePiece tokenizers");
+  auto* tokenizer = app.add_subcommand("tokenizer", "Train SentencePiece tokenizers");
   tokenizer->require_subcommand(1);
   auto* train =
       tokenizer->add_subcommand("train", "Train BPE or unigram on text, folders, globs or JSONL");
@@ -146,7 +158,10 @@ int main(int argc, char** argv) {
   add_source_flags(*prepare, prep_src);
   cca::data::PrepareOptions prep;
   bool no_progress = false;
-  prepare->add_option("-t,--tokenizer", prep.tokenizer, "SentencePiece model")->required();
+  prepare
+      ->add_option("-t,--tokenizer", prep.tokenizer,
+                   "SentencePiece model (.model) or Hugging Face tokenizer.json (byte-level BPE)")
+      ->required();
   prepare->add_option("-o,--output", prep.output_dir, "Dataset folder")->required();
   prepare->add_option("--val-fraction", prep.val_fraction, "Share of documents for validation")
       ->capture_default_str();
@@ -158,6 +173,19 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   prepare->add_flag("--force", prep.force, "Replace a dataset already in the output folder");
   prepare->add_flag("--no-progress", no_progress, "Never draw the progress bar");
+
+  auto* tokenize = app.add_subcommand(
+      "tokenize", "JSONL texts -> JSONL {ids, decoded} per line (checks and timing)");
+  cca::data::TokenizeFileOptions tokenize_options;
+  tokenize->add_option("-t,--tokenizer", tokenize_options.tokenizer, ".model or tokenizer.json")
+      ->required();
+  tokenize
+      ->add_option("-i,--input", tokenize_options.input,
+                   "JSONL: a JSON string or an object with --jsonl-field per line")
+      ->required();
+  tokenize->add_option("-o,--output", tokenize_options.output, "JSONL output")->required();
+  tokenize->add_option("--jsonl-field", tokenize_options.field, "Field holding the text")
+      ->capture_default_str();
 
   auto* inspect =
       app.add_subcommand("inspect", "Show a shard's or dataset's header, tokens and checksums");
@@ -190,6 +218,7 @@ int main(int argc, char** argv) {
     prep.progress = bi.progress = !no_progress;
     if (train->parsed()) return run_tokenizer_train(train_src, tok);
     if (prepare->parsed()) return run_prepare(prep_src, prep);
+    if (tokenize->parsed()) return run_tokenize(tokenize_options);
     if (inspect->parsed()) return run_inspect(paths, insp);
     return run_builtin(bi);
   });

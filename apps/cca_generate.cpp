@@ -19,6 +19,7 @@
 #include "train/tensor_io.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/format.h"
 #include "util/log.h"
 #include "util/strings.h"
 
@@ -37,12 +38,12 @@ std::string model_folder(const std::string& path) {
   return *found;
 }
 
-// --tokenizer, else data.tokenizer, else the tokenizer the training shards' manifest names.
+// --tokenizer, else data.tokenizer, else the tokenizer the training shards' manifest names (in
+// data.train when it is a dataset folder, beside it when it names shard files).
 std::string tokenizer_path(const std::string& flag, const cca::Config& config) {
   if (!flag.empty()) return flag;
   if (!config.data.tokenizer.empty()) return config.data.tokenizer;
-  const std::string manifest =
-      cca::files::join(cca::files::parent_path(config.data.train), "manifest.json");
+  const std::string manifest = cca::data::manifest_path_for_shards(config.data.train);
   if (cca::files::exists(manifest)) {
     return cca::data::manifest_tokenizer_path(manifest, cca::data::read_manifest(manifest));
   }
@@ -140,27 +141,24 @@ std::vector<int32_t> stop_tokens(const std::function<const cca::data::Tokenizer&
 }
 
 // Streams the continuation as text. Decoding prompt and continuation together keeps the spaces
-// between them right.
+// between them right; DecodeStream holds back a character whose bytes span tokens. Only ids of the
+// tokenizer's vocabulary are drawn, never the model's padding rows.
 void stream_text(cca::TransformerImpl& model, const cca::data::Tokenizer& tokenizer,
-                 const Prompt& prompt, const cca::SamplingOptions& sampling) {
+                 const Prompt& prompt, cca::SamplingOptions sampling) {
+  sampling.vocab_limit = tokenizer.vocab_size();
   const size_t skip = prompt.from_text && tokenizer.bos_id() >= 0 ? 1 : 0;
-  std::vector<int32_t> text_ids(prompt.ids.begin() + static_cast<std::ptrdiff_t>(skip),
-                                prompt.ids.end());
-  std::string shown = tokenizer.decode(text_ids);
-  std::cout << shown << std::flush;
+  cca::data::DecodeStream stream(
+      tokenizer, std::vector<int32_t>(prompt.ids.begin() + static_cast<std::ptrdiff_t>(skip),
+                                      prompt.ids.end()));
+  std::cout << stream.shown() << std::flush;
   cca::generate(model, prompt.ids, sampling, [&](int32_t token) {
     if (std::find(sampling.stop_tokens.begin(), sampling.stop_tokens.end(), token) !=
         sampling.stop_tokens.end())
       return false;
-    text_ids.push_back(token);
-    const std::string text = tokenizer.decode(text_ids);
-    if (text.size() > shown.size() && text.compare(0, shown.size(), shown) == 0) {
-      std::cout << text.substr(shown.size()) << std::flush;
-      shown = text;
-    }
+    std::cout << stream.push(token) << std::flush;
     return true;
   });
-  std::cout << "\n";
+  std::cout << stream.finish() << "\n";
 }
 
 }  // namespace
@@ -202,7 +200,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   app.add_option("--dtype", dtype, "auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16")
       ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
-  app.add_option("--tokenizer", tokenizer_flag, "SentencePiece model (default: the run's)");
+  app.add_option("--tokenizer", tokenizer_flag,
+                 "SentencePiece .model or tokenizer.json (default: the run's)");
   bool done = false;
   const int status = cca::cli::parse(app, argc, argv, done);
   if (done) return status;
@@ -216,7 +215,14 @@ int main(int argc, char** argv) {
     const cca::LoadedConfig loaded = cca::load_config(cca::files::join(folder, "config.yaml"));
     std::optional<cca::data::Tokenizer> tokenizer;
     const auto open_tokenizer = [&]() -> const cca::data::Tokenizer& {
-      if (!tokenizer) tokenizer.emplace(tokenizer_path(tokenizer_flag, loaded.config));
+      if (!tokenizer) {
+        tokenizer.emplace(tokenizer_path(tokenizer_flag, loaded.config));
+        if (tokenizer->vocab_size() > loaded.config.model.vocab_size) {
+          throw cca::Error(cca::format("{}: {} tokens, more than the model's vocab_size {}",
+                                       tokenizer->path(), tokenizer->vocab_size(),
+                                       loaded.config.model.vocab_size));
+        }
+      }
       return *tokenizer;
     };
     if (!dump_path.empty() && dtype == "bf16") {

@@ -14,7 +14,8 @@ CCA_DEPS_PREFIX="${CCA_DEPS_PREFIX:-$CCA_ROOT/.deps/root}"
 CCA_APT_PACKAGES=(
   cmake ninja-build ccache g++ pkg-config git python3 python3-venv python3-pip clang-format
   libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev
-  libsentencepiece-dev libxxhash-dev zlib1g-dev dict-gcide libgloo-dev
+  libsentencepiece-dev libxxhash-dev zlib1g-dev dict-gcide libgloo-dev libpcre2-dev
+  libunistring-dev
 )
 
 # PyPI packages of the interoperability tests (scripts/interop-env.sh), pinned; tests only.

@@ -20,6 +20,7 @@ CCA_BUNDLE_PACKAGES=(
   libgtest-dev libgmock-dev googletest
   libsentencepiece-dev libsentencepiece0
   libxxhash-dev  # linked statically (libxxhash.a): no run-time package to carry
+  libpcre2-dev libunistring-dev  # tokenizer.json regexes and normalization, linked statically too
   libgloo-dev  # headers only: ProcessGroupGloo.hpp includes them; the code is in libtorch_cpu
   dict-gcide  # the built-in corpus's text: cca-data builtin --dict .deps/root/usr/share/dictd/...
 )

@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <map>
 
-#include "util/hash.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/format.h"
+#include "util/hash.h"
 #include "util/log.h"
 #include "util/parallel.h"
 
@@ -95,6 +95,11 @@ void verify_checksums_parallel(const ShardSet& set, const std::vector<const Shar
 }
 
 }  // namespace
+
+std::string manifest_path_for_shards(const std::string& spec) {
+  const std::string folder = files::is_directory(spec) ? spec : files::parent_path(spec);
+  return files::join(folder, kManifestName);
+}
 
 std::string manifest_tokenizer_path(const std::string& manifest_path, const Manifest& manifest) {
   const std::string& file = manifest.tokenizer_file;

@@ -41,6 +41,10 @@ struct ShardSet {
 ShardSet open_shards(const std::string& spec, const std::string& split,
                      const DatasetOptions& options = {});
 
+// Where the manifest of the shards `spec` names (data.train) would be: inside a dataset folder,
+// beside a shard file or glob.
+std::string manifest_path_for_shards(const std::string& spec);
+
 // The tokenizer model a manifest names, as a path (relative names are beside the manifest).
 std::string manifest_tokenizer_path(const std::string& manifest_path, const Manifest& manifest);
 

@@ -39,7 +39,7 @@ void check_options(const PrepareOptions& o) {
 bool is_dataset_file(const std::string& name) {
   const bool shard = (name.rfind("train_", 0) == 0 || name.rfind("val_", 0) == 0) &&
                      name.size() > 4 && name.compare(name.size() - 4, 4, ".bin") == 0;
-  return shard || name == kManifestName || name == "tokenizer.model";
+  return shard || name == kManifestName || name == "tokenizer.model" || name == "tokenizer.json";
 }
 
 // Sorted paths of the shards, manifest and tokenizer a previous prepare left in `dir`.
@@ -133,7 +133,7 @@ bool fast_encoding_matches(const Tokenizer& tok, const std::vector<Document>& do
   for (size_t i = 0; i < std::min<size_t>(docs.size(), 256); ++i) {
     if (tok.encode(docs[i].text) != encoded[i]) {
       log::warn(
-          "{}: word-cached encoding differs from SentencePiece's on {}; encoding without "
+          "{}: word-cached encoding differs from plain encoding on {}; encoding without "
           "the cache (slower)",
           tok.path(), docs[i].origin);
       return false;
@@ -194,7 +194,7 @@ namespace {
 Manifest manifest_for(const Tokenizer& tokenizer, const PrepareOptions& options,
                       const std::vector<std::string>& inputs, uint64_t input_bytes) {
   Manifest m;
-  m.tokenizer_file = "tokenizer.model";
+  m.tokenizer_file = tokenizer.dataset_file_name();
   m.tokenizer_xxh64 = tokenizer.file_xxh64();
   m.vocab_size = tokenizer.vocab_size();
   m.bos_id = tokenizer.bos_id();
@@ -304,7 +304,7 @@ PrepareResult prepare_dataset(const PrepareOptions& options) {
                output, files::file_name(existing.front()), existing.size() - 1));
   }
   Staging staging(output);
-  files::copy_file(options.tokenizer, staging.path("tokenizer.model"));
+  files::copy_file(options.tokenizer, staging.path(tokenizer.dataset_file_name()));
   Manifest m = manifest_for(tokenizer, options, inputs, reader.bytes_total());
   tokenize_into(reader, tokenizer, options, staging, m);
   check_splits(reader, inputs.size(), options, m);

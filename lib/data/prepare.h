@@ -17,8 +17,9 @@ namespace cca::data {
 
 struct PrepareOptions {
   std::vector<std::string> inputs;
-  std::string tokenizer;   // SentencePiece model; copied into the output as tokenizer.model
-  std::string output_dir;  // gets train_NNNNNN.bin, val_NNNNNN.bin, tokenizer.model, manifest
+  // SentencePiece model or tokenizer.json; copied into the output as tokenizer.model / .json
+  std::string tokenizer;
+  std::string output_dir;  // gets train_NNNNNN.bin, val_NNNNNN.bin, the tokenizer, manifest
   double val_fraction = 0.01;
   int64_t shard_tokens = 100000000;  // per shard, as in llm.c's FineWeb shards
   int threads = 0;                   // 0 = hardware concurrency

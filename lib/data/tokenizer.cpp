@@ -10,11 +10,12 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "util/hash.h"
+#include "data/bpe_tokenizer.h"
 #include "data/text_source.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/format.h"
+#include "util/hash.h"
 #include "util/log.h"
 #include "util/parallel.h"
 
@@ -133,10 +134,19 @@ std::unordered_map<std::string, std::string> trainer_args(const TokenizerTrainOp
 
 }  // namespace
 
-Tokenizer::Tokenizer(const std::string& path)
-    : path_(path), sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
+bool is_tokenizer_json(const std::string& path) {
+  return path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0;
+}
+
+Tokenizer::Tokenizer(const std::string& path) : path_(path) {
   const std::string bytes = files::read_file(path, "tokenizer");
   file_xxh64_ = xxh64(bytes);
+  if (is_tokenizer_json(path)) {
+    bpe_ = std::make_unique<BpeTokenizer>(bytes, path);
+    word_cache_safe_ = true;
+    return;
+  }
+  sp_ = std::make_unique<sentencepiece::SentencePieceProcessor>();
   const auto status = sp_->LoadFromSerializedProto(bytes);
   if (!status.ok()) {
     throw Error(format("{}: not a SentencePiece model: {}", path, status.ToString()));
@@ -148,21 +158,30 @@ Tokenizer::Tokenizer(const std::string& path)
 
 Tokenizer::~Tokenizer() = default;
 
+const char* Tokenizer::dataset_file_name() const {
+  return bpe_ ? "tokenizer.json" : "tokenizer.model";
+}
+
 int64_t Tokenizer::vocab_size() const {
-  return sp_->GetPieceSize();
+  return bpe_ ? bpe_->vocab_size() : sp_->GetPieceSize();
 }
 int32_t Tokenizer::bos_id() const {
-  return sp_->bos_id();
+  return bpe_ ? bpe_->bos_id() : sp_->bos_id();
 }
 int32_t Tokenizer::eos_id() const {
-  return sp_->eos_id();
+  return bpe_ ? bpe_->eos_id() : sp_->eos_id();
 }
 bool Tokenizer::byte_fallback() const {
+  if (bpe_) return false;
   const int id = sp_->PieceToId("<0x00>");
   return id != sp_->unk_id() && sp_->IsByte(id);
 }
 
 void Tokenizer::encode(std::string_view text, std::vector<int32_t>& out) const {
+  if (bpe_) {
+    EncodeCache cache(1 << 16);  // repeated words within the text
+    return bpe_->encode(text, out, cache);
+  }
   std::vector<int> ids;
   const auto status = sp_->Encode(text, &ids);
   if (!status.ok()) throw Error(format("{}: encoding failed: {}", path_, status.ToString()));
@@ -221,7 +240,9 @@ void Tokenizer::encode_words(std::string_view text, std::vector<int32_t>& out,
 
 void Tokenizer::encode_cached(std::string_view text, std::vector<int32_t>& out,
                               EncodeCache& cache) const {
-  if (word_cache_safe_) {
+  if (bpe_) {
+    bpe_->encode(text, out, cache);
+  } else if (word_cache_safe_) {
     encode_words(text, out, cache);
   } else {
     encode(text, out);
@@ -264,6 +285,7 @@ bool Tokenizer::check_word_cache_safe() const {
 }
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
+  if (bpe_) return bpe_->decode(ids);
   const int64_t vocab = vocab_size();
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= vocab) {
@@ -278,8 +300,38 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
 }
 
 std::string Tokenizer::piece(int32_t id) const {
+  if (bpe_) return bpe_->piece(id);
   if (id < 0 || id >= vocab_size()) return format("<invalid id {}>", id);
   return sp_->IdToPiece(id);
+}
+
+DecodeStream::DecodeStream(const Tokenizer& tokenizer, std::vector<int32_t> ids)
+    : tokenizer_(tokenizer), ids_(std::move(ids)) {
+  advance(false);
+}
+
+std::string DecodeStream::push(int32_t id) {
+  ids_.push_back(id);
+  return advance(false);
+}
+
+std::string DecodeStream::finish() {
+  return advance(true);
+}
+
+std::string DecodeStream::advance(bool final) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  const std::string text = tokenizer_.decode(ids_);
+  size_t stable = text.size();
+  while (!final && stable >= shown_.size() + kReplacement.size() &&
+         text.compare(stable - kReplacement.size(), kReplacement.size(), kReplacement) == 0) {
+    stable -= kReplacement.size();
+  }
+  // A tokenizer may re-spell earlier text as ids arrive; print only what extends it.
+  if (stable < shown_.size() || text.compare(0, shown_.size(), shown_) != 0) return {};
+  std::string added = text.substr(shown_.size(), stable - shown_.size());
+  shown_.append(added);
+  return added;
 }
 
 TokenizerTrainResult train_tokenizer(DocumentReader& reader, const TokenizerTrainOptions& options) {

@@ -13,6 +13,9 @@ namespace cca {
 int32_t sample_token(const at::Tensor& logits, const SamplingOptions& options,
                      at::Generator& generator) {
   at::Tensor row = logits.detach().to(at::kCPU, at::kFloat).flatten();
+  if (options.vocab_limit > 0 && options.vocab_limit < row.numel()) {
+    row = row.slice(0, 0, options.vocab_limit);
+  }
   if (options.temperature <= 0 || options.top_k == 1)
     return static_cast<int32_t>(row.argmax().item<int64_t>());
   row = row / options.temperature;

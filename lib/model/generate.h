@@ -20,6 +20,9 @@ struct SamplingOptions {
   double top_p = 1.0;        // keep the smallest set whose probability reaches p; 1 = all
   uint64_t seed = 0;
   std::vector<int32_t> stop_tokens;  // end early after sampling one of these (e.g. BOS, EOS)
+  // Only ids below this are drawn (the tokenizer's vocabulary, when the model's embedding is
+  // padded past it, as GPT-2's 50257 to 50304); 0 = every row of the logits.
+  int64_t vocab_limit = 0;
 };
 
 // One token from a row of logits [vocab]; `generator` must live on the CPU.

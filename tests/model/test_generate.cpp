@@ -92,6 +92,18 @@ TEST(Sampling, FrequenciesFollowTheDistributionTopKAndTopP) {
   EXPECT_NEAR(p07[1], 0.375, 0.015);
   EXPECT_EQ(p07[2] + p07[3], 0.0);
 
+  SamplingOptions limited = plain;
+  limited.vocab_limit = 3;  // id 3 is padding past the tokenizer's vocabulary
+  const auto below3 = frequencies(limited);
+  EXPECT_EQ(below3[3], 0.0);
+  EXPECT_NEAR(below3[2], 0.15 / 0.95, 0.015);
+  const at::Tensor padded_best = at::tensor({0.1f, 0.2f, 5.0f});
+  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(3);
+  SamplingOptions greedy;
+  greedy.temperature = 0;
+  greedy.vocab_limit = 2;
+  EXPECT_EQ(sample_token(padded_best, greedy, generator), 1);
+
   SamplingOptions cold = plain;
   cold.temperature = 0.25;  // p^4 renormalised: 0.5^4 / Σ = 0.872
   EXPECT_NEAR(frequencies(cold)[0], 0.0625 / (0.0625 + 0.0081 + 0.00050625 + 0.00000625), 0.015);
