@@ -41,12 +41,15 @@ install_torch() {
   if [[ -x "$py" ]] &&
      [[ "$("$py" -c 'import torch; print(torch.__version__)' 2>/dev/null)" == "$CCA_TORCH_VERSION"* ]]; then
     cca_log "LibTorch: torch $CCA_TORCH_VERSION present in $CCA_TORCH_VENV"
+    "$CCA_TORCH_VENV/bin/pip" show -q nvidia-cuda-crt >/dev/null 2>&1 ||
+      "$CCA_TORCH_VENV/bin/pip" install -q --disable-pip-version-check "${CCA_TORCH_EXTRAS[@]}"
     return
   fi
   cca_log "LibTorch: installing torch==$CCA_TORCH_VERSION from PyPI into $CCA_TORCH_VENV (~5 GB with its CUDA 13 runtime wheels, ~2 min)"
   mkdir -p "$(dirname "$CCA_TORCH_VENV")"
   python3 -m venv "$CCA_TORCH_VENV"
-  "$CCA_TORCH_VENV/bin/pip" install -q --disable-pip-version-check "torch==$CCA_TORCH_VERSION"
+  "$CCA_TORCH_VENV/bin/pip" install -q --disable-pip-version-check "torch==$CCA_TORCH_VERSION" \
+    "${CCA_TORCH_EXTRAS[@]}"
 }
 
 install_packages
