@@ -6,8 +6,9 @@ CCA_BUILD_DIR="${CCA_BUILD_DIR:-$CCA_ROOT/build}"
 # The one pinned LibTorch: PyPI's torch 2.11.0 is built for CUDA 13.0, like the GPU machine's.
 CCA_TORCH_VERSION="2.11.0"
 # LibTorch's CUDA headers include the CUDA runtime's, which need the crt/ headers: pip's torch
-# brings the runtime but not those (134 KB), which a machine without the CUDA toolkit lacks.
-CCA_TORCH_EXTRAS=("cuda-toolkit[crt]==13.0.2")
+# brings the runtime but not those, nor the CCCL headers they include (3.3 MB together), which a
+# machine without the CUDA toolkit lacks.
+CCA_TORCH_EXTRAS=("cuda-toolkit[crt,cccl]==13.0.2")
 # Shared by every clone on the machine, so a fresh clone (CI) reuses it.
 CCA_TORCH_VENV="${CCA_TORCH_VENV:-$HOME/.cache/cca-train/torch-$CCA_TORCH_VERSION}"
 # Where scripts/offline-deps.sh unpacks the .deb bundle on machines without a package manager.

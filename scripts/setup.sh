@@ -41,7 +41,7 @@ install_torch() {
   if [[ -x "$py" ]] &&
      [[ "$("$py" -c 'import torch; print(torch.__version__)' 2>/dev/null)" == "$CCA_TORCH_VERSION"* ]]; then
     cca_log "LibTorch: torch $CCA_TORCH_VERSION present in $CCA_TORCH_VENV"
-    "$CCA_TORCH_VENV/bin/pip" show -q nvidia-cuda-crt >/dev/null 2>&1 ||
+    { "$CCA_TORCH_VENV/bin/pip" show -q nvidia-cuda-crt && "$CCA_TORCH_VENV/bin/pip" show -q nvidia-cuda-cccl; } >/dev/null 2>&1 ||
       "$CCA_TORCH_VENV/bin/pip" install -q --disable-pip-version-check "${CCA_TORCH_EXTRAS[@]}"
     return
   fi
