@@ -1,30 +1,16 @@
 #include "data/bench.h"
 
-#include <time.h>
-
 #include <chrono>
 
 #include "data/prepare.h"
 #include "data/text_source.h"
 #include "data/tokenizer.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/json.h"
 #include "util/parallel.h"
 
 namespace cca::data {
-namespace {
-
-double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-}  // namespace
 
 EncodeBenchResult bench_encode(const std::string& tokenizer, const std::vector<std::string>& inputs,
                                int threads, uint64_t max_bytes) {

@@ -1,11 +1,10 @@
 #include "data/tokenize_file.h"
 
-#include <time.h>
-
 #include <chrono>
 #include <fstream>
 
 #include "data/tokenizer.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/format.h"
@@ -14,12 +13,6 @@
 namespace cca::data {
 
 namespace {
-
-double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 std::vector<std::string> read_texts(const TokenizeFileOptions& options) {
   const std::string content = files::read_file(options.input, "input");

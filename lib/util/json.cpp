@@ -25,7 +25,6 @@ std::string real_text(double value) {
 
 }  // namespace
 
-
 Json::Json(int64_t value)
     : type_(Type::number), number_(static_cast<double>(value)), integral_(true), int_(value) {}
 Json::Json(Array value) : type_(Type::array), array_(std::make_shared<Array>(std::move(value))) {}
