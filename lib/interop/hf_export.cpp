@@ -82,7 +82,7 @@ HfTarget resolve_target(const HfExportRequest& request, const Config& config,
 std::string find_tokenizer(const HfExportRequest& request, const Config& config) {
   if (!request.tokenizer.empty()) return request.tokenizer;
   if (!config.data.tokenizer.empty()) return config.data.tokenizer;
-  const std::string manifest = files::join(files::parent_path(config.data.train), "manifest.json");
+  const std::string manifest = data::manifest_path_for_shards(config.data.train);
   if (files::exists(manifest)) {
     return data::manifest_tokenizer_path(manifest, data::read_manifest(manifest));
   }
@@ -90,7 +90,8 @@ std::string find_tokenizer(const HfExportRequest& request, const Config& config)
 }
 
 // tokenizer.model + tokenizer_config.json (transformers builds its LlamaTokenizer from them), or
-// a tokenizer.json copied as it is. Returns the special tokens for the configs.
+// tokenizer.json + a tokenizer_config.json naming its special tokens. Returns the special tokens
+// for the configs.
 SpecialTokens write_tokenizer(const std::string& path, const Config& config, Staging& staging,
                               std::vector<std::string>& written) {
   SpecialTokens tokens;
@@ -100,26 +101,28 @@ SpecialTokens write_tokenizer(const std::string& path, const Config& config, Sta
         "folder has none: pass --tokenizer PATH to include one");
     return tokens;
   }
-  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0) {
-    files::copy_file(path, staging.file("tokenizer.json"));
-    written.push_back("tokenizer.json");
-    return tokens;
-  }
+  const bool hf_json = path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0;
   const data::Tokenizer tokenizer(path);
   if (tokenizer.bos_id() >= 0) tokens.bos = tokenizer.bos_id();
   if (tokenizer.eos_id() >= 0) tokens.eos = tokenizer.eos_id();
-  files::copy_file(path, staging.file("tokenizer.model"));
+  files::copy_file(path, staging.file(hf_json ? "tokenizer.json" : "tokenizer.model"));
   Json::Object o;
-  o["tokenizer_class"] = "LlamaTokenizer";
   if (tokens.bos) o["bos_token"] = tokenizer.piece(*tokens.bos);
   if (tokens.eos) o["eos_token"] = tokenizer.piece(*tokens.eos);
-  o["add_bos_token"] = tokens.bos.has_value();  // every document starts with BOS, as in training
-  o["add_eos_token"] = false;
-  o["legacy"] = true;  // SentencePiece's own handling of the leading space
+  if (hf_json) {
+    // The file's own post-processor decides about BOS, as in cca-data; the config names the
+    // special tokens, which tokenizer.json alone does not.
+    o["tokenizer_class"] = "PreTrainedTokenizerFast";
+  } else {
+    o["tokenizer_class"] = "LlamaTokenizer";
+    o["add_bos_token"] = tokens.bos.has_value();  // every document starts with BOS, as in training
+    o["add_eos_token"] = false;
+    o["legacy"] = true;  // SentencePiece's own handling of the leading space
+  }
   o["model_max_length"] = max_sequence_length(config);
   o["clean_up_tokenization_spaces"] = false;
   write_text(staging.file("tokenizer_config.json"), Json(std::move(o)).dump(2) + "\n");
-  written.push_back("tokenizer.model");
+  written.push_back(hf_json ? "tokenizer.json" : "tokenizer.model");
   written.push_back("tokenizer_config.json");
   return tokens;
 }

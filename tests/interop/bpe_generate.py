@@ -1,7 +1,8 @@
 """tokenizer.json end to end: a GPT-2-style byte-level BPE (trained here with `tokenizers`) ->
 cca-data prepare -> cca-train (a tiny model, a few CPU steps) -> cca-generate, which must find
 the tokenizer through the shards' manifest whether data.train names the dataset folder or its
-shard files, and print valid UTF-8 that starts with the prompt.
+shard files, and print valid UTF-8 that starts with the prompt; then `cca-train export --format hf`,
+whose tokenizer transformers' AutoTokenizer loads and runs as `tokenizers` does.
 
 usage: bpe_generate.py BIN_DIR"""
 
@@ -68,6 +69,25 @@ def main():
             if not text.startswith("The tokenizer \u00e9"):
                 raise SystemExit(f"data.train as {name}: output {text!r} lacks the prompt")
             print(f"data.train as {name}: {text!r}")
+        check_hf_export(bin_dir, os.path.join(work, "run_folder"), tok, work)
+
+
+def check_hf_export(bin_dir, run_dir, tok, work):
+    """The export carries the tokenizer.json with a tokenizer_config.json naming its special
+    tokens: transformers' AutoTokenizer loads it and encodes as `tokenizers` does."""
+    from transformers import AutoTokenizer
+    out = os.path.join(work, "hf")
+    run([os.path.join(bin_dir, "cca-train"), "export", "--checkpoint", run_dir, "--format", "hf",
+         "--out", out])
+    hf = AutoTokenizer.from_pretrained(out)
+    if hf.eos_token != "<|endoftext|>" or not hf.is_fast:
+        raise SystemExit(f"exported tokenizer: eos {hf.eos_token!r}, fast {hf.is_fast}")
+    text = "The tokenizer \u00e9 reads   tokenizer.json <|endoftext|> 2026"
+    want = tok.encode(text).ids
+    got = hf(text, add_special_tokens=True)["input_ids"]
+    if got != want:
+        raise SystemExit(f"exported tokenizer: ids {got} != tokenizers' {want}")
+    print(f"export: AutoTokenizer {type(hf).__name__}, eos {hf.eos_token!r}, {len(got)} ids equal")
 
 
 if __name__ == "__main__":
