@@ -9,6 +9,7 @@
 #include "util/files.h"
 #include "util/format.h"
 #include "util/json.h"
+#include "util/strings.h"
 
 namespace cca::data {
 
@@ -17,20 +18,14 @@ namespace {
 std::vector<std::string> read_texts(const TokenizeFileOptions& options) {
   const std::string content = files::read_file(options.input, "input");
   std::vector<std::string> texts;
-  size_t pos = 0;
-  for (int64_t line_number = 1; pos < content.size(); ++line_number) {
-    size_t end = content.find('\n', pos);
-    if (end == std::string::npos) end = content.size();
-    const std::string_view line(content.data() + pos, end - pos);
-    pos = end + 1;
-    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+  for_each_nonblank_line(content, [&](std::string_view line, int64_t line_number) {
     const std::string where = format("{}:{}", options.input, line_number);
     const Json value = parse_json(line, where);
     texts.push_back(value.is_string()
                         ? value.as_string(where)
                         : value.at(options.field, where)
                               .as_string(where + ": field \"" + options.field + "\""));
-  }
+  });
   return texts;
 }
 

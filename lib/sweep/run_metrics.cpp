@@ -7,6 +7,7 @@
 #include "util/files.h"
 #include "util/format.h"
 #include "util/json.h"
+#include "util/strings.h"
 
 namespace cca::sweep {
 namespace {
@@ -87,19 +88,13 @@ RunMetrics read_run_metrics(const std::string& path) {
   metrics.path = path;
   const std::string text = files::read_file(path, "metrics file");
   Collector collector{metrics, {}, {}};
-  size_t start = 0;
-  for (int line = 1; start < text.size(); ++line) {
-    size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    const std::string_view content(text.data() + start, end - start);
-    start = end + 1;
-    if (content.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+  for_each_nonblank_line(text, [&](std::string_view content, int64_t line) {
     try {
       collector.add(parse_json(content, "record"));
     } catch (const Error& e) {
       throw Error(format("{}:{}: {}", path, line, e.what()));
     }
-  }
+  });
   for (auto& [step, record] : collector.train) metrics.train.push_back(record);
   for (auto& [step, record] : collector.eval) metrics.eval.push_back(record);
   return metrics;

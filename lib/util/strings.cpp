@@ -98,4 +98,16 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return "[" + join(parts, ", ") + "]";
 }
 
+void for_each_nonblank_line(std::string_view text,
+                            const std::function<void(std::string_view, int64_t)>& visit) {
+  size_t start = 0;
+  for (int64_t number = 1; start < text.size(); ++number) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view line = text.substr(start, end - start);
+    start = end + 1;
+    if (line.find_first_not_of(" \t\r") != std::string_view::npos) visit(line, number);
+  }
+}
+
 }  // namespace cca

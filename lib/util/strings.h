@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,10 @@ std::string divisors_text(long long n, size_t limit = 16);
 // bytes). The same text is a valid YAML double-quoted scalar.
 void append_quoted(std::string& out, std::string_view text);
 std::string join(const std::vector<std::string>& parts, const std::string& separator);
+// Calls visit(line, number) for each line of `text` (numbered from 1, without its '\n') that holds
+// more than blanks, tabs and '\r': the records of a JSONL file.
+void for_each_nonblank_line(std::string_view text,
+                            const std::function<void(std::string_view, int64_t)>& visit);
 // "[2, 3]" for a tensor shape; "[]" for a scalar.
 std::string shape_text(const std::vector<int64_t>& shape);
 

@@ -30,5 +30,19 @@ TEST(Strings, QuotedEscapesWhatJsonAndYamlNeed) {
   EXPECT_EQ(out, "\"a\\\"b\\\\c\\nd\\te\\u0001\"");
 }
 
+TEST(Strings, NonblankLinesKeepTheirNumbers) {
+  std::vector<std::pair<std::string, int64_t>> seen;
+  for_each_nonblank_line("a\n\n \t\r\n{\"b\": 1}\r\nlast", [&](std::string_view line, int64_t n) {
+    seen.emplace_back(std::string(line), n);
+  });
+  const std::vector<std::pair<std::string, int64_t>> want = {
+      {"a", 1}, {"{\"b\": 1}\r", 4}, {"last", 5}};
+  EXPECT_EQ(seen, want);
+  int calls = 0;
+  for_each_nonblank_line("", [&](std::string_view, int64_t) { ++calls; });
+  for_each_nonblank_line("\n\n", [&](std::string_view, int64_t) { ++calls; });
+  EXPECT_EQ(calls, 0);
+}
+
 }  // namespace
 }  // namespace cca
