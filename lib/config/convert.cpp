@@ -140,7 +140,8 @@ std::string assign_value(const KeySpec& key, const YAML::Node& value, Config& co
   }
   if (const auto* s = std::get_if<SourceListSpec>(&key.type)) {
     const SourceListRef ref = std::get<SourceListRef>(field);
-    return parse_source_list(value, s->weighted ? SourceListKind::train : SourceListKind::validation,
+    return parse_source_list(value,
+                             s->weighted ? SourceListKind::train : SourceListKind::validation,
                              *ref.single, *ref.list);
   }
   if (std::holds_alternative<StageListSpec>(key.type)) {

@@ -16,8 +16,8 @@ namespace {
 // weights: plain words only.
 bool valid_name(const std::string& name) {
   return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
-           return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
-         });
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+  });
 }
 
 // "web" from "data/web", "data/web/train_*.bin" -> "train", "code.bin" -> "code".
@@ -27,7 +27,8 @@ std::string name_from_path(const std::string& path) {
   std::string last = trimmed.substr(trimmed.find_last_of('/') + 1);
   const size_t cut = last.find_first_of("*?[");
   if (cut != std::string::npos) last = last.substr(0, cut);
-  if (last.size() > 4 && last.compare(last.size() - 4, 4, ".bin") == 0) last.resize(last.size() - 4);
+  if (last.size() > 4 && last.compare(last.size() - 4, 4, ".bin") == 0)
+    last.resize(last.size() - 4);
   while (!last.empty() && (last.back() == '_' || last.back() == '-' || last.back() == '.')) {
     last.pop_back();
   }
@@ -95,9 +96,9 @@ std::string read_name(const YAML::Node& item, const std::string& label, const st
 std::string parse_source(const YAML::Node& item, const std::string& label, SourceListKind kind,
                          DataSource& out) {
   const bool train = kind == SourceListKind::train;
-  std::string problem = check_item_keys(
-      item, label,
-      train ? std::vector<std::string>{"name", "path", "weight"} : std::vector<std::string>{"name", "path"});
+  std::string problem = check_item_keys(item, label,
+                                        train ? std::vector<std::string>{"name", "path", "weight"}
+                                              : std::vector<std::string>{"name", "path"});
   if (!problem.empty()) return problem;
   if (!item["path"] || !item["path"].IsScalar() || item["path"].Scalar().empty()) {
     return label + ": path is missing; name the source's shards (a file, folder or glob)";
@@ -106,7 +107,8 @@ std::string parse_source(const YAML::Node& item, const std::string& label, Sourc
   problem = read_name(item, label, name_from_path(out.path), out.name);
   if (!problem.empty()) return problem;
   if (!train) return "";
-  if (!item["weight"]) return format("{} '{}': weight is missing; give a number > 0", label, out.name);
+  if (!item["weight"])
+    return format("{} '{}': weight is missing; give a number > 0", label, out.name);
   if (!read_number(item["weight"], out.weight) || out.weight <= 0) {
     const std::string text = item["weight"].IsScalar() ? item["weight"].Scalar() : "a collection";
     return format("{} '{}': weight {} must be a number > 0", label, out.name, text);
@@ -156,6 +158,18 @@ std::string unique_names_problem(const std::vector<DataSource>& list) {
   return "";
 }
 
+// Every item of a list through `parse`, stopping at the first problem.
+template <class Item, class Parse>
+std::string parse_items(const YAML::Node& node, std::vector<Item>& out, Parse parse) {
+  for (size_t i = 0; i < node.size(); ++i) {
+    Item item;
+    std::string problem = parse(node[i], i, item);
+    if (!problem.empty()) return problem;
+    out.push_back(std::move(item));
+  }
+  return "";
+}
+
 }  // namespace
 
 std::string parse_source_list(const YAML::Node& node, SourceListKind kind, std::string& single,
@@ -174,13 +188,11 @@ std::string parse_source_list(const YAML::Node& node, SourceListKind kind, std::
     return "expects a path (file, folder or glob) or a non-empty list of sources";
   }
   std::vector<DataSource> parsed;
-  for (size_t i = 0; i < node.size(); ++i) {
-    DataSource source;
-    const std::string problem = parse_source(node[i], item_label(i, node[i]), kind, source);
-    if (!problem.empty()) return problem;
-    parsed.push_back(source);
-  }
-  const std::string problem = unique_names_problem(parsed);
+  std::string problem =
+      parse_items(node, parsed, [&](const YAML::Node& item, size_t i, DataSource& out) {
+        return parse_source(item, item_label(i, item), kind, out);
+      });
+  if (problem.empty()) problem = unique_names_problem(parsed);
   if (!problem.empty()) return problem;
   list = std::move(parsed);
   single = list.front().path;
@@ -191,12 +203,11 @@ std::string parse_stage_list(const YAML::Node& node, std::vector<DataStage>& sta
   if (node.IsNull()) return stages.clear(), "";
   if (!node.IsSequence()) return "expects a list of stages ({start_step: N, weights: {...}})";
   std::vector<DataStage> parsed;
-  for (size_t i = 0; i < node.size(); ++i) {
-    DataStage stage;
-    const std::string problem = parse_stage(node[i], item_label(i, node[i]), i, stage);
-    if (!problem.empty()) return problem;
-    parsed.push_back(stage);
-  }
+  const std::string problem =
+      parse_items(node, parsed, [](const YAML::Node& item, size_t i, DataStage& out) {
+        return parse_stage(item, item_label(i, item), i, out);
+      });
+  if (!problem.empty()) return problem;
   stages = std::move(parsed);
   return "";
 }
@@ -206,8 +217,8 @@ std::string render_source_list(const std::string& single, const std::vector<Data
   if (list.empty()) return yaml_quoted_text(single);
   std::string out = "[";
   for (const DataSource& source : list) {
-    out += (out.size() > 1 ? ", " : "") + format("{{name: {}, path: {}", source.name,
-                                                 yaml_quoted_text(source.path));
+    out += (out.size() > 1 ? ", " : "") +
+           format("{{name: {}, path: {}", source.name, yaml_quoted_text(source.path));
     if (kind == SourceListKind::train) out += ", weight: " + yaml_number_text(source.weight);
     out += "}";
   }
@@ -246,27 +257,29 @@ std::vector<std::string> validate_data_sources(const Config& c, int world_size) 
   }
   std::string known;
   for (const DataSource& s : sources) known += (known.empty() ? "" : ", ") + s.name;
-  const int64_t tokens_per_step = c.train.micro_batch_size * c.train.grad_accum *
-                                  c.train.seq_len * std::max(world_size, 1);
+  const int64_t tokens_per_step =
+      c.train.micro_batch_size * c.train.grad_accum * c.train.seq_len * std::max(world_size, 1);
   int64_t previous_start = -1;
   for (size_t i = 0; i < c.data.stages.size(); ++i) {
     const DataStage& stage = c.data.stages[i];
     const std::string label = format("data.stages[{}] '{}'", i + 1, stage.name);
     const int64_t start = stage_start_step(stage, tokens_per_step);
     if (i == 0 && start != 0) {
-      problems.push_back(format(
-          "{} starts at step {}: the first stage must start at step 0 (a gap before it)", label,
-          start));
+      problems.push_back(
+          format("{} starts at step {}: the first stage must start at step 0 (a gap before it)",
+                 label, start));
     }
     if (i > 0 && start <= previous_start) {
-      problems.push_back(format("{} starts at step {}, not after the previous stage's start {} "
-                                "(stages overlap; list them in order of their start)",
-                                label, start, previous_start));
+      problems.push_back(
+          format("{} starts at step {}, not after the previous stage's start {} "
+                 "(stages overlap; list them in order of their start)",
+                 label, start, previous_start));
     }
     if (start >= c.train.steps && c.train.steps > 0) {
-      problems.push_back(format("{} starts at step {}, at or after train.steps = {}: it would "
-                                "never run",
-                                label, start, c.train.steps));
+      problems.push_back(
+          format("{} starts at step {}, at or after train.steps = {}: it would "
+                 "never run",
+                 label, start, c.train.steps));
     }
     previous_start = start;
     double total = 0;

@@ -308,9 +308,10 @@ void check_sources_match(const MixtureState& saved, const std::vector<MixtureSou
   std::sort(have.begin(), have.end());
   std::sort(want.begin(), want.end());
   if (have != want) {
-    throw Error(format("loader state was saved for the sources {} but data.train lists {}; a "
-                       "mixture resumes only over the same sources",
-                       source_names(have), source_names(want)));
+    throw Error(
+        format("loader state was saved for the sources {} but data.train lists {}; a "
+               "mixture resumes only over the same sources",
+               source_names(have), source_names(want)));
   }
 }
 
@@ -384,10 +385,10 @@ void TrainLoader::start_source(Source& source, const std::optional<LoaderState>&
     source.windows_per_epoch += Cursor::windows_in(*shard, options_.seq_len) / options_.world_size;
   }
   if (source.windows_per_epoch == 0) {
-    throw Error(format(
-        "{}: {} tokens in {} shard(s) give no sequence of {} + 1 tokens per rank "
-        "(world size {}); use more data or a shorter seq_len",
-        data.spec, data.tokens, data.shards.size(), options_.seq_len, options_.world_size));
+    throw Error(
+        format("{}: {} tokens in {} shard(s) give no sequence of {} + 1 tokens per rank "
+               "(world size {}); use more data or a shorter seq_len",
+               data.spec, data.tokens, data.shards.size(), options_.seq_len, options_.world_size));
   }
   LoaderState start;
   start.seed = source.name.empty() ? options_.seed : splitmix64(options_.seed ^ xxh64(source.name));
@@ -458,9 +459,10 @@ TrainLoader::Source& TrainLoader::next_source(Batch& batch) {
           source.name, source.data->spec, source.data->tokens, source.windows_per_epoch,
           options_.seq_len));
     }
-    batch.wrapped.push_back(format("data        source '{}' read every window once: epoch {} "
-                                   "starts in a new order ({} tokens drawn from it so far)",
-                                   source.name, epoch + 1, position.tokens - tokens));
+    batch.wrapped.push_back(
+        format("data        source '{}' read every window once: epoch {} "
+               "starts in a new order ({} tokens drawn from it so far)",
+               source.name, epoch + 1, position.tokens - tokens));
   }
   return source;
 }

@@ -94,12 +94,12 @@ struct MixtureState {
 };
 
 struct Batch {
-  int64_t batch_size = 0;        // sequences
-  int64_t seq_len = 0;           // tokens per sequence
-  std::vector<int32_t> inputs;   // batch_size x seq_len, row-major
-  std::vector<int32_t> targets;  // inputs shifted by one token
-  LoaderState state;             // the loader's state after this batch (one dataset)
-  MixtureState mixture;          // the same for a mixture
+  int64_t batch_size = 0;            // sequences
+  int64_t seq_len = 0;               // tokens per sequence
+  std::vector<int32_t> inputs;       // batch_size x seq_len, row-major
+  std::vector<int32_t> targets;      // inputs shifted by one token
+  LoaderState state;                 // the loader's state after this batch (one dataset)
+  MixtureState mixture;              // the same for a mixture
   std::vector<std::string> wrapped;  // mixture sources that started over within this batch
 };
 

@@ -40,8 +40,8 @@ struct MixtureOptions {
 int64_t stage_at(const std::vector<MixtureStage>& stages, int64_t sequences);
 
 // The source the next sequence comes from: the one furthest below its share of the stage's
-// tokens so far (`stage_tokens`: each source's tokens since the stage began), the first listed on a tie. Sources of weight 0 are never
-// chosen.
+// tokens so far (`stage_tokens`: each source's tokens since the stage began), the first listed on a
+// tie. Sources of weight 0 are never chosen.
 size_t pick_source(const MixtureStage& stage, const std::vector<int64_t>& stage_tokens);
 
 // Throws cca::Error when two sources' shards were not made with the same tokenizer: vocabulary

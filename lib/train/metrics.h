@@ -46,7 +46,7 @@ struct EvalMetrics {
   int64_t val_tokens = 0;
   double seconds = 0;
   int64_t tokens_seen = 0;
-  double time_s = 0;  // training wall time at this evaluation
+  double time_s = 0;                 // training wall time at this evaluation
   std::vector<EvalSetMetrics> sets;  // each named set; val_loss is their token-weighted mean
 };
 

@@ -361,8 +361,8 @@ TrainResult Trainer::run() {
     } else {
       progress_bar_->update(step, "");
     }
-    if (!validation_sets_.empty() && config_.train.eval_every > 0 && step % config_.train.eval_every == 0 &&
-        !last) {
+    if (!validation_sets_.empty() && config_.train.eval_every > 0 &&
+        step % config_.train.eval_every == 0 && !last) {
       evaluate();
       interval_start = Clock::now();
     }

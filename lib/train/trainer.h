@@ -133,9 +133,9 @@ class Trainer {
   std::shared_ptr<TransformerImpl> model_;
   std::unique_ptr<AdamW> optimizer_;  // distributed.zero1: over this rank's shard only
   std::unique_ptr<LrSchedule> schedule_;
-  std::unique_ptr<MicroBatchGraph> graph_;  // train.cuda_graphs
+  std::unique_ptr<MicroBatchGraph> graph_;              // train.cuda_graphs
   std::shared_ptr<const data::ShardSet> train_shards_;  // one dataset
-  std::vector<data::MixtureSource> train_sources_;       // a mixture (data.train as a list)
+  std::vector<data::MixtureSource> train_sources_;      // a mixture (data.train as a list)
   data::MixtureOptions mixture_options_;
   std::vector<int64_t> stage_starts_;  // data.stages' first steps
   int64_t announced_stage_ = -1;

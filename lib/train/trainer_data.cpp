@@ -53,8 +53,9 @@ void Trainer::build_data() {
         data::open_shards(config_.data.train, "train", open_options));
   } else {
     for (const DataSource& source : config_.data.train_sources) {
-      train_sources_.push_back({source.name, std::make_shared<const data::ShardSet>(data::open_shards(
-                                                 source.path, "train", open_options))});
+      train_sources_.push_back(
+          {source.name, std::make_shared<const data::ShardSet>(
+                            data::open_shards(source.path, "train", open_options))});
     }
     data::check_same_tokenizer(train_sources_, "data.train");
     log_mixture();
@@ -64,10 +65,9 @@ void Trainer::build_data() {
   if (config_.data.val_tokens > 0) {
     for (const DataSource& set : val_sets) {
       const data::ShardSet val = data::open_shards(set.path, "val", open_options);
-      validation_sets_.push_back(
-          {set.name, std::make_unique<data::ValidationSet>(val, config_.data.val_tokens,
-                                                           config_.train.seq_len, rank(),
-                                                           world_size())});
+      validation_sets_.push_back({set.name, std::make_unique<data::ValidationSet>(
+                                                val, config_.data.val_tokens, config_.train.seq_len,
+                                                rank(), world_size())});
     }
   }
   phase_done("data");
@@ -89,8 +89,8 @@ void Trainer::log_mixture() const {
   }
   for (size_t i = 0; i < stages.size(); ++i) {
     const int64_t start = stage_start_step(stages[i], tokens_per_step_);
-    const int64_t end =
-        i + 1 < stages.size() ? stage_start_step(stages[i + 1], tokens_per_step_) : config_.train.steps;
+    const int64_t end = i + 1 < stages.size() ? stage_start_step(stages[i + 1], tokens_per_step_)
+                                              : config_.train.steps;
     log::info("data        {}steps {}-{} ({} tokens): {}",
               stages[i].name.empty() ? "" : format("stage '{}' ", stages[i].name), start + 1, end,
               human_count(static_cast<double>((end - start) * tokens_per_step_)),
@@ -135,8 +135,9 @@ void Trainer::build_loader(const TrainProgress* resumed) {
     stage_starts_.push_back(start);
     mix.stages.push_back({stage.name, start * sequences_per_step, stage_weights(stage, sources)});
   }
-  loader_ = std::make_unique<data::TrainLoader>(
-      train_sources_, std::move(mix), options, resumed != nullptr ? resumed->mixture : std::nullopt);
+  loader_ =
+      std::make_unique<data::TrainLoader>(train_sources_, std::move(mix), options,
+                                          resumed != nullptr ? resumed->mixture : std::nullopt);
 }
 
 int64_t Trainer::stage_at_step(int64_t step) const {
@@ -178,9 +179,10 @@ void Trainer::log_source_tokens(const std::vector<std::pair<std::string, int64_t
   for (const auto& [name, count] : tokens) total += count;
   std::string text;
   for (const auto& [name, count] : tokens) {
-    text += format("{}{} {} ({:.1f}%)", text.empty() ? "" : ", ", name,
-                   human_count(static_cast<double>(count)),
-                   total > 0 ? 100.0 * static_cast<double>(count) / static_cast<double>(total) : 0.0);
+    text +=
+        format("{}{} {} ({:.1f}%)", text.empty() ? "" : ", ", name,
+               human_count(static_cast<double>(count)),
+               total > 0 ? 100.0 * static_cast<double>(count) / static_cast<double>(total) : 0.0);
   }
   if (!text.empty()) log::info("data        tokens per source: {}", text);
 }

@@ -87,12 +87,13 @@ TEST(DataSources, BadSourcesNameTheKeyItemAndValue) {
   EXPECT_TRUE(contains(missing, "weight is missing")) << missing;
   const std::string unknown = all_messages(load_text_error(with("weight: 1", "wieght: 1")));
   EXPECT_TRUE(contains(unknown, "unknown field 'wieght' (allowed: name, path, weight)")) << unknown;
-  const std::string twice = all_messages(load_text_error(with("name: web, path: data/web, weight",
-                                                              "name: train, path: a, weight")));
+  const std::string twice = all_messages(
+      load_text_error(with("name: web, path: data/web, weight", "name: train, path: a, weight")));
   EXPECT_TRUE(contains(twice, "two sources are named 'train'")) << twice;
-  const std::string val = all_messages(load_text_error(with("{name: code, path: data/code}",
-                                                            "{name: code, path: c, weight: 1}")));
-  EXPECT_TRUE(contains(val, "data.val: item 2 (line 8): unknown field 'weight' (allowed: name, path)"))
+  const std::string val = all_messages(
+      load_text_error(with("{name: code, path: data/code}", "{name: code, path: c, weight: 1}")));
+  EXPECT_TRUE(
+      contains(val, "data.val: item 2 (line 8): unknown field 'weight' (allowed: name, path)"))
       << val;
   const std::string bad_name = all_messages(load_text_error(with("name: web,", "name: 'w b',")));
   EXPECT_TRUE(contains(bad_name, "name 'w b' is not a word")) << bad_name;
@@ -100,13 +101,15 @@ TEST(DataSources, BadSourcesNameTheKeyItemAndValue) {
 
 TEST(DataSources, BadStagesNameTheStageAndTheProblem) {
   const std::string unknown = all_messages(load_text_error(with("train: 3}", "trian: 3}")));
-  EXPECT_TRUE(contains(unknown, "data.stages[2] 'focus': weights name unknown source 'trian' "
-                                "(data.train's sources: web, train)"))
+  EXPECT_TRUE(contains(unknown,
+                       "data.stages[2] 'focus': weights name unknown source 'trian' "
+                       "(data.train's sources: web, train)"))
       << unknown;
   const std::string late =
       all_messages(load_text_error(with("start_tokens: 1600", "start_step: 100")));
-  EXPECT_TRUE(contains(late, "data.stages[2] 'focus' starts at step 100, at or after "
-                             "train.steps = 100"))
+  EXPECT_TRUE(contains(late,
+                       "data.stages[2] 'focus' starts at step 100, at or after "
+                       "train.steps = 100"))
       << late;
   const std::string gap = all_messages(load_text_error(with("start_step: 0", "start_step: 5")));
   EXPECT_TRUE(contains(gap, "the first stage must start at step 0")) << gap;
@@ -115,20 +118,20 @@ TEST(DataSources, BadStagesNameTheStageAndTheProblem) {
       all_messages(load_text_error(with("start_step: 0, weights: {web: 3, train: 1}}\n",
                                         "start_step: 0, weights: {web: 3, train: 1}}\n"
                                         "    - {name: mid, start_step: 50, weights: {web: 1}}\n")));
-  EXPECT_TRUE(contains(overlap, "data.stages[3] 'focus' starts at step 50, not after the previous "
-                                "stage's start 50"))
+  EXPECT_TRUE(contains(overlap,
+                       "data.stages[3] 'focus' starts at step 50, not after the previous "
+                       "stage's start 50"))
       << overlap;
   const std::string both = all_messages(
       load_text_error(with("start_tokens: 1600", "start_tokens: 1600, start_step: 3")));
   EXPECT_TRUE(contains(both, "give exactly one of start_step and start_tokens")) << both;
   const std::string zeros = all_messages(load_text_error(with("{web: 1, train: 3}", "{web: 0}")));
   EXPECT_TRUE(contains(zeros, "every weight is 0")) << zeros;
-  const std::string single = all_messages(load_text_error(
-      "data: {stages: [{start_step: 0, weights: {a: 1}}]}\n"));
+  const std::string single =
+      all_messages(load_text_error("data: {stages: [{start_step: 0, weights: {a: 1}}]}\n"));
   EXPECT_TRUE(contains(single, "data.stages needs data.train as a list of named sources"))
       << single;
-  const std::string exhausted =
-      all_messages(load_text_error("data: {on_exhausted: stop}\n"));
+  const std::string exhausted = all_messages(load_text_error("data: {on_exhausted: stop}\n"));
   EXPECT_TRUE(contains(exhausted, "'stop' is not one of wrap | error")) << exhausted;
 }
 

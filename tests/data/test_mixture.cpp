@@ -11,6 +11,7 @@
 #include "data/manifest.h"
 #include "data/mixture.h"
 #include "data_test_util.h"
+#include "testing/error_of.h"
 #include "util/hash.h"
 
 namespace cca::data {
@@ -18,6 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using datatest::ScratchDir;
+using testing::error_of;
 
 constexpr int kSourceUnit = 10000;  // token = source * 10000 + shard * 1000 + position
 constexpr int64_t kSeqLen = 9;
@@ -117,7 +119,8 @@ TEST(Mixture, NoWindowTwiceBeforeTheSourceIsExhaustedThenWrapsInANewOrder) {
   bool wrapped_code = false;
   for (int b = 0; b < 5; ++b) {  // 20 sequences: code's 5 windows twice
     const Batch batch = loader.next();
-    for (const std::string& line : batch.wrapped) wrapped_code |= line.find("'code'") != std::string::npos;
+    for (const std::string& line : batch.wrapped)
+      wrapped_code |= line.find("'code'") != std::string::npos;
     for (int64_t r = 0; r < batch.batch_size; ++r) {
       const int32_t first = batch.inputs[static_cast<size_t>(r * kSeqLen)];
       by_source[first / kSourceUnit].push_back(first % kSourceUnit);
@@ -142,13 +145,9 @@ TEST(Mixture, ExhaustionIsAnErrorNamingTheSourceWhenAskedFor) {
   mix.on_exhausted = OnExhausted::error;
   TrainLoader loader(f.sources, mix, options());
   sequences(loader, 2);  // 4 of code's 5 windows
-  try {
-    sequences(loader, 2);
-    FAIL() << "expected the exhausted source to stop the loader";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("source 'code'"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("data.on_exhausted"), std::string::npos) << e.what();
-  }
+  const std::string error = error_of([&] { sequences(loader, 2); });
+  EXPECT_NE(error.find("source 'code'"), std::string::npos) << error;
+  EXPECT_NE(error.find("data.on_exhausted"), std::string::npos) << error;
 }
 
 TEST(Mixture, StagesSwitchWeightsAtTheirStart) {
@@ -236,13 +235,10 @@ TEST(Mixture, ResumeRejectsOtherSources) {
   sequences(loader, 1);
   std::vector<MixtureSource> renamed = f.sources;
   renamed[1].name = "books";
-  try {
-    TrainLoader resumed(renamed, mix, options(), loader.mixture_state());
-    FAIL() << "expected other sources to be refused";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("code, web"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("books, web"), std::string::npos) << e.what();
-  }
+  const std::string error =
+      error_of([&] { TrainLoader resumed(renamed, mix, options(), loader.mixture_state()); });
+  EXPECT_NE(error.find("code, web"), std::string::npos) << error;
+  EXPECT_NE(error.find("books, web"), std::string::npos) << error;
 }
 
 TEST(Mixture, SourcesMustShareTheTokenizer) {
@@ -251,15 +247,10 @@ TEST(Mixture, SourcesMustShareTheTokenizer) {
   std::vector<MixtureSource> mixed = f.sources;
   mixed.push_back({"books", std::make_shared<const ShardSet>(open_shards(
                                 make_source(f.dir, "books", 3, {50}, 32000), "train"))});
-  try {
-    check_same_tokenizer(mixed, "data.train");
-    FAIL() << "expected differing vocabularies to be refused";
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    EXPECT_NE(what.find("'web'"), std::string::npos) << what;
-    EXPECT_NE(what.find("'books'"), std::string::npos) << what;
-    EXPECT_NE(what.find("vocab_size 65536 vs 32000"), std::string::npos) << what;
-  }
+  const std::string what = error_of([&] { check_same_tokenizer(mixed, "data.train"); });
+  EXPECT_NE(what.find("'web'"), std::string::npos) << what;
+  EXPECT_NE(what.find("'books'"), std::string::npos) << what;
+  EXPECT_NE(what.find("vocab_size 65536 vs 32000"), std::string::npos) << what;
 }
 
 }  // namespace
