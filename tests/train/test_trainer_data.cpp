@@ -106,9 +106,9 @@ TEST_F(MixtureTrainerTest, SourcesWithAnotherVocabularyAreRefusedNamingBoth) {
   data::ShardWriter writer(files::join(other, "train_000000.bin"), data::kShardVersionU16, 256);
   writer.append(testing::chain_tokens(20000, 3));
   writer.finish();
+  files::make_directories(dir / "webv");
   data::ShardWriter web_writer(files::join(dir / "webv", "train_000000.bin"),
                                data::kShardVersionU16, 128);
-  files::make_directories(dir / "webv");
   web_writer.append(testing::chain_tokens(20000, 4));
   web_writer.finish();
   const std::string error = testing::error_of([&] {
