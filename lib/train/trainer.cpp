@@ -359,7 +359,7 @@ TrainResult Trainer::run() {
       interval_start = Clock::now();
       interval_steps = 0;
     } else {
-      progress_bar_->update(step, "");
+      progress_bar_->update(step, stage_starts_.empty() ? "" : "stage " + stage_name(step - 1));
     }
     if (!validation_sets_.empty() && config_.train.eval_every > 0 &&
         step % config_.train.eval_every == 0 && !last) {
