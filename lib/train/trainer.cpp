@@ -68,8 +68,10 @@ Trainer::Trainer(LoadedConfig loaded, TrainOptions options)
   phase_done("device");
   files::make_directories(config_.run.dir);
   locate_resume();  // before the slow phases: a wrong --resume or config fails at once
-  if (rank() == 0) save_launch_config();
   build_data();
+  // After the data checks (missing shards, sources of another tokenizer): a launch refused there
+  // leaves the run folder's config.yaml as the last good launch wrote it.
+  if (rank() == 0) save_launch_config();
   build_model();
   resume_if_requested();
 }

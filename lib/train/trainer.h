@@ -85,6 +85,7 @@ class Trainer {
   // stages), the validation sets and what is logged about them.
   void build_data();
   void log_mixture() const;
+  void check_resumed_data_kind() const;
   void build_loader(const TrainProgress* resumed);
   // The index of the data.stages entry in force at `step` (0 without stages), and its name ("").
   int64_t stage_at_step(int64_t step) const;

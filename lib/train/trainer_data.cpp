@@ -70,7 +70,21 @@ void Trainer::build_data() {
                                                 rank(), world_size())});
     }
   }
+  check_resumed_data_kind();
   phase_done("data");
+}
+
+// A checkpoint of one dataset continues only as one dataset, a mixture's only as a mixture.
+void Trainer::check_resumed_data_kind() const {
+  if (!resume_info_) return;
+  const TrainProgress& resumed = resume_info_->progress;
+  const bool mixture = !train_sources_.empty();
+  if (resumed.mixture.has_value() == mixture || (!resumed.mixture && !resumed.loader)) return;
+  throw Error(
+      format("{}: the checkpoint's data position is for {}, but data.train is now {}; resume "
+             "with the data.train the run was started with",
+             resume_info_->path, resumed.mixture ? "a mixture of sources" : "one dataset",
+             mixture ? "a mixture of sources" : "one dataset"));
 }
 
 // The mixture's sources, then its stages with their steps and token budgets, before training.
@@ -106,16 +120,7 @@ void Trainer::build_loader(const TrainProgress* resumed) {
   options.prefetch = static_cast<int>(config_.data.prefetch);
   options.rank = rank();
   options.world_size = world_size();
-  const bool mixture = !train_sources_.empty();
-  if (resumed != nullptr && (resumed->mixture.has_value() != mixture) &&
-      (resumed->mixture || resumed->loader)) {
-    throw Error(format(
-        "{}: the checkpoint's data position is for {}, but data.train is now {}; resume with the "
-        "data.train the run was started with",
-        resume_info_->path, resumed->mixture ? "a mixture of sources" : "one dataset",
-        mixture ? "a mixture of sources" : "one dataset"));
-  }
-  if (!mixture) {
+  if (train_sources_.empty()) {
     loader_ = std::make_unique<data::TrainLoader>(
         train_shards_, options, resumed != nullptr ? resumed->loader : std::nullopt);
     return;

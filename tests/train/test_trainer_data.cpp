@@ -93,8 +93,11 @@ TEST_F(MixtureTrainerTest, ResumeMidStageAndAtTheStageBoundaryIsBitExact) {
 
 TEST_F(MixtureTrainerTest, OneDatasetCheckpointDoesNotResumeAsAMixture) {
   Trainer(testing::tiny_config(web, dir / "run"), testing::quiet_options("", 4)).run();
+  const std::string launch_config = files::read_file(dir / "run/config.yaml");
   const std::string error =
       testing::error_of([&] { Trainer(config("run"), testing::quiet_options("auto")); });
+  // The refused launch leaves the run folder as it was.
+  EXPECT_EQ(files::read_file(dir / "run/config.yaml"), launch_config);
   EXPECT_NE(error.find("is for one dataset, but data.train is now a mixture"), std::string::npos)
       << error;
 }
@@ -120,6 +123,7 @@ TEST_F(MixtureTrainerTest, SourcesWithAnotherVocabularyAreRefusedNamingBoth) {
   EXPECT_NE(error.find("sources 'web'"), std::string::npos) << error;
   EXPECT_NE(error.find("'other'"), std::string::npos) << error;
   EXPECT_NE(error.find("shard header vocabulary 128 vs 256"), std::string::npos) << error;
+  EXPECT_FALSE(files::exists(dir / "vocab/config.yaml")) << "nothing written for a refused run";
 }
 
 }  // namespace
