@@ -118,6 +118,11 @@ std::string parse_source(const YAML::Node& item, const std::string& label, Sourc
 
 std::string parse_stage(const YAML::Node& item, const std::string& label, size_t index,
                         DataStage& out) {
+  if (item.IsMap() && item["seq_len"]) {
+    return label +
+           ": seq_len: a stage of its own sequence length (context extension) is not supported "
+           "yet; stages change the mixture only (train.seq_len holds for the whole run)";
+  }
   std::string problem =
       check_item_keys(item, label, {"name", "start_step", "start_tokens", "weights"});
   if (!problem.empty()) return problem;

@@ -125,6 +125,12 @@ TEST(DataSources, BadStagesNameTheStageAndTheProblem) {
   const std::string both = all_messages(
       load_text_error(with("start_tokens: 1600", "start_tokens: 1600, start_step: 3")));
   EXPECT_TRUE(contains(both, "give exactly one of start_step and start_tokens")) << both;
+  const std::string seq_len = all_messages(
+      load_text_error(with("start_tokens: 1600,", "start_tokens: 1600, seq_len: 64,")));
+  EXPECT_TRUE(contains(seq_len,
+                       "data.stages: item 2 (line 11): seq_len: a stage of its own "
+                       "sequence length (context extension) is not supported yet"))
+      << seq_len;
   const std::string zeros = all_messages(load_text_error(with("{web: 1, train: 3}", "{web: 0}")));
   EXPECT_TRUE(contains(zeros, "every weight is 0")) << zeros;
   const std::string single =
