@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "config/variant_settings.h"
 
@@ -70,9 +71,31 @@ struct ScheduleConfig {
   std::string decay_shape;
 };
 
+// One dataset of a mixture (data.train as a list), a named validation set (data.val as a list),
+// or a source's weight within a stage (data.stages[].weights); lib/config/data_sources.h.
+struct DataSource {
+  std::string name;
+  std::string path;     // a shard file, folder or glob; empty in a stage's weights
+  double weight = 1.0;  // training sources and stages only
+};
+
+// A curriculum stage (data.stages): from `start_step` on, the sources are drawn at `weights`.
+struct DataStage {
+  std::string name;
+  int64_t start_step = -1;    // one of the two is set (>= 0), the other is -1
+  int64_t start_tokens = -1;  // starts at the first step after which this many tokens were seen
+  std::vector<DataSource> weights;  // by source name, every source listed (0 = not drawn)
+};
+
 struct DataConfig {
+  // The training shards: the one dataset, or when data.train is a list, its first source's path
+  // (every source shares its tokenizer, so tools that look for the manifest find one here).
   std::string train;
-  std::string val;
+  std::vector<DataSource> train_sources;  // data.train as a list; empty for one dataset
+  std::string val;                        // the same for the validation sets
+  std::vector<DataSource> val_sources;
+  std::vector<DataStage> stages;  // data.stages; empty = one stage, the data.train weights
+  std::string on_exhausted;       // data.on_exhausted: wrap | error
   std::string tokenizer;
   int64_t val_tokens;
   int64_t prefetch;

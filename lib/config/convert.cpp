@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "config/data_sources.h"
 #include "util/strings.h"
 
 namespace cca {
@@ -136,6 +137,15 @@ std::string assign_value(const KeySpec& key, const YAML::Node& value, Config& co
     if (!value.IsScalar()) return "expects a string, got " + describe_node(value);
     *std::get<std::string*>(field) = value.Scalar();
     return "";
+  }
+  if (const auto* s = std::get_if<SourceListSpec>(&key.type)) {
+    const SourceListRef ref = std::get<SourceListRef>(field);
+    return parse_source_list(value,
+                             s->weighted ? SourceListKind::train : SourceListKind::validation,
+                             *ref.single, *ref.list);
+  }
+  if (std::holds_alternative<StageListSpec>(key.type)) {
+    return parse_stage_list(value, *std::get<std::vector<DataStage>*>(field));
   }
   const auto& spec = std::get<OptionalIntSpec>(key.type);
   auto* target = std::get<std::optional<int64_t>*>(field);

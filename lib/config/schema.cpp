@@ -8,8 +8,10 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 
 #include "config/attention_variant.h"
+#include "config/data_sources.h"
 #include "util/strings.h"
 
 namespace cca {
@@ -17,6 +19,13 @@ namespace {
 
 // The YAML path of a key is the member path inside Config, so the two cannot drift apart.
 #define CCA_KEY(member) #member, [](Config & c) -> FieldRef { return &c.member; }
+
+std::function<FieldRef(Config&)> source_list_field(std::string DataConfig::*single,
+                                                   std::vector<DataSource> DataConfig::*list) {
+  return [single, list](Config& c) -> FieldRef {
+    return SourceListRef{&(c.data.*single), &(c.data.*list)};
+  };
+}
 
 constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
 constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -107,9 +116,20 @@ std::vector<KeySpec> keys_after_variants() {
        "WSD cool-down shape: linear or 1 - sqrt."},
 
       // data
-      {CCA_KEY(data.train), StringSpec{"data/builtin/train_*.bin"},
-       "Training shards: a file, folder or glob (llm.c format)."},
-      {CCA_KEY(data.val), StringSpec{"data/builtin/val_*.bin"}, "Validation shards."},
+      {"data.train", source_list_field(&DataConfig::train, &DataConfig::train_sources),
+       SourceListSpec{"data/builtin/train_*.bin", true},
+       "Training shards: a file, folder or glob (llm.c format), or a weighted mixture: a list of "
+       "{name, path, weight} drawn in proportion to the weights (docs/data.md)."},
+      {"data.val", source_list_field(&DataConfig::val, &DataConfig::val_sources),
+       SourceListSpec{"data/builtin/val_*.bin", false},
+       "Validation shards, or a list of named sets {name, path}: each eval reports "
+       "val_loss/<name> and the token-weighted mean."},
+      {CCA_KEY(data.stages), StageListSpec{},
+       "Curriculum stages: a list of {name, start_step | start_tokens, weights: {<source>: w}}; "
+       "each stage draws data.train's sources at its own weights from its start on."},
+      {CCA_KEY(data.on_exhausted), EnumSpec{"wrap", {"wrap", "error"}},
+       "When a mixture's source has no unread window left: start it over in a new order (logged) "
+       "or stop with an error naming it."},
       {CCA_KEY(data.tokenizer), StringSpec{""},
        "Tokenizer model the shards were made with; empty = take it from the shards' manifest."},
       {CCA_KEY(data.val_tokens), IntSpec{1 << 20, 0, kMaxInt},
@@ -266,6 +286,13 @@ std::string int_text(int64_t v) {
 
 }  // namespace
 
+std::string yaml_number_text(double value) {
+  return number_text(value);
+}
+std::string yaml_quoted_text(const std::string& text) {
+  return yaml_quoted(text);
+}
+
 KeySpec setting_key(const std::string& path, TypeSpec type, std::string help) {
   struct Slot {
     VariantSettings& settings;
@@ -277,6 +304,12 @@ KeySpec setting_key(const std::string& path, TypeSpec type, std::string help) {
     FieldRef operator()(const EnumSpec&) const { return &settings.slot<std::string>(path); }
     FieldRef operator()(const OptionalIntSpec&) const {
       return &settings.slot<std::optional<int64_t>>(path);
+    }
+    FieldRef operator()(const SourceListSpec&) const {
+      throw std::logic_error(path + ": a variant setting cannot be a source list");
+    }
+    FieldRef operator()(const StageListSpec&) const {
+      throw std::logic_error(path + ": a variant setting cannot be a stage list");
     }
   };
   auto field = [path, type](Config& c) -> FieldRef {
@@ -322,6 +355,8 @@ std::string KeySpec::type_name() const {
     std::string operator()(const StringSpec&) const { return "string"; }
     std::string operator()(const EnumSpec&) const { return "enum"; }
     std::string operator()(const OptionalIntSpec&) const { return "int or null"; }
+    std::string operator()(const SourceListSpec&) const { return "path or list"; }
+    std::string operator()(const StageListSpec&) const { return "list"; }
   };
   return std::visit(Visitor{}, type);
 }
@@ -334,6 +369,8 @@ std::string KeySpec::default_text() const {
     std::string operator()(const StringSpec& s) const { return yaml_quoted(s.fallback); }
     std::string operator()(const EnumSpec& s) const { return s.fallback; }
     std::string operator()(const OptionalIntSpec&) const { return "null"; }
+    std::string operator()(const SourceListSpec& s) const { return yaml_quoted(s.fallback); }
+    std::string operator()(const StageListSpec&) const { return "[]"; }
   };
   return std::visit(Visitor{}, type);
 }
@@ -356,6 +393,12 @@ std::string KeySpec::allowed_text() const {
     std::string operator()(const OptionalIntSpec& s) const {
       return "null | " + int_text(s.min) + " .. " + int_text(s.max);
     }
+    std::string operator()(const SourceListSpec& s) const {
+      return s.weighted ? "path | [{name, path, weight > 0}, ...]" : "path | [{name, path}, ...]";
+    }
+    std::string operator()(const StageListSpec&) const {
+      return "[{name, start_step | start_tokens, weights: {<source>: w >= 0}}, ...]";
+    }
   };
   return std::visit(Visitor{}, type);
 }
@@ -369,10 +412,17 @@ std::string value_text(const KeySpec& key, Config& config) {
     std::string operator()(std::optional<int64_t>* v) const {
       return v->has_value() ? std::to_string(**v) : "null";
     }
+    std::string operator()(const SourceListRef& v) const {
+      return render_source_list(*v.single, *v.list,
+                                weighted ? SourceListKind::train : SourceListKind::validation);
+    }
+    std::string operator()(std::vector<DataStage>* v) const { return render_stage_list(*v); }
+    bool weighted;
   };
   // Enums print bare, like they are written.
   if (std::holds_alternative<EnumSpec>(key.type)) return *std::get<std::string*>(key.field(config));
-  return std::visit(Visitor{}, key.field(config));
+  const auto* sources = std::get_if<SourceListSpec>(&key.type);
+  return std::visit(Visitor{sources != nullptr && sources->weighted}, key.field(config));
 }
 
 Config default_config() {
@@ -390,6 +440,13 @@ Config default_config() {
           if constexpr (std::is_same_v<S, EnumSpec>) *std::get<std::string*>(field) = spec.fallback;
           if constexpr (std::is_same_v<S, OptionalIntSpec>) {
             *std::get<std::optional<int64_t>*>(field) = std::nullopt;
+          }
+          if constexpr (std::is_same_v<S, SourceListSpec>) {
+            *std::get<SourceListRef>(field).single = spec.fallback;
+            std::get<SourceListRef>(field).list->clear();
+          }
+          if constexpr (std::is_same_v<S, StageListSpec>) {
+            std::get<std::vector<DataStage>*>(field)->clear();
           }
         },
         key.type);

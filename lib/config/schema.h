@@ -15,7 +15,14 @@
 
 namespace cca {
 
-using FieldRef = std::variant<int64_t*, double*, bool*, std::string*, std::optional<int64_t>*>;
+// data.train / data.val: one path, or a list of sources (lib/config/data_sources.h).
+struct SourceListRef {
+  std::string* single;
+  std::vector<DataSource>* list;
+};
+
+using FieldRef = std::variant<int64_t*, double*, bool*, std::string*, std::optional<int64_t>*,
+                              SourceListRef, std::vector<DataStage>*>;
 
 struct IntSpec {
   int64_t fallback;
@@ -43,7 +50,16 @@ struct OptionalIntSpec {
   int64_t max;
 };
 
-using TypeSpec = std::variant<IntSpec, FloatSpec, BoolSpec, StringSpec, EnumSpec, OptionalIntSpec>;
+// A path or a list of sources (data.train with weights, data.val without); the fallback is a path.
+struct SourceListSpec {
+  std::string fallback;
+  bool weighted;
+};
+// data.stages: a list of curriculum stages, empty by default.
+struct StageListSpec {};
+
+using TypeSpec = std::variant<IntSpec, FloatSpec, BoolSpec, StringSpec, EnumSpec, OptionalIntSpec,
+                              SourceListSpec, StageListSpec>;
 
 struct KeySpec {
   std::string path;  // "model.d_model": the member path in Config (or the settings key)
@@ -67,6 +83,10 @@ const KeySpec* find_key(const std::string& path);
 bool is_section(const std::string& path);
 // The one-line description of a top-level section.
 std::string section_help(const std::string& section);
+
+// YAML text of a number that reads back as the same double, and of a string (quoted).
+std::string yaml_number_text(double value);
+std::string yaml_quoted_text(const std::string& text);
 
 // Reads a key's current value as YAML text ("768", "true", "cca", "null", "'runs/x'").
 std::string value_text(const KeySpec& key, Config& config);

@@ -4,6 +4,7 @@
 #include <initializer_list>
 
 #include "config/attention_variant.h"
+#include "config/data_sources.h"
 #include "util/format.h"
 #include "util/strings.h"
 
@@ -118,6 +119,9 @@ class Rules : public RuleSink {
   void check_misc() {
     if (c_.data.train.empty())
       fail({"data.train"}, "data.train is empty; name the training shards");
+    for (const std::string& problem : validate_data_sources(c_, world_size_)) {
+      fail({"data.stages", "data.train"}, problem);
+    }
     if (c_.run.dir.empty()) fail({"run.dir"}, "run.dir is empty; name the run folder");
     if (c_.distributed.backend == "nccl" && c_.train.device == "cpu") {
       fail({"distributed.backend", "train.device"},

@@ -12,6 +12,7 @@
 #include "util/error.h"
 #include "util/format.h"
 #include "util/hash.h"
+#include "util/log.h"
 
 namespace cca::data {
 
@@ -197,6 +198,19 @@ class TrainLoader::Cursor {
 
   const LoaderState& state() const { return state_; }
 
+  // Whether the next window opens a new epoch: every window of this one has been read.
+  bool next_starts_epoch() {
+    ensure_epoch();
+    const auto shards = static_cast<int64_t>(order_.size());
+    if (state_.shard >= shards) return true;
+    ensure_shard();
+    if (state_.position < static_cast<int64_t>(windows_.size())) return false;
+    for (int64_t s = state_.shard + 1; s < shards; ++s) {
+      if (per_rank(*data_.shards[order_[static_cast<size_t>(s)]], 0) > 0) return false;
+    }
+    return true;
+  }
+
   // The rank-local window count of the shard the state points at (for validating a resume);
   // -1 when the state's offset lies past that shard's windows.
   int64_t windows_at_state() {
@@ -273,26 +287,114 @@ void check_options(const ShardSet& data, const LoaderOptions& o) {
   if (data.shards.empty()) throw Error(format("{}: no shards", data.spec));
 }
 
+const SourcePosition* find_source(const MixtureState& state, const std::string& name) {
+  for (const SourcePosition& p : state.sources) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+std::string source_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& name : names) out += (out.empty() ? "" : ", ") + name;
+  return out;
+}
+
+// A saved mixture continues only over the same sources: weights may change, sources may not.
+void check_sources_match(const MixtureState& saved, const std::vector<MixtureSource>& sources) {
+  std::vector<std::string> have, want;
+  for (const SourcePosition& p : saved.sources) have.push_back(p.name);
+  for (const MixtureSource& s : sources) want.push_back(s.name);
+  std::sort(have.begin(), have.end());
+  std::sort(want.begin(), want.end());
+  if (have != want) {
+    throw Error(
+        format("loader state was saved for the sources {} but data.train lists {}; a "
+               "mixture resumes only over the same sources",
+               source_names(have), source_names(want)));
+  }
+}
+
 }  // namespace
+
+struct TrainLoader::Source {
+  std::string name;
+  std::shared_ptr<const ShardSet> data;
+  std::unique_ptr<Cursor> cursor;
+  int64_t windows_per_epoch = 0;
+};
 
 TrainLoader::TrainLoader(std::shared_ptr<const ShardSet> data, LoaderOptions options,
                          const std::optional<LoaderState>& resume)
-    : data_(std::move(data)), options_(options) {
-  check_options(*data_, options_);
-  for (const auto& shard : data_->shards) {
-    windows_per_epoch_ += Cursor::windows_in(*shard, options_.seq_len) / options_.world_size;
+    : options_(options) {
+  sources_.resize(1);
+  sources_[0].data = std::move(data);
+  start_source(sources_[0], resume);
+  windows_per_epoch_ = sources_[0].windows_per_epoch;
+  consumed_ = sources_[0].cursor->state();
+  start_prefetch();
+}
+
+TrainLoader::TrainLoader(std::vector<MixtureSource> sources, MixtureOptions mixture,
+                         LoaderOptions options, const std::optional<MixtureState>& resume)
+    : mixture_(std::move(mixture)), options_(options) {
+  if (sources.empty()) throw Error("a mixture needs at least one source");
+  if (mixture_.stages.empty()) throw Error("a mixture needs at least one stage");
+  for (const MixtureStage& stage : mixture_.stages) {
+    if (stage.weights.size() != sources.size()) {
+      throw Error(format("mixture stage '{}' has {} weights for {} sources", stage.name,
+                         stage.weights.size(), sources.size()));
+    }
   }
-  if (windows_per_epoch_ == 0) {
-    throw Error(format(
-        "{}: {} tokens in {} shard(s) give no sequence of {} + 1 tokens per rank "
-        "(world size {}); use more data or a shorter seq_len",
-        data_->spec, data_->tokens, data_->shards.size(), options_.seq_len, options_.world_size));
+  std::optional<MixtureState> saved;
+  if (resume) saved = resume->for_world_size(options_.world_size);
+  if (saved) check_sources_match(*saved, sources);
+  sources_.resize(sources.size());
+  mixture_position_.sources.resize(sources.size());
+  for (size_t i = 0; i < sources.size(); ++i) {
+    Source& source = sources_[i];
+    source.name = sources[i].name;
+    source.data = std::move(sources[i].shards);
+    SourcePosition& position = mixture_position_.sources[i];
+    position.name = source.name;
+    std::optional<LoaderState> source_resume;
+    if (saved) {
+      const SourcePosition& from = *find_source(*saved, source.name);
+      position.tokens = from.tokens;
+      position.stage_tokens = from.stage_tokens;
+      source_resume = from.state;
+    }
+    start_source(source, source_resume);
+    position.state = source.cursor->state();
+  }
+  if (saved) {
+    mixture_position_.sequences = saved->sequences;
+    mixture_position_.stage = saved->stage;
+  }
+  windows_per_epoch_ = sources_[0].windows_per_epoch;
+  consumed_mixture_ = mixture_position_;
+  start_prefetch();
+}
+
+// A source's own window order: a seed of its own (from train.seed and its name), so two sources
+// over the same shards still differ, and one source's order does not depend on the others.
+void TrainLoader::start_source(Source& source, const std::optional<LoaderState>& resume) {
+  const ShardSet& data = *source.data;
+  check_options(data, options_);
+  for (const auto& shard : data.shards) {
+    source.windows_per_epoch += Cursor::windows_in(*shard, options_.seq_len) / options_.world_size;
+  }
+  if (source.windows_per_epoch == 0) {
+    throw Error(
+        format("{}: {} tokens in {} shard(s) give no sequence of {} + 1 tokens per rank "
+               "(world size {}); use more data or a shorter seq_len",
+               data.spec, data.tokens, data.shards.size(), options_.seq_len, options_.world_size));
   }
   LoaderState start;
-  start.seed = options_.seed;
+  start.seed = source.name.empty() ? options_.seed : splitmix64(options_.seed ^ xxh64(source.name));
   start.seq_len = options_.seq_len;
   start.world_size = options_.world_size;
-  start.fingerprint = data_->fingerprint;
+  start.fingerprint = data.fingerprint;
   if (resume) {
     // Another world size continues the same global stream (docs/distributed.md, resharding).
     const LoaderState r = resume->for_world_size(start.world_size);
@@ -304,19 +406,21 @@ TrainLoader::TrainLoader(std::shared_ptr<const ShardSet> data, LoaderOptions opt
       throw Error(
           format("{}: loader state was saved for other shards (fingerprint {}, these "
                  "shards have {})",
-                 data_->spec, hex64(r.fingerprint), hex64(start.fingerprint)));
+                 data.spec, hex64(r.fingerprint), hex64(start.fingerprint)));
     }
     start = r;
   }
-  cursor_ = std::make_unique<Cursor>(*data_, options_, start);
+  source.cursor = std::make_unique<Cursor>(data, options_, start);
   if (resume) {
-    const bool shard_ok = start.shard <= static_cast<int64_t>(data_->shards.size());
-    if (!shard_ok || start.position > cursor_->windows_at_state()) {
+    const bool shard_ok = start.shard <= static_cast<int64_t>(data.shards.size());
+    if (!shard_ok || start.position > source.cursor->windows_at_state()) {
       throw Error(format("loader state points past the data (shard {}, position {}, offset {})",
                          start.shard, start.position, start.offset));
     }
   }
-  consumed_ = start;
+}
+
+void TrainLoader::start_prefetch() {
   if (options_.prefetch > 0) worker_ = std::thread([this] { produce_loop(); });
 }
 
@@ -329,6 +433,40 @@ TrainLoader::~TrainLoader() {
   if (worker_.joinable()) worker_.join();
 }
 
+TrainLoader::Source& TrainLoader::next_source(Batch& batch) {
+  MixtureState& m = mixture_position_;
+  const int64_t stage = stage_at(mixture_.stages, m.sequences);
+  if (stage != m.stage) {
+    m.stage = stage;
+    for (SourcePosition& p : m.sources) p.stage_tokens = 0;
+  }
+  std::vector<int64_t> stage_tokens;
+  for (const SourcePosition& p : m.sources) stage_tokens.push_back(p.stage_tokens);
+  const size_t index = pick_source(mixture_.stages[static_cast<size_t>(stage)], stage_tokens);
+  Source& source = sources_[index];
+  SourcePosition& position = m.sources[index];
+  const int64_t tokens = options_.seq_len * options_.world_size;
+  m.sequences += options_.world_size;
+  position.tokens += tokens;
+  position.stage_tokens += tokens;
+  const int64_t epoch = source.cursor->state().epoch;
+  if (source.cursor->next_starts_epoch()) {
+    if (mixture_.on_exhausted == OnExhausted::error) {
+      throw Error(format(
+          "data.train source '{}' ({}) is exhausted: every window of its {} tokens was read once "
+          "({} windows of {} + 1 tokens per rank); data.on_exhausted is error, so the run stops. "
+          "Add data, lower its weight or set data.on_exhausted: wrap",
+          source.name, source.data->spec, source.data->tokens, source.windows_per_epoch,
+          options_.seq_len));
+    }
+    batch.wrapped.push_back(
+        format("data        source '{}' read every window once: epoch {} "
+               "starts in a new order ({} tokens drawn from it so far)",
+               source.name, epoch + 1, position.tokens - tokens));
+  }
+  return source;
+}
+
 Batch TrainLoader::build_batch() {
   Batch b;
   const int64_t T = options_.seq_len;
@@ -337,11 +475,19 @@ Batch TrainLoader::build_batch() {
   b.inputs.resize(static_cast<size_t>(b.batch_size * T));
   b.targets.resize(b.inputs.size());
   for (int64_t i = 0; i < b.batch_size; ++i) {
-    const auto [shard, start] = cursor_->next();
-    shard->copy(start, T, b.inputs.data() + i * T, data_->vocab_size);
-    shard->copy(start + 1, T, b.targets.data() + i * T, data_->vocab_size);
+    Source& source = is_mixture() ? next_source(b) : sources_[0];
+    const auto [shard, start] = source.cursor->next();
+    shard->copy(start, T, b.inputs.data() + i * T, source.data->vocab_size);
+    shard->copy(start + 1, T, b.targets.data() + i * T, source.data->vocab_size);
   }
-  b.state = cursor_->state();
+  if (is_mixture()) {
+    for (size_t s = 0; s < sources_.size(); ++s) {
+      mixture_position_.sources[s].state = sources_[s].cursor->state();
+    }
+    b.mixture = mixture_position_;
+  } else {
+    b.state = sources_[0].cursor->state();
+  }
   return b;
 }
 
@@ -373,7 +519,7 @@ void TrainLoader::produce_loop() {
 Batch TrainLoader::next() {
   if (options_.prefetch == 0) {
     Batch b = build_batch();
-    consumed_ = b.state;
+    take_position(b);
     return b;
   }
   std::unique_lock<std::mutex> lock(mutex_);
@@ -384,8 +530,17 @@ Batch TrainLoader::next() {
   queue_.pop_front();
   lock.unlock();
   changed_.notify_all();
-  consumed_ = b.state;
+  take_position(b);
   return b;
+}
+
+void TrainLoader::take_position(const Batch& batch) {
+  if (is_mixture()) {
+    consumed_mixture_ = batch.mixture;
+    for (const std::string& line : batch.wrapped) log::info("{}", line);
+  } else {
+    consumed_ = batch.state;
+  }
 }
 
 // --- ValidationSet -----------------------------------------------------------------------------

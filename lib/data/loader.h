@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "data/mixture.h"
 
 namespace cca::data {
 
@@ -65,12 +66,41 @@ struct LoaderState {
   bool operator!=(const LoaderState& other) const { return !(*this == other); }
 };
 
+// Where one source of a mixture stands.
+struct SourcePosition {
+  std::string name;
+  int64_t tokens = 0;        // input tokens read from it over all ranks since the run began
+  int64_t stage_tokens = 0;  // the same since the current stage began
+  LoaderState state;
+};
+
+// Where a mixture stands (lib/data/mixture.cpp). Every rank has the same state.
+struct MixtureState {
+  int64_t sequences = 0;  // sequences read over all ranks, from every source
+  int64_t stage = 0;      // index into MixtureOptions::stages
+  std::vector<SourcePosition> sources;
+
+  // "cca-mixture-state 1 sequences=N stage=S", then one line per source:
+  // "source=<name> tokens=N stage_tokens=M <its LoaderState>".
+  std::string serialize() const;
+  // Exactly what serialize() writes; anything else throws cca::Error "mixture state: ...".
+  static MixtureState parse(const std::string& text);
+  // True when `text` is a serialized MixtureState rather than a single dataset's LoaderState.
+  static bool is_mixture(const std::string& text);
+  // Every source's state for another world size (LoaderState::for_world_size).
+  MixtureState for_world_size(int64_t world_size) const;
+  bool operator==(const MixtureState& other) const;
+  bool operator!=(const MixtureState& other) const { return !(*this == other); }
+};
+
 struct Batch {
-  int64_t batch_size = 0;        // sequences
-  int64_t seq_len = 0;           // tokens per sequence
-  std::vector<int32_t> inputs;   // batch_size x seq_len, row-major
-  std::vector<int32_t> targets;  // inputs shifted by one token
-  LoaderState state;             // the loader's state after this batch
+  int64_t batch_size = 0;            // sequences
+  int64_t seq_len = 0;               // tokens per sequence
+  std::vector<int32_t> inputs;       // batch_size x seq_len, row-major
+  std::vector<int32_t> targets;      // inputs shifted by one token
+  LoaderState state;                 // the loader's state after this batch (one dataset)
+  MixtureState mixture;              // the same for a mixture
+  std::vector<std::string> wrapped;  // mixture sources that started over within this batch
 };
 
 struct LoaderOptions {
@@ -89,26 +119,44 @@ class TrainLoader {
   // state saved with another world size is resharded with LoaderState::for_world_size.
   TrainLoader(std::shared_ptr<const ShardSet> data, LoaderOptions options,
               const std::optional<LoaderState>& resume = std::nullopt);
+  // A weighted mixture (mixture.h): every sequence from the source the schedule picks, each
+  // source in its own seeded window order. A resumed state must name the same sources (in any
+  // order) over the same data; weights and stages may change.
+  TrainLoader(std::vector<MixtureSource> sources, MixtureOptions mixture, LoaderOptions options,
+              const std::optional<MixtureState>& resume = std::nullopt);
   ~TrainLoader();
   TrainLoader(const TrainLoader&) = delete;
+  TrainLoader(TrainLoader&&) = delete;
   TrainLoader& operator=(const TrainLoader&) = delete;
 
   // The next batch; rethrows here anything the prefetch thread hit (e.g. a bad token).
   Batch next();
   // The state after the last batch next() returned: save it with a checkpoint.
   LoaderState state() const { return consumed_; }
-  // Windows each rank reads per epoch.
+  // For a mixture: the same, and the sources' order and names.
+  const MixtureState& mixture_state() const { return consumed_mixture_; }
+  bool is_mixture() const { return !mixture_.stages.empty(); }
+  // Windows each rank reads per epoch (of the first source, for a mixture).
   int64_t windows_per_epoch() const { return windows_per_epoch_; }
 
  private:
   class Cursor;
+  struct Source;
+  void start_source(Source& source, const std::optional<LoaderState>& resume);
+  void start_prefetch();
   Batch build_batch();
+  // The source of the next sequence of a mixture; advances the mixture's counters.
+  Source& next_source(Batch& batch);
   void produce_loop();
+  // Takes the state after `batch` as the consumed one (and logs the sources that wrapped).
+  void take_position(const Batch& batch);
 
-  std::shared_ptr<const ShardSet> data_;
+  std::vector<Source> sources_;  // one for a single dataset
+  MixtureOptions mixture_;       // no stages for a single dataset
   LoaderOptions options_;
-  std::unique_ptr<Cursor> cursor_;
   LoaderState consumed_;
+  MixtureState mixture_position_;  // the producer's
+  MixtureState consumed_mixture_;
   int64_t windows_per_epoch_ = 0;
 
   std::mutex mutex_;

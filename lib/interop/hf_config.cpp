@@ -108,9 +108,12 @@ void remote_fields(Json::Object& o, const Config& c) {
 
 Json field_value(const KeySpec& key, Config& c) {
   return std::visit(
-      [](auto* value) -> Json {
-        using T = std::decay_t<decltype(*value)>;
-        if constexpr (std::is_same_v<T, std::optional<int64_t>>) {
+      [&](auto value) -> Json {
+        using V = decltype(value);
+        if constexpr (std::is_same_v<V, SourceListRef> ||
+                      std::is_same_v<V, std::vector<DataStage>*>) {
+          return Json(value_text(key, c));  // data keys' lists: in no model section
+        } else if constexpr (std::is_same_v<V, std::optional<int64_t>*>) {
           return *value ? Json(**value) : Json();
         } else {
           return Json(*value);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 
 #include "sweep/arms.h"
 #include "sweep/svg_plot.h"
@@ -238,6 +239,25 @@ std::pair<double, std::string> time_unit(const std::vector<RunFolder>& runs) {
   return {1, "seconds"};
 }
 
+// One curve per run and named validation set (data.val as a list): "<run>/<set>".
+LinePlot per_set_plot(const std::vector<RunFolder>& runs) {
+  LinePlot plot{
+      "Validation loss per set", "tokens seen", "validation loss", TickStyle::count, {}, {}, 0.0};
+  for (const RunFolder& r : runs) {
+    std::map<std::string, PlotSeries> by_set;
+    for (const EvalRecord& e : r.metrics.eval) {
+      if (!e.tokens_seen) continue;
+      for (const auto& [set, loss] : e.set_losses) {
+        PlotSeries& series = by_set[set];
+        series.name = r.name + "/" + set;
+        series.points.push_back({static_cast<double>(*e.tokens_seen), loss});
+      }
+    }
+    for (auto& [set, series] : by_set) plot.series.push_back(std::move(series));
+  }
+  return plot;
+}
+
 std::vector<NamedPlot> make_plots(const std::vector<RunFolder>& runs) {
   const auto [divisor, unit] = time_unit(runs);
   LinePlot tokens{
@@ -270,10 +290,13 @@ std::vector<NamedPlot> make_plots(const std::vector<RunFolder>& runs) {
   LinePlot zoom = tokens;
   zoom.title = "Validation loss, second half of training";
   zoom.x_min = last_tokens / 2;
-  return {{"val_loss_tokens.svg", tokens},
-          {"val_loss_tokens_zoom.svg", zoom},
-          {"val_loss_time.svg", time},
-          {"train_loss_tokens.svg", train}};
+  std::vector<NamedPlot> plots = {{"val_loss_tokens.svg", tokens},
+                                  {"val_loss_tokens_zoom.svg", zoom},
+                                  {"val_loss_time.svg", time},
+                                  {"train_loss_tokens.svg", train}};
+  LinePlot sets = per_set_plot(runs);
+  if (!sets.series.empty()) plots.push_back({"val_loss_sets_tokens.svg", std::move(sets)});
+  return plots;
 }
 
 Json optional_json(const std::optional<double>& v) {

@@ -63,8 +63,18 @@ struct Collector {
                                 optional_int(record, "tokens_seen"),
                                 optional_double(record, "time_s")};
     } else if (kind == "eval") {
-      eval[step] = EvalRecord{step, number(record, "val_loss"), optional_int(record, "tokens_seen"),
-                              optional_double(record, "time_s")};
+      EvalRecord e{step,
+                   number(record, "val_loss"),
+                   optional_int(record, "tokens_seen"),
+                   optional_double(record, "time_s"),
+                   {}};
+      const std::string prefix = "val_loss/";
+      for (const auto& [key, value] : record.as_object("record")) {
+        if (key.compare(0, prefix.size(), prefix) == 0) {
+          e.set_losses[key.substr(prefix.size())] = value.as_double(key);
+        }
+      }
+      eval[step] = std::move(e);
     } else {
       SummaryRecord s;
       s.step = step;

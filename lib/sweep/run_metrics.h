@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +27,7 @@ struct EvalRecord {
   double val_loss = 0;
   std::optional<int64_t> tokens_seen;
   std::optional<double> time_s;
+  std::map<std::string, double> set_losses;  // val_loss/<name> of named validation sets
 };
 
 struct SummaryRecord {

@@ -128,7 +128,10 @@ std::string save_checkpoint(const std::string& root, const TrainProgress& progre
   manifest["train_seconds"] = progress.train_seconds;
   manifest["run_id"] = progress.run_id;
   manifest["world_size"] = extras.world_size;
-  manifest["loader_state"] = progress.loader ? Json(progress.loader->serialize()) : Json();
+  // One text either way: a mixture's state starts with its own magic (data::MixtureState).
+  manifest["loader_state"] = progress.mixture  ? Json(progress.mixture->serialize())
+                             : progress.loader ? Json(progress.loader->serialize())
+                                               : Json();
   manifest["created"] = iso_time_now();
   manifest["libtorch"] = TORCH_VERSION;
   manifest["files"] = Json(std::move(files));
@@ -216,7 +219,14 @@ CheckpointInfo read_checkpoint_info(const std::string& path) {
   if (const Json* world = manifest.find("world_size"))
     info.world_size = world->as_int("world_size", 1);
   const Json& loader = manifest.at("loader_state", manifest_path);
-  if (!loader.is_null()) p.loader = data::LoaderState::parse(loader.as_string("loader_state"));
+  if (!loader.is_null()) {
+    const std::string& text = loader.as_string("loader_state");
+    if (data::MixtureState::is_mixture(text)) {
+      p.mixture = data::MixtureState::parse(text);
+    } else {
+      p.loader = data::LoaderState::parse(text);
+    }
+  }
   for (const auto& [name, size] : manifest.at("files", manifest_path).as_object("files")) {
     const std::string file = files::join(path, name);
     if (name.find('/') != std::string::npos || !files::is_regular_file(file)) {

@@ -31,6 +31,8 @@ struct TrainProgress {
   double train_seconds = 0;  // wall time in training steps (no eval, checkpoints, start-up)
   std::string run_id;
   std::optional<data::LoaderState> loader;  // unset when the run has no training data yet
+  // Instead of `loader` when data.train is a mixture: the stage and where each source stands.
+  std::optional<data::MixtureState> mixture;
 };
 
 // What a data-parallel run adds to a checkpoint (rank 0 writes it for every rank).

@@ -27,12 +27,17 @@ std::string render_step_line(const StepMetrics& m) {
   if (m.mfu) line += format(" | MFU {:.1f}%", *m.mfu * 100.0);
   line += format(" | mem {:.2f} GiB | ETA {}", m.memory_gib, render_duration(m.eta_s));
   if (m.skipped_steps > 0) line += format(" | skipped {}", m.skipped_steps);
+  if (!m.stage.empty()) line += " | stage " + m.stage;
   return line;
 }
 
 std::string render_eval_line(const EvalMetrics& m) {
-  return format("eval step {}: val loss {:.4f}, ppl {:.2f} ({} tokens, {:.1f} s)", m.step,
-                m.val_loss, std::exp(m.val_loss), m.val_tokens, m.seconds);
+  std::string line = format("eval step {}: val loss {:.4f}, ppl {:.2f} ({} tokens, {:.1f} s)",
+                            m.step, m.val_loss, std::exp(m.val_loss), m.val_tokens, m.seconds);
+  for (size_t i = 0; i < m.sets.size(); ++i) {
+    line += format("{} {} {:.4f}", i == 0 ? ";" : ",", m.sets[i].name, m.sets[i].val_loss);
+  }
+  return line;
 }
 
 Json step_record(const StepMetrics& m) {
@@ -49,6 +54,8 @@ Json step_record(const StepMetrics& m) {
   o["skipped_steps"] = m.skipped_steps;
   if (m.mfu) o["mfu"] = *m.mfu;
   for (const auto& [key, value] : m.extra) o[key] = value;
+  if (!m.stage.empty()) o["stage"] = m.stage;
+  for (const auto& [name, tokens] : m.source_tokens) o["tokens/" + name] = tokens;
   return Json(std::move(o));
 }
 
@@ -61,6 +68,10 @@ Json eval_record(const EvalMetrics& m) {
   o["val_tokens"] = m.val_tokens;
   o["tokens_seen"] = m.tokens_seen;
   o["time_s"] = m.time_s;
+  for (const EvalSetMetrics& set : m.sets) {
+    o["val_loss/" + set.name] = set.val_loss;
+    o["val_tokens/" + set.name] = set.val_tokens;
+  }
   return Json(std::move(o));
 }
 
@@ -77,6 +88,12 @@ std::vector<tensorboard::Scalar> tensorboard_scalars(const Json& record) {
   } else if (kind->as_string("kind") == "eval") {
     scalars.push_back({"eval/loss", record.at("val_loss", "eval record").as_double("val_loss")});
     scalars.push_back({"eval/ppl", record.at("val_ppl", "eval record").as_double("val_ppl")});
+    const std::string prefix = "val_loss/";
+    for (const auto& [key, value] : record.as_object("record")) {
+      if (key.compare(0, prefix.size(), prefix) == 0 && value.type() == Json::Type::number) {
+        scalars.push_back({"eval/loss/" + key.substr(prefix.size()), value.as_double(key)});
+      }
+    }
   }
   return scalars;
 }

@@ -29,6 +29,15 @@ struct StepMetrics {
   int64_t tokens_seen = 0;
   double time_s = 0;  // training wall time so far, across resumes (TrainProgress::train_seconds)
   std::map<std::string, double> extra;  // MoE load and CCA temperature statistics
+  std::string stage;                    // the data.stages entry of the last step; "" without
+  std::vector<std::pair<std::string, int64_t>> source_tokens;  // a mixture's tokens per source
+};
+
+// One named validation set's part of an evaluation (data.val as a list).
+struct EvalSetMetrics {
+  std::string name;
+  double val_loss = 0;
+  int64_t val_tokens = 0;
 };
 
 struct EvalMetrics {
@@ -37,20 +46,24 @@ struct EvalMetrics {
   int64_t val_tokens = 0;
   double seconds = 0;
   int64_t tokens_seen = 0;
-  double time_s = 0;  // training wall time at this evaluation
+  double time_s = 0;                 // training wall time at this evaluation
+  std::vector<EvalSetMetrics> sets;  // each named set; val_loss is their token-weighted mean
 };
 
 // "step   120/300 | loss 4.1234 | lr 1.80e-03 | gnorm 0.812 | 41.2k tok/s | MFU 12.3% | mem 1.2
 // GiB | ETA 1:05"; MFU is left out when unknown, skipped steps shown when there are any.
 std::string render_step_line(const StepMetrics& m);
-// "eval step 100: val loss 4.0123, ppl 55.3 (65536 tokens, 0.8 s)".
+// "eval step 100: val loss 4.0123, ppl 55.3 (65536 tokens, 0.8 s)", then for named sets
+// "; web 4.1000, code 3.9000". A mixture's step line ends with " | stage <name>" under stages;
+// its records carry "stage" and "tokens/<source>", an eval record "val_loss/<set>".
 std::string render_eval_line(const EvalMetrics& m);
 Json step_record(const StepMetrics& m);
 Json eval_record(const EvalMetrics& m);
 
 // The TensorBoard scalars of a metrics.jsonl record (logging.tensorboard): a `train` record's
 // numbers but its step as train/<field> (train/loss, train/lr, train/mfu, train/moe_load_max, ...),
-// an `eval` record's val_loss and val_ppl as eval/loss and eval/ppl; other kinds have none.
+// an `eval` record's val_loss and val_ppl as eval/loss and eval/ppl, val_loss/<set> as
+// eval/loss/<set>; other kinds have none.
 std::vector<tensorboard::Scalar> tensorboard_scalars(const Json& record);
 
 // Appends JSON lines to a file, flushed per line so a crash loses nothing already logged.

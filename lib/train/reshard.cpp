@@ -89,8 +89,9 @@ std::string describe_loader_reshard(const data::LoaderState& saved, int64_t worl
 }
 
 int64_t saved_world_size(const CheckpointInfo& info) {
-  return info.progress.loader ? std::max(info.progress.loader->world_size, info.world_size)
-                              : info.world_size;
+  const data::LoaderState* loader = info.progress.loader ? &*info.progress.loader : nullptr;
+  if (info.progress.mixture) loader = &info.progress.mixture->sources.front().state;
+  return loader != nullptr ? std::max(loader->world_size, info.world_size) : info.world_size;
 }
 
 std::vector<std::string> describe_reshard(const CheckpointInfo& info, int64_t world, bool zero1) {
@@ -100,6 +101,12 @@ std::vector<std::string> describe_reshard(const CheckpointInfo& info, int64_t wo
                          ranks_text(saved), ranks_text(world)));
   if (info.progress.loader) {
     lines.push_back("data: " + describe_loader_reshard(*info.progress.loader, world));
+  }
+  if (info.progress.mixture) {
+    for (const data::SourcePosition& source : info.progress.mixture->sources) {
+      lines.push_back(format("data source '{}': {}", source.name,
+                             describe_loader_reshard(source.state, world)));
+    }
   }
   lines.push_back(
       zero1 && world > 1

@@ -68,8 +68,10 @@ Trainer::Trainer(LoadedConfig loaded, TrainOptions options)
   phase_done("device");
   files::make_directories(config_.run.dir);
   locate_resume();  // before the slow phases: a wrong --resume or config fails at once
-  if (rank() == 0) save_launch_config();
   build_data();
+  // After the data checks (missing shards, sources of another tokenizer): a launch refused there
+  // leaves the run folder's config.yaml as the last good launch wrote it.
+  if (rank() == 0) save_launch_config();
   build_model();
   resume_if_requested();
 }
@@ -91,20 +93,6 @@ double Trainer::training_time() const {
 void Trainer::phase_done(const std::string& name) {
   phases_.emplace_back(name, seconds_since(phase_start_));
   phase_start_ = Clock::now();
-}
-
-void Trainer::build_data() {
-  const data::DatasetOptions open_options{config_.data.tokenizer, config_.model.vocab_size};
-  train_shards_ = std::make_shared<const data::ShardSet>(
-      data::open_shards(config_.data.train, "train", open_options));
-  if (config_.data.val_tokens > 0 && !config_.data.val.empty()) {
-    const data::ShardSet val = data::open_shards(config_.data.val, "val", open_options);
-    validation_ = std::make_unique<data::ValidationSet>(
-        val, config_.data.val_tokens, config_.train.seq_len, rank(), world_size());
-  }
-  tokens_per_step_ = config_.train.micro_batch_size * config_.train.grad_accum *
-                     config_.train.seq_len * world_size();
-  phase_done("data");
 }
 
 void Trainer::build_model() {
@@ -195,7 +183,6 @@ void Trainer::resume_if_requested() {
     const CheckpointInfo& info = *resume_info_;
     restore_checkpoint(info, *model_, *optimizer_, rank());
     progress_ = info.progress;
-    resume_loader_state_ = info.progress.loader;
     skipped_at_start_ = progress_.skipped_steps;
     newest_checkpoint_ = info.path;
     log::info("resume      {} (step {}, {} tokens seen, run id {})", info.path, progress_.step,
@@ -208,15 +195,7 @@ void Trainer::resume_if_requested() {
   } else {
     progress_.run_id = new_run_id();
   }
-  data::LoaderOptions loader_options;
-  loader_options.seq_len = config_.train.seq_len;
-  loader_options.batch_size = config_.train.micro_batch_size;
-  loader_options.seed = static_cast<uint64_t>(config_.train.seed);
-  loader_options.prefetch = static_cast<int>(config_.data.prefetch);
-  loader_options.rank = rank();
-  loader_options.world_size = world_size();
-  loader_ =
-      std::make_unique<data::TrainLoader>(train_shards_, loader_options, resume_loader_state_);
+  build_loader(resume_info_ ? &resume_info_->progress : nullptr);
   progress_.run_id =
       parallelism_->start(config_, progress_.step, progress_.run_id, *model_, *optimizer_);
   phase_done(resume_info_ ? "resume" : "loader");
@@ -246,38 +225,6 @@ void Trainer::check_halt() {
 void Trainer::check_skip_streak() {
   if (!skip_streak_->tripped_at()) return;
   throw Error(skip_streak_->explain(*model_, resume_info_ ? resume_info_->path : ""));
-}
-
-double Trainer::evaluate() {
-  const Clock::time_point start = Clock::now();
-  at::NoGradGuard no_grad;
-  model_->eval();
-  double loss_sum = 0;
-  int64_t tokens = 0;
-  const int64_t batch_size = config_.train.micro_batch_size;
-  at::Tensor device_sum = at::zeros({}, at::TensorOptions(device_).dtype(at::kDouble));
-  for (int64_t i = 0; i < validation_->batches(batch_size); ++i) {
-    const data::Batch batch = validation_->batch(i, batch_size);
-    auto [inputs, targets] = to_device(batch, device_);
-    AutocastScope autocast(precision_, device_);
-    const LossBreakdown parts = model_->loss(inputs, targets, count_valid_targets(batch));
-    device_sum += parts.cross_entropy.to(at::kDouble) * static_cast<double>(parts.valid_tokens);
-    tokens += parts.valid_tokens;
-  }
-  model_->train();
-  // Each rank evaluated its share of the sequences (ValidationSet).
-  parallelism_->sum_in_place(device_sum, "all-reduce of the validation loss");
-  tokens = parallelism_->sum(tokens, "all-reduce of the validation token count");
-  loss_sum = device_sum.item<double>();
-  const double val_loss = loss_sum / static_cast<double>(std::max<int64_t>(tokens, 1));
-  EvalMetrics metrics{progress_.step, val_loss, tokens, seconds_since(start)};
-  metrics.tokens_seen = progress_.tokens_seen;
-  metrics.time_s = training_time() - metrics.seconds;
-  if (progress_bar_) progress_bar_->clear();
-  log::info("{}", render_eval_line(metrics));
-  write_record(eval_record(metrics));
-  eval_seconds_ += metrics.seconds;
-  return val_loss;
 }
 
 std::map<std::string, double> Trainer::layer_statistics() const {
@@ -335,6 +282,8 @@ void Trainer::log_step(double seconds, int64_t steps) {
   m.tokens_seen = progress_.tokens_seen;
   m.time_s = training_time();
   m.extra = layer_statistics();
+  m.stage = stage_name(progress_.step - 1);
+  m.source_tokens = source_tokens();
   interval_loss_sum_.zero_();
   interval_loss_steps_.zero_();
   progress_.skipped_steps = m.skipped_steps;
@@ -392,6 +341,7 @@ TrainResult Trainer::run() {
   Clock::time_point after_first_step = training_start;
   int64_t interval_steps = 0;
   while (progress_.step < config_.train.steps) {
+    announce_stage();
     train_step();
     ++interval_steps;
     const int64_t step = progress_.step;
@@ -411,10 +361,10 @@ TrainResult Trainer::run() {
       interval_start = Clock::now();
       interval_steps = 0;
     } else {
-      progress_bar_->update(step, "");
+      progress_bar_->update(step, stage_starts_.empty() ? "" : "stage " + stage_name(step - 1));
     }
-    if (validation_ && config_.train.eval_every > 0 && step % config_.train.eval_every == 0 &&
-        !last) {
+    if (!validation_sets_.empty() && config_.train.eval_every > 0 &&
+        step % config_.train.eval_every == 0 && !last) {
       evaluate();
       interval_start = Clock::now();
     }
@@ -449,7 +399,7 @@ TrainResult Trainer::run() {
   progress_bar_->clear();
   check_halt();
   check_skip_streak();
-  if (!result.stopped_early && validation_) result.final_val_loss = evaluate();
+  if (!result.stopped_early && !validation_sets_.empty()) result.final_val_loss = evaluate();
 
   const int64_t timed_steps = progress_.step - first_step - 1;
   const double timed_seconds =
@@ -464,6 +414,8 @@ TrainResult Trainer::run() {
     }
   }
   result.final_step = progress_.step;
+  result.source_tokens = source_tokens();
+  log_source_tokens(result.source_tokens);
   result.peak_memory_gib = memory_use(device_).peak_bytes / (1024.0 * 1024.0 * 1024.0);
   phases_.emplace_back("training (incl. eval and checkpoints)", training_seconds);
   phases_.emplace_back("evaluation", eval_seconds_);
@@ -480,6 +432,7 @@ TrainResult Trainer::run() {
   summary["peak_memory_gib"] = result.peak_memory_gib;
   if (result.final_val_loss) summary["val_loss"] = *result.final_val_loss;
   if (result.mfu) summary["mfu"] = *result.mfu;
+  for (const auto& [name, tokens] : result.source_tokens) summary["tokens/" + name] = tokens;
   summary["stopped_early"] = result.stopped_early;
   metrics_->write(Json(std::move(summary)));
   return result;

@@ -53,6 +53,8 @@ struct TrainResult {
   double peak_memory_gib = 0;
   std::string last_checkpoint;
   std::vector<std::pair<std::string, double>> phase_seconds;  // start-up phases, training, ...
+  // Input tokens drawn from each source of a mixture over the whole run (empty for one dataset).
+  std::vector<std::pair<std::string, int64_t>> source_tokens;
 };
 
 class Trainer {
@@ -79,7 +81,21 @@ class Trainer {
   const TrainProgress& progress() const { return progress_; }
 
  private:
+  // lib/train/trainer_data.cpp: the datasets, the loader (one dataset or a mixture with its
+  // stages), the validation sets and what is logged about them.
   void build_data();
+  void log_mixture() const;
+  void check_resumed_data_kind() const;
+  void build_loader(const TrainProgress* resumed);
+  // The index of the data.stages entry in force at `step` (0 without stages), and its name ("").
+  int64_t stage_at_step(int64_t step) const;
+  std::string stage_name(int64_t step) const;
+  // Logs the stage the next step is in, when it is another one than before.
+  void announce_stage();
+  std::vector<std::pair<std::string, int64_t>> source_tokens() const;
+  void log_source_tokens(const std::vector<std::pair<std::string, int64_t>>& tokens) const;
+  // The validation loss summed over a set's valid targets (all ranks), and their count.
+  std::pair<double, int64_t> validation_loss_sum(const data::ValidationSet& set);
   void build_model();
   void warm_start();
   void save_launch_config() const;
@@ -118,12 +134,19 @@ class Trainer {
   std::shared_ptr<TransformerImpl> model_;
   std::unique_ptr<AdamW> optimizer_;  // distributed.zero1: over this rank's shard only
   std::unique_ptr<LrSchedule> schedule_;
-  std::unique_ptr<MicroBatchGraph> graph_;  // train.cuda_graphs
-  std::shared_ptr<const data::ShardSet> train_shards_;
+  std::unique_ptr<MicroBatchGraph> graph_;              // train.cuda_graphs
+  std::shared_ptr<const data::ShardSet> train_shards_;  // one dataset
+  std::vector<data::MixtureSource> train_sources_;      // a mixture (data.train as a list)
+  data::MixtureOptions mixture_options_;
+  std::vector<int64_t> stage_starts_;  // data.stages' first steps
+  int64_t announced_stage_ = -1;
   std::optional<CheckpointInfo> resume_info_;  // what --resume found, checked before data/model
-  std::optional<data::LoaderState> resume_loader_state_;
   std::unique_ptr<data::TrainLoader> loader_;
-  std::unique_ptr<data::ValidationSet> validation_;
+  struct NamedValidation {
+    std::string name;  // "" for data.val as one dataset
+    std::unique_ptr<data::ValidationSet> set;
+  };
+  std::vector<NamedValidation> validation_sets_;
   std::unique_ptr<MetricsFile> metrics_;
   std::unique_ptr<tensorboard::EventFileWriter> tensorboard_;  // logging.tensorboard, rank 0
   std::unique_ptr<ProgressBar> progress_bar_;

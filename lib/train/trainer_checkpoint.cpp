@@ -19,7 +19,11 @@ std::string Trainer::write_checkpoint() {
   };
   progress_.train_seconds = training_time();
   progress_.skipped_steps = skipped_at_start_ + static_cast<int64_t>(skipped_total_.item<double>());
-  progress_.loader = loader_->state();
+  if (loader_->is_mixture()) {
+    progress_.mixture = loader_->mixture_state();
+  } else {
+    progress_.loader = loader_->state();
+  }
   const std::string root = files::join(config_.run.dir, "checkpoints");
   // Weights and optimizer state are identical on every rank (verified by distributed.
   // verify_every); the RNG states are per rank. Rank 0 writes. Two votes replace barriers: the

@@ -117,6 +117,19 @@ TEST(ShippedConfigs, Gpt2SmallKvCacheClaims) {
   EXPECT_EQ(ccgqa.n_kv_heads, 3);
 }
 
+// docs/data.md's worked example: the sources scripts/curriculum_data.sh builds, two stages
+// that switch the mixture half-way, and a validation set per source.
+TEST(ShippedConfigs, CurriculumExampleSwitchesTheMixtureHalfWay) {
+  const Config c = load_shipped("examples/curriculum.yaml").config;
+  ASSERT_EQ(c.data.train_sources.size(), 2u);
+  EXPECT_EQ(c.data.train_sources[0].path, "data/curriculum/glosses");
+  EXPECT_EQ(c.data.train_sources[1].path, "data/curriculum/articles");
+  ASSERT_EQ(c.data.stages.size(), 2u);
+  EXPECT_EQ(c.data.stages[1].start_step * 2, c.train.steps);
+  ASSERT_EQ(c.data.val_sources.size(), 2u);
+  EXPECT_EQ(c.data.val_sources[1].name, "articles");
+}
+
 TEST(ShippedConfigs, QuickstartIsASmallCcaModel) {
   const LoadedConfig loaded = load_shipped("quickstart.yaml");
   const AttentionGeometry g = attention_geometry(loaded.config);

@@ -137,6 +137,41 @@ TEST_F(DistProcessTest, ResumeWithTwoRanksIsBitIdentical) {
   EXPECT_NE(rng.find("cpu/rank1"), std::string::npos);
 }
 
+// A two-source mixture with two stages (testing::tiny_mixture_overrides): stopped in the middle
+// of the first stage and exactly at the stage boundary, two ranks resume bit-exactly, and the
+// checkpoint records the stage and every source's position.
+TEST_F(DistProcessTest, MixtureResumeWithTwoRanksIsBitIdenticalMidStageAndAtTheBoundary) {
+  const std::string web = testing::write_tiny_dataset(dir / "web", 11);
+  const std::string code = testing::write_tiny_dataset(dir / "code", 31);
+  auto with = [&](std::vector<std::string> args) {
+    for (const char* a : {"--nproc-per-node", "2", "--set", "train.grad_accum=1"})
+      args.push_back(a);
+    for (const std::string& set : testing::tiny_mixture_overrides(web, code)) {
+      args.push_back("--set");
+      args.push_back(set);
+    }
+    return args;
+  };
+  ASSERT_EQ(train(with({"--config", config_file("whole")})), 0) << log_text();
+  for (const std::string stop : {"2", "4"}) {
+    const std::string run = "split" + stop;
+    ASSERT_EQ(train(with({"--config", config_file(run), "--stop-at-step", stop})), 0) << log_text();
+    ASSERT_EQ(train(with({"--config", config_file(run), "--resume", "auto"})), 0) << log_text();
+    for (const char* name : {"model.safetensors", "optimizer.safetensors", "rng.safetensors"}) {
+      EXPECT_TRUE(files::read_file(file("whole", 8, name)) == files::read_file(file(run, 8, name)))
+          << name << " differs after resuming at step " << stop;
+    }
+    EXPECT_EQ(testing::metric_by_step(dir / run, "train", "loss"),
+              testing::metric_by_step(dir / "whole", "train", "loss"));
+  }
+  const std::string manifest = files::read_file(file("split4", 4, "manifest.json"));
+  EXPECT_NE(manifest.find("cca-mixture-state 1 sequences=32 stage=0"), std::string::npos)
+      << manifest;
+  EXPECT_NE(manifest.find("source=code tokens=256 stage_tokens=256"), std::string::npos)
+      << manifest;
+  EXPECT_EQ(testing::metric_by_step(dir / "whole", "train", "tokens/code").at(8), 32 * 32);
+}
+
 // ZeRO-1 applies the same element-wise AdamW to the same clipped gradients, only on the owning
 // rank, so weights and (gathered) optimizer state are bit-identical to the unsharded run, and a
 // sharded run resumes exactly.

@@ -125,6 +125,28 @@ TEST_F(ReportTest, WritesMarkdownHtmlJsonAndPlotsWithTheRunsNumbers) {
   EXPECT_EQ(inlined, 4);
 }
 
+TEST_F(ReportTest, NamedValidationSetsGetOneCurveEach) {
+  std::string metrics = kMetrics;
+  for (const char* val : {"\"val_loss\":3.7,", "\"val_loss\":3.8,"}) {
+    const size_t at = metrics.find(val);
+    ASSERT_NE(at, std::string::npos);
+    const std::string loss = std::string(val).substr(11, 3);
+    metrics.insert(at + std::string(val).size(),
+                   "\"val_loss/web\":" + loss + "1,\"val_loss/code\":" + loss + "9,");
+  }
+  const RunFolder mixed = load_run_folder(run("mixed", "{kind: mha, n_heads: 4}", metrics));
+  ASSERT_EQ(mixed.metrics.eval.size(), 2u);
+  EXPECT_DOUBLE_EQ(mixed.metrics.eval[1].set_losses.at("code"), 3.89);
+  const ReportFiles written = write_report({mixed}, dir / "out", "Sets");
+  ASSERT_EQ(written.plots.size(), 5u);
+  const std::string svg = files::read_file(written.plots.back());
+  EXPECT_NE(written.plots.back().find("val_loss_sets_tokens.svg"), std::string::npos);
+  EXPECT_EQ(testing::check_xml(svg).problem, "");
+  EXPECT_NE(svg.find("mixed/web"), std::string::npos);
+  EXPECT_NE(svg.find("mixed/code"), std::string::npos);
+  // Runs without named sets keep their four plots (the test above).
+}
+
 TEST_F(ReportTest, ASweepFolderStandsForItsRunsSortedByName) {
   run("b", "{kind: mha, n_heads: 4}");
   run("a", "{kind: mha, n_heads: 4}");

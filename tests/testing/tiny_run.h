@@ -28,12 +28,12 @@ inline std::vector<int32_t> chain_tokens(int64_t count, uint64_t seed) {
   return tokens;
 }
 
-// Writes train_000000.bin and val_000000.bin under `dir`; returns `dir`.
-inline std::string write_tiny_dataset(const std::string& dir) {
+// Writes train_000000.bin and val_000000.bin under `dir`; returns `dir`. Another `seed` gives
+// other token chains (a second source of a mixture).
+inline std::string write_tiny_dataset(const std::string& dir, uint64_t seed = 11) {
   files::make_directories(dir);
   const std::pair<const char*, int64_t> splits[] = {{"train_000000.bin", 60000},
                                                     {"val_000000.bin", 4000}};
-  uint64_t seed = 11;
   for (const auto& [name, count] : splits) {
     data::ShardWriter writer(files::join(dir, name), data::kShardVersionU16);
     writer.append(chain_tokens(count, seed++));
@@ -59,6 +59,19 @@ inline std::string tiny_config_yaml(const std::string& data_dir, const std::stri
          "       val_tokens: 1024, prefetch: 2}\n"
          "run: {dir: '" +
          run_dir + "'}\n" + extra;
+}
+
+// --set overrides that turn the tiny config into a two-source mixture ("web" in `web_dir`, "code"
+// in `code_dir`, both written by write_tiny_dataset) with two stages, the second from step 4 (a
+// checkpoint of the tiny config), and two named validation sets.
+inline std::vector<std::string> tiny_mixture_overrides(const std::string& web_dir,
+                                                       const std::string& code_dir) {
+  return {"data.train=[{name: web, path: '" + web_dir + "/train_*.bin', weight: 3}, {name: code, " +
+              "path: '" + code_dir + "/train_*.bin', weight: 1}]",
+          "data.stages=[{name: general, start_step: 0, weights: {web: 3, code: 1}}, {name: focus, "
+          "start_step: 4, weights: {web: 1, code: 3}}]",
+          "data.val=[{name: web, path: '" + web_dir + "/val_*.bin'}, {name: code, path: '" +
+              code_dir + "/val_*.bin'}]"};
 }
 
 }  // namespace cca::testing

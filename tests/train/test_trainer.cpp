@@ -21,13 +21,6 @@ namespace {
 
 using testing::ScratchDir;
 
-std::map<std::string, at::Tensor> snapshot(Trainer& trainer) {
-  std::map<std::string, at::Tensor> out;
-  for (const auto& [name, tensor] : model_tensors(trainer.model()))
-    out[name] = tensor.detach().clone();
-  return out;
-}
-
 // step -> loss of every "train" record in a metrics.jsonl.
 std::map<int64_t, double> logged_losses(const std::string& run_dir) {
   return testing::metric_by_step(run_dir, "train", "loss");
@@ -47,7 +40,7 @@ TEST_F(TrainerTest, ResumedRunMatchesAnUninterruptedOneBitForBit) {
   const TrainResult whole_result = whole.run();
   EXPECT_EQ(whole_result.final_step, 8);
   ASSERT_TRUE(whole_result.final_val_loss.has_value());
-  const auto expected = snapshot(whole);
+  const auto expected = testing::snapshot(whole);
 
   {
     Trainer first_half(config("split"), testing::quiet_options("", 4));
@@ -58,7 +51,7 @@ TEST_F(TrainerTest, ResumedRunMatchesAnUninterruptedOneBitForBit) {
   Trainer second_half(config("split"), testing::quiet_options("auto"));
   EXPECT_EQ(second_half.progress().step, 4);
   EXPECT_EQ(second_half.run().final_step, 8);
-  for (const auto& [name, tensor] : snapshot(second_half)) {
+  for (const auto& [name, tensor] : testing::snapshot(second_half)) {
     EXPECT_TRUE(at::equal(tensor, expected.at(name))) << name << " differs after resume";
   }
   EXPECT_EQ(load_config(dir / "whole/config.yaml").config.model.d_model, 64)
@@ -135,10 +128,10 @@ TEST_F(TrainerTest, SkipDropsNonFiniteStepsAndCountsThem) {
   Trainer trainer(config("run", {"train.nonfinite=skip", "train.steps=3"}),
                   testing::quiet_options());
   poison_embedding(trainer);
-  const auto before = snapshot(trainer);
+  const auto before = testing::snapshot(trainer);
   trainer.run();
   EXPECT_EQ(trainer.progress().skipped_steps, 3);
-  for (const auto& [name, tensor] : snapshot(trainer)) {
+  for (const auto& [name, tensor] : testing::snapshot(trainer)) {
     if (name == "embedding") continue;
     EXPECT_TRUE(at::equal(tensor, before.at(name))) << name;
   }

@@ -4,12 +4,15 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
 #include "config/loader.h"
+#include "testing/error_of.h"
 #include "testing/scratch_dir.h"
 #include "testing/tiny_run.h"
+#include "train/tensor_io.h"
 #include "train/trainer.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -23,17 +26,6 @@ inline LoadedConfig tiny_config(const std::string& data_dir, const std::string& 
   return load_config_text(tiny_config_yaml(data_dir, run_dir), "tiny.yaml", options);
 }
 
-// The message of the cca::Error that `body` throws, or "(no error)".
-template <class Body>
-std::string error_of(Body&& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 // Trainer options for tests: no signal handlers (the test process owns them).
 inline TrainOptions quiet_options(std::string resume = "",
                                   std::optional<int64_t> stop_at = std::nullopt) {
@@ -42,6 +34,14 @@ inline TrainOptions quiet_options(std::string resume = "",
   options.stop_at_step = stop_at;
   options.handle_signals = false;
   return options;
+}
+
+// A copy of the trainer's weights by name, to compare runs bit for bit.
+inline std::map<std::string, at::Tensor> snapshot(Trainer& trainer) {
+  std::map<std::string, at::Tensor> out;
+  for (const auto& [name, tensor] : model_tensors(trainer.model()))
+    out[name] = tensor.detach().clone();
+  return out;
 }
 
 }  // namespace cca::testing
