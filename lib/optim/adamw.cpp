@@ -2,6 +2,7 @@
 
 #include "optim/weight_decay.h"
 #include "util/error.h"
+#include "util/format.h"
 #include "util/strings.h"
 
 namespace cca {
@@ -57,21 +58,30 @@ void AdamW::zero_grad(bool release) {
 
 // Parameters that received no gradient in a step still take a (zero-gradient) update, as in
 // every fused AdamW: the kernel needs a gradient tensor for each parameter.
-void AdamW::materialize_missing_gradients() {
+std::vector<at::Tensor> AdamW::step_gradients() {
   for (Group* group : {&decayed_, &undecayed_}) {
     for (at::Tensor& p : group->params) {
       if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
     }
   }
+  return gradients();
 }
 
 StepReport AdamW::step(double lr, const at::Tensor& loss, const at::Tensor& frozen) {
-  materialize_missing_gradients();
-  std::vector<at::Tensor> grads = gradients();
+  std::vector<at::Tensor> grads = step_gradients();
   const StepReport report = check_and_clip(grads, optim_.grad_clip, loss, frozen);
-  update_group(decayed_, lr, report.skipped);
-  update_group(undecayed_, lr, report.skipped);
+  update(lr, report.skipped);
   return report;
+}
+
+void AdamW::update(double lr, const at::Tensor& skipped) {
+  update_group(decayed_, lr, skipped);
+  update_group(undecayed_, lr, skipped);
+}
+
+std::string AdamW::describe() const {
+  return format("AdamW: {} tensors decayed, {} not", decayed_.params.size(),
+                undecayed_.params.size());
 }
 
 void AdamW::update_group(Group& group, double lr, const at::Tensor& skip) {
