@@ -18,10 +18,10 @@ void describe_muon_groups(const DerivedValues& d, std::vector<std::string>& line
       human_count(static_cast<double>(muon)), human_bytes(static_cast<double>(muon * kFp32Bytes)),
       d.moe_layers > 0 ? ", expert matrices (each expert on its own)" : ""));
   lines.push_back(format(
-      "optimizer   adamw {} parameters, {} of moments: the rest (embeddings, LM head, norms, "
-      "biases, routers, CCA convolutions and temperatures)",
+      "optimizer   adamw {} parameters, {} of moments: embeddings, norms{}{} and other vectors",
       human_count(static_cast<double>(adamw)),
-      human_bytes(static_cast<double>(2 * adamw * kFp32Bytes))));
+      human_bytes(static_cast<double>(2 * adamw * kFp32Bytes)), d.moe_layers > 0 ? ", routers" : "",
+      attention_params(d.attention).conv > 0 ? ", attention convolutions" : ""));
 }
 
 }  // namespace

@@ -121,7 +121,8 @@ class Rules : public RuleSink {
   void check_optimizer() {
     const OptimConfig& o = c_.optim;
     if (o.kind != "muon") {
-      for (const char* key : {"optim.muon.momentum", "optim.muon.nesterov", "optim.muon.ns_steps"}) {
+      for (const char* key :
+           {"optim.muon.momentum", "optim.muon.nesterov", "optim.muon.ns_steps"}) {
         if (origins_.count(key) != 0) {
           warn({key}, format("{} has no effect with optim.kind {}; it applies to optim.kind muon",
                              key, o.kind));

@@ -74,7 +74,7 @@ const WorldEnvironment& DataParallel::world() const {
 }
 
 std::unique_ptr<Optimizer> DataParallel::make_optimizer(std::vector<NamedTensor> parameters,
-                                                    const OptimConfig& optim) {
+                                                        const OptimConfig& optim) {
   if (!config_.zero1) return cca::make_optimizer(std::move(parameters), optim);
   zero1_ = std::make_unique<Zero1>(*communicator_, parameters, optim);
   auto optimizer = cca::make_optimizer(zero1_->owned_parameters(), zero1_->local_optim());

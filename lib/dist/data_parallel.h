@@ -34,7 +34,7 @@ class DataParallel : public Parallelism {
 
   // With distributed.zero1, this rank's optimizer holds state for the parameters it owns only.
   std::unique_ptr<Optimizer> make_optimizer(std::vector<NamedTensor> parameters,
-                                        const OptimConfig& optim) override;
+                                            const OptimConfig& optim) override;
   void check_cuda_graphs() const override;
   // Checks that every rank loaded the same config (per-key comparison, differences named) and
   // resumed the same step, copies rank 0's weights, buffers and optimizer state (in place; with
@@ -49,8 +49,8 @@ class DataParallel : public Parallelism {
   void finish_gradients(at::Tensor& loss_sum, int64_t step, const PhaseLap& lap) override;
   // ZeRO-1: the global clip here, this rank's shard updated, then every rank's updated
   // parameters shared. Gradients are always zeroed in place (they are views of the buckets).
-  StepReport update(Optimizer& optimizer, double lr, const at::Tensor& loss, const at::Tensor& frozen,
-                    int64_t step, bool keep_gradients) override;
+  StepReport update(Optimizer& optimizer, double lr, const at::Tensor& loss,
+                    const at::Tensor& frozen, int64_t step, bool keep_gradients) override;
   void sum_expert_counts(TransformerImpl& model) override;
   bool any(bool flag, const std::string& what) override;
   void check_replicas(TransformerImpl& model, int64_t step) override;

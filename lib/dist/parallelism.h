@@ -6,8 +6,8 @@
 //   start       make_optimizer, check_cuda_graphs, start (config and resumed step agree, rank 0's
 //               weights and optimizer state everywhere, gradient buckets attached)
 //   each step   global_valid_tokens, before_backward per micro-batch, finish_gradients (gradient
-//               and loss sums), update (clip, optimizer step, clear gradients), sum_expert_counts, any
-//               (stop agreement), check_replicas (periodic checksums)
+//               and loss sums), update (clip, optimizer step, clear gradients), sum_expert_counts,
+//               any (stop agreement), check_replicas (periodic checksums)
 //   evaluation  sum, sum_in_place
 //   checkpoint  gather_rng_states, gather_optimizer_state, barrier (is_main writes)
 //   end         barrier
@@ -45,7 +45,7 @@ class Parallelism {
   // optim.kind's optimizer (optim/optimizer.h) over the model's parameters: all of them, or
   // (ZeRO-1) the ones this rank owns.
   virtual std::unique_ptr<Optimizer> make_optimizer(std::vector<NamedTensor> parameters,
-                                                const OptimConfig& optim) = 0;
+                                                    const OptimConfig& optim) = 0;
   // Throws cca::Error when a step cannot be replayed as a CUDA graph (train.cuda_graphs).
   virtual void check_cuda_graphs() const = 0;
   // Once the model is built and any checkpoint restored; returns the run id every rank uses.
@@ -58,9 +58,9 @@ class Parallelism {
   virtual void before_backward(bool last_micro_batch) = 0;
   // After the last backward: every gradient and `loss_sum` become sums over ranks.
   virtual void finish_gradients(at::Tensor& loss_sum, int64_t step, const PhaseLap& lap) = 0;
-  // Clips, applies the optimizer at `lr` (skipped as Optimizer::step says) and clears the gradients for the
-  // next step: released, unless `keep_gradients` (a CUDA graph accumulates into the same memory
-  // at every replay) or the gradients are views that must stay (data parallelism's buckets).
+  // Clips, applies the optimizer at `lr` (skipped as Optimizer::step says) and clears the gradients
+  // for the next step: released, unless `keep_gradients` (a CUDA graph accumulates into the same
+  // memory at every replay) or the gradients are views that must stay (data parallelism's buckets).
   virtual StepReport update(Optimizer& optimizer, double lr, const at::Tensor& loss,
                             const at::Tensor& frozen, int64_t step, bool keep_gradients) = 0;
   // Sums every MoE layer's pending expert counts over ranks, so every rank moves its selection

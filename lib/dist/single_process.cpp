@@ -9,7 +9,7 @@ SingleProcess::SingleProcess(const DistributedConfig& config) {
 }
 
 std::unique_ptr<Optimizer> SingleProcess::make_optimizer(std::vector<NamedTensor> parameters,
-                                                     const OptimConfig& optim) {
+                                                         const OptimConfig& optim) {
   return cca::make_optimizer(std::move(parameters), optim);
 }
 

@@ -85,8 +85,7 @@ std::vector<NamedTensor> Muon::state() const {
   return out;
 }
 
-void Muon::load_state(const std::map<std::string, at::Tensor>& tensors,
-                      const std::string& source) {
+void Muon::load_state(const std::map<std::string, at::Tensor>& tensors, const std::string& source) {
   at::NoGradGuard no_grad;
   for (Matrix& m : matrices_) {
     const std::string key = kMuonMomentumPrefix + m.name;

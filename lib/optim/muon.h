@@ -6,7 +6,8 @@
 // AdamW (optim/adamw.h) with the same learning rate and optim.beta1/beta2/eps. The gradients of
 // both groups are clipped by one global norm with one non-finite guard, so a skipped step
 // changes nothing in either, without a host synchronisation. Per matrix:
-//   m ← μ·m + g;   u ← g + μ·m (nesterov) or m;   O ← NS(u);   W ← W·(1 − lr·λ) − lr·0.2·√max(out,in)·O
+//   m ← μ·m + g;   u ← g + μ·m (nesterov) or m;   O ← NS(u);   W ← W·(1 − lr·λ) −
+//   lr·0.2·√max(out,in)·O
 #pragma once
 
 #include <ATen/ATen.h>

@@ -235,7 +235,8 @@ CheckpointInfo read_checkpoint_info(const std::string& path) {
 std::vector<std::string> compare_configs_for_resume(const Config& saved, const Config& current) {
   if (saved.optim.kind != current.optim.kind) {
     // The state of one optimizer means nothing to the other (Muon keeps one momentum per matrix,
-    // AdamW two moments and a step count), and silently starting it afresh would be a different run.
+    // AdamW two moments and a step count), and silently starting it afresh would be a different
+    // run.
     throw Error("cannot resume: the checkpoint was trained with optim.kind " + saved.optim.kind +
                 ", the config asks for " + current.optim.kind +
                 "; resume with optim.kind: " + saved.optim.kind +

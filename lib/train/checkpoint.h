@@ -1,7 +1,8 @@
 // Checkpoints of a training run (docs/checkpoints.md): a folder per step under run.dir/checkpoints
 // with model.safetensors (the fp32 master weights and buffers), optimizer.safetensors (AdamW
-// moments and step counts; with optim.kind muon also Muon's momentum), rng.safetensors (generator states), manifest.json (step, counters,
-// loader state, run id, file sizes, versions), config.yaml (the resolved config) and DONE.
+// moments and step counts; with optim.kind muon also Muon's momentum), rng.safetensors (generator
+// states), manifest.json (step, counters, loader state, run id, file sizes, versions), config.yaml
+// (the resolved config) and DONE.
 #pragma once
 
 #include <ATen/ATen.h>

@@ -91,7 +91,8 @@ class DistProcessTest : public ::testing::Test {
     const auto norm_one = testing::metric_by_step(dir / one, "train", "grad_norm");
     const auto norm_two = testing::metric_by_step(dir / two, "train", "grad_norm");
     for (const auto& [step, norm] : norm_one) {
-      EXPECT_NEAR(norm_two.at(step), norm, kLossRelTolerance * norm) << "grad_norm at step " << step;
+      EXPECT_NEAR(norm_two.at(step), norm, kLossRelTolerance * norm)
+          << "grad_norm at step " << step;
     }
     const auto val_one = testing::metric_by_step(dir / one, "eval", "val_loss");
     const auto val_two = testing::metric_by_step(dir / two, "eval", "val_loss");
@@ -124,10 +125,10 @@ TEST_F(DistProcessTest, TwoRanksMatchOneRankWithTheSameGlobalBatch) {
 // where each rank orthogonalises the matrices it owns and broadcasts them, is bit-identical to the
 // unsharded 2-rank run, resumed half-way included.
 TEST_F(DistProcessTest, MuonTwoRanksMatchOneRankWithAndWithoutZero1) {
-  const std::vector<std::string> two = {"--nproc-per-node", "2", "--set", "train.grad_accum=1",
-                                        "--set", "distributed.verify_every=1"};
-  auto with = [&](const std::string& run, std::vector<std::string> args, int ranks,
-                  bool sharded) {
+  const std::vector<std::string> two = {
+      "--nproc-per-node",   "2",     "--set",
+      "train.grad_accum=1", "--set", "distributed.verify_every=1"};
+  auto with = [&](const std::string& run, std::vector<std::string> args, int ranks, bool sharded) {
     args.insert(args.begin(), {"--config", config_file(run), "--set", "optim.kind=muon", "--set",
                                "optim.lr=1e-2"});
     if (ranks == 2) args.insert(args.end(), two.begin(), two.end());

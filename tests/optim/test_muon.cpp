@@ -144,8 +144,8 @@ TEST(Muon, ClipsByTheGlobalNormOfBothGroups) {
   matrix.mutable_grad() = g_matrix.clone();
   norm.mutable_grad() = g_norm.clone();
   const StepReport report = muon.step(1e-2, at::zeros({}));
-  const double total = std::sqrt(g_matrix.square().sum().item<double>() +
-                                 g_norm.square().sum().item<double>());
+  const double total =
+      std::sqrt(g_matrix.square().sum().item<double>() + g_norm.square().sum().item<double>());
   EXPECT_NEAR(report.grad_norm.item<double>(), total, 1e-5 * total);
   norm_copy.mutable_grad() = g_norm * static_cast<float>(0.5 / (total + 1e-6));
   adamw.step(1e-2, at::zeros({}));
@@ -175,6 +175,9 @@ TEST(Muon, NonFiniteOrFrozenStepsChangeNothing) {
   for (size_t i = 0; i < state.size(); ++i) {
     EXPECT_TRUE(at::equal(state[i].tensor, state_after[i])) << state[i].name;
   }
+  // Clipping by a NaN norm poisoned every gradient in place; fresh finite ones step again.
+  w.mutable_grad().fill_(0.1);
+  bias.mutable_grad().fill_(0.1);
   EXPECT_EQ(muon.step(1e-2, at::zeros({})).skipped.item<float>(), 0.0f);
   EXPECT_FALSE(at::equal(w, w_after));
 }
@@ -299,8 +302,8 @@ at::Tensor with_spectrum(int64_t rows, int64_t cols, double largest, double smal
 
 TEST(NewtonSchulz, SingularValuesLandInTheBand) {
   at::manual_seed(9);
-  for (const auto& [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{
-           {32, 128}, {128, 32}, {96, 200}, {200, 96}}) {
+  for (const auto& [rows, cols] :
+       std::vector<std::pair<int64_t, int64_t>>{{32, 128}, {128, 32}, {96, 200}, {200, 96}}) {
     expect_in_band(at::randn({rows, cols}) * 0.01, at::kFloat, 0.68, 1.21, 0.97);
     expect_in_band(with_spectrum(rows, cols, 1000.0, 100.0), at::kFloat, 0.68, 1.21, 0.97);
   }
@@ -325,8 +328,8 @@ TEST(NewtonSchulzCuda, Bf16OnTheGpuStaysInTheBand) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device visible: bf16 Newton–Schulz not exercised";
   EXPECT_EQ(newton_schulz_dtype(at::Device(at::kCUDA)), at::kBFloat16);
   at::manual_seed(11);
-  for (const auto& [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{
-           {768, 2048}, {2048, 768}}) {
+  for (const auto& [rows, cols] :
+       std::vector<std::pair<int64_t, int64_t>>{{768, 2048}, {2048, 768}}) {
     expect_in_band(at::randn({rows, cols}).cuda(), at::kBFloat16, 0.6, 1.3, 0.95);
   }
   expect_in_band(with_spectrum(256, 512, 10.0, 1.0).cuda(), at::kBFloat16, 0.6, 1.3, 0.95);
