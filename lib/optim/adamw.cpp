@@ -14,15 +14,19 @@ at::Tensor zeros_like_state(const at::Tensor& parameter) {
 
 }  // namespace
 
+void require_master_weight(const std::string& name, const at::Tensor& parameter) {
+  if (parameter.scalar_type() != at::kFloat) {
+    throw Error("optimizer: parameter '" + name + "' is " +
+                std::string(c10::toString(parameter.scalar_type())) +
+                "; the master weights must be float32");
+  }
+}
+
 AdamW::AdamW(std::vector<NamedTensor> parameters, const OptimConfig& optim) : optim_(optim) {
   decayed_.weight_decay = optim.weight_decay;
   undecayed_.weight_decay = 0.0;
   for (auto& [name, parameter] : parameters) {
-    if (parameter.scalar_type() != at::kFloat) {
-      throw Error("optimizer: parameter '" + name + "' is " +
-                  std::string(c10::toString(parameter.scalar_type())) +
-                  "; the master weights must be float32");
-    }
+    require_master_weight(name, parameter);
     if (!parameter.grad().defined()) {
       // Parameters that receive no gradient in a step still take a (zero-gradient) update, as
       // in every fused AdamW: the kernel needs a gradient tensor for each parameter.

@@ -20,6 +20,10 @@
 
 namespace cca {
 
+// Throws cca::Error naming `name` unless `parameter` is float32: optimizers update master
+// weights, never bf16 copies.
+void require_master_weight(const std::string& name, const at::Tensor& parameter);
+
 class AdamW : public Optimizer {
  public:
   // `parameters` must all live on one device with dtype float32 (the master weights).

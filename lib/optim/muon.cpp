@@ -18,11 +18,7 @@ Muon::Muon(std::vector<NamedTensor> parameters, const OptimConfig& optim) : opti
       rest.push_back(std::move(p));
       continue;
     }
-    if (p.tensor.scalar_type() != at::kFloat) {
-      throw Error("optimizer: parameter '" + p.name + "' is " +
-                  std::string(c10::toString(p.tensor.scalar_type())) +
-                  "; the master weights must be float32");
-    }
+    require_master_weight(p.name, p.tensor);
     matrices_.push_back({p.name, p.tensor, at::zeros_like(p.tensor, at::MemoryFormat::Contiguous)});
   }
   adamw_ = std::make_unique<AdamW>(std::move(rest), optim);
