@@ -51,7 +51,9 @@ ModelCounts count_model(const Config& c) {
     m.total_params += common;
     m.active_params += common;
     m.active_matmul_params += attention_params(g).linear;
+    m.hidden_matrix_params += attention_params(g).linear;
     if (!is_moe_layer(c, layer)) {
+      m.hidden_matrix_params += dense_ffn;
       m.total_params += dense_ffn;
       m.active_params += dense_ffn;
       m.active_matmul_params += dense_ffn;
@@ -60,6 +62,7 @@ ModelCounts count_model(const Config& c) {
     const int64_t router = E * c.moe.n_experts;
     const int64_t shared = c.moe.shared_experts * expert;
     m.total_params += router + c.moe.n_experts * expert + shared;
+    m.hidden_matrix_params += c.moe.n_experts * expert + shared;
     const int64_t active = router + c.moe.top_k * expert + shared;
     m.active_params += active;
     m.active_matmul_params += active;

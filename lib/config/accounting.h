@@ -34,6 +34,9 @@ struct ModelCounts {
   int64_t active_params = 0;     // per token (MoE: top-k routed + shared experts)
   int64_t embedding_params = 0;  // token embedding (+ untied LM head)
   int64_t attention_params_per_layer = 0;
+  // Attention and FFN projection matrices and expert matrices (not embeddings, LM head, norms,
+  // biases, routers or CCA's convolutions and temperatures): what optim.kind muon orthogonalises.
+  int64_t hidden_matrix_params = 0;
   // Weights multiplied per token in the forward pass, LM head included (the 6·N of MFU).
   int64_t active_matmul_params = 0;
 };

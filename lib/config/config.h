@@ -52,7 +52,15 @@ struct MoeConfig {
   double bias_update_rate;
 };
 
+// Muon (optim.kind: muon) for the hidden weight matrices; lib/optim/muon.h.
+struct MuonConfig {
+  double momentum;
+  bool nesterov;
+  int64_t ns_steps;
+};
+
 struct OptimConfig {
+  std::string kind;
   double lr;
   double beta1;
   double beta2;
@@ -61,6 +69,7 @@ struct OptimConfig {
   double grad_clip;
   bool decay_norms_and_biases;
   bool decay_embeddings;
+  MuonConfig muon;
 };
 
 struct ScheduleConfig {

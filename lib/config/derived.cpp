@@ -6,6 +6,24 @@ namespace cca {
 
 namespace {
 constexpr int64_t kBf16Bytes = 2;
+constexpr int64_t kFp32Bytes = 4;
+
+// Which parameters each optimizer of optim.kind muon takes, and the state it keeps for them
+// (Muon: one fp32 momentum buffer; AdamW: two fp32 moments), as the optimizer groups them.
+void describe_muon_groups(const DerivedValues& d, std::vector<std::string>& lines) {
+  const int64_t muon = d.counts.hidden_matrix_params;
+  const int64_t adamw = d.counts.total_params - muon;
+  lines.push_back(format(
+      "optimizer   muon  {} parameters, {} of momentum: attention and FFN projection matrices{}",
+      human_count(static_cast<double>(muon)), human_bytes(static_cast<double>(muon * kFp32Bytes)),
+      d.moe_layers > 0 ? ", expert matrices (each expert on its own)" : ""));
+  lines.push_back(format(
+      "optimizer   adamw {} parameters, {} of moments: embeddings, norms{}{} and other vectors",
+      human_count(static_cast<double>(adamw)),
+      human_bytes(static_cast<double>(2 * adamw * kFp32Bytes)), d.moe_layers > 0 ? ", routers" : "",
+      attention_params(d.attention).conv > 0 ? ", attention convolutions" : ""));
+}
+
 }  // namespace
 
 DerivedValues derive_values(const Config& c, int world_size) {
@@ -25,6 +43,7 @@ DerivedValues derive_values(const Config& c, int world_size) {
   d.world_size = world_size;
   d.sequences_per_step = c.train.micro_batch_size * c.train.grad_accum * world_size;
   d.tokens_per_step = d.sequences_per_step * c.train.seq_len;
+  d.optimizer_kind = c.optim.kind;
   return d;
 }
 
@@ -58,6 +77,7 @@ std::vector<std::string> describe_derived(const DerivedValues& d) {
                          human_bytes(static_cast<double>(d.kv_bytes_per_sequence))));
   lines.push_back(format("batch       {} sequences = {} tokens per optimizer step (world size {})",
                          d.sequences_per_step, d.tokens_per_step, d.world_size));
+  if (d.optimizer_kind == "muon") describe_muon_groups(d, lines);
   return lines;
 }
 

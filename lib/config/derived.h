@@ -27,6 +27,7 @@ struct DerivedValues {
   int64_t world_size = 1;
   int64_t sequences_per_step = 0;
   int64_t tokens_per_step = 0;
+  std::string optimizer_kind = "adamw";  // optim.kind
 };
 
 DerivedValues derive_values(const Config& config, int world_size);

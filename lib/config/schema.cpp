@@ -94,8 +94,12 @@ std::vector<KeySpec> keys_after_variants() {
        "Aux-loss-free balancing: per-step move of the selection bias; 0 = off."},
 
       // optim
+      {CCA_KEY(optim.kind), EnumSpec{"adamw", {"adamw", "muon"}},
+       "adamw for every parameter, or muon for the hidden weight matrices (attention and FFN "
+       "projections, experts) with AdamW for the rest; docs/training.md."},
       {CCA_KEY(optim.lr), FloatSpec{6e-4, 0.0, 10.0},
-       "Peak learning rate (AdamW); 0 is refused (it would train nothing)."},
+       "Peak learning rate (AdamW; with muon the same for both groups, Muon's update being "
+       "scaled to AdamW's RMS); 0 is refused (it would train nothing)."},
       {CCA_KEY(optim.beta1), FloatSpec{0.9, 0.0, 1.0}, "AdamW β1."},
       {CCA_KEY(optim.beta2), FloatSpec{0.95, 0.0, 1.0}, "AdamW β2."},
       {CCA_KEY(optim.eps), FloatSpec{1e-8, 0.0, 1.0}, "AdamW ε."},
@@ -104,6 +108,12 @@ std::vector<KeySpec> keys_after_variants() {
       {CCA_KEY(optim.decay_norms_and_biases), BoolSpec{false},
        "Apply weight decay to norm weights, biases and temperatures too."},
       {CCA_KEY(optim.decay_embeddings), BoolSpec{false}, "Apply weight decay to embeddings."},
+      {CCA_KEY(optim.muon.momentum), FloatSpec{0.95, 0.0, 1.0},
+       "Muon momentum μ (buffer = μ·buffer + gradient); below 1."},
+      {CCA_KEY(optim.muon.nesterov), BoolSpec{true},
+       "Muon orthogonalises gradient + μ·buffer (Nesterov) instead of the buffer."},
+      {CCA_KEY(optim.muon.ns_steps), IntSpec{5, 1, 100},
+       "Quintic Newton–Schulz iterations per Muon update."},
 
       // schedule
       {CCA_KEY(schedule.kind), EnumSpec{"cosine", {"cosine", "wsd", "constant"}},
@@ -235,7 +245,7 @@ const std::map<std::string, std::string>& section_helps() {
       {"model", "transformer shape, initialisation and LM-head options"},
       {"attention", "attention variant and its geometry"},
       {"moe", "Mixture-of-Experts feed-forward layers"},
-      {"optim", "AdamW and gradient clipping"},
+      {"optim", "optimizer (AdamW or Muon) and gradient clipping"},
       {"schedule", "learning-rate schedule"},
       {"data", "token shards and tokenizer"},
       {"train", "steps, batch, precision, device"},

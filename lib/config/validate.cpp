@@ -22,6 +22,7 @@ class Rules : public RuleSink {
     check_moe();
     check_lengths_and_batch();
     check_schedule();
+    check_optimizer();
     check_misc();
   }
 
@@ -113,6 +114,28 @@ class Rules : public RuleSink {
                   "warmup, the learning rate climbs over all {} steps to optim.lr, reaches it "
                   "only at the last one and never decays; set schedule.warmup_steps below {}",
                   warmup, steps, steps, steps));
+    }
+  }
+
+  // Muon's buffer sums gradients with weight μ^k, so μ = 1 never forgets (and grows without
+  // bound); Muon keys under optim.kind adamw are allowed (a sweep may set them) but do nothing.
+  void check_optimizer() {
+    const OptimConfig& o = c_.optim;
+    if (o.kind != "muon") {
+      for (const char* key :
+           {"optim.muon.momentum", "optim.muon.nesterov", "optim.muon.ns_steps"}) {
+        if (origins_.count(key) != 0) {
+          warn({key}, format("{} has no effect with optim.kind {}; it applies to optim.kind muon",
+                             key, o.kind));
+        }
+      }
+      return;
+    }
+    if (o.muon.momentum >= 1.0) {
+      fail({"optim.muon.momentum"},
+           format("optim.muon.momentum = {} never forgets old gradients; allowed: 0 <= momentum "
+                  "< 1, e.g. 0.95",
+                  o.muon.momentum));
     }
   }
 

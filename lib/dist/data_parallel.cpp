@@ -73,11 +73,11 @@ const WorldEnvironment& DataParallel::world() const {
   return communicator_->world();
 }
 
-std::unique_ptr<AdamW> DataParallel::make_optimizer(std::vector<NamedTensor> parameters,
-                                                    const OptimConfig& optim) {
-  if (!config_.zero1) return std::make_unique<AdamW>(std::move(parameters), optim);
+std::unique_ptr<Optimizer> DataParallel::make_optimizer(std::vector<NamedTensor> parameters,
+                                                        const OptimConfig& optim) {
+  if (!config_.zero1) return cca::make_optimizer(std::move(parameters), optim);
   zero1_ = std::make_unique<Zero1>(*communicator_, parameters, optim);
-  auto optimizer = std::make_unique<AdamW>(zero1_->owned_parameters(), zero1_->local_optim());
+  auto optimizer = cca::make_optimizer(zero1_->owned_parameters(), zero1_->local_optim());
   log::info("dist        {}", zero1_->describe());
   return optimizer;
 }
@@ -115,7 +115,7 @@ void DataParallel::check_same_start(const Config& config, int64_t resumed_step) 
 
 std::string DataParallel::start(const Config& config, int64_t resumed_step,
                                 const std::string& run_id, TransformerImpl& model,
-                                const AdamW& optimizer) {
+                                const Optimizer& optimizer) {
   log_topology(*communicator_);
   check_same_start(config, resumed_step);
   const std::string main_run_id =
@@ -158,7 +158,7 @@ void DataParallel::finish_gradients(at::Tensor& loss_sum, int64_t step, const Ph
   lap("communication");
 }
 
-StepReport DataParallel::update(AdamW& optimizer, double lr, const at::Tensor& loss,
+StepReport DataParallel::update(Optimizer& optimizer, double lr, const at::Tensor& loss,
                                 const at::Tensor& frozen, int64_t step, bool /*keep_gradients*/) {
   if (!zero1_) {
     const StepReport report = optimizer.step(lr, loss, frozen);
@@ -243,7 +243,7 @@ std::vector<NamedTensor> DataParallel::gather_rng_states(const std::vector<Named
   return out;
 }
 
-std::vector<NamedTensor> DataParallel::gather_optimizer_state(const AdamW& optimizer) {
+std::vector<NamedTensor> DataParallel::gather_optimizer_state(const Optimizer& optimizer) {
   return zero1_ ? zero1_->gather_state(optimizer.state()) : optimizer.state();
 }
 

@@ -32,16 +32,16 @@ class DataParallel : public Parallelism {
   int local_rank() const override;
   const WorldEnvironment& world() const;
 
-  // With distributed.zero1, this rank's AdamW holds state for the parameters it owns only.
-  std::unique_ptr<AdamW> make_optimizer(std::vector<NamedTensor> parameters,
-                                        const OptimConfig& optim) override;
+  // With distributed.zero1, this rank's optimizer holds state for the parameters it owns only.
+  std::unique_ptr<Optimizer> make_optimizer(std::vector<NamedTensor> parameters,
+                                            const OptimConfig& optim) override;
   void check_cuda_graphs() const override;
   // Checks that every rank loaded the same config (per-key comparison, differences named) and
   // resumed the same step, copies rank 0's weights, buffers and optimizer state (in place; with
   // ZeRO-1 each rank restored its own shard) to every rank and attaches the gradient buckets.
   // Returns rank 0's run id.
   std::string start(const Config& config, int64_t resumed_step, const std::string& run_id,
-                    TransformerImpl& model, const AdamW& optimizer) override;
+                    TransformerImpl& model, const Optimizer& optimizer) override;
 
   int64_t global_valid_tokens(int64_t local, int64_t step, const PhaseLap& lap) override;
   void before_backward(bool last_micro_batch) override;
@@ -49,8 +49,8 @@ class DataParallel : public Parallelism {
   void finish_gradients(at::Tensor& loss_sum, int64_t step, const PhaseLap& lap) override;
   // ZeRO-1: the global clip here, this rank's shard updated, then every rank's updated
   // parameters shared. Gradients are always zeroed in place (they are views of the buckets).
-  StepReport update(AdamW& optimizer, double lr, const at::Tensor& loss, const at::Tensor& frozen,
-                    int64_t step, bool keep_gradients) override;
+  StepReport update(Optimizer& optimizer, double lr, const at::Tensor& loss,
+                    const at::Tensor& frozen, int64_t step, bool keep_gradients) override;
   void sum_expert_counts(TransformerImpl& model) override;
   bool any(bool flag, const std::string& what) override;
   void check_replicas(TransformerImpl& model, int64_t step) override;
@@ -60,9 +60,9 @@ class DataParallel : public Parallelism {
 
   // Every rank's generator states, named "<generator>/rank<r>" (all ranks call; all get them).
   std::vector<NamedTensor> gather_rng_states(const std::vector<NamedTensor>& mine) override;
-  // ZeRO-1: every rank's shard, in AdamW::state()'s order, so the checkpoint looks exactly like
+  // ZeRO-1: every rank's shard, in Optimizer::state()'s order, so the checkpoint looks exactly like
   // an unsharded run's.
-  std::vector<NamedTensor> gather_optimizer_state(const AdamW& optimizer) override;
+  std::vector<NamedTensor> gather_optimizer_state(const Optimizer& optimizer) override;
   void barrier(const std::string& what) override;
 
  private:

@@ -6,8 +6,8 @@
 //   start       make_optimizer, check_cuda_graphs, start (config and resumed step agree, rank 0's
 //               weights and optimizer state everywhere, gradient buckets attached)
 //   each step   global_valid_tokens, before_backward per micro-batch, finish_gradients (gradient
-//               and loss sums), update (clip, AdamW, clear gradients), sum_expert_counts, any
-//               (stop agreement), check_replicas (periodic checksums)
+//               and loss sums), update (clip, optimizer step, clear gradients), sum_expert_counts,
+//               any (stop agreement), check_replicas (periodic checksums)
 //   evaluation  sum, sum_in_place
 //   checkpoint  gather_rng_states, gather_optimizer_state, barrier (is_main writes)
 //   end         barrier
@@ -24,7 +24,7 @@
 #include "config/config.h"
 #include "model/transformer.h"
 #include "ops/named_tensor.h"
-#include "optim/adamw.h"
+#include "optim/optimizer.h"
 
 namespace cca::dist {
 
@@ -42,15 +42,15 @@ class Parallelism {
   virtual int local_rank() const = 0;
   bool is_main() const { return rank() == 0; }
 
-  // The optimizer over the model's parameters: AdamW over all of them, or (ZeRO-1) over the
-  // ones this rank owns.
-  virtual std::unique_ptr<AdamW> make_optimizer(std::vector<NamedTensor> parameters,
-                                                const OptimConfig& optim) = 0;
+  // optim.kind's optimizer (optim/optimizer.h) over the model's parameters: all of them, or
+  // (ZeRO-1) the ones this rank owns.
+  virtual std::unique_ptr<Optimizer> make_optimizer(std::vector<NamedTensor> parameters,
+                                                    const OptimConfig& optim) = 0;
   // Throws cca::Error when a step cannot be replayed as a CUDA graph (train.cuda_graphs).
   virtual void check_cuda_graphs() const = 0;
   // Once the model is built and any checkpoint restored; returns the run id every rank uses.
   virtual std::string start(const Config& config, int64_t resumed_step, const std::string& run_id,
-                            TransformerImpl& model, const AdamW& optimizer) = 0;
+                            TransformerImpl& model, const Optimizer& optimizer) = 0;
 
   // The step's valid-target count over every rank (the micro-batches' shares are of it).
   virtual int64_t global_valid_tokens(int64_t local, int64_t step, const PhaseLap& lap) = 0;
@@ -58,10 +58,10 @@ class Parallelism {
   virtual void before_backward(bool last_micro_batch) = 0;
   // After the last backward: every gradient and `loss_sum` become sums over ranks.
   virtual void finish_gradients(at::Tensor& loss_sum, int64_t step, const PhaseLap& lap) = 0;
-  // Clips, applies AdamW at `lr` (skipped as AdamW::step says) and clears the gradients for the
-  // next step: released, unless `keep_gradients` (a CUDA graph accumulates into the same memory
-  // at every replay) or the gradients are views that must stay (data parallelism's buckets).
-  virtual StepReport update(AdamW& optimizer, double lr, const at::Tensor& loss,
+  // Clips, applies the optimizer at `lr` (skipped as Optimizer::step says) and clears the gradients
+  // for the next step: released, unless `keep_gradients` (a CUDA graph accumulates into the same
+  // memory at every replay) or the gradients are views that must stay (data parallelism's buckets).
+  virtual StepReport update(Optimizer& optimizer, double lr, const at::Tensor& loss,
                             const at::Tensor& frozen, int64_t step, bool keep_gradients) = 0;
   // Sums every MoE layer's pending expert counts over ranks, so every rank moves its selection
   // bias identically.
@@ -78,7 +78,7 @@ class Parallelism {
   // What a checkpoint holds for every rank (all ranks call; rank 0 writes): the generator
   // states ("<generator>/rank<r>" with several ranks) and the full optimizer state.
   virtual std::vector<NamedTensor> gather_rng_states(const std::vector<NamedTensor>& mine) = 0;
-  virtual std::vector<NamedTensor> gather_optimizer_state(const AdamW& optimizer) = 0;
+  virtual std::vector<NamedTensor> gather_optimizer_state(const Optimizer& optimizer) = 0;
   virtual void barrier(const std::string& what) = 0;
 };
 

@@ -8,14 +8,14 @@ SingleProcess::SingleProcess(const DistributedConfig& config) {
   if (config.zero1) log::warn("distributed.zero1 has no effect in a single process");
 }
 
-std::unique_ptr<AdamW> SingleProcess::make_optimizer(std::vector<NamedTensor> parameters,
-                                                     const OptimConfig& optim) {
-  return std::make_unique<AdamW>(std::move(parameters), optim);
+std::unique_ptr<Optimizer> SingleProcess::make_optimizer(std::vector<NamedTensor> parameters,
+                                                         const OptimConfig& optim) {
+  return cca::make_optimizer(std::move(parameters), optim);
 }
 
 std::string SingleProcess::start(const Config& /*config*/, int64_t /*resumed_step*/,
                                  const std::string& run_id, TransformerImpl& /*model*/,
-                                 const AdamW& /*optimizer*/) {
+                                 const Optimizer& /*optimizer*/) {
   return run_id;
 }
 
@@ -27,7 +27,7 @@ int64_t SingleProcess::global_valid_tokens(int64_t local, int64_t /*step*/,
 void SingleProcess::finish_gradients(at::Tensor& /*loss_sum*/, int64_t /*step*/,
                                      const PhaseLap& /*lap*/) {}
 
-StepReport SingleProcess::update(AdamW& optimizer, double lr, const at::Tensor& loss,
+StepReport SingleProcess::update(Optimizer& optimizer, double lr, const at::Tensor& loss,
                                  const at::Tensor& frozen, int64_t /*step*/, bool keep_gradients) {
   const StepReport report = optimizer.step(lr, loss, frozen);
   // Nothing else holds views of the gradients, so they are released rather than zeroed.
@@ -39,7 +39,7 @@ std::vector<NamedTensor> SingleProcess::gather_rng_states(const std::vector<Name
   return mine;
 }
 
-std::vector<NamedTensor> SingleProcess::gather_optimizer_state(const AdamW& optimizer) {
+std::vector<NamedTensor> SingleProcess::gather_optimizer_state(const Optimizer& optimizer) {
   return optimizer.state();
 }
 

@@ -3,7 +3,7 @@
 #include <map>
 
 #include "dist/communicator.h"
-#include "optim/weight_decay.h"
+#include "optim/optimizer.h"
 #include "util/error.h"
 #include "util/format.h"
 
@@ -22,13 +22,7 @@ Zero1::Zero1(Communicator& communicator, const std::vector<NamedTensor>& paramet
     owner_.push_back(static_cast<int>(lightest));
     load[lightest] += p.tensor.numel();
   }
-  for (bool decayed : {true, false}) {
-    for (size_t k = 0; k < parameters_.size(); ++k) {
-      if (takes_weight_decay(parameters_[k].name, parameters_[k].tensor, optim_) == decayed) {
-        adamw_order_.push_back(k);
-      }
-    }
-  }
+  clipping_order_ = clipping_order(parameters_, optim_);
 }
 
 std::vector<NamedTensor> Zero1::owned_parameters() const {
@@ -59,14 +53,16 @@ std::string Zero1::describe() const {
     ++tensors;
     elements += parameters_[k].tensor.numel();
   }
-  return format("ZeRO-1: this rank keeps AdamW state for {} of {} tensors ({:.1f}% of elements)",
-                tensors, parameters_.size(), 100.0 * static_cast<double>(elements) / total);
+  return format("ZeRO-1: this rank keeps {} state for {} of {} tensors ({:.1f}% of elements)",
+                optim_.kind == "muon" ? "Muon and AdamW" : "AdamW", tensors, parameters_.size(),
+                100.0 * static_cast<double>(elements) / total);
 }
 
 StepReport Zero1::clip(const at::Tensor& loss, const at::Tensor& frozen) {
-  // Over every gradient in AdamW's order, so the result is bit-identical to the unsharded step.
+  // Over every gradient in the optimizer's order, so the result is bit-identical to the unsharded
+  // step.
   std::vector<at::Tensor> grads;
-  for (size_t k : adamw_order_) grads.push_back(parameters_[k].tensor.grad());
+  for (size_t k : clipping_order_) grads.push_back(parameters_[k].tensor.grad());
   return check_and_clip(grads, optim_.grad_clip, loss, frozen);
 }
 
@@ -110,20 +106,16 @@ std::vector<NamedTensor> Zero1::gather_state(const std::vector<NamedTensor>& loc
   std::map<std::string, at::Tensor> mine;
   for (const NamedTensor& t : local_state) mine[t.name] = t.tensor;
   std::vector<NamedTensor> all;
-  for (size_t k : adamw_order_) {
-    const NamedTensor& p = parameters_[k];
-    for (const char* prefix : {"exp_avg/", "exp_avg_sq/", "step/"}) {
-      const std::string name = prefix + p.name;
-      std::vector<at::Tensor> slot;
-      if (owner_[k] == communicator_.rank()) {
-        slot.push_back(mine.at(name).clone());
-      } else {
-        const bool scalar = std::string(prefix) == "step/";
-        slot.push_back(scalar ? at::zeros({}, p.tensor.options()) : at::empty_like(p.tensor));
-      }
-      communicator_.broadcast(slot, owner_[k], "gathering the sharded optimizer state");
-      all.push_back({name, slot[0]});
+  for (const StateEntry& entry : state_layout(parameters_, optim_)) {
+    const NamedTensor& p = parameters_[entry.parameter];
+    std::vector<at::Tensor> slot;
+    if (owner_[entry.parameter] == communicator_.rank()) {
+      slot.push_back(mine.at(entry.name).clone());
+    } else {
+      slot.push_back(entry.scalar ? at::zeros({}, p.tensor.options()) : at::empty_like(p.tensor));
     }
+    communicator_.broadcast(slot, owner_[entry.parameter], "gathering the sharded optimizer state");
+    all.push_back({entry.name, slot[0]});
   }
   return all;
 }

@@ -2,6 +2,7 @@
 
 #include "optim/weight_decay.h"
 #include "util/error.h"
+#include "util/format.h"
 #include "util/strings.h"
 
 namespace cca {
@@ -13,15 +14,19 @@ at::Tensor zeros_like_state(const at::Tensor& parameter) {
 
 }  // namespace
 
+void require_master_weight(const std::string& name, const at::Tensor& parameter) {
+  if (parameter.scalar_type() != at::kFloat) {
+    throw Error("optimizer: parameter '" + name + "' is " +
+                std::string(c10::toString(parameter.scalar_type())) +
+                "; the master weights must be float32");
+  }
+}
+
 AdamW::AdamW(std::vector<NamedTensor> parameters, const OptimConfig& optim) : optim_(optim) {
   decayed_.weight_decay = optim.weight_decay;
   undecayed_.weight_decay = 0.0;
   for (auto& [name, parameter] : parameters) {
-    if (parameter.scalar_type() != at::kFloat) {
-      throw Error("optimizer: parameter '" + name + "' is " +
-                  std::string(c10::toString(parameter.scalar_type())) +
-                  "; the master weights must be float32");
-    }
+    require_master_weight(name, parameter);
     if (!parameter.grad().defined()) {
       // Parameters that receive no gradient in a step still take a (zero-gradient) update, as
       // in every fused AdamW: the kernel needs a gradient tensor for each parameter.
@@ -57,21 +62,30 @@ void AdamW::zero_grad(bool release) {
 
 // Parameters that received no gradient in a step still take a (zero-gradient) update, as in
 // every fused AdamW: the kernel needs a gradient tensor for each parameter.
-void AdamW::materialize_missing_gradients() {
+std::vector<at::Tensor> AdamW::step_gradients() {
   for (Group* group : {&decayed_, &undecayed_}) {
     for (at::Tensor& p : group->params) {
       if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
     }
   }
+  return gradients();
 }
 
 StepReport AdamW::step(double lr, const at::Tensor& loss, const at::Tensor& frozen) {
-  materialize_missing_gradients();
-  std::vector<at::Tensor> grads = gradients();
+  std::vector<at::Tensor> grads = step_gradients();
   const StepReport report = check_and_clip(grads, optim_.grad_clip, loss, frozen);
-  update_group(decayed_, lr, report.skipped);
-  update_group(undecayed_, lr, report.skipped);
+  update(lr, report.skipped);
   return report;
+}
+
+void AdamW::update(double lr, const at::Tensor& skipped) {
+  update_group(decayed_, lr, skipped);
+  update_group(undecayed_, lr, skipped);
+}
+
+std::string AdamW::describe() const {
+  return format("AdamW: {} tensors decayed, {} not", decayed_.params.size(),
+                undecayed_.params.size());
 }
 
 void AdamW::update_group(Group& group, double lr, const at::Tensor& skip) {

@@ -17,4 +17,11 @@ bool takes_weight_decay(const std::string& name, const at::Tensor& parameter,
   return vector_like ? optim.decay_norms_and_biases : true;
 }
 
+bool orthogonalised_by_muon(const std::string& name, const at::Tensor& parameter) {
+  if (name == "embedding" || name == "lm_head") return false;
+  if (parameter.dim() < 2 || parameter.dim() > 3 || ends_with(name, ".bias")) return false;
+  if (ends_with(name, "router_weight")) return false;
+  return name.find(".conv") == std::string::npos;
+}
+
 }  // namespace cca

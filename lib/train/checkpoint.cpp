@@ -98,7 +98,7 @@ std::vector<NamedTensor> rng_states() {
 }
 
 std::string save_checkpoint(const std::string& root, const TrainProgress& progress,
-                            TransformerImpl& model, const AdamW& optimizer,
+                            TransformerImpl& model, const Optimizer& optimizer,
                             const LoadedConfig& config, const CheckpointExtras& extras) {
   checkpoint_store::Staging staging(root, progress.step);
   const std::map<std::string, std::string> metadata = {{"format", "cca-train checkpoint"},
@@ -243,6 +243,15 @@ CheckpointInfo read_checkpoint_info(const std::string& path) {
 }
 
 std::vector<std::string> compare_configs_for_resume(const Config& saved, const Config& current) {
+  if (saved.optim.kind != current.optim.kind) {
+    // The state of one optimizer means nothing to the other (Muon keeps one momentum per matrix,
+    // AdamW two moments and a step count), and silently starting it afresh would be a different
+    // run.
+    throw Error("cannot resume: the checkpoint was trained with optim.kind " + saved.optim.kind +
+                ", the config asks for " + current.optim.kind +
+                "; resume with optim.kind: " + saved.optim.kind +
+                ", or start a new run.dir (init.from takes the weights with a fresh optimizer)");
+  }
   Config old_config = saved, new_config = current;
   std::vector<std::string> shape_changes, other_changes;
   for (const KeySpec& key : config_keys()) {
@@ -261,7 +270,7 @@ std::vector<std::string> compare_configs_for_resume(const Config& saved, const C
   return other_changes;
 }
 
-void restore_checkpoint(const CheckpointInfo& info, TransformerImpl& model, AdamW& optimizer,
+void restore_checkpoint(const CheckpointInfo& info, TransformerImpl& model, Optimizer& optimizer,
                         int rank) {
   at::NoGradGuard no_grad;
   load_model_weights(files::join(info.path, kModelFile), model);

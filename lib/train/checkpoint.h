@@ -1,7 +1,8 @@
 // Checkpoints of a training run (docs/checkpoints.md): a folder per step under run.dir/checkpoints
 // with model.safetensors (the fp32 master weights and buffers), optimizer.safetensors (AdamW
-// moments and step counts), rng.safetensors (generator states), manifest.json (step, counters,
-// loader state, run id, file sizes, versions), config.yaml (the resolved config) and DONE.
+// moments and step counts; with optim.kind muon also Muon's momentum), rng.safetensors (generator
+// states), manifest.json (step, counters, loader state, run id, file sizes, versions), config.yaml
+// (the resolved config) and DONE.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -16,7 +17,7 @@
 #include "config/loader.h"
 #include "data/loader.h"
 #include "model/transformer.h"
-#include "optim/adamw.h"
+#include "optim/optimizer.h"
 #include "train/tensor_io.h"
 
 namespace cca {
@@ -49,7 +50,7 @@ struct CheckpointExtras {
 // fsync, rename, DONE last), then prunes old ones per checkpoint.keep_last / keep_every.
 // Returns the checkpoint's folder.
 std::string save_checkpoint(const std::string& root, const TrainProgress& progress,
-                            TransformerImpl& model, const AdamW& optimizer,
+                            TransformerImpl& model, const Optimizer& optimizer,
                             const LoadedConfig& config, const CheckpointExtras& extras = {});
 
 // This process's generator states: "cpu" (and "cuda" where CUDA is present), uint8 tensors.
@@ -86,7 +87,7 @@ std::vector<std::string> compare_configs_for_resume(const Config& saved, const C
 // dtypes are checked against the model; any mismatch is a cca::Error naming the tensor. A
 // checkpoint of a data-parallel run restores rank `rank`'s generator states ("cpu/rank<r>"); a
 // rank the writing run did not have seeds them from (train.seed, step, rank) (train/reshard.h).
-void restore_checkpoint(const CheckpointInfo& info, TransformerImpl& model, AdamW& optimizer,
+void restore_checkpoint(const CheckpointInfo& info, TransformerImpl& model, Optimizer& optimizer,
                         int rank = 0);
 
 // `cca-train export`: weights-only safetensors (fp32 or bf16) plus config.yaml into `out_dir`.

@@ -108,12 +108,12 @@ std::vector<std::string> describe_reshard(const CheckpointInfo& info, int64_t wo
                              describe_loader_reshard(source.state, world)));
     }
   }
-  lines.push_back(
-      zero1 && world > 1
-          ? format("optimizer: the checkpoint's full AdamW state, re-partitioned into ZeRO-1 "
-                   "shards over {}",
-                   ranks_text(world))
-          : "optimizer: the checkpoint's full AdamW state, on every rank");
+  const char* state = info.config.config.optim.kind == "muon" ? "Muon and AdamW" : "AdamW";
+  lines.push_back(zero1 && world > 1
+                      ? format("optimizer: the checkpoint's full {} state, re-partitioned into "
+                               "ZeRO-1 shards over {}",
+                               state, ranks_text(world))
+                      : format("optimizer: the checkpoint's full {} state, on every rank", state));
   if (world > saved) {
     std::string seeds;
     for (int64_t r = saved; r < world; ++r) {

@@ -119,7 +119,7 @@ void Trainer::train_step(PhaseClock* clock) {
   lap("optimizer");
 }
 
-// Clip and apply AdamW (as the parallelism shards it), then clear the gradients; a CUDA graph
+// Clip and apply the optimizer (as the parallelism shards it), then clear the gradients; a CUDA graph
 // accumulates into the same gradient memory at every replay, so it keeps it.
 StepReport Trainer::update(const at::Tensor& step_loss, int64_t step) {
   const at::Tensor frozen = config_.train.nonfinite == "halt" ? halted_ : at::Tensor();

@@ -128,9 +128,8 @@ void Trainer::build_model() {
   const bool skipping = config_.train.nonfinite == "skip";
   skip_streak_ =
       std::make_unique<SkipStreak>(device_, skipping ? config_.train.max_consecutive_skips : 0);
-  log::info("model       {} parameters on {}, {}; AdamW: {} tensors decayed, {} not",
-            count_model(config_).total_params, describe_device(device_), precision_.name(),
-            optimizer_->decayed_count(), optimizer_->undecayed_count());
+  log::info("model       {} parameters on {}, {}; {}", count_model(config_).total_params,
+            describe_device(device_), precision_.name(), optimizer_->describe());
   phase_done("model + optimizer");
 }
 

@@ -20,7 +20,7 @@
 #include "data/loader.h"
 #include "model/transformer.h"
 #include "ops/precision.h"
-#include "optim/adamw.h"
+#include "optim/optimizer.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
 #include "train/phase_clock.h"
@@ -132,7 +132,7 @@ class Trainer {
   at::Device device_;
   Precision precision_;
   std::shared_ptr<TransformerImpl> model_;
-  std::unique_ptr<AdamW> optimizer_;  // distributed.zero1: over this rank's shard only
+  std::unique_ptr<Optimizer> optimizer_;  // distributed.zero1: over this rank's shard only
   std::unique_ptr<LrSchedule> schedule_;
   std::unique_ptr<MicroBatchGraph> graph_;              // train.cuda_graphs
   std::shared_ptr<const data::ShardSet> train_shards_;  // one dataset

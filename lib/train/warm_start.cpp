@@ -10,7 +10,7 @@
 #include "interop/hf_convert.h"
 #include "interop/hf_target.h"
 #include "interop/hf_weights.h"
-#include "optim/adamw.h"
+#include "optim/optimizer.h"
 #include "train/checkpoint.h"
 #include "train/tensor_io.h"
 #include "util/error.h"
@@ -133,7 +133,7 @@ ImportResult import_hf(const ImportRequest& request) {
   }
   ImportResult result;
   for (const NamedTensor& p : parameters) result.parameters += p.tensor.numel();
-  const AdamW optimizer(parameters, loaded.config.optim);
+  const std::unique_ptr<Optimizer> optimizer = make_optimizer(parameters, loaded.config.optim);
 
   if (files::exists(request.out)) files::remove_tree(request.out);
   files::make_directories(request.out);
@@ -143,7 +143,7 @@ ImportResult import_hf(const ImportRequest& request) {
   TrainProgress progress;
   progress.run_id = "imported";
   result.checkpoint =
-      save_checkpoint(files::join(request.out, "checkpoints"), progress, model, optimizer, loaded);
+      save_checkpoint(files::join(request.out, "checkpoints"), progress, model, *optimizer, loaded);
   result.config_path = files::join(request.out, "config.yaml");
   const std::string staging = result.config_path + ".tmp";
   {

@@ -9,6 +9,7 @@
 #include "config/accounting.h"
 #include "config/attention_variant.h"
 #include "config/config.h"
+#include "config/derived.h"
 #include "config/geometry.h"
 #include "config/loader.h"
 #include "config/validate.h"
@@ -327,6 +328,45 @@ TEST(ValidateSchedule, WarningsReachTheDirectCallerOnlyWhenAsked) {
   EXPECT_TRUE(errors.empty());
   ASSERT_EQ(warnings.size(), 1u);
   EXPECT_EQ(warnings[0].origin.describe(), "(default)");
+}
+
+TEST(ValidateOptimizer, MuonMomentumOfOneIsRefused) {
+  const Diagnostic d = broken("optim:\n  kind: muon\n  muon:\n    momentum: 1.0\n");
+  EXPECT_EQ(d.message,
+            "optim.muon.momentum = 1 never forgets old gradients; allowed: 0 <= momentum < 1, "
+            "e.g. 0.95");
+  EXPECT_EQ(d.origin.describe(), "rule.yaml:4:5");
+  satisfied("optim:\n  kind: muon\n  muon:\n    momentum: 0.9\n    ns_steps: 6\n");
+}
+
+TEST(ValidateOptimizer, MuonKeysWithAdamWAreWarnedNotRefused) {
+  const Diagnostic d = warned("optim:\n  muon:\n    nesterov: false\n");
+  EXPECT_EQ(d.message,
+            "optim.muon.nesterov has no effect with optim.kind adamw; it applies to optim.kind "
+            "muon");
+  EXPECT_TRUE(contains(load_text_error("optim:\n  kind: lion\n").what(),
+                       "optim.kind: 'lion' is not one of adamw | muon"));
+}
+
+// --dry-run's two optimizer lines for GPT-2-small: 12 × (4·768² + 3·768·2048) hidden-matrix
+// parameters for Muon, the 50304 × 768 embedding and 25 norms for AdamW.
+TEST(ValidateOptimizer, DryRunNamesEachOptimizersParameters) {
+  const std::string gpt2 =
+      "model: {d_model: 768, n_layers: 12, vocab_size: 50304}\nattention: {n_heads: 12}\n";
+  const Config muon = load_ok(gpt2 + "optim: {kind: muon}\n").config;
+  const ModelCounts counts = count_model(muon);
+  EXPECT_EQ(counts.hidden_matrix_params, 12 * (4 * 768 * 768 + 3 * 768 * 2048));
+  EXPECT_EQ(counts.total_params - counts.hidden_matrix_params, 50304 * 768 + 25 * 768);
+  const std::vector<std::string> lines = describe_derived(derive_values(muon, 1));
+  ASSERT_GE(lines.size(), 2u);
+  EXPECT_EQ(lines[lines.size() - 2],
+            "optimizer   muon  84.93M parameters, 324.00 MiB of momentum: attention and FFN "
+            "projection matrices");
+  EXPECT_EQ(lines.back(),
+            "optimizer   adamw 38.65M parameters, 294.90 MiB of moments: embeddings, norms and "
+            "other vectors");
+  const std::vector<std::string> adamw = describe_derived(derive_values(load_ok(gpt2).config, 1));
+  EXPECT_NE(adamw.back().rfind("optimizer", 0), 0u) << "AdamW's summary is unchanged";
 }
 
 TEST(ValidateMisc, DataTrainAndRunDirMustBeNamed) {

@@ -5,6 +5,7 @@
 #include "config/config.h"
 #include "model/model_test_util.h"
 #include "model/transformer.h"
+#include "optim/weight_decay.h"
 #include "testing/checks.h"
 
 namespace cca {
@@ -19,6 +20,21 @@ TEST_P(TinyModel, ParameterCountMatchesAccounting) {
   for (const at::Tensor& p : model->parameters()) total += p.numel();
   EXPECT_EQ(total, count_model(c).total_params);
   EXPECT_EQ(static_cast<int64_t>(model->moe_layers().size()), GetParam().moe ? 1 : 0);
+}
+
+// What --dry-run says optim.kind muon orthogonalises (the accounting, torch-free) is what the
+// optimizer takes from the built model.
+TEST_P(TinyModel, MuonTakesTheMatricesTheAccountingCounts) {
+  Config c = tiny_config(GetParam());
+  c.model.tie_embeddings = false;
+  if (GetParam().moe) c.moe.shared_experts = 1;
+  auto model = make_model(c, at::kFloat);
+  int64_t orthogonalised = 0;
+  for (const auto& item : model->named_parameters(/*recurse=*/true)) {
+    if (orthogonalised_by_muon(item.key(), item.value())) orthogonalised += item.value().numel();
+  }
+  EXPECT_EQ(orthogonalised, count_model(c).hidden_matrix_params);
+  EXPECT_GT(orthogonalised, 0);
 }
 
 TEST_P(TinyModel, CausalOverTokens) {

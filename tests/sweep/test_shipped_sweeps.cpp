@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <map>
+#include <set>
 #include <string>
 
 #include "config/derived.h"
@@ -110,6 +111,31 @@ TEST(ShippedSweeps, ComponentSetsAreTheTablesRows) {
     }
     EXPECT_EQ(rows, (std::vector<std::string>{"0--", "1--", "2--", "2-V", "2MV"}));
   }
+}
+
+// AdamW against Muon: GPT-2-small MHA and CCA, every (attention, optimizer) pair over the same
+// learning rates and seeds at the same token budget, as the file's comment says.
+TEST(ShippedSweeps, OptimizerComparisonGivesEachOptimizerTheSameGridAndBudget) {
+  const SweepSpec spec =
+      read_sweep_spec(std::string(CCA_SOURCE_DIR) + "/configs/ablations/optimizer.yaml", {});
+  const std::vector<LoadedConfig> configs = load_all(spec, spec.runs, 1);
+  ASSERT_EQ(configs.size(), 36u);
+  std::map<std::string, std::set<std::pair<double, int64_t>>> points;  // pair -> (lr, seed)
+  std::set<int64_t> budgets;
+  for (const LoadedConfig& loaded : configs) {
+    const Config& c = loaded.config;
+    EXPECT_EQ(c.model.d_model, 768);
+    EXPECT_EQ(c.model.n_layers, 12);
+    points[c.attention.kind + "/" + c.optim.kind].insert({c.optim.lr, c.train.seed});
+    budgets.insert(derive_values(c, 1).tokens_per_step * c.train.steps);
+  }
+  ASSERT_EQ(points.size(), 4u);
+  for (const auto& [pair, grid] : points) {
+    SCOPED_TRACE(pair);
+    EXPECT_EQ(grid.size(), 9u);
+    EXPECT_EQ(grid, points.at("mha/adamw"));
+  }
+  EXPECT_EQ(budgets, (std::set<int64_t>{1000 * 64 * 1024}));
 }
 
 }  // namespace

@@ -62,6 +62,52 @@ TEST_F(TrainerTest, ResumedRunMatchesAnUninterruptedOneBitForBit) {
   EXPECT_LT(whole_losses.at(8), whole_losses.at(1));
 }
 
+// Muon's momentum buffers are in the checkpoint beside AdamW's moments for the rest, so a Muon
+// run resumes bit for bit too, and it learns.
+TEST_F(TrainerTest, MuonRunResumesBitForBit) {
+  const std::vector<std::string> muon = {"optim.kind=muon", "optim.lr=1e-2"};
+  Trainer whole(config("whole", muon), testing::quiet_options());
+  EXPECT_EQ(whole.run().final_step, 8);
+  const auto expected = snapshot(whole);
+  Trainer(config("split", muon), testing::quiet_options("", 4)).run();
+  Trainer second_half(config("split", muon), testing::quiet_options("auto"));
+  EXPECT_EQ(second_half.run().final_step, 8);
+  for (const auto& [name, tensor] : snapshot(second_half)) {
+    EXPECT_TRUE(at::equal(tensor, expected.at(name))) << name << " differs after resume";
+  }
+  const std::string state = "checkpoints/step_00000008/optimizer.safetensors";
+  const std::string whole_state = files::read_file(files::join(dir / "whole", state));
+  EXPECT_TRUE(whole_state == files::read_file(files::join(dir / "split", state)));
+  EXPECT_NE(whole_state.find("muon_momentum/blocks.0.attention.linear_q.weight"),
+            std::string::npos);
+  EXPECT_NE(whole_state.find("exp_avg/embedding"), std::string::npos);
+  const auto losses = logged_losses(dir / "whole");
+  EXPECT_EQ(logged_losses(dir / "split"), losses);
+  EXPECT_LT(losses.at(8), losses.at(1));
+}
+
+// Each optimizer's state means nothing to the other: resuming with another optim.kind is refused
+// with the way out, while a checkpoint from before optim.kind existed (no such key: adamw)
+// continues as adamw.
+TEST_F(TrainerTest, ResumeWithAnotherOptimizerIsRefused) {
+  Trainer(config("run"), testing::quiet_options("", 4)).run();
+  const std::string message = testing::error_of(
+      [&] { Trainer(config("run", {"optim.kind=muon"}), testing::quiet_options("auto")); });
+  EXPECT_NE(message.find("the checkpoint was trained with optim.kind adamw, the config asks for "
+                         "muon; resume with optim.kind: adamw"),
+            std::string::npos)
+      << message;
+  // The checkpoint's config.yaml as a build before optim.kind wrote it: without the line.
+  std::string saved =
+      files::read_file(files::join(dir / "run", "checkpoints/step_00000004/config.yaml"));
+  const size_t line = saved.find("  kind: adamw\n");
+  ASSERT_NE(line, std::string::npos) << saved;
+  saved.erase(line, std::string("  kind: adamw\n").size());
+  const Config before_the_key = load_config_text(saved, "old-config.yaml", {}).config;
+  EXPECT_EQ(before_the_key.optim.kind, "adamw");
+  EXPECT_TRUE(compare_configs_for_resume(before_the_key, config("run").config).empty());
+}
+
 // Values a variant asks to log (Attention::logged_values) reach metrics.jsonl as min/mean/max:
 // CCA's key temperature starts at exp(0) = 1 and moves; MHA logs none.
 TEST_F(TrainerTest, TheVariantsLoggedValuesReachTheMetrics) {

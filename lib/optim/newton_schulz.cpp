@@ -1,0 +1,32 @@
+#include "optim/newton_schulz.h"
+
+#include "util/error.h"
+#include "util/format.h"
+
+namespace cca {
+
+at::Tensor newton_schulz(const at::Tensor& matrices, int64_t steps, at::ScalarType compute_dtype) {
+  if (matrices.dim() != 2 && matrices.dim() != 3) {
+    throw Error(format("newton_schulz: expected a matrix or a stack of matrices, got {} dims",
+                       matrices.dim()));
+  }
+  using C = NewtonSchulzCoefficients;
+  const bool tall = matrices.size(-2) > matrices.size(-1);
+  at::Tensor x = tall ? matrices.transpose(-2, -1) : matrices;
+  // The Frobenius norm bounds the spectral norm, so every singular value starts in (0, 1],
+  // where the iteration converges; taken in fp32 before any cast to bf16.
+  const at::Tensor norm = x.to(at::kFloat).square().sum({-2, -1}, /*keepdim=*/true).sqrt();
+  x = (x.to(at::kFloat) / (norm + 1e-7)).to(compute_dtype);
+  for (int64_t i = 0; i < steps; ++i) {
+    const at::Tensor gram = at::matmul(x, x.transpose(-2, -1));
+    const at::Tensor poly = C::b * gram + C::c * at::matmul(gram, gram);
+    x = C::a * x + at::matmul(poly, x);
+  }
+  return tall ? x.transpose(-2, -1) : x;
+}
+
+at::ScalarType newton_schulz_dtype(const at::Device& device) {
+  return device.is_cuda() ? at::kBFloat16 : at::kFloat;
+}
+
+}  // namespace cca
