@@ -97,8 +97,18 @@ void Trainer::build_data() {
   const data::DatasetOptions open_options{config_.data.tokenizer, config_.model.vocab_size};
   train_shards_ = std::make_shared<const data::ShardSet>(
       data::open_shards(config_.data.train, "train", open_options));
+  if (config_.data.document_masking) document_separator_ = document_separator(*train_shards_);
   if (config_.data.val_tokens > 0 && !config_.data.val.empty()) {
     const data::ShardSet val = data::open_shards(config_.data.val, "val", open_options);
+    if (document_separator_) {
+      const DocumentSeparator val_separator = document_separator(val);
+      if (val_separator.token != document_separator_->token ||
+          val_separator.opens_document != document_separator_->opens_document) {
+        throw Error("data.document_masking: the validation shards' manifest " +
+                    val.manifest_path + " separates documents otherwise than the training "
+                    "shards' " + train_shards_->manifest_path);
+      }
+    }
     validation_ = std::make_unique<data::ValidationSet>(
         val, config_.data.val_tokens, config_.train.seq_len, rank(), world_size());
   }
@@ -259,8 +269,10 @@ double Trainer::evaluate() {
   for (int64_t i = 0; i < validation_->batches(batch_size); ++i) {
     const data::Batch batch = validation_->batch(i, batch_size);
     auto [inputs, targets] = to_device(batch, device_);
+    const std::optional<Documents> documents = documents_of(batch);
     AutocastScope autocast(precision_, device_);
-    const LossBreakdown parts = model_->loss(inputs, targets, count_valid_targets(batch));
+    const LossBreakdown parts = model_->loss(inputs, targets, count_valid_targets(batch),
+                                             documents ? &*documents : nullptr);
     device_sum += parts.cross_entropy.to(at::kDouble) * static_cast<double>(parts.valid_tokens);
     tokens += parts.valid_tokens;
   }

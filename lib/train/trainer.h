@@ -88,7 +88,10 @@ class Trainer {
   void build_step_graph();
   void train_step(PhaseClock* clock = nullptr);
   at::Tensor eager_micro_batch(const at::Tensor& inputs, const at::Tensor& targets, int64_t valid,
-                               int64_t step_valid, PhaseClock* clock);
+                               int64_t step_valid, PhaseClock* clock,
+                               const Documents* documents);
+  // The batch's documents on the device with data.document_masking, else none.
+  std::optional<Documents> documents_of(const data::Batch& batch) const;
   StepReport update(const at::Tensor& step_loss, int64_t step);
   double evaluate();
   void log_step(double seconds, int64_t steps);
@@ -120,6 +123,7 @@ class Trainer {
   std::unique_ptr<LrSchedule> schedule_;
   std::unique_ptr<MicroBatchGraph> graph_;  // train.cuda_graphs
   std::shared_ptr<const data::ShardSet> train_shards_;
+  std::optional<DocumentSeparator> document_separator_;  // data.document_masking
   std::optional<CheckpointInfo> resume_info_;  // what --resume found, checked before data/model
   std::optional<data::LoaderState> resume_loader_state_;
   std::unique_ptr<data::TrainLoader> loader_;
