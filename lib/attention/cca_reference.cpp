@@ -102,9 +102,9 @@ CcaPrologueOutput cca_prologue(const CcaGeometry& g, const Rotary& rotary, const
                                const at::Tensor& key_multiplier, const CcaProjections& p,
                                const at::Tensor& conv_history, const at::Tensor& shift_previous,
                                int64_t offset, const Documents* documents) {
-  TORCH_CHECK(documents == nullptr || (!conv_history.defined() && !shift_previous.defined() &&
-                                       offset == 0),
-              "cca_prologue: documents need a fresh sequence");
+  TORCH_CHECK(
+      documents == nullptr || (!conv_history.defined() && !shift_previous.defined() && offset == 0),
+      "cca_prologue: documents need a fresh sequence");
   const int64_t B = p.q0.size(0), S = p.q0.size(1), d = g.head_dim;
   const int64_t n_q = g.n_q_heads, n_kv = g.n_kv_heads, width_q = g.q_latent_width();
   const at::ScalarType compute = compute_type(p.q0);

@@ -192,7 +192,8 @@ at::Tensor core_attention(const at::Tensor& q, const at::Tensor& k, const at::Te
   TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "core_attention expects 4-d q, k, v");
   TORCH_CHECK(q.size(1) % k.size(1) == 0, "query heads must be a multiple of kv heads");
   TORCH_CHECK(q.size(2) <= k.size(2), "more queries than keys");
-  if (!q.is_cuda()) return math_attention(q, k, v, scale, causal_mask(q.size(2), k.size(2), q.device()));
+  if (!q.is_cuda())
+    return math_attention(q, k, v, scale, causal_mask(q.size(2), k.size(2), q.device()));
   return sdpa_attention(q, k, v, scale, backend);
 }
 

@@ -221,7 +221,6 @@ std::string fixed(double v, int digits) {
   return s.str();
 }
 
-
 // MHA's times at this length, the baseline of the "xMHA" columns (0 until MHA has run).
 struct MhaBaseline {
   double fwd = 0, bwd = 0, fwd_norope = 0, bwd_norope = 0;
@@ -254,7 +253,8 @@ Json bench_layer(const std::string& name, int64_t B, int64_t S, const at::Tensor
   const RopeTimes rope = time_rope(attention_geometry(c), B, S, opts, o);
   const double bwd = t.fwdbwd_ms - t.fwd_ms, rope_bwd = rope.fwdbwd_ms - rope.fwd_ms;
   if (name == "mha") mha = {t.fwd_ms, bwd, t.fwd_ms - rope.fwd_ms, bwd - rope_bwd};
-  const double fwd_x = mha.fwd > 0 ? mha.fwd / t.fwd_ms : 0, bwd_x = mha.bwd > 0 ? mha.bwd / bwd : 0;
+  const double fwd_x = mha.fwd > 0 ? mha.fwd / t.fwd_ms : 0,
+               bwd_x = mha.bwd > 0 ? mha.bwd / bwd : 0;
   const double fwd_x_norope = mha.fwd_norope / (t.fwd_ms - rope.fwd_ms);
   const double bwd_x_norope = mha.bwd_norope / (bwd - rope_bwd);
   std::cout << std::left << std::setw(10) << name << std::setw(10) << core_backend_name(core.best)

@@ -51,8 +51,8 @@ BlockImpl::BlockImpl(const Config& c, int64_t layer_index) {
   }
 }
 
-ResidualStream BlockImpl::forward(const ResidualStream& x, AttentionCache* cache,
-                                  MoeLosses& losses, const Documents* documents) {
+ResidualStream BlockImpl::forward(const ResidualStream& x, AttentionCache* cache, MoeLosses& losses,
+                                  const Documents* documents) {
   const NormedSum before_attention = attention_norm->forward_add(x.residual, x.pending);
   const at::Tensor attention_out = attention->forward(before_attention.normed, cache, documents);
   const NormedSum before_ffn = ffn_norm->forward_add(before_attention.sum, attention_out);
@@ -126,18 +126,17 @@ at::Tensor TransformerImpl::hidden_states(const at::Tensor& tokens, ModelCache* 
       activation_checkpointing_ && cache == nullptr && is_training() && at::GradMode::is_enabled();
   for (size_t i = 0; i < blocks.size(); ++i) {
     // A recomputed block keeps one saved input, so its stream is handed over added.
-    stream = recompute
-                 ? ResidualStream{blocks[i]->recomputed_forward(stream.materialized(), losses,
-                                                                documents),
-                                  at::Tensor()}
-                 : blocks[i]->forward(stream, cache ? cache->layers[i].get() : nullptr, losses,
-                                      documents);
+    stream = recompute ? ResidualStream{blocks[i]->recomputed_forward(stream.materialized(), losses,
+                                                                      documents),
+                                        at::Tensor()}
+                       : blocks[i]->forward(stream, cache ? cache->layers[i].get() : nullptr,
+                                            losses, documents);
   }
   return final_norm->forward_add(stream.residual, stream.pending).normed;
 }
 
 at::Tensor TransformerImpl::forward(const at::Tensor& tokens, ModelCache* cache,
-                                   const Documents* documents) {
+                                    const Documents* documents) {
   MoeLosses losses;
   const at::Tensor h = hidden_states(tokens, cache, losses, documents);
   return at::linear(h, lm_head.defined() ? lm_head : embedding);

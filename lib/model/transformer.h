@@ -84,8 +84,8 @@ class TransformerImpl : public torch::nn::Module {
   // Next-token loss for targets [B, S]; targets equal to -1 are ignored. Includes the weighted LM
   // z-loss and MoE losses of this forward pass. The head and its cross-entropy run in chunks
   // (ops/cross_entropy.h); pass valid_tokens when known so the count needs no device sync.
-  LossBreakdown loss(const at::Tensor& tokens, const at::Tensor& targets,
-                     int64_t valid_tokens = -1, const Documents* documents = nullptr);
+  LossBreakdown loss(const at::Tensor& tokens, const at::Tensor& targets, int64_t valid_tokens = -1,
+                     const Documents* documents = nullptr);
   // The same with 1 / (valid targets) given as a device scalar, as a captured CUDA graph needs
   // (no host value may differ between its replays); valid_tokens in the result is -1.
   LossBreakdown loss(const at::Tensor& tokens, const at::Tensor& targets,

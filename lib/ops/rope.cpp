@@ -130,9 +130,9 @@ at::Tensor Rotary::apply(const at::Tensor& x, const at::Tensor& positions) const
   if (rotary_dim_ == 0) return x;
   TORCH_CHECK(x.dim() == 4 && x.size(3) >= rotary_dim_,
               "Rotary::apply expects [B, S, H, D] with D >= ", rotary_dim_);
-  TORCH_CHECK(positions.dim() == 2 && positions.size(0) == x.size(0) &&
-                  positions.size(1) == x.size(1),
-              "Rotary::apply: positions must be [B, S] like x");
+  TORCH_CHECK(
+      positions.dim() == 2 && positions.size(0) == x.size(0) && positions.size(1) == x.size(1),
+      "Rotary::apply: positions must be [B, S] like x");
   const int64_t B = x.size(0), seq = x.size(1), half = rotary_dim_ / 2;
   const at::ScalarType compute = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   // Positions inside a row never reach the row's length, so no host read of their maximum.

@@ -15,11 +15,12 @@ Documents batch_documents(const data::Batch& batch, const DocumentSeparator& sep
 
 DocumentSeparator document_separator(const data::ShardSet& shards) {
   if (!shards.manifest) {
-    throw Error("data.document_masking: true needs the separator token between documents, which "
-                "the dataset's manifest.json names, but the shards '" +
-                shards.spec +
-                "' have none (plain llm.c shards); prepare the data with cca-data, or set "
-                "data.document_masking: false");
+    throw Error(
+        "data.document_masking: true needs the separator token between documents, which "
+        "the dataset's manifest.json names, but the shards '" +
+        shards.spec +
+        "' have none (plain llm.c shards); prepare the data with cca-data, or set "
+        "data.document_masking: false");
   }
   const data::Manifest& m = *shards.manifest;
   const bool opens = m.separator == "bos";

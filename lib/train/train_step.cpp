@@ -99,10 +99,9 @@ void Trainer::train_step(PhaseClock* clock) {
     const int64_t valid = count_valid_targets(batch);
     // A phase clock synchronises between forward and backward, which a graph cannot.
     const at::Tensor cross_entropy =
-        graph_ && clock == nullptr
-            ? graph_->run(inputs, targets, valid, step_valid)
-            : eager_micro_batch(inputs, targets, valid, step_valid, clock,
-                                documents ? &*documents : nullptr);
+        graph_ && clock == nullptr ? graph_->run(inputs, targets, valid, step_valid)
+                                   : eager_micro_batch(inputs, targets, valid, step_valid, clock,
+                                                       documents ? &*documents : nullptr);
     loss_sum += cross_entropy.to(at::kFloat) * static_cast<double>(valid);
     lap("backward");
   }

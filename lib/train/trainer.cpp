@@ -104,9 +104,10 @@ void Trainer::build_data() {
       const DocumentSeparator val_separator = document_separator(val);
       if (val_separator.token != document_separator_->token ||
           val_separator.opens_document != document_separator_->opens_document) {
-        throw Error("data.document_masking: the validation shards' manifest " +
-                    val.manifest_path + " separates documents otherwise than the training "
-                    "shards' " + train_shards_->manifest_path);
+        throw Error("data.document_masking: the validation shards' manifest " + val.manifest_path +
+                    " separates documents otherwise than the training "
+                    "shards' " +
+                    train_shards_->manifest_path);
       }
     }
     validation_ = std::make_unique<data::ValidationSet>(

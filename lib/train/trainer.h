@@ -88,8 +88,7 @@ class Trainer {
   void build_step_graph();
   void train_step(PhaseClock* clock = nullptr);
   at::Tensor eager_micro_batch(const at::Tensor& inputs, const at::Tensor& targets, int64_t valid,
-                               int64_t step_valid, PhaseClock* clock,
-                               const Documents* documents);
+                               int64_t step_valid, PhaseClock* clock, const Documents* documents);
   // The batch's documents on the device with data.document_masking, else none.
   std::optional<Documents> documents_of(const data::Batch& batch) const;
   StepReport update(const at::Tensor& step_loss, int64_t step);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -64,7 +65,8 @@ std::shared_ptr<Attention> make_layer(const std::string& kind, int64_t head_dim,
   attention_options.init_std = 0.3;
   attention_options.output_init_std = 0.3;
   attention_options.rope_theta = 500.0;
-  auto layer = make_attention(attention_geometry(variant_config(kind, head_dim)), attention_options);
+  auto layer =
+      make_attention(attention_geometry(variant_config(kind, head_dim)), attention_options);
   {
     at::NoGradGuard no_grad;
     for (at::Tensor& p : layer->parameters()) p.add_(at::randn_like(p).mul(0.2));
@@ -78,15 +80,8 @@ struct SpanRun {
   std::vector<at::Tensor> grads;    // of the weights, from B's and C's outputs only
 };
 
-bool later_document(const DocumentSpan& span) { return span.start > 0; }
-
-std::vector<at::Tensor> weight_grads(Attention& layer, const at::Tensor& loss) {
-  const std::vector<at::Tensor> params = layer.parameters();
-  std::vector<at::Tensor> grads = torch::autograd::grad({loss}, params, {}, false, false, true);
-  for (size_t i = 0; i < grads.size(); ++i) {
-    if (!grads[i].defined()) grads[i] = at::zeros_like(params[i]);
-  }
-  return grads;
+bool later_document(const DocumentSpan& span) {
+  return span.start > 0;
 }
 
 // The packed forward (with `documents`, or none = masking off): B's and C's outputs, and the
@@ -101,7 +96,7 @@ SpanRun run_packed(Attention& layer, const at::Tensor& x, const at::Tensor& weig
     run.outputs.push_back(span_of(out, span));
     loss = loss + (span_of(out, span) * span_of(weight, span)).sum();
   }
-  run.grads = weight_grads(layer, loss);
+  run.grads = testing::parameter_grads(layer, loss);
   return run;
 }
 
@@ -116,24 +111,14 @@ SpanRun run_alone(Attention& layer, const at::Tensor& x, const at::Tensor& weigh
     run.outputs.push_back(out);
     loss = loss + (out * span_of(weight, span)).sum();
   }
-  run.grads = weight_grads(layer, loss);
+  run.grads = testing::parameter_grads(layer, loss);
   return run;
-}
-
-double relative_error(const at::Tensor& got, const at::Tensor& want) {
-  const double difference = (got.to(at::kDouble) - want.to(at::kDouble)).norm().item<double>();
-  const double scale = want.to(at::kDouble).norm().item<double>();
-  return scale > 0 ? difference / scale : difference;
 }
 
 // Largest relative error over the spans' outputs and over the weight gradients.
 std::pair<double, double> worst_errors(const SpanRun& got, const SpanRun& want) {
-  double outputs = 0, grads = 0;
-  for (size_t i = 0; i < want.outputs.size(); ++i)
-    outputs = std::max(outputs, relative_error(got.outputs[i], want.outputs[i]));
-  for (size_t i = 0; i < want.grads.size(); ++i)
-    grads = std::max(grads, relative_error(got.grads[i], want.grads[i]));
-  return {outputs, grads};
+  return {testing::worst_relative_error(got.outputs, want.outputs),
+          testing::worst_relative_error(got.grads, want.grads)};
 }
 
 struct Tolerance {
@@ -147,8 +132,7 @@ void expect_documents_isolated(const std::string& kind, int64_t head_dim,
   auto layer = make_layer(kind, head_dim, options);
   at::manual_seed(5);
   const PackedDocuments packed = testing::pack_documents(kRows, 100);
-  const Documents documents =
-      testing::test_documents(packed, reset_positions, options.device());
+  const Documents documents = testing::test_documents(packed, reset_positions, options.device());
   const int64_t E = 4 * head_dim;
   const at::Tensor x = at::randn({packed.tokens.size(0), packed.tokens.size(1), E}, options);
   const at::Tensor weight = at::randn_like(x);
@@ -212,9 +196,52 @@ TEST(DocumentAttention, OneDocumentIsCausalAttention) {
   const at::Tensor v = at::randn({2, 2, 9, 8}, at::kDouble);
   const at::Tensor tokens = at::full({2, 9}, 5, at::kLong);
   const Documents one = find_documents(tokens, {1, true}, false, at::kCPU);
-  EXPECT_LT(testing::max_abs_diff(document_attention(q, k, v, 0.3, one),
-                                  core_attention(q, k, v, 0.3)),
-            1e-12);
+  EXPECT_LT(
+      testing::max_abs_diff(document_attention(q, k, v, 0.3, one), core_attention(q, k, v, 0.3)),
+      1e-12);
+}
+
+// The CUDA core on its own at training-like shapes, against the CPU's exact math in float64:
+// the variable-length flash path (bf16; GQA; a window; values narrower than q/k as MLA's) and
+// the masked SDPA path (fp32), forward and input gradients.
+TEST(DocumentAttention, CudaCoreMatchesExactMath) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device visible: GPU path not exercised";
+  struct Shape {
+    int64_t hq, hkv, d, dv, window;
+    at::ScalarType dtype;
+  };
+  at::manual_seed(4);
+  const PackedDocuments packed = testing::pack_documents({{100, 300, 112}, {512}}, 1000);
+  for (const Shape s :
+       {Shape{8, 2, 128, 128, 0, at::kBFloat16}, Shape{8, 2, 128, 128, 64, at::kBFloat16},
+        Shape{4, 4, 192, 128, 0, at::kBFloat16}, Shape{8, 2, 64, 64, 0, at::kFloat},
+        Shape{8, 2, 64, 64, 32, at::kFloat}}) {
+    const int64_t B = 2, S = 512;
+    const at::Tensor q = at::randn({B, s.hq, S, s.d}, at::kDouble);
+    const at::Tensor k = at::randn({B, s.hkv, S, s.d}, at::kDouble);
+    const at::Tensor v = at::randn({B, s.hkv, S, s.dv}, at::kDouble);
+    const at::Tensor grad = at::randn({B, s.hq, S, s.dv}, at::kDouble);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(s.d));
+    const auto run = [&](const at::Device& device, at::ScalarType dtype) {
+      std::vector<at::Tensor> inputs;
+      for (const at::Tensor& t : {q, k, v}) inputs.push_back(t.to(device, dtype).requires_grad_());
+      const Documents documents = testing::test_documents(packed, false, device);
+      const at::Tensor out =
+          document_attention(inputs[0], inputs[1], inputs[2], scale, documents, s.window);
+      std::vector<at::Tensor> result =
+          torch::autograd::grad({out}, inputs, {grad.to(device, dtype)});
+      result.insert(result.begin(), out);
+      return result;
+    };
+    const std::vector<at::Tensor> want = run(at::kCPU, at::kDouble);
+    const std::vector<at::Tensor> got = run(at::kCUDA, s.dtype);
+    const double tol = s.dtype == at::kFloat ? 1e-4 : 2e-2;
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_LT(testing::relative_error(got[i].cpu(), want[i]), tol)
+          << "output/grad " << i << " hq " << s.hq << " hkv " << s.hkv << " d " << s.d << " dv "
+          << s.dv << " window " << s.window;
+    }
+  }
 }
 
 }  // namespace

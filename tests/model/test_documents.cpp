@@ -24,15 +24,6 @@ struct ModelRun {
   std::vector<at::Tensor> grads;
 };
 
-std::vector<at::Tensor> grads_of(TransformerImpl& model, const at::Tensor& loss) {
-  const std::vector<at::Tensor> params = model.parameters();
-  std::vector<at::Tensor> grads = torch::autograd::grad({loss}, params, {}, false, false, true);
-  for (size_t i = 0; i < grads.size(); ++i) {
-    if (!grads[i].defined()) grads[i] = at::zeros_like(params[i]);
-  }
-  return grads;
-}
-
 ModelRun run_packed(TransformerImpl& model, const PackedDocuments& packed, const at::Tensor& weight,
                     const Documents* documents) {
   const at::Tensor logits = model.forward(packed.tokens.to(weight.device()), nullptr, documents);
@@ -43,7 +34,7 @@ ModelRun run_packed(TransformerImpl& model, const PackedDocuments& packed, const
     run.logits.push_back(span_of(logits, span));
     loss = loss + (span_of(logits, span) * span_of(weight, span)).sum();
   }
-  run.grads = grads_of(model, loss);
+  run.grads = testing::parameter_grads(model, loss);
   return run;
 }
 
@@ -58,20 +49,8 @@ ModelRun run_alone(TransformerImpl& model, const PackedDocuments& packed,
     run.logits.push_back(logits);
     loss = loss + (logits * span_of(weight, span)).sum();
   }
-  run.grads = grads_of(model, loss);
+  run.grads = testing::parameter_grads(model, loss);
   return run;
-}
-
-double relative_error(const at::Tensor& got, const at::Tensor& want) {
-  const double difference = (got.to(at::kDouble) - want.to(at::kDouble)).norm().item<double>();
-  const double scale = want.to(at::kDouble).norm().item<double>();
-  return scale > 0 ? difference / scale : difference;
-}
-
-double worst(const std::vector<at::Tensor>& got, const std::vector<at::Tensor>& want) {
-  double error = 0;
-  for (size_t i = 0; i < want.size(); ++i) error = std::max(error, relative_error(got[i], want[i]));
-  return error;
 }
 
 void expect_model_isolates_documents(const ModelCase& mc, const at::Device& device,
@@ -88,15 +67,18 @@ void expect_model_isolates_documents(const ModelCase& mc, const at::Device& devi
   at::manual_seed(9);
   const PackedDocuments packed = testing::pack_documents({{5, 6, 5}, {7, 4, 5}}, 64);
   const Documents documents = testing::test_documents(packed, true, device);
-  const at::Tensor weight = at::randn({2, 16, c.model.vocab_size},
-                                      at::TensorOptions().dtype(dtype).device(device));
+  const at::Tensor weight =
+      at::randn({2, 16, c.model.vocab_size}, at::TensorOptions().dtype(dtype).device(device));
 
   const ModelRun alone = run_alone(*model, packed, weight);
   const ModelRun masked = run_packed(*model, packed, weight, &documents);
-  EXPECT_LT(worst(masked.logits, alone.logits), tol) << "B's and C's logits differ from alone";
-  EXPECT_LT(worst(masked.grads, alone.grads), tol) << "weight gradients differ from alone";
+  EXPECT_LT(testing::worst_relative_error(masked.logits, alone.logits), tol)
+      << "B's and C's logits differ from alone";
+  EXPECT_LT(testing::worst_relative_error(masked.grads, alone.grads), tol)
+      << "weight gradients differ from alone";
   const ModelRun unmasked = run_packed(*model, packed, weight, nullptr);
-  EXPECT_GT(worst(unmasked.logits, alone.logits), 100 * tol) << "masking off changes nothing?";
+  EXPECT_GT(testing::worst_relative_error(unmasked.logits, alone.logits), 100 * tol)
+      << "masking off changes nothing?";
 }
 
 class ModelDocuments : public ::testing::TestWithParam<ModelCase> {};

@@ -3,6 +3,11 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/autograd.h>
+#include <torch/nn/module.h>
+
+#include <algorithm>
 
 #include <cstdint>
 #include <vector>
@@ -51,6 +56,31 @@ inline Documents test_documents(const PackedDocuments& packed, bool reset_positi
 // The span's slice of a [B, S, ...] tensor, as [1, length, ...].
 inline at::Tensor span_of(const at::Tensor& x, const DocumentSpan& span) {
   return x.narrow(0, span.row, 1).narrow(1, span.start, span.length);
+}
+
+// ‖got − want‖ / ‖want‖ in float64 (the plain difference where want is zero).
+inline double relative_error(const at::Tensor& got, const at::Tensor& want) {
+  const double difference = (got.to(at::kDouble) - want.to(at::kDouble)).norm().item<double>();
+  const double scale = want.to(at::kDouble).norm().item<double>();
+  return scale > 0 ? difference / scale : difference;
+}
+
+// The largest relative_error over pairs of tensors.
+inline double worst_relative_error(const std::vector<at::Tensor>& got,
+                                   const std::vector<at::Tensor>& want) {
+  double error = 0;
+  for (size_t i = 0; i < want.size(); ++i) error = std::max(error, relative_error(got[i], want[i]));
+  return error;
+}
+
+// d loss / d every parameter of `module`, zeros for those the loss does not reach.
+inline std::vector<at::Tensor> parameter_grads(torch::nn::Module& module, const at::Tensor& loss) {
+  const std::vector<at::Tensor> params = module.parameters();
+  std::vector<at::Tensor> grads = torch::autograd::grad({loss}, params, {}, false, false, true);
+  for (size_t i = 0; i < grads.size(); ++i) {
+    if (!grads[i].defined()) grads[i] = at::zeros_like(params[i]);
+  }
+  return grads;
 }
 
 }  // namespace cca::testing
