@@ -30,10 +30,14 @@ Documents find_documents(const at::Tensor& tokens, const DocumentSeparator& sepa
   const at::Tensor cu_seqlens = at::cat({start_offsets, at::full({1}, B * S, long_options)});
   const int64_t max_length = cu_seqlens.diff().max().item<int64_t>();
 
+  // From pinned memory, so the copies do not wait for the work already queued on the device.
+  const auto place = [&device](const at::Tensor& t) {
+    return device.is_cuda() ? t.contiguous().pin_memory().to(device, /*non_blocking=*/true) : t;
+  };
   Documents out;
-  out.ids = ids.to(device, /*non_blocking=*/true);
-  out.positions = positions.contiguous().to(device, /*non_blocking=*/true);
-  out.cu_seqlens = cu_seqlens.to(at::kInt).to(device, /*non_blocking=*/true);
+  out.ids = place(ids);
+  out.positions = place(positions);
+  out.cu_seqlens = place(cu_seqlens.to(at::kInt));
   out.max_length = max_length;
   out.reset_positions = reset_positions;
   return out;
