@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string>
 
+#include "testing/process.h"
 #include "train/train_test_util.h"
 #include "train/trainer.h"
 #include "util/error.h"
