@@ -56,7 +56,9 @@ int main(int argc, char** argv) {
                      "mha gqa4 gqa8 mla cca4 ccgqa2x8 cca8 (default: all)");
   decode->add_option("--dim", decode_options.model_dim, "Model width E");
   decode->add_option("--dtype", decode_options.dtype, "bf16 | fp16 | fp32");
-  decode->add_option("--steps", decode_options.steps, "Timed decode steps per point")
+  decode
+      ->add_option("--steps", decode_options.steps,
+                   "Decode steps per timed window (five windows per point; the median counts)")
       ->check(CLI::PositiveNumber);
   decode->add_option("--max-cache-gib", decode_options.max_cache_gib,
                      "Skip points whose cache would exceed this");

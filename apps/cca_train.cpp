@@ -9,6 +9,7 @@
 
 #include "checkpoint/verify_run.h"
 #include "cli.h"
+#include "config/schema.h"
 #include "dist/communicator.h"
 #include "dist/data_parallel.h"
 #include "interop/hf_export.h"
@@ -111,6 +112,7 @@ struct ReportRequest {
   std::vector<std::string> dirs;
   std::string out;
   std::string title;
+  std::vector<std::string> tune = cca::sweep::kDefaultTuneKeys;
 };
 
 CLI::App* add_report_command(CLI::App& app, ReportRequest& request) {
@@ -120,6 +122,9 @@ CLI::App* add_report_command(CLI::App& app, ReportRequest& request) {
   report->add_option("--out", request.out,
                      "Output folder (default: the one folder given, else the runs' parent)");
   report->add_option("--title", request.title, "Report heading (default: the output folder)");
+  report->add_option("--tune", request.tune,
+                     "Config keys to compare each treatment at its best value of (default "
+                     "optim.lr; 'none': every value is its own treatment)");
   return report;
 }
 
@@ -132,7 +137,14 @@ int write_report(const ReportRequest& request) {
       request.out.empty() ? cca::sweep::default_report_dir(request.dirs, dirs) : request.out;
   std::string title = request.title.empty() ? cca::files::file_name(out) : request.title;
   if (title.empty() || title == "." || title == "..") title = "cca-train report";
-  const cca::sweep::ReportFiles written = cca::sweep::write_report(runs, out, title);
+  std::vector<std::string> tune = request.tune;
+  if (tune.size() == 1 && tune.front() == "none") tune.clear();
+  for (const std::string& key : tune) {
+    if (cca::find_key(key) == nullptr) {
+      throw cca::Error("report: --tune '" + key + "' is not a config key");
+    }
+  }
+  const cca::sweep::ReportFiles written = cca::sweep::write_report(runs, out, title, tune);
   cca::log::info("report      {} runs: {}, {}, {} and {} plots", runs.size(), written.markdown,
                  written.html, written.json, written.plots.size());
   return cca::kExitOk;

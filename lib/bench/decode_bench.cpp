@@ -6,9 +6,11 @@
 #include <c10/util/Exception.h>
 #include <torch/cuda.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iomanip>
 #include <iostream>
+#include <vector>
 
 #include "attention/attention.h"
 #include "config/accounting.h"
@@ -27,9 +29,13 @@ struct DecodePoint {
   double prefill_ms = 0, decode_ms_per_step = 0, tokens_per_s = 0;
 };
 
-// Prefills `context` tokens of a batch, then times `steps` single-token steps. The prefill is
-// timed on its second run: the first of a shape pays one-time costs (attention plan builds,
-// first allocations) that are not the layer's.
+// Windows of decode steps timed; the median window counts. At batch 1 a step is ~0.1 ms of
+// launches, and one host hiccup in a single window halved the rate (docs/benchmarks.md).
+constexpr int kDecodeWindows = 5;
+
+// Prefills `context` tokens of a batch, then times kDecodeWindows windows of `steps`
+// single-token steps. The prefill is timed on its second run: the first of a shape pays one-time
+// costs (attention plan builds, first allocations) that are not the layer's.
 DecodePoint time_decode(Attention& layer, int64_t E, int64_t batch, int64_t context, int steps,
                         const at::TensorOptions& options) {
   DecodePoint p{batch, context};
@@ -44,10 +50,15 @@ DecodePoint time_decode(Attention& layer, int64_t E, int64_t batch, int64_t cont
   p.prefill_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   layer.forward(token, cache.get());  // warm-up step
   synchronize(options.device());
-  start = Clock::now();
-  for (int i = 0; i < steps; ++i) layer.forward(token, cache.get());
-  synchronize(options.device());
-  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  std::vector<double> windows;
+  for (int w = 0; w < kDecodeWindows; ++w) {
+    start = Clock::now();
+    for (int i = 0; i < steps; ++i) layer.forward(token, cache.get());
+    synchronize(options.device());
+    windows.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+  }
+  std::nth_element(windows.begin(), windows.begin() + kDecodeWindows / 2, windows.end());
+  const double ms = windows[kDecodeWindows / 2];
   p.decode_ms_per_step = ms / steps;
   p.tokens_per_s = static_cast<double>(batch) * steps / (ms / 1000.0);
   return p;
@@ -94,7 +105,8 @@ Json run_decode_bench(const DecodeBenchOptions& o) {
     for (int64_t batch : o.batches) {
       for (int64_t context : o.contexts) {
         const double cache_gib =
-            measured * static_cast<double>(batch * (context + o.steps + 1)) / (1 << 30);
+            measured * static_cast<double>(batch * (context + kDecodeWindows * o.steps + 1)) /
+            (1 << 30);
         if (cache_gib > o.max_cache_gib) continue;
         DecodePoint p;
         try {

@@ -20,7 +20,7 @@ struct DecodeBenchOptions {
   std::vector<int64_t> batches = {1, 8, 64};
   std::vector<std::string> variants = kBenchVariants;
   std::string dtype = "bf16";
-  int steps = 32;             // timed decode steps after the prefill
+  int steps = 32;             // decode steps per timed window (five windows; the median counts)
   double max_cache_gib = 40;  // skip (batch, context) points whose cache would exceed this
 };
 

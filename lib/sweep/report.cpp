@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "sweep/arms.h"
 #include "sweep/svg_plot.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -94,6 +95,96 @@ Table results_table(const std::vector<RunFolder>& runs) {
                       o.time_s ? duration_text(*o.time_s) : kDash, status_text(r)});
   }
   return t;
+}
+
+// Per run, every key in which the runs differ: a confound shows at a glance.
+Table differences_table(const std::vector<RunFolder>& runs,
+                        const std::vector<KeyDifference>& diffs) {
+  Table t{{"Run", "Differs in"}, {false, false}, {}};
+  for (size_t i = 0; i < runs.size(); ++i) {
+    std::vector<std::string> parts;
+    for (const KeyDifference& d : diffs) {
+      parts.push_back(d.key + "=" + (d.values[i].empty() ? "·" : d.values[i]));
+    }
+    t.rows.push_back({runs[i].name, join(parts, ", ")});
+  }
+  return t;
+}
+
+std::string interval_text(const Estimate& e, int decimals) {
+  if (!e.low) return kDash;
+  return "[" + fixed(*e.low, decimals) + ", " + fixed(*e.high, decimals) + "]";
+}
+
+std::string seeds_text(const std::vector<int64_t>& seeds) {
+  std::vector<std::string> parts;
+  for (int64_t s : seeds) parts.push_back(std::to_string(s));
+  return join(parts, " ");
+}
+
+Table arms_table(const SeedAnalysis& a) {
+  const bool tuned = !a.tuned_keys.empty();
+  Table t{{"Treatment", "Seeds", "n", "Mean final val loss", "SD", "95% interval"},
+          {false, false, true, true, true, true},
+          {}};
+  if (tuned) {
+    t.header.insert(t.header.begin() + 1, "Tuned");
+    t.numeric.insert(t.numeric.begin() + 1, false);
+  }
+  for (const Treatment& tr : a.treatments) {
+    for (size_t k = 0; k < tr.arms.size(); ++k) {
+      const Arm& arm = tr.arms[k];
+      std::vector<std::string> row = {tr.name,
+                                      seeds_text(arm.seeds),
+                                      std::to_string(arm.loss.n),
+                                      fixed(arm.loss.mean, 4),
+                                      arm.loss.n > 1 ? fixed(arm.loss.sd, 4) : kDash,
+                                      interval_text(arm.loss, 4)};
+      if (tuned) row.insert(row.begin() + 1, arm.label + (k == tr.best ? " (best)" : ""));
+      t.rows.push_back(row);
+    }
+  }
+  return t;
+}
+
+std::string verdict(const SeedAnalysis& a, const Comparison& c) {
+  if (!c.difference.low) return "not established (needs ≥2 seeds per arm)";
+  if (!c.difference.excludes_zero()) return "not established (interval includes 0)";
+  const Treatment& lower = c.difference.mean < 0 ? a.treatments[c.b] : a.treatments[c.a];
+  return "real: " + lower.name + " lower";
+}
+
+Table comparisons_table(const SeedAnalysis& a) {
+  Table t{{"Difference", "Mean", "95% interval", "Seeds", "Verdict"},
+          {false, true, true, false, false},
+          {}};
+  for (const Comparison& c : a.comparisons) {
+    const Treatment& x = a.treatments[c.a];
+    const Treatment& y = a.treatments[c.b];
+    t.rows.push_back({y.name + " − " + x.name, fixed(c.difference.mean, 4),
+                      interval_text(c.difference, 4), c.paired ? "paired" : "unpaired (Welch)",
+                      verdict(a, c)});
+  }
+  return t;
+}
+
+std::string seeds_notes(const SeedAnalysis& a) {
+  std::string out =
+      "Final validation loss per arm (runs identical but for train.seed): mean, sample SD and "
+      "the 95% interval of the mean (Student's t).";
+  if (!a.tuned_keys.empty()) {
+    out += " Tuned: " + join(a.tuned_keys, ", ") +
+           "; each treatment is compared at its best arm, chosen on these same runs (which "
+           "favours every treatment alike).";
+  }
+  out +=
+      " A difference is called real only when its interval excludes 0; paired by seed when "
+      "both arms ran the same seeds.";
+  if (a.fewest_seeds > 0 && a.fewest_seeds < 3) {
+    out += " Some arm has fewer than 3 seeds: not a result.";
+  }
+  if (!a.excluded.empty()) out += " Not counted: " + join(a.excluded, "; ") + ".";
+  return out;
 }
 
 std::string markdown_table(const Table& t) {
@@ -225,20 +316,56 @@ const char* const kNotes =
     "without evaluations and checkpoints); training time excludes evaluation, checkpoints and "
     "start-up, summed over resumes.";
 
-std::string markdown(const std::vector<RunFolder>& runs, const std::vector<NamedPlot>& plots,
-                     const std::string& title) {
+// What the report says about the runs as a set.
+struct Analysis {
+  std::vector<KeyDifference> diffs;
+  SeedAnalysis seeds;
+};
+
+// The sections after Results, as (heading, table, notes); empty tables are left out.
+struct Section {
+  std::string heading;
+  Table table;
+  std::string notes;
+};
+
+std::vector<Section> analysis_sections(const std::vector<RunFolder>& runs, const Analysis& a) {
+  std::vector<Section> sections;
+  if (!a.diffs.empty()) {
+    sections.push_back({"Differences between runs", differences_table(runs, a.diffs),
+                        "Every config key whose value is not the same in all runs (run.* "
+                        "aside); · marks a key of another attention variant."});
+  }
+  if (!a.seeds.treatments.empty()) {
+    sections.push_back({"Seeds and intervals", arms_table(a.seeds), seeds_notes(a.seeds)});
+  }
+  if (!a.seeds.comparisons.empty()) {
+    sections.push_back({"Pairwise differences", comparisons_table(a.seeds),
+                        "Final validation loss, later treatment minus earlier, each at its best "
+                        "arm: negative means the first named is better."});
+  }
+  return sections;
+}
+
+std::string markdown(const std::vector<RunFolder>& runs, const Analysis& a,
+                     const std::vector<NamedPlot>& plots, const std::string& title) {
   std::string out = "# " + title + "\n\n";
   std::vector<std::string> dirs;
   for (const RunFolder& r : runs) dirs.push_back("`" + r.dir + "`");
   out += format("{} runs: {}.\n\n## Models\n\n", runs.size(), join(dirs, ", "));
   out += markdown_table(model_table(runs)) + "\n" + kNotes + "\n\n## Results\n\n";
-  out += markdown_table(results_table(runs)) + "\n## Plots\n\n";
+  out += markdown_table(results_table(runs)) + "\n";
+  for (const Section& section : analysis_sections(runs, a)) {
+    out += "## " + section.heading + "\n\n" + markdown_table(section.table) + "\n" + section.notes +
+           "\n\n";
+  }
+  out += "## Plots\n\n";
   for (const NamedPlot& p : plots) out += format("![{}]({})\n\n", p.plot.title, p.file);
   return out;
 }
 
-std::string html(const std::vector<RunFolder>& runs, const std::vector<std::string>& svgs,
-                 const std::string& title) {
+std::string html(const std::vector<RunFolder>& runs, const Analysis& a,
+                 const std::vector<std::string>& svgs, const std::string& title) {
   std::string out =
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" +
       xml_escape(title) +
@@ -248,11 +375,104 @@ std::string html(const std::vector<RunFolder>& runs, const std::vector<std::stri
       "p.notes{color:#555;font-size:90%}\n</style>\n</head>\n<body>\n";
   out += "<h1>" + xml_escape(title) + "</h1>\n<h2>Models</h2>\n" + html_table(model_table(runs));
   out += "<p class=\"notes\">" + xml_escape(kNotes) + "</p>\n<h2>Results</h2>\n";
-  out += html_table(results_table(runs)) + "<h2>Plots</h2>\n";
+  out += html_table(results_table(runs));
+  for (const Section& section : analysis_sections(runs, a)) {
+    out += "<h2>" + xml_escape(section.heading) + "</h2>\n" + html_table(section.table) +
+           "<p class=\"notes\">" + xml_escape(section.notes) + "</p>\n";
+  }
+  out += "<h2>Plots</h2>\n";
   for (const std::string& svg : svgs) {
     out += "<figure>\n" + svg.substr(svg.find("<svg")) + "</figure>\n";  // no XML declaration
   }
   return out + "</body>\n</html>\n";
+}
+
+Json estimate_json(const Estimate& e) {
+  Json::Object j;
+  j["n"] = e.n;
+  j["mean"] = e.mean;
+  j["sd"] = e.n > 1 ? Json(e.sd) : Json();
+  j["low"] = e.low ? Json(*e.low) : Json();
+  j["high"] = e.high ? Json(*e.high) : Json();
+  return Json(std::move(j));
+}
+
+Json analysis_json(const SeedAnalysis& a) {
+  Json::Array treatments;
+  for (const Treatment& t : a.treatments) {
+    Json::Array arms;
+    for (const Arm& arm : t.arms) {
+      Json::Object j;
+      j["tuned"] = arm.label;
+      Json::Array seeds, losses;
+      for (int64_t s : arm.seeds) seeds.push_back(Json(s));
+      for (double l : arm.losses) losses.push_back(Json(l));
+      j["seeds"] = Json(std::move(seeds));
+      j["final_val_losses"] = Json(std::move(losses));
+      j["final_val_loss"] = estimate_json(arm.loss);
+      arms.push_back(Json(std::move(j)));
+    }
+    Json::Object j;
+    j["name"] = t.name;
+    j["best_arm"] = static_cast<int64_t>(t.best);
+    j["arms"] = Json(std::move(arms));
+    treatments.push_back(Json(std::move(j)));
+  }
+  Json::Array comparisons;
+  for (const Comparison& c : a.comparisons) {
+    Json::Object j;
+    j["a"] = a.treatments[c.a].name;
+    j["b"] = a.treatments[c.b].name;
+    j["paired"] = c.paired;
+    j["b_minus_a"] = estimate_json(c.difference);
+    j["real"] = c.difference.excludes_zero();
+    comparisons.push_back(Json(std::move(j)));
+  }
+  Json::Array tuned, excluded;
+  for (const std::string& k : a.tuned_keys) tuned.push_back(Json(k));
+  for (const std::string& e : a.excluded) excluded.push_back(Json(e));
+  Json::Object j;
+  j["tuned_keys"] = Json(std::move(tuned));
+  j["treatments"] = Json(std::move(treatments));
+  j["comparisons"] = Json(std::move(comparisons));
+  j["excluded"] = Json(std::move(excluded));
+  return Json(std::move(j));
+}
+
+Json differences_json(const std::vector<KeyDifference>& diffs) {
+  Json::Object j;
+  for (const KeyDifference& d : diffs) {
+    Json::Array values;
+    for (const std::string& v : d.values) values.push_back(v.empty() ? Json() : Json(v));
+    j[d.key] = Json(std::move(values));
+  }
+  return Json(std::move(j));
+}
+
+// Mean final validation loss against the one tuned key, one line per treatment (log x for a
+// learning rate); none when nothing or more than one key is tuned.
+std::optional<NamedPlot> tuning_plot(const SeedAnalysis& a) {
+  if (a.tuned_keys.size() != 1) return std::nullopt;
+  const std::string& key = a.tuned_keys.front();
+  const bool log_x = key == "optim.lr";
+  LinePlot plot{"Final validation loss against " + key,
+                key,
+                "final validation loss (mean, 95% interval)",
+                log_x ? TickStyle::log10 : TickStyle::number,
+                {},
+                {},
+                std::nullopt};
+  for (const Treatment& t : a.treatments) {
+    PlotSeries series{t.name, {}};
+    for (const Arm& arm : t.arms) {
+      const double x = arm.tuned_values.front();
+      if (!std::isfinite(x) || (log_x && x <= 0)) continue;
+      const double half = arm.loss.high ? *arm.loss.high - arm.loss.mean : 0;
+      series.points.push_back({log_x ? std::log10(x) : x, arm.loss.mean, half});
+    }
+    plot.series.push_back(std::move(series));
+  }
+  return NamedPlot{"val_loss_" + key.substr(key.rfind('.') + 1) + ".svg", plot};
 }
 
 void write_text(const std::string& path, const std::string& text) {
@@ -265,10 +485,12 @@ void write_text(const std::string& path, const std::string& text) {
 }  // namespace
 
 ReportFiles write_report(const std::vector<RunFolder>& runs, const std::string& out_dir,
-                         const std::string& title) {
+                         const std::string& title, const std::vector<std::string>& tune_keys) {
   files::make_directories(out_dir);
+  const Analysis analysis{differing_keys(runs), analyse_seeds(runs, tune_keys)};
   ReportFiles written;
-  const std::vector<NamedPlot> plots = make_plots(runs);
+  std::vector<NamedPlot> plots = make_plots(runs);
+  if (auto plot = tuning_plot(analysis.seeds)) plots.push_back(std::move(*plot));
   std::vector<std::string> svgs;
   for (const NamedPlot& p : plots) {
     svgs.push_back(render_svg(p.plot));
@@ -278,13 +500,15 @@ ReportFiles write_report(const std::vector<RunFolder>& runs, const std::string& 
   written.markdown = files::join(out_dir, "report.md");
   written.html = files::join(out_dir, "report.html");
   written.json = files::join(out_dir, "report.json");
-  write_text(written.markdown, markdown(runs, plots, title));
-  write_text(written.html, html(runs, svgs, title));
+  write_text(written.markdown, markdown(runs, analysis, plots, title));
+  write_text(written.html, html(runs, analysis, svgs, title));
   Json::Array list;
   for (const RunFolder& r : runs) list.push_back(run_json(r));
   Json::Object root;
   root["title"] = title;
   root["runs"] = Json(std::move(list));
+  root["differences"] = differences_json(analysis.diffs);
+  root["seeds"] = analysis_json(analysis.seeds);
   write_text(written.json, Json(std::move(root)).dump(2) + "\n");
   return written;
 }

@@ -17,9 +17,16 @@ struct ReportFiles {
   std::vector<std::string> plots;
 };
 
-// Writes the report of `runs` (in this order, one colour each) into `out_dir` (created).
+// The keys a report tunes by default: each treatment is compared at its best learning rate.
+inline const std::vector<std::string> kDefaultTuneKeys = {"optim.lr"};
+
+// Writes the report of `runs` (in this order, one colour each) into `out_dir` (created). Runs that
+// differ only in train.seed form an arm (mean, SD, 95% interval of the final validation loss);
+// arms that differ only in `tune_keys` form a treatment, compared with the others at its best arm
+// (arms.h).
 ReportFiles write_report(const std::vector<RunFolder>& runs, const std::string& out_dir,
-                         const std::string& title);
+                         const std::string& title,
+                         const std::vector<std::string>& tune_keys = kDefaultTuneKeys);
 
 // Where `cca-train report` writes without --out: the one folder named (a sweep's out_dir or a
 // single run), else the parent the run folders share. Throws when there is none.

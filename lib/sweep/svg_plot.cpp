@@ -79,6 +79,11 @@ std::string fixed(double value, int decimals) {
 }
 
 std::string tick_label(double value, const Axis& axis, TickStyle style) {
+  if (style == TickStyle::log10) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3g", std::pow(10.0, value));
+    return text;
+  }
   if (std::fabs(value) < axis.step * 1e-9) return "0";
   if (style == TickStyle::number) return fixed(value, decimals_for(axis.step));
   const double top = std::max(std::fabs(axis.lo), std::fabs(axis.hi));
@@ -177,6 +182,13 @@ void draw_series(std::string& out, const Frame& f, const Axis& x, const Axis& y,
         if (!visible(p, plot)) continue;
         out += format("<circle cx=\"{}\" cy=\"{}\" r=\"2.5\" fill=\"{}\"/>\n", num(px(p.x)),
                       num(py(p.y)), colour);
+        if (p.y_error > 0) {
+          out += format(
+              "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" "
+              "stroke-width=\"1.5\"/>\n",
+              num(px(p.x)), num(py(p.y - p.y_error)), num(px(p.x)), num(py(p.y + p.y_error)),
+              colour);
+        }
       }
     }
     out += "</g>\n";
@@ -262,7 +274,8 @@ std::string render_svg(const LinePlot& plot) {
     for (const PlotPoint& p : s.points) {
       if (!visible(p, plot)) continue;
       xs.add(p.x);
-      ys.add(p.y);
+      ys.add(p.y - p.y_error);
+      ys.add(p.y + p.y_error);
     }
   }
   std::string out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";

@@ -13,6 +13,7 @@ namespace cca::sweep {
 struct PlotPoint {
   double x = 0;
   double y = 0;
+  double y_error = 0;  // > 0: a bar from y − y_error to y + y_error (an interval)
 };
 
 struct PlotSeries {
@@ -20,9 +21,9 @@ struct PlotSeries {
   std::vector<PlotPoint> points;  // drawn in this order
 };
 
-// How tick labels on an axis read: plain numbers ("0.25", "1200") or counts with an SI suffix
-// ("500K", "1.5M").
-enum class TickStyle { number, count };
+// How tick labels on an axis read: plain numbers ("0.25", "1200"), counts with an SI suffix
+// ("500K", "1.5M"), or powers of ten for values given as their log10 (x = −2.5 reads "0.00316").
+enum class TickStyle { number, count, log10 };
 
 struct LinePlot {
   std::string title;

@@ -111,7 +111,7 @@ void write_sweep_report(const SweepSpec& spec) {
     runs.push_back(load_run_folder(run.dir));
   }
   if (runs.empty()) return;
-  const ReportFiles written = write_report(runs, spec.out_dir, spec.title);
+  const ReportFiles written = write_report(runs, spec.out_dir, spec.title, spec.tune_keys);
   log::info("sweep       report: {} and {} ({} runs)", written.markdown, written.html, runs.size());
 }
 

@@ -7,6 +7,7 @@
 #include <functional>
 #include <set>
 
+#include "config/schema.h"
 #include "util/files.h"
 #include "util/format.h"
 #include "util/strings.h"
@@ -14,8 +15,8 @@
 namespace cca::sweep {
 namespace {
 
-const std::vector<std::string> kTopLevelKeys = {"base", "base_config", "set",  "runs",
-                                                "grid", "out_dir",     "title"};
+const std::vector<std::string> kTopLevelKeys = {"base", "base_config", "set",   "runs",
+                                                "grid", "out_dir",     "title", "tune"};
 
 // The text --set would take for `node`: scalars as YAML reads them back, lists and maps in flow
 // style.
@@ -261,6 +262,35 @@ std::vector<Diagnostic> relocate(std::vector<Diagnostic> diagnostics,
   return diagnostics;
 }
 
+// tune: a list of config keys (or one); the report compares each treatment at its best value.
+void read_tune_keys(SpecReader& reader, const YAML::Node& node, SweepSpec& spec) {
+  if (!node) {
+    spec.tune_keys = {"optim.lr"};
+    return;
+  }
+  if (!node.IsSequence() && !node.IsScalar() && !node.IsNull()) {
+    reader.error(node, "tune: expects a list of config keys, e.g. [optim.lr]");
+    return;
+  }
+  std::vector<YAML::Node> items;
+  if (node.IsScalar()) items.push_back(node);
+  if (node.IsSequence()) {
+    for (const YAML::Node& item : node) items.push_back(item);
+  }
+  for (const YAML::Node& item : items) {
+    const std::string key = item.IsScalar() ? item.Scalar() : "";
+    if (find_key(key) != nullptr) {
+      spec.tune_keys.push_back(key);
+      continue;
+    }
+    std::vector<std::string> known;
+    for (const KeySpec& k : config_keys()) known.push_back(k.path);
+    const std::string guess = did_you_mean(key, known);
+    reader.error(item, "tune: '" + key + "' is not a config key" +
+                           (guess.empty() ? "" : " (did you mean '" + guess + "'?)"));
+  }
+}
+
 }  // namespace
 
 std::vector<std::string> SweepRun::override_texts() const {
@@ -301,6 +331,7 @@ SweepSpec parse_sweep_spec(const std::string& yaml, const std::string& name,
       root["out_dir"] && root["out_dir"].IsScalar() ? root["out_dir"].Scalar() : "runs/" + stem;
   spec.title = root["title"] && root["title"].IsScalar() ? root["title"].Scalar() : stem;
   if (spec.out_dir.empty()) reader.error(root["out_dir"], "out_dir: expects a folder path");
+  read_tune_keys(reader, root["tune"], spec);
   const Origin out_dir_origin =
       root["out_dir"] ? reader.origin(root["out_dir"]) : Origin{name, 0, 0};
   expand(reader, root, common, cli_overrides_of(reader, cli_overrides), out_dir_origin, spec);

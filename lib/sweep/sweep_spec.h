@@ -9,6 +9,7 @@
 //   grid: {attention.cca.convs: [0, 1, 2]}   # every combination (times each run, if both)
 //   out_dir: runs/ablations/attention   # relative to the current directory, like run.dir
 //   title: Attention variants           # the report's heading (optional)
+//   tune: [optim.lr]                    # keys the report picks each treatment's best value of
 #pragma once
 
 #include <map>
@@ -41,7 +42,8 @@ struct SweepSpec {
   std::string base_config;  // the inline base_config as YAML text (for the runs' --config)
   std::vector<Override> base_overrides;  // the same as overrides (for load_run)
   std::string out_dir;
-  std::vector<SweepRun> runs;  // in file order: runs, each crossed with the grid in order
+  std::vector<std::string> tune_keys;  // default: optim.lr (report.h)
+  std::vector<SweepRun> runs;          // in file order: runs, each crossed with the grid in order
 };
 
 // Reads and expands a sweep file; `cli_overrides` ("key=value", from --set) apply to every run,
