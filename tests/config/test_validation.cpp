@@ -363,7 +363,8 @@ TEST(ValidateMisc, CudaGraphsNeedCudaAndNoRecomputation) {
 
 TEST(ValidateMisc, DocumentMaskingRules) {
   const Diagnostic positions = broken("data:\n  reset_positions: true\n");
-  EXPECT_TRUE(contains(positions.message, "needs data.document_masking: true")) << positions.message;
+  EXPECT_TRUE(contains(positions.message, "needs data.document_masking: true"))
+      << positions.message;
   EXPECT_EQ(positions.origin.line, 2);
   const Diagnostic graphs =
       broken("data:\n  document_masking: true\ntrain:\n  cuda_graphs: true\n  device: cuda\n");
