@@ -40,6 +40,11 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   attention->add_flag("!--no-prologue", attention_options.prologue,
                       "Skip the fused-vs-plain prologue timings");
+  attention->add_option("--doc-lengths", attention_options.document_lengths,
+                        "Also time every layer with document masking over packed documents of "
+                        "these lengths (drawn uniformly), e.g. --doc-lengths 1024 8192");
+  attention->add_option("--device", attention_options.device,
+                        "cuda | cpu (cpu: layers on the exact math core, no prologue table)");
   attention->add_option("--json", attention_json, "Also write the JSON here");
   auto* train = app.add_subcommand("train", "Training-step throughput, MFU and phase breakdown");
   auto* decode = app.add_subcommand("decode", "KV-cache size and decode throughput per variant");
@@ -74,6 +79,9 @@ int main(int argc, char** argv) {
   train->add_option("--compare", train_options.compare,
                     "Further configs, run after --config in this process with the same --set "
                     "overrides; prints tokens/s as ratios to the first");
+  train->add_flag("--document-masking", train_options.document_masking,
+                  "Run each config with data.document_masking off, then on (documents of its "
+                  "own data), and report the ratios");
   train->add_option("--json", train_json, "Also write the JSON here");
   auto* ddp = app.add_subcommand(
       "ddp", "Backward with and without the bucketed gradient all-reduce overlapped (JSON)");

@@ -14,6 +14,7 @@
 
 #include "attention/core.h"
 #include "config/geometry.h"
+#include "ops/documents.h"
 #include "ops/init.h"
 
 namespace cca {
@@ -41,13 +42,21 @@ class Attention : public torch::nn::Module {
   // x: [B, S, E] -> [B, S, E]. Without a cache x is a whole causal sequence starting at
   // position 0. With one, x continues the cached sequence (a prefill chunk or one decode step)
   // and the cache is extended; the outputs equal those of one pass over the whole sequence.
-  virtual at::Tensor forward(const at::Tensor& x, AttentionCache* cache = nullptr) = 0;
+  // With `documents` (packed training sequences, no cache) every token attends, and CCA's convs
+  // and value shift read, only inside its own document: each document's outputs equal those of
+  // the document alone (at positions from 0 when documents->reset_positions).
+  virtual at::Tensor forward(const at::Tensor& x, AttentionCache* cache = nullptr,
+                             const Documents* documents = nullptr) = 0;
   virtual std::unique_ptr<AttentionCache> new_cache() const = 0;
   // Per-head values worth watching in training logs, by name (CCA: "cca_temp", the key
   // temperature as the multiplier it applies). The trainer logs each name's min, mean and max
   // over all layers; most variants have none.
   virtual std::vector<std::pair<std::string, at::Tensor>> logged_values() const { return {}; }
 };
+
+// Throws cca::Error when a forward is given both documents and a cache: documents describe whole
+// packed training sequences, and decode never packs.
+void check_documents_without_cache(const Documents* documents, const AttentionCache* cache);
 
 // Creates the module of the variant named by geometry.kind; throws cca::Error for an unknown kind.
 std::shared_ptr<Attention> make_attention(const AttentionGeometry& geometry,

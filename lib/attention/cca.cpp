@@ -103,9 +103,12 @@ class CcaAttention : public Attention {
     o_proj_ = register_module("o_proj", linear(width_q, E, options.output_init_std));
   }
 
-  at::Tensor forward(const at::Tensor& x, AttentionCache* cache) override {
+  at::Tensor forward(const at::Tensor& x, AttentionCache* cache,
+                     const Documents* documents) override {
     const int64_t S = x.size(1);
     if (at::GradMode::is_enabled()) decode_weights_ = {};  // training: drop generation's copy
+    check_documents_without_cache(documents, cache);
+    if (documents != nullptr) return forward_documents(x, *documents);
     CcaCache* state = nullptr;
     if (cache != nullptr) {
       state = dynamic_cast<CcaCache*>(cache);
@@ -155,6 +158,15 @@ class CcaAttention : public Attention {
   }
 
  private:
+  // Packed documents: the reference prologue restarts the convs and the value shift at every
+  // document (the fused kernels have no notion of documents yet), then the document-aware core.
+  at::Tensor forward_documents(const at::Tensor& x, const Documents& documents) {
+    const CcaProjections p = projections_from(stacked_linear(x, projection_weights()));
+    const CcaPrologueOutput pro = cca_prologue(geometry_, rotary_, conv_weights(), key_multiplier(),
+                                               p, {}, {}, 0, &documents);
+    return attend_and_project(pro.q, pro.k.transpose(1, 2), pro.v.transpose(1, 2), &documents);
+  }
+
   // Generation's copy of the weights in the kernels' layouts, valid while `stamp` (each
   // parameter's storage and version counter, which every in-place update bumps) is unchanged.
   struct DecodeWeights {
@@ -201,10 +213,13 @@ class CcaAttention : public Attention {
   }
 
   // q [B, S, n_q, d] against the keys and values [B, n_k, L, d], then the output projection.
-  at::Tensor attend_and_project(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  at::Tensor attend_and_project(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                const Documents* documents = nullptr) {
     const int64_t B = q.size(0), S = q.size(1);
     const double scale = 1.0 / std::sqrt(static_cast<double>(geometry_.head_dim));
-    const at::Tensor o = core_attention(q.transpose(1, 2), k, v, scale, options_.core);
+    const at::Tensor o = documents != nullptr
+                             ? document_attention(q.transpose(1, 2), k, v, scale, *documents)
+                             : core_attention(q.transpose(1, 2), k, v, scale, options_.core);
     return o_proj_->forward(o.transpose(1, 2).reshape({B, S, geometry_.q_latent_width()}));
   }
 

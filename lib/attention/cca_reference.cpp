@@ -38,6 +38,39 @@ at::Tensor cca_conv_stack(const CcaGeometry& g, const CcaConvWeights& w, const a
                     g.n_q_heads + g.n_kv_heads);
 }
 
+at::Tensor shift_tokens(const at::Tensor& x, int64_t steps, const at::Tensor& positions) {
+  const int64_t S = x.size(1);
+  if (steps == 0) return x;
+  if (steps >= S) return at::zeros_like(x);
+  at::Tensor shifted = at::constant_pad_nd(x.narrow(1, 0, S - steps), {0, 0, steps, 0});
+  if (positions.defined()) shifted = shifted * positions.ge(steps).unsqueeze(-1).to(x.dtype());
+  return shifted;
+}
+
+at::Tensor cca_document_conv_stack(const CcaGeometry& g, const CcaConvWeights& w,
+                                   const at::Tensor& z, const at::Tensor& positions) {
+  // Tap j of a kernel of size k reads the token j steps back, weight index k - 1 - j.
+  const int64_t k0 = w.depthwise_weight.size(2);
+  at::Tensor u = w.depthwise_bias.view({1, 1, -1}).to(z.dtype()).expand_as(z);
+  for (int64_t j = 0; j < k0; ++j) {
+    const at::Tensor tap = w.depthwise_weight.select(2, k0 - 1 - j).view({1, 1, -1});
+    u = u + shift_tokens(z, j, positions) * tap;
+  }
+  if (g.convs < 2) return u;
+  const int64_t groups = g.n_q_heads + g.n_kv_heads, B = z.size(0), S = z.size(1);
+  const int64_t k1 = w.grouped_weight.size(2), d = w.grouped_weight.size(1);
+  // Before a document the depthwise conv saw only zeros, so the grouped conv reads its bias.
+  const at::Tensor before = w.depthwise_bias.view({1, 1, -1}).to(z.dtype());
+  at::Tensor s = w.grouped_bias.view({1, 1, -1}).to(z.dtype()).expand_as(z);
+  for (int64_t j = 0; j < k1; ++j) {
+    const at::Tensor inside = positions.ge(j).unsqueeze(-1);
+    const at::Tensor read = at::where(inside, shift_tokens(u, j, {}), before);
+    const at::Tensor taps = w.grouped_weight.select(2, k1 - 1 - j).view({groups, d, d});
+    s = s + at::einsum("bsgi,goi->bsgo", {read.view({B, S, groups, d}), taps}).reshape({B, S, -1});
+  }
+  return s;
+}
+
 std::pair<at::Tensor, at::Tensor> cca_qk_mean(const at::Tensor& q0, const at::Tensor& k0) {
   const int64_t n_kv = k0.size(2);
   const int64_t group = q0.size(2) / n_kv;
@@ -68,7 +101,10 @@ at::Tensor cca_normalize(const at::Tensor& x, const at::Tensor& multiplier) {
 CcaPrologueOutput cca_prologue(const CcaGeometry& g, const Rotary& rotary, const CcaConvWeights& w,
                                const at::Tensor& key_multiplier, const CcaProjections& p,
                                const at::Tensor& conv_history, const at::Tensor& shift_previous,
-                               int64_t offset) {
+                               int64_t offset, const Documents* documents) {
+  TORCH_CHECK(
+      documents == nullptr || (!conv_history.defined() && !shift_previous.defined() && offset == 0),
+      "cca_prologue: documents need a fresh sequence");
   const int64_t B = p.q0.size(0), S = p.q0.size(1), d = g.head_dim;
   const int64_t n_q = g.n_q_heads, n_kv = g.n_kv_heads, width_q = g.q_latent_width();
   const at::ScalarType compute = compute_type(p.q0);
@@ -76,7 +112,9 @@ CcaPrologueOutput cca_prologue(const CcaGeometry& g, const Rotary& rotary, const
 
   // Step 2: convs over z = [q⁰ ‖ k⁰], queries first, head-major, so conv group γ = head γ.
   at::Tensor s = at::cat({p.q0, p.k0}, -1);  // [B, S, M]
-  if (g.convs > 0) {
+  if (g.convs > 0 && documents != nullptr) {
+    s = cca_document_conv_stack(g, w, s, documents->positions);
+  } else if (g.convs > 0) {
     const int64_t P = g.conv_padding();
     const at::Tensor history = conv_history.defined() ? conv_history.to(s.scalar_type())
                                                       : at::zeros({B, s.size(2), P}, s.options());
@@ -96,7 +134,10 @@ CcaPrologueOutput cca_prologue(const CcaGeometry& g, const Rotary& rotary, const
   }
 
   // Step 4: values, not convolved.
-  if (g.value_shift) {
+  if (g.value_shift && documents != nullptr) {
+    const at::Tensor shifted = shift_tokens(p.v_delayed, 1, documents->positions);
+    out.v = at::cat({p.v_current, shifted}, -1).view({B, S, n_kv, -1});
+  } else if (g.value_shift) {
     out.v = cca_value_shift(p.v_current, p.v_delayed, shift_previous, n_kv);
     out.shift_state = p.v_delayed.select(1, S - 1).clone(at::MemoryFormat::Contiguous);
   } else {
@@ -105,8 +146,8 @@ CcaPrologueOutput cca_prologue(const CcaGeometry& g, const Rotary& rotary, const
 
   // Steps 5-6: normalise, scale keys by τ, then rotate (norm-preserving, so τ survives).
   const at::ScalarType dtype = p.q0.scalar_type();
-  out.q = rotary.apply(cca_normalize(q, {}), offset).to(dtype);
-  out.k = rotary.apply(cca_normalize(k, key_multiplier), offset).to(dtype);
+  out.q = rotate(rotary, cca_normalize(q, {}), offset, documents).to(dtype);
+  out.k = rotate(rotary, cca_normalize(k, key_multiplier), offset, documents).to(dtype);
   return out;
 }
 

@@ -59,6 +59,13 @@ inline constexpr double kCcaNormEps = 1e-12;
 // stack: the convs add no padding of their own. Returns s [B, M, S].
 at::Tensor cca_conv_stack(const CcaGeometry& g, const CcaConvWeights& w, const at::Tensor& padded);
 
+// Step 2 over packed documents: the conv stack over z [B, S, M] (no history) where no tap reads
+// across a document start: a tap before the token's document reads zeros, as at a sequence
+// start (for the grouped conv: the depthwise output of zeros, its bias). `positions` [B, S] are
+// the tokens' indices inside their documents. Returns s [B, S, M].
+at::Tensor cca_document_conv_stack(const CcaGeometry& g, const CcaConvWeights& w,
+                                   const at::Tensor& z, const at::Tensor& positions);
+
 // Step 3: the parameter-free q-k means from the pre-conv heads q0 [B, S, n_q, d] and
 // k0 [B, S, n_k, d]. Returns {m^Q [B, S, n_q, d], m^K [B, S, n_k, d]}.
 std::pair<at::Tensor, at::Tensor> cca_qk_mean(const at::Tensor& q0, const at::Tensor& k0);
@@ -69,6 +76,10 @@ std::pair<at::Tensor, at::Tensor> cca_qk_mean(const at::Tensor& q0, const at::Te
 at::Tensor cca_value_shift(const at::Tensor& v_current, const at::Tensor& v_delayed,
                            const at::Tensor& previous, int64_t n_kv_heads);
 
+// x shifted `steps` tokens later along dim 1 of [B, S, C], zeros entering at the front;
+// with `positions` [B, S] also zero wherever the shift would cross a document start.
+at::Tensor shift_tokens(const at::Tensor& x, int64_t steps, const at::Tensor& positions);
+
 // Step 5: √d · x / ‖x‖ per head of x [B, S, H, d], times multiplier[H] when defined; computed in
 // float32 (float64 for float64 inputs) and returned in that precision.
 at::Tensor cca_normalize(const at::Tensor& x, const at::Tensor& multiplier);
@@ -76,9 +87,12 @@ at::Tensor cca_normalize(const at::Tensor& x, const at::Tensor& multiplier);
 // Steps 2-6 for a chunk whose first token sits at absolute position `offset`, continuing the
 // conv state `conv_history` [B, M, P] and value-shift state `shift_previous` [B, W_k/2]
 // (undefined = a fresh sequence). `key_multiplier` [n_k] is τ. Outputs are in q0's dtype.
+// With `documents` (a fresh packed sequence: no history, offset 0) the convs and the value
+// shift restart at every document, RoPE too when documents->reset_positions, and no decode
+// states are made.
 CcaPrologueOutput cca_prologue(const CcaGeometry& g, const Rotary& rotary, const CcaConvWeights& w,
                                const at::Tensor& key_multiplier, const CcaProjections& p,
                                const at::Tensor& conv_history, const at::Tensor& shift_previous,
-                               int64_t offset);
+                               int64_t offset, const Documents* documents = nullptr);
 
 }  // namespace cca

@@ -25,14 +25,14 @@ at::Tensor causal_mask(int64_t sq, int64_t sk, const at::Device& device) {
   return key_pos.le(query_pos);
 }
 
+// Exact attention under `mask` (true = visible; broadcast against [B, Hq, Sq, Sk]).
 at::Tensor math_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                          double scale) {
+                          double scale, const at::Tensor& mask) {
   const int64_t group = q.size(1) / k.size(1);
   const at::ScalarType compute = q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   at::Tensor kk = group > 1 ? k.repeat_interleave(group, 1) : k;
   at::Tensor vv = group > 1 ? v.repeat_interleave(group, 1) : v;
   at::Tensor scores = at::matmul(q.to(compute), kk.to(compute).transpose(-2, -1)).mul(scale);
-  const at::Tensor mask = causal_mask(q.size(2), k.size(2), q.device());
   scores = scores.masked_fill(mask.logical_not(), -std::numeric_limits<double>::infinity());
   const at::Tensor probs = at::softmax(scores, -1);
   return at::matmul(probs, vv.to(compute)).to(q.scalar_type());
@@ -116,6 +116,45 @@ at::Tensor sdpa_attention(const at::Tensor& q, const at::Tensor& k, const at::Te
   return at::scaled_dot_product_attention(q, k, v, call.mask, 0.0, call.causal, scale, call.gqa);
 }
 
+// LibTorch's flash kernel in its variable-length form: bf16/fp16 on sm80+, q and k of one head
+// dim (a multiple of 8, at most 256), values no wider than that (padded up to it).
+bool varlen_flash_takes(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+#ifdef CCA_WITH_CUDA
+  const at::ScalarType t = q.scalar_type();
+  if ((t != at::kBFloat16 && t != at::kHalf) || k.scalar_type() != t || v.scalar_type() != t)
+    return false;
+  const int64_t d = q.size(3);
+  if (k.size(3) != d || v.size(3) > d || d % 8 != 0 || d > 256 || v.size(3) % 8 != 0) return false;
+  const c10::DeviceGuard guard(q.device());
+  return at::cuda::getCurrentDeviceProperties()->major >= 8;
+#else
+  (void)q, (void)k, (void)v;
+  return false;
+#endif
+}
+
+// [B, H, S, D] -> the kernel's packed [B·S, H, D].
+at::Tensor packed_tokens(const at::Tensor& x) {
+  return x.transpose(1, 2).reshape({x.size(0) * x.size(2), x.size(1), x.size(3)});
+}
+
+// Autograd runs LibTorch's own flash backward (FlashAttentionBackward0). The documents of all
+// rows form one packed batch, so no token ever sees another document or another row.
+at::Tensor varlen_flash_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                  double scale, const Documents& documents, int64_t window) {
+  const int64_t B = q.size(0), H = q.size(1), S = q.size(2), d = q.size(3), dv = v.size(3);
+  const at::Tensor values = dv < d ? at::constant_pad_nd(v, {0, d - dv}) : v;
+  const std::optional<int64_t> left =
+      window > 0 ? std::optional<int64_t>(window - 1) : std::nullopt;
+  const std::optional<int64_t> right = window > 0 ? std::optional<int64_t>(0) : std::nullopt;
+  const auto result = at::_flash_attention_forward(
+      packed_tokens(q), packed_tokens(k), packed_tokens(values), documents.cu_seqlens,
+      documents.cu_seqlens, documents.max_length, documents.max_length, 0.0, /*is_causal=*/true,
+      /*return_debug_mask=*/false, scale, left, right);
+  const at::Tensor out = std::get<0>(result).view({B, S, H, d}).transpose(1, 2);
+  return dv < d ? out.narrow(-1, 0, dv) : out;
+}
+
 }  // namespace
 
 CoreBackend parse_core_backend(const std::string& name) {
@@ -153,8 +192,24 @@ at::Tensor core_attention(const at::Tensor& q, const at::Tensor& k, const at::Te
   TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "core_attention expects 4-d q, k, v");
   TORCH_CHECK(q.size(1) % k.size(1) == 0, "query heads must be a multiple of kv heads");
   TORCH_CHECK(q.size(2) <= k.size(2), "more queries than keys");
-  if (!q.is_cuda()) return math_attention(q, k, v, scale);
+  if (!q.is_cuda())
+    return math_attention(q, k, v, scale, causal_mask(q.size(2), k.size(2), q.device()));
   return sdpa_attention(q, k, v, scale, backend);
+}
+
+at::Tensor document_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                              double scale, const Documents& documents, int64_t window) {
+  TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4,
+              "document_attention expects 4-d q, k, v");
+  TORCH_CHECK(q.size(1) % k.size(1) == 0, "query heads must be a multiple of kv heads");
+  TORCH_CHECK(q.size(2) == k.size(2) && documents.ids.defined() &&
+                  documents.ids.size(0) == q.size(0) && documents.ids.size(1) == q.size(2),
+              "document_attention: documents must be [B, S] of a whole sequence (no cache)");
+  if (!q.is_cuda()) return math_attention(q, k, v, scale, document_mask(documents, window));
+  if (varlen_flash_takes(q, k, v)) return varlen_flash_attention(q, k, v, scale, documents, window);
+  const at::Tensor mask = document_mask(documents, window);
+  return at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, scale,
+                                          /*enable_gqa=*/q.size(1) != k.size(1));
 }
 
 }  // namespace cca

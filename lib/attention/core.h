@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "ops/documents.h"
+
 namespace cca {
 
 enum class CoreBackend { automatic, math, flash, cudnn, efficient };
@@ -21,6 +23,15 @@ CoreBackend parse_core_backend(const std::string& name);
 // the backend chosen explicitly (automatic = resolve_core_backend) and GQA without repeating K/V.
 at::Tensor core_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           double scale, CoreBackend backend = CoreBackend::automatic);
+
+// core_attention for a training pass over packed documents (Sq == Sk, no cache): query i sees key j
+// only inside its own document (documents.ids), causally, and with window > 0 (sliding window)
+// only the window - 1 keys before it. CPU: exact math under that block-diagonal mask. CUDA:
+// LibTorch's variable-length flash kernel over the documents (documents.cu_seqlens; bf16/fp16,
+// equal q/k head dims up to 256, values padded to them), so the cost follows the documents'
+// lengths; other inputs take SDPA with the mask.
+at::Tensor document_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                              double scale, const Documents& documents, int64_t window = 0);
 
 // The backend `automatic` runs for these inputs (never `automatic`). CPU: math. CUDA, by measured
 // rule (docs/benchmarks.md): cuDNN on sm90+ when LibTorch's cuDNN SDPA takes the call

@@ -36,7 +36,8 @@ HeadProjections::HeadProjections(torch::nn::Module& owner, const AttentionGeomet
   }
 }
 
-HeadTensors HeadProjections::project(const at::Tensor& x, int64_t offset, bool generating) {
+HeadTensors HeadProjections::project(const at::Tensor& x, int64_t offset, bool generating,
+                                     const Documents* documents) {
   const int64_t B = x.size(0), S = x.size(1), d = head_dim_;
   const std::vector<at::Tensor> qkv =
       generating
@@ -51,8 +52,8 @@ HeadTensors HeadProjections::project(const at::Tensor& x, int64_t offset, bool g
     q = q_norm_->forward(q);
     k = k_norm_->forward(k);
   }
-  return {rotary_.apply(q, offset).transpose(1, 2), rotary_.apply(k, offset).transpose(1, 2),
-          v.transpose(1, 2)};
+  return {rotate(rotary_, q, offset, documents).transpose(1, 2),
+          rotate(rotary_, k, offset, documents).transpose(1, 2), v.transpose(1, 2)};
 }
 
 at::Tensor HeadProjections::output(const at::Tensor& o) {

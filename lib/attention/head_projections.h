@@ -27,9 +27,11 @@ class HeadProjections {
   HeadProjections(torch::nn::Module& owner, const AttentionGeometry& g,
                   const AttentionOptions& options);
 
-  // x: [B, S, E] at absolute positions offset, offset + 1, ... `generating` keeps the projections
+  // x: [B, S, E] at absolute positions offset, offset + 1, ... (or, with documents that reset
+  // positions, at each token's position in its document). `generating` keeps the projections
   // apart (stacking copies the weights on every call, which only pays for whole sequences).
-  HeadTensors project(const at::Tensor& x, int64_t offset, bool generating);
+  HeadTensors project(const at::Tensor& x, int64_t offset, bool generating,
+                      const Documents* documents = nullptr);
   // o: [B, Hq, S, d] -> [B, S, E].
   at::Tensor output(const at::Tensor& o);
 

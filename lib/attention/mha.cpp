@@ -23,8 +23,12 @@ class MhaAttention : public Attention {
         scale_(1.0 / std::sqrt(static_cast<double>(g.head_dim))),
         projections_(*this, g, options) {}
 
-  at::Tensor forward(const at::Tensor& x, AttentionCache* cache) override {
-    HeadTensors t = projections_.project(x, cache ? cache->length : 0, cache != nullptr);
+  at::Tensor forward(const at::Tensor& x, AttentionCache* cache,
+                     const Documents* documents) override {
+    check_documents_without_cache(documents, cache);
+    HeadTensors t = projections_.project(x, cache ? cache->length : 0, cache != nullptr, documents);
+    if (documents != nullptr)
+      return projections_.output(document_attention(t.q, t.k, t.v, scale_, *documents));
     if (cache != nullptr) {
       auto& state = static_cast<MhaCache&>(*cache);
       state.kv.append(t.k, t.v);

@@ -54,11 +54,13 @@ class MlaAttention : public Attention {
     o_proj_ = register_module("o_proj", linear(heads_ * v_dim_, E, options.output_init_std));
   }
 
-  at::Tensor forward(const at::Tensor& x, AttentionCache* cache) override {
+  at::Tensor forward(const at::Tensor& x, AttentionCache* cache,
+                     const Documents* documents) override {
+    check_documents_without_cache(documents, cache);
     const int64_t offset = cache ? cache->length : 0;
     at::Tensor q_nope, q_rope, c_kv, k_rope;
-    queries(x, offset, q_nope, q_rope);
-    latent(x, offset, c_kv, k_rope);
+    queries(x, offset, documents, q_nope, q_rope);
+    latent(x, offset, documents, c_kv, k_rope);
     // A prefill into an empty cache attends like training (per-head keys, any fused core) and
     // only stores the latent; the absorbed form would materialise every score at head dim
     // r_kv + rope, which no fused kernel takes. Later chunks and decode steps use the latent.
@@ -66,7 +68,7 @@ class MlaAttention : public Attention {
     if (cache != nullptr && cache->length > 0) {
       o = absorbed(q_nope, q_rope, c_kv, k_rope, *cache);
     } else {
-      o = decompressed(q_nope, q_rope, c_kv, k_rope);
+      o = decompressed(q_nope, q_rope, c_kv, k_rope, documents);
       if (cache != nullptr) remember(c_kv, k_rope, *cache);
     }
     // o: [B, H, S, v_dim] -> [B, S, H·v_dim]
@@ -85,26 +87,30 @@ class MlaAttention : public Attention {
   }
 
   // q_nope [B, H, S, nope] and the roped q_rope [B, H, S, rope] of tokens at offset, offset+1, ...
-  void queries(const at::Tensor& x, int64_t offset, at::Tensor& q_nope, at::Tensor& q_rope) {
+  void queries(const at::Tensor& x, int64_t offset, const Documents* documents, at::Tensor& q_nope,
+               at::Tensor& q_rope) {
     const at::Tensor q_flat = q_proj_
                                   ? q_proj_->forward(x)
                                   : q_b_proj_->forward(q_a_norm_->forward(q_a_proj_->forward(x)));
     const at::Tensor q = q_flat.view({x.size(0), x.size(1), heads_, nope_ + rope_});
     q_nope = q.narrow(-1, 0, nope_).transpose(1, 2);
-    q_rope = rotary_.apply(q.narrow(-1, nope_, rope_), offset).transpose(1, 2);
+    q_rope = rotate(rotary_, q.narrow(-1, nope_, rope_), offset, documents).transpose(1, 2);
   }
 
   // The normalised latent c_kv [B, S, r_kv] and the roped shared key k_rope [B, S, rope].
-  void latent(const at::Tensor& x, int64_t offset, at::Tensor& c_kv, at::Tensor& k_rope) {
+  void latent(const at::Tensor& x, int64_t offset, const Documents* documents, at::Tensor& c_kv,
+              at::Tensor& k_rope) {
     const at::Tensor joint = kv_a_proj_->forward(x);
     c_kv = kv_a_norm_->forward(joint.narrow(-1, 0, kv_rank_));
     // Rotary wants [B, S, heads, D]: the shared key is a single head.
-    k_rope = rotary_.apply(joint.narrow(-1, kv_rank_, rope_).unsqueeze(2), offset).squeeze(2);
+    k_rope = rotate(rotary_, joint.narrow(-1, kv_rank_, rope_).unsqueeze(2), offset, documents)
+                 .squeeze(2);
   }
 
   // Training: per-head keys [k_nope_h ‖ k_rope] and values v_h decompressed from c_kv.
   at::Tensor decompressed(const at::Tensor& q_nope, const at::Tensor& q_rope,
-                          const at::Tensor& c_kv, const at::Tensor& k_rope) {
+                          const at::Tensor& c_kv, const at::Tensor& k_rope,
+                          const Documents* documents) {
     const int64_t B = c_kv.size(0), S = c_kv.size(1);
     const at::Tensor kv = kv_b_proj_->forward(c_kv).view({B, S, heads_, nope_ + v_dim_});
     const at::Tensor k_nope = kv.narrow(-1, 0, nope_);
@@ -112,6 +118,7 @@ class MlaAttention : public Attention {
     const at::Tensor k_shared = k_rope.unsqueeze(2).expand({B, S, heads_, rope_});
     const at::Tensor k = at::cat({k_nope, k_shared}, -1).transpose(1, 2);
     const at::Tensor q = at::cat({q_nope, q_rope}, -1);
+    if (documents != nullptr) return document_attention(q, k, v, scale_, *documents);
     return core_attention(q, k, v, scale_, core_);
   }
 

@@ -25,6 +25,14 @@ const std::map<std::string, Factory>& registry() {
 }
 }  // namespace
 
+void check_documents_without_cache(const Documents* documents, const AttentionCache* cache) {
+  if (documents != nullptr && cache != nullptr) {
+    throw Error(
+        "attention: documents (data.document_masking) apply to whole packed training sequences, "
+        "not to a forward that continues a decode cache");
+  }
+}
+
 std::shared_ptr<Attention> make_attention(const AttentionGeometry& geometry,
                                           const AttentionOptions& options) {
   auto it = registry().find(geometry.kind);

@@ -58,9 +58,13 @@ class SlidingWindowAttention : public Attention {
         scale_(1.0 / std::sqrt(static_cast<double>(g.head_dim))),
         projections_(*this, g, options) {}
 
-  at::Tensor forward(const at::Tensor& x, AttentionCache* cache) override {
+  at::Tensor forward(const at::Tensor& x, AttentionCache* cache,
+                     const Documents* documents) override {
+    check_documents_without_cache(documents, cache);
     const int64_t offset = cache ? cache->length : 0;
-    HeadTensors t = projections_.project(x, offset, cache != nullptr);
+    HeadTensors t = projections_.project(x, offset, cache != nullptr, documents);
+    if (documents != nullptr)
+      return projections_.output(document_attention(t.q, t.k, t.v, scale_, *documents, window_));
     int64_t k_start = offset;
     if (cache != nullptr && static_cast<SwaCache&>(*cache).keys.defined()) {
       auto& state = static_cast<SwaCache&>(*cache);

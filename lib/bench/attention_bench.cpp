@@ -12,6 +12,8 @@
 #include <iostream>
 #include <limits>
 #include <map>
+#include <optional>
+#include <random>
 
 #include "attention/attention.h"
 #include "attention/cca_fused.h"
@@ -22,6 +24,7 @@
 #include "config/geometry.h"
 #include "model/transformer.h"
 #include "ops/device.h"
+#include "ops/documents.h"
 #include "ops/rope.h"
 #include "util/error.h"
 
@@ -30,19 +33,19 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-void cuda_synchronize() {
-  torch::cuda::synchronize();
+void device_synchronize() {
+  if (cuda_available()) torch::cuda::synchronize();
 }
 
 // Mean milliseconds per call: the best of three timed runs of `iters` calls after `warmup`.
 double time_ms(const std::function<void()>& f, int warmup, int iters) {
   for (int i = 0; i < warmup; ++i) f();
-  cuda_synchronize();
+  device_synchronize();
   double best = std::numeric_limits<double>::infinity();
   for (int rep = 0; rep < 3; ++rep) {
     const auto start = Clock::now();
     for (int i = 0; i < iters; ++i) f();
-    cuda_synchronize();
+    device_synchronize();
     best = std::min(best, std::chrono::duration<double, std::milli>(Clock::now() - start).count());
   }
   return best / iters;
@@ -89,12 +92,29 @@ CoreChoice choose_core(const AttentionGeometry& g, int64_t B, int64_t S,
   return choice;
 }
 
+// Rows of S tokens packed with documents whose lengths are drawn uniformly from `lengths`
+// (seeded, so every variant sees the same packing); the last document of a row is cut at S.
+Documents synthetic_documents(int64_t B, int64_t S, const std::vector<int64_t>& lengths,
+                              const at::Device& device) {
+  constexpr int64_t kSeparator = 1;
+  std::mt19937_64 random(20251207);
+  std::uniform_int_distribution<size_t> pick(0, lengths.size() - 1);
+  at::Tensor tokens = at::full({B, S}, 2, at::kLong);
+  int64_t* data = tokens.data_ptr<int64_t>();
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t = 0; t < S; t += lengths[pick(random)]) data[b * S + t] = kSeparator;
+  }
+  return find_documents(tokens, {kSeparator, /*opens_document=*/true}, false, device);
+}
+
 struct LayerTimes {
   double fwd_ms, fwdbwd_ms;
 };
 
+// The layer's forward, and forward + backward, over x [B, S, E] (with `documents` when given).
 LayerTimes time_layer(const Config& c, CoreBackend core, int64_t B, int64_t S,
-                      const at::TensorOptions& opts, const AttentionBenchOptions& o) {
+                      const at::TensorOptions& opts, const AttentionBenchOptions& o,
+                      const Documents* documents = nullptr) {
   AttentionOptions options = attention_options(c);
   options.core = core;
   auto layer = make_attention(attention_geometry(c), options);
@@ -104,14 +124,14 @@ LayerTimes time_layer(const Config& c, CoreBackend core, int64_t B, int64_t S,
   LayerTimes t{};
   {
     const at::NoGradGuard no_grad;
-    t.fwd_ms = time_ms([&] { layer->forward(x, nullptr); }, o.warmup, o.iters);
+    t.fwd_ms = time_ms([&] { layer->forward(x, nullptr, documents); }, o.warmup, o.iters);
   }
   const at::Tensor xg = x.detach().requires_grad_(true);
   std::vector<at::Tensor> inputs = layer->parameters();
   inputs.push_back(xg);
-  t.fwdbwd_ms =
-      time_ms([&] { torch::autograd::grad({layer->forward(xg, nullptr)}, inputs, {grad}); },
-              o.warmup, o.iters);
+  t.fwdbwd_ms = time_ms(
+      [&] { torch::autograd::grad({layer->forward(xg, nullptr, documents)}, inputs, {grad}); },
+      o.warmup, o.iters);
   return t;
 }
 
@@ -201,67 +221,105 @@ std::string fixed(double v, int digits) {
   return s.str();
 }
 
+// MHA's times at this length, the baseline of the "xMHA" columns (0 until MHA has run).
+struct MhaBaseline {
+  double fwd = 0, bwd = 0, fwd_norope = 0, bwd_norope = 0;
+};
+
+void print_layer_header(int64_t S, int64_t B, const AttentionBenchOptions& o) {
+  std::cout << "\nS = " << S << ", B = " << B << "  (E = " << o.model_dim << ", d = " << o.head_dim
+            << ", " << o.dtype << ", " << o.device << ")\n"
+            << std::left << std::setw(10) << "variant" << std::setw(10) << "core" << std::right
+            << std::setw(11) << "core TF/s" << std::setw(10) << "fwd ms" << std::setw(10)
+            << "bwd ms" << std::setw(12) << "fwd+bwd ms" << std::setw(10) << "fwd xMHA"
+            << std::setw(10) << "bwd xMHA" << std::setw(9) << "rope f" << std::setw(9) << "rope b"
+            << std::setw(10) << "f xMHA-r" << std::setw(10) << "b xMHA-r";
+  if (!o.document_lengths.empty())
+    std::cout << std::setw(12) << "docs f ms" << std::setw(12) << "docs f+b" << std::setw(10)
+              << "overhead";
+  std::cout << "\n";
+}
+
+// One variant's row at (B, S): the layer with the fastest core, RoPE's share, ratios to MHA and,
+// with `documents`, the same layer over packed documents.
+Json bench_layer(const std::string& name, int64_t B, int64_t S, const at::TensorOptions& opts,
+                 const AttentionBenchOptions& o, const Documents* documents, MhaBaseline& mha) {
+  const Config c = variant_config(name, o.model_dim, o.head_dim);
+  // The CPU has one core implementation: exact math.
+  const CoreChoice core = opts.device().is_cuda()
+                              ? choose_core(attention_geometry(c), B, S, opts, o)
+                              : CoreChoice{CoreBackend::math, {}, 0};
+  const LayerTimes t = time_layer(c, core.best, B, S, opts, o);
+  const RopeTimes rope = time_rope(attention_geometry(c), B, S, opts, o);
+  const double bwd = t.fwdbwd_ms - t.fwd_ms, rope_bwd = rope.fwdbwd_ms - rope.fwd_ms;
+  if (name == "mha") mha = {t.fwd_ms, bwd, t.fwd_ms - rope.fwd_ms, bwd - rope_bwd};
+  const double fwd_x = mha.fwd > 0 ? mha.fwd / t.fwd_ms : 0,
+               bwd_x = mha.bwd > 0 ? mha.bwd / bwd : 0;
+  const double fwd_x_norope = mha.fwd_norope / (t.fwd_ms - rope.fwd_ms);
+  const double bwd_x_norope = mha.bwd_norope / (bwd - rope_bwd);
+  std::cout << std::left << std::setw(10) << name << std::setw(10) << core_backend_name(core.best)
+            << std::right << std::setw(11) << fixed(core.best_tflops, 0) << std::setw(10)
+            << fixed(t.fwd_ms, 3) << std::setw(10) << fixed(bwd, 3) << std::setw(12)
+            << fixed(t.fwdbwd_ms, 3) << std::setw(10) << fixed(fwd_x, 2) << std::setw(10)
+            << fixed(bwd_x, 2) << std::setw(9) << fixed(rope.fwd_ms, 3) << std::setw(9)
+            << fixed(rope_bwd, 3) << std::setw(10) << fixed(fwd_x_norope, 2) << std::setw(10)
+            << fixed(bwd_x_norope, 2);
+  Json::Object core_ms;
+  for (const auto& [backend, ms] : core.fwdbwd_ms) core_ms[backend] = ms;
+  Json::Object row{{"variant", name},
+                   {"seq", S},
+                   {"batch", B},
+                   {"core", core_backend_name(core.best)},
+                   {"core_fwdbwd_ms", core_ms},
+                   {"core_fwdbwd_tflops", core.best_tflops},
+                   {"fwd_ms", t.fwd_ms},
+                   {"bwd_ms", bwd},
+                   {"fwdbwd_ms", t.fwdbwd_ms},
+                   {"fwd_speedup_vs_mha", fwd_x},
+                   {"bwd_speedup_vs_mha", bwd_x},
+                   {"rope_fwd_ms", rope.fwd_ms},
+                   {"rope_bwd_ms", rope_bwd},
+                   {"fwd_speedup_vs_mha_without_rope", fwd_x_norope},
+                   {"bwd_speedup_vs_mha_without_rope", bwd_x_norope}};
+  if (documents != nullptr) {
+    const LayerTimes d = time_layer(c, core.best, B, S, opts, o, documents);
+    const double overhead = d.fwdbwd_ms / t.fwdbwd_ms - 1.0;
+    std::cout << std::setw(12) << fixed(d.fwd_ms, 3) << std::setw(12) << fixed(d.fwdbwd_ms, 3)
+              << std::setw(9) << fixed(100.0 * overhead, 1) << "%";
+    row["documents_fwd_ms"] = d.fwd_ms;
+    row["documents_fwdbwd_ms"] = d.fwdbwd_ms;
+    row["documents_fwdbwd_overhead"] = overhead;
+  }
+  std::cout << std::endl;
+  return Json(std::move(row));
+}
+
 }  // namespace
 
 Json run_attention_bench(const AttentionBenchOptions& o) {
-  if (!cuda_available()) throw Error("cca-bench attention needs a CUDA device");
+  if (o.device != "cuda" && o.device != "cpu")
+    throw Error("cca-bench attention: --device is '" + o.device + "'; allowed: cuda, cpu");
+  const bool cuda = o.device == "cuda";
+  if (cuda && !cuda_available()) throw Error("cca-bench attention needs a CUDA device");
+  for (const int64_t length : o.document_lengths) {
+    if (length < 1)
+      throw Error("cca-bench attention: --doc-lengths must be positive, got " +
+                  std::to_string(length));
+  }
   const at::ScalarType dtype = parse_bench_dtype(o.dtype);
-  const auto opts = at::TensorOptions().device(at::kCUDA).dtype(dtype);
+  const auto opts = at::TensorOptions().device(cuda ? at::kCUDA : at::kCPU).dtype(dtype);
   Json::Array layers, prologues;
   for (const int64_t S : o.seq_lens) {
     const int64_t B = std::max<int64_t>(1, o.tokens / S);
-    std::cout << "\nS = " << S << ", B = " << B << "  (E = " << o.model_dim
-              << ", d = " << o.head_dim << ", " << o.dtype << ")\n"
-              << std::left << std::setw(10) << "variant" << std::setw(10) << "core" << std::right
-              << std::setw(11) << "core TF/s" << std::setw(10) << "fwd ms" << std::setw(10)
-              << "bwd ms" << std::setw(12) << "fwd+bwd ms" << std::setw(10) << "fwd xMHA"
-              << std::setw(10) << "bwd xMHA" << std::setw(9) << "rope f" << std::setw(9) << "rope b"
-              << std::setw(10) << "f xMHA-r" << std::setw(10) << "b xMHA-r"
-              << "\n";
-    double mha_fwd = 0, mha_bwd = 0, mha_fwd_norope = 0, mha_bwd_norope = 0;
-    for (const std::string& name : o.variants) {
-      const Config c = variant_config(name, o.model_dim, o.head_dim);
-      const CoreChoice core = choose_core(attention_geometry(c), B, S, opts, o);
-      const LayerTimes t = time_layer(c, core.best, B, S, opts, o);
-      const RopeTimes rope = time_rope(attention_geometry(c), B, S, opts, o);
-      const double bwd = t.fwdbwd_ms - t.fwd_ms, rope_bwd = rope.fwdbwd_ms - rope.fwd_ms;
-      if (name == "mha") {
-        mha_fwd = t.fwd_ms;
-        mha_bwd = bwd;
-        mha_fwd_norope = t.fwd_ms - rope.fwd_ms;
-        mha_bwd_norope = bwd - rope_bwd;
-      }
-      const double fwd_x = mha_fwd > 0 ? mha_fwd / t.fwd_ms : 0,
-                   bwd_x = mha_bwd > 0 ? mha_bwd / bwd : 0;
-      const double fwd_x_norope = mha_fwd_norope / (t.fwd_ms - rope.fwd_ms);
-      const double bwd_x_norope = mha_bwd_norope / (bwd - rope_bwd);
-      std::cout << std::left << std::setw(10) << name << std::setw(10)
-                << core_backend_name(core.best) << std::right << std::setw(11)
-                << fixed(core.best_tflops, 0) << std::setw(10) << fixed(t.fwd_ms, 3)
-                << std::setw(10) << fixed(bwd, 3) << std::setw(12) << fixed(t.fwdbwd_ms, 3)
-                << std::setw(10) << fixed(fwd_x, 2) << std::setw(10) << fixed(bwd_x, 2)
-                << std::setw(9) << fixed(rope.fwd_ms, 3) << std::setw(9) << fixed(rope_bwd, 3)
-                << std::setw(10) << fixed(fwd_x_norope, 2) << std::setw(10)
-                << fixed(bwd_x_norope, 2) << std::endl;
-      Json::Object core_ms;
-      for (const auto& [backend, ms] : core.fwdbwd_ms) core_ms[backend] = ms;
-      layers.push_back(Json::Object{{"variant", name},
-                                    {"seq", S},
-                                    {"batch", B},
-                                    {"core", core_backend_name(core.best)},
-                                    {"core_fwdbwd_ms", core_ms},
-                                    {"core_fwdbwd_tflops", core.best_tflops},
-                                    {"fwd_ms", t.fwd_ms},
-                                    {"bwd_ms", bwd},
-                                    {"fwdbwd_ms", t.fwdbwd_ms},
-                                    {"fwd_speedup_vs_mha", fwd_x},
-                                    {"bwd_speedup_vs_mha", bwd_x},
-                                    {"rope_fwd_ms", rope.fwd_ms},
-                                    {"rope_bwd_ms", rope_bwd},
-                                    {"fwd_speedup_vs_mha_without_rope", fwd_x_norope},
-                                    {"bwd_speedup_vs_mha_without_rope", bwd_x_norope}});
-    }
-    if (!o.prologue) continue;
+    std::optional<Documents> documents;
+    if (!o.document_lengths.empty())
+      documents = synthetic_documents(B, S, o.document_lengths, opts.device());
+    print_layer_header(S, B, o);
+    MhaBaseline mha;
+    for (const std::string& name : o.variants)
+      layers.push_back(bench_layer(name, B, S, opts, o, documents ? &*documents : nullptr, mha));
+    // The fused prologue is CUDA's alone.
+    if (!o.prologue || !cuda) continue;
     for (const std::string& name : o.variants) {
       const Config c = variant_config(name, o.model_dim, o.head_dim);
       if (!has_cca_prologue(name)) continue;
@@ -284,8 +342,10 @@ Json run_attention_bench(const AttentionBenchOptions& o) {
                                        {"fwdbwd_speedup", t.plain_fwdbwd / t.fused_fwdbwd}});
     }
   }
-  return Json::Object{{"device", describe_device(at::Device(at::kCUDA))},
+  Json::Array document_lengths(o.document_lengths.begin(), o.document_lengths.end());
+  return Json::Object{{"device", describe_device(opts.device())},
                       {"dtype", o.dtype},
+                      {"document_lengths", document_lengths},
                       {"model_dim", o.model_dim},
                       {"head_dim", o.head_dim},
                       {"tokens", o.tokens},

@@ -22,10 +22,15 @@ struct AttentionBenchOptions {
   int warmup = 3;
   int iters = 10;
   bool prologue = true;  // also time the fused vs plain-ops prologue of the CCA variants
+  // Document masking: when non-empty, every layer is timed again over packed documents whose
+  // lengths are drawn uniformly (seeded) from these, each row's last one cut at S, and the
+  // overhead over the unmasked layer is reported.
+  std::vector<int64_t> document_lengths;
+  std::string device = "cuda";  // "cuda", or "cpu" (layers only: math core, no prologue)
 };
 
-// Runs everything on the current CUDA device; prints the console tables as it goes and returns
-// the JSON document. Throws cca::Error without a GPU.
+// Runs everything on `device` (the current CUDA device by default); prints the console tables as
+// it goes and returns the JSON document. Throws cca::Error for a CUDA run without a GPU.
 Json run_attention_bench(const AttentionBenchOptions& options);
 
 }  // namespace cca::bench

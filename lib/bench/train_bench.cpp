@@ -107,7 +107,8 @@ Json bench_one(const ConfigRequest& request, const TrainBenchOptions& o) {
   std::cout << "\n";
 
   Json::Object doc{{"benchmark", "train"},
-                   {"config", request.path},
+                   {"config", request.path + (config.data.document_masking ? " +docmask" : "")},
+                   {"document_masking", config.data.document_masking},
                    {"device", describe_device(device)},
                    {"attention", config.attention.kind},
                    {"tokens_per_step", trainer.tokens_per_step()},
@@ -141,6 +142,26 @@ Json bench_one(const ConfigRequest& request, const TrainBenchOptions& o) {
   doc["peak_memory_gib"] = memory_use(device).peak_bytes / (1024.0 * 1024.0 * 1024.0);
   std::cout << format("peak memory {:.2f} GiB\n", memory_use(device).peak_bytes / 1073741824.0);
   return Json(std::move(doc));
+}
+
+// The runs in order: --config, then each --compare config; with --document-masking each of them
+// with masking off, then on.
+std::vector<ConfigRequest> bench_requests(const ConfigRequest& request,
+                                          const TrainBenchOptions& o) {
+  std::vector<ConfigRequest> configs = {request};
+  for (const std::string& path : o.compare) {
+    configs.push_back(request);
+    configs.back().path = path;
+  }
+  if (!o.document_masking) return configs;
+  std::vector<ConfigRequest> requests;
+  for (const ConfigRequest& config : configs) {
+    for (const char* masking : {"false", "true"}) {
+      requests.push_back(config);
+      requests.back().overrides.push_back(std::string("data.document_masking=") + masking);
+    }
+  }
+  return requests;
 }
 
 double number(const Json& run, const std::string& key) {
@@ -178,23 +199,19 @@ Json run_train_bench(const ConfigRequest& request, const TrainBenchOptions& o) {
     throw Error("cca-bench train: --trace " + o.trace_path +
                 " records the profiled steps; it needs --profile-steps ≥ 1");
   }
-  if (o.compare.empty()) return bench_one(request, o);
+  const std::vector<ConfigRequest> requests = bench_requests(request, o);
+  if (requests.size() == 1) return bench_one(requests.front(), o);
   // Every config is validated before the first one runs.
-  for (const std::string& path : o.compare) {
-    ConfigRequest other = request;
-    other.path = path;
-    (void)load_run_config(other);
-  }
+  for (const ConfigRequest& r : requests) (void)load_run_config(r);
   std::vector<Json> runs;
-  runs.push_back(bench_one(request, o));
-  for (const std::string& path : o.compare) {
-    ConfigRequest other = request;
-    other.path = path;
+  for (size_t i = 0; i < requests.size(); ++i) {
     TrainBenchOptions next = o;
-    next.trace_path.clear();
-    next.process_start = Clock::now();  // its time to first step counts from here
-    std::cout << "\n";
-    runs.push_back(bench_one(other, next));
+    if (i > 0) {
+      next.trace_path.clear();
+      next.process_start = Clock::now();  // its time to first step counts from here
+      std::cout << "\n";
+    }
+    runs.push_back(bench_one(requests[i], next));
   }
   Json::Object doc{{"benchmark", "train"}, {"comparison", comparison(runs)}};
   doc["runs"] = Json(Json::Array(runs.begin(), runs.end()));

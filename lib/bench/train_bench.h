@@ -23,6 +23,9 @@ struct TrainBenchOptions {
   // Further configs run after the first in the same process, with the same overrides, each
   // reported with its tokens/s and ms/step as a ratio to the first's.
   std::vector<std::string> compare;
+  // Every config runs twice, data.document_masking off then on, the second reported beside the
+  // first (the documents are the config's own data's).
+  bool document_masking = false;
   std::chrono::steady_clock::time_point process_start = std::chrono::steady_clock::now();
 };
 

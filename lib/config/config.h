@@ -108,6 +108,8 @@ struct DataConfig {
   std::string tokenizer;
   int64_t val_tokens;
   int64_t prefetch;
+  bool document_masking;
+  bool reset_positions;
 };
 
 struct TrainConfig {

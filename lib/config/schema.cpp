@@ -145,6 +145,11 @@ std::vector<KeySpec> keys_after_variants() {
       {CCA_KEY(data.val_tokens), IntSpec{1 << 20, 0, kMaxInt},
        "Validation tokens per evaluation (a fixed prefix of the val set)."},
       {CCA_KEY(data.prefetch), IntSpec{4, 0, 1024}, "Batches the loader thread prepares ahead."},
+      {CCA_KEY(data.document_masking), BoolSpec{false},
+       "Attention (and CCA's convs and value shift) stay inside each document of a packed "
+       "sequence; documents split at the manifest's separator token."},
+      {CCA_KEY(data.reset_positions), BoolSpec{false},
+       "With data.document_masking: RoPE positions restart at 0 at every document."},
 
       // train
       {CCA_KEY(train.steps), IntSpec{1000, 0, kMaxInt},

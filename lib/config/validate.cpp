@@ -159,6 +159,16 @@ class Rules : public RuleSink {
            "train.cuda_graphs and train.activation_checkpointing cannot be combined yet (the "
            "recomputation runs inside backward under its own autocast state); choose one");
     }
+    if (c_.data.reset_positions && !c_.data.document_masking) {
+      fail({"data.reset_positions", "data.document_masking"},
+           "data.reset_positions restarts RoPE at each document, which needs "
+           "data.document_masking: true (documents are only found then)");
+    }
+    if (c_.data.document_masking && c_.train.cuda_graphs) {
+      fail({"data.document_masking", "train.cuda_graphs"},
+           "data.document_masking and train.cuda_graphs cannot be combined (the documents' "
+           "lengths change every batch, a captured graph cannot); choose one");
+    }
   }
 
   const Config& c_;

@@ -51,10 +51,10 @@ BlockImpl::BlockImpl(const Config& c, int64_t layer_index) {
   }
 }
 
-ResidualStream BlockImpl::forward(const ResidualStream& x, AttentionCache* cache,
-                                  MoeLosses& losses) {
+ResidualStream BlockImpl::forward(const ResidualStream& x, AttentionCache* cache, MoeLosses& losses,
+                                  const Documents* documents) {
   const NormedSum before_attention = attention_norm->forward_add(x.residual, x.pending);
-  const at::Tensor attention_out = attention->forward(before_attention.normed, cache);
+  const at::Tensor attention_out = attention->forward(before_attention.normed, cache, documents);
   const NormedSum before_ffn = ffn_norm->forward_add(before_attention.sum, attention_out);
   if (ffn) return {before_ffn.sum, ffn->forward(before_ffn.normed)};
   MoeLosses layer;
@@ -64,7 +64,10 @@ ResidualStream BlockImpl::forward(const ResidualStream& x, AttentionCache* cache
   return {before_ffn.sum, moe_out};
 }
 
-at::Tensor BlockImpl::recomputed_forward(const at::Tensor& x, MoeLosses& losses) {
+at::Tensor BlockImpl::recomputed_forward(const at::Tensor& x, MoeLosses& losses,
+                                         const Documents* documents) {
+  recompute_documents_.reset();
+  if (documents != nullptr) recompute_documents_ = *documents;
   const std::vector<at::Tensor> out = recomputed(*this, x);
   if (moe) {
     add_loss(losses.load_balance, out[1]);
@@ -75,7 +78,9 @@ at::Tensor BlockImpl::recomputed_forward(const at::Tensor& x, MoeLosses& losses)
 
 std::vector<at::Tensor> BlockImpl::recomputable_forward(const at::Tensor& x) {
   MoeLosses losses;
-  std::vector<at::Tensor> out{forward({x, at::Tensor()}, nullptr, losses).materialized()};
+  const Documents* documents = recompute_documents_ ? &*recompute_documents_ : nullptr;
+  std::vector<at::Tensor> out{
+      forward({x, at::Tensor()}, nullptr, losses, documents).materialized()};
   if (moe) {
     out.push_back(losses.load_balance);
     out.push_back(losses.router_z);
@@ -108,8 +113,10 @@ TransformerImpl::TransformerImpl(const Config& config) : config_(config) {
 }
 
 at::Tensor TransformerImpl::hidden_states(const at::Tensor& tokens, ModelCache* cache,
-                                          MoeLosses& losses) {
+                                          MoeLosses& losses, const Documents* documents) {
   TORCH_CHECK(tokens.dim() == 2, "tokens must be [batch, seq]");
+  if (cache != nullptr && !cache->layers.empty())
+    check_documents_without_cache(documents, cache->layers.front().get());
   if (cache != nullptr && cache->layers.size() != blocks.size()) {
     throw Error("model cache has " + std::to_string(cache->layers.size()) + " layers, model has " +
                 std::to_string(blocks.size()));
@@ -119,27 +126,30 @@ at::Tensor TransformerImpl::hidden_states(const at::Tensor& tokens, ModelCache* 
       activation_checkpointing_ && cache == nullptr && is_training() && at::GradMode::is_enabled();
   for (size_t i = 0; i < blocks.size(); ++i) {
     // A recomputed block keeps one saved input, so its stream is handed over added.
-    stream = recompute
-                 ? ResidualStream{blocks[i]->recomputed_forward(stream.materialized(), losses),
-                                  at::Tensor()}
-                 : blocks[i]->forward(stream, cache ? cache->layers[i].get() : nullptr, losses);
+    stream = recompute ? ResidualStream{blocks[i]->recomputed_forward(stream.materialized(), losses,
+                                                                      documents),
+                                        at::Tensor()}
+                       : blocks[i]->forward(stream, cache ? cache->layers[i].get() : nullptr,
+                                            losses, documents);
   }
   return final_norm->forward_add(stream.residual, stream.pending).normed;
 }
 
-at::Tensor TransformerImpl::forward(const at::Tensor& tokens, ModelCache* cache) {
+at::Tensor TransformerImpl::forward(const at::Tensor& tokens, ModelCache* cache,
+                                    const Documents* documents) {
   MoeLosses losses;
-  const at::Tensor h = hidden_states(tokens, cache, losses);
+  const at::Tensor h = hidden_states(tokens, cache, losses, documents);
   return at::linear(h, lm_head.defined() ? lm_head : embedding);
 }
 
 LossBreakdown TransformerImpl::loss(const at::Tensor& tokens, const at::Tensor& targets,
-                                    int64_t valid_tokens) {
+                                    int64_t valid_tokens, const Documents* documents) {
   // Counting on the device would stall the host until the forward pass so far has run.
   if (valid_tokens < 0) valid_tokens = targets.ne(-1).sum().item<int64_t>();
   const double denominator = static_cast<double>(std::max<int64_t>(valid_tokens, 1));
-  LossBreakdown out = loss_with(tokens, targets,
-                                [denominator](const at::Tensor& sum) { return sum / denominator; });
+  LossBreakdown out = loss_with(
+      tokens, targets, [denominator](const at::Tensor& sum) { return sum / denominator; },
+      documents);
   out.valid_tokens = valid_tokens;
   return out;
 }
@@ -147,16 +157,18 @@ LossBreakdown TransformerImpl::loss(const at::Tensor& tokens, const at::Tensor& 
 LossBreakdown TransformerImpl::loss(const at::Tensor& tokens, const at::Tensor& targets,
                                     const at::Tensor& inverse_valid) {
   LossBreakdown out = loss_with(
-      tokens, targets, [&inverse_valid](const at::Tensor& sum) { return sum * inverse_valid; });
+      tokens, targets, [&inverse_valid](const at::Tensor& sum) { return sum * inverse_valid; },
+      nullptr);
   out.valid_tokens = -1;
   return out;
 }
 
 LossBreakdown TransformerImpl::loss_with(
     const at::Tensor& tokens, const at::Tensor& targets,
-    const std::function<at::Tensor(const at::Tensor&)>& per_valid_token) {
+    const std::function<at::Tensor(const at::Tensor&)>& per_valid_token,
+    const Documents* documents) {
   MoeLosses moe_losses;
-  const at::Tensor h = hidden_states(tokens, nullptr, moe_losses);
+  const at::Tensor h = hidden_states(tokens, nullptr, moe_losses, documents);
   const at::Tensor flat_targets = targets.reshape({-1});
   LossBreakdown out;
   const CrossEntropySums sums =

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "attention/attention.h"
@@ -34,10 +35,13 @@ class BlockImpl : public torch::nn::Module, private RecomputableLayer {
   BlockImpl(const Config& config, int64_t layer_index);
   // Adds this block's MoE losses (if any) into `losses`. The output's pending part is the
   // FFN/MoE output.
-  ResidualStream forward(const ResidualStream& x, AttentionCache* cache, MoeLosses& losses);
+  // `documents` (packed training sequences, no cache) keep attention inside each document.
+  ResidualStream forward(const ResidualStream& x, AttentionCache* cache, MoeLosses& losses,
+                         const Documents* documents = nullptr);
   // The same for a materialized stream, without a cache, with the block's activations
   // recomputed in backward (activation checkpointing, ops/recompute.h).
-  at::Tensor recomputed_forward(const at::Tensor& x, MoeLosses& losses);
+  at::Tensor recomputed_forward(const at::Tensor& x, MoeLosses& losses,
+                                const Documents* documents = nullptr);
 
   std::shared_ptr<RMSNormImpl> attention_norm, ffn_norm;
   std::shared_ptr<Attention> attention;
@@ -47,6 +51,8 @@ class BlockImpl : public torch::nn::Module, private RecomputableLayer {
  private:
   // The block's output, then (MoE blocks) its load-balance and router-z losses.
   std::vector<at::Tensor> recomputable_forward(const at::Tensor& x) override;
+  // The documents of the last recomputed_forward, kept for its recomputation in backward.
+  std::optional<Documents> recompute_documents_;
 };
 
 // Decode state of the whole model: one attention cache per layer.
@@ -70,13 +76,16 @@ class TransformerImpl : public torch::nn::Module {
  public:
   explicit TransformerImpl(const Config& config);
 
-  // tokens [B, S] (int64) -> logits [B, S, vocab]. With a cache, tokens continue it.
-  at::Tensor forward(const at::Tensor& tokens, ModelCache* cache = nullptr);
+  // tokens [B, S] (int64) -> logits [B, S, vocab]. With a cache, tokens continue it. With
+  // `documents` (ops/documents.h; no cache) every row is a pack of documents and each token sees
+  // only its own document, so each document's logits equal those of the document alone.
+  at::Tensor forward(const at::Tensor& tokens, ModelCache* cache = nullptr,
+                     const Documents* documents = nullptr);
   // Next-token loss for targets [B, S]; targets equal to -1 are ignored. Includes the weighted LM
   // z-loss and MoE losses of this forward pass. The head and its cross-entropy run in chunks
   // (ops/cross_entropy.h); pass valid_tokens when known so the count needs no device sync.
-  LossBreakdown loss(const at::Tensor& tokens, const at::Tensor& targets,
-                     int64_t valid_tokens = -1);
+  LossBreakdown loss(const at::Tensor& tokens, const at::Tensor& targets, int64_t valid_tokens = -1,
+                     const Documents* documents = nullptr);
   // The same with 1 / (valid targets) given as a device scalar, as a captured CUDA graph needs
   // (no host value may differ between its replays); valid_tokens in the result is -1.
   LossBreakdown loss(const at::Tensor& tokens, const at::Tensor& targets,
@@ -95,9 +104,11 @@ class TransformerImpl : public torch::nn::Module {
   std::shared_ptr<RMSNormImpl> final_norm;
 
  private:
-  at::Tensor hidden_states(const at::Tensor& tokens, ModelCache* cache, MoeLosses& losses);
+  at::Tensor hidden_states(const at::Tensor& tokens, ModelCache* cache, MoeLosses& losses,
+                           const Documents* documents);
   LossBreakdown loss_with(const at::Tensor& tokens, const at::Tensor& targets,
-                          const std::function<at::Tensor(const at::Tensor&)>& per_valid_token);
+                          const std::function<at::Tensor(const at::Tensor&)>& per_valid_token,
+                          const Documents* documents);
   Config config_;
   bool activation_checkpointing_ = false;
 };

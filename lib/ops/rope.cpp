@@ -41,13 +41,11 @@ RotaryTables compute_tables(const at::Device& device, at::ScalarType compute, in
           angles.sin().to(compute).to(device).contiguous()};
 }
 
-// The plain-ops rotation (CPU, float64, and the reference the fused kernel must match):
-// cos, sin are the [S, r/2] rows of the tokens' positions in the compute dtype.
-at::Tensor rotate_plain(const at::Tensor& x, const at::Tensor& cos_rows, const at::Tensor& sin_rows,
+// The plain-ops rotation (CPU, float64, per-token positions, and the reference the fused kernel
+// must match): cos, sin are the tokens' rows in the compute dtype, [1 or B, S, 1, r/2].
+at::Tensor rotate_plain(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                         int64_t rotary_dim) {
-  const int64_t seq = x.size(1), half = rotary_dim / 2;
-  const at::Tensor cos = cos_rows.view({1, seq, 1, half});
-  const at::Tensor sin = sin_rows.view({1, seq, 1, half});
+  const int64_t half = rotary_dim / 2;
   const at::Tensor rotated = x.narrow(-1, 0, rotary_dim).to(cos.scalar_type());
   const at::Tensor a = rotated.narrow(-1, 0, half);
   const at::Tensor b = rotated.narrow(-1, half, half);
@@ -123,7 +121,25 @@ at::Tensor Rotary::apply(const at::Tensor& x, int64_t offset) const {
   if (x.is_cuda() && fused_dtype(x.scalar_type()))
     return RotaryFunction::apply(x, t.cos, t.sin, offset, rotary_dim_);
 #endif
-  return rotate_plain(x, t.cos.narrow(0, offset, seq), t.sin.narrow(0, offset, seq), rotary_dim_);
+  const int64_t half = rotary_dim_ / 2;
+  return rotate_plain(x, t.cos.narrow(0, offset, seq).view({1, seq, 1, half}),
+                      t.sin.narrow(0, offset, seq).view({1, seq, 1, half}), rotary_dim_);
+}
+
+at::Tensor Rotary::apply(const at::Tensor& x, const at::Tensor& positions) const {
+  if (rotary_dim_ == 0) return x;
+  TORCH_CHECK(x.dim() == 4 && x.size(3) >= rotary_dim_,
+              "Rotary::apply expects [B, S, H, D] with D >= ", rotary_dim_);
+  TORCH_CHECK(
+      positions.dim() == 2 && positions.size(0) == x.size(0) && positions.size(1) == x.size(1),
+      "Rotary::apply: positions must be [B, S] like x");
+  const int64_t B = x.size(0), seq = x.size(1), half = rotary_dim_ / 2;
+  const at::ScalarType compute = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  // Positions inside a row never reach the row's length, so no host read of their maximum.
+  const RotaryTables t = rotary_tables(x.device(), compute, seq, rotary_dim_, theta_);
+  const at::Tensor rows = positions.reshape({-1});
+  return rotate_plain(x, t.cos.index_select(0, rows).view({B, seq, 1, half}),
+                      t.sin.index_select(0, rows).view({B, seq, 1, half}), rotary_dim_);
 }
 
 }  // namespace cca

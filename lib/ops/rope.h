@@ -19,6 +19,9 @@ class Rotary {
   // tensor (x itself when rotary_dim is 0). CUDA bf16/fp16/fp32 inputs take one fused kernel per
   // direction (kernels/rope.cu); CPU and float64 inputs take plain LibTorch ops.
   at::Tensor apply(const at::Tensor& x, int64_t offset) const;
+  // The same with each token at its own position: positions [B, S] (int64, on x's device, each
+  // below S), e.g. restarting at every document (ops/documents.h). Plain LibTorch ops.
+  at::Tensor apply(const at::Tensor& x, const at::Tensor& positions) const;
   int64_t rotary_dim() const { return rotary_dim_; }
 
  private:

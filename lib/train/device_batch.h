@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <utility>
 
+#include "data/dataset.h"
 #include "data/loader.h"
+#include "ops/documents.h"
 
 namespace cca {
 
@@ -16,5 +18,14 @@ std::pair<at::Tensor, at::Tensor> to_device(const data::Batch& batch, const at::
 
 // Targets that count (>= 0; -1 marks padding).
 int64_t count_valid_targets(const data::Batch& batch);
+
+// The documents of a host batch's inputs (data.document_masking), placed on `device`.
+Documents batch_documents(const data::Batch& batch, const DocumentSeparator& separator,
+                          bool reset_positions, const at::Device& device);
+
+// The separator token of the shards' manifest (its BOS or EOS id, as its `separator` says), for
+// data.document_masking. Throws cca::Error naming the key and the manifest when the shards have
+// no manifest or the manifest has no id for its separator.
+DocumentSeparator document_separator(const data::ShardSet& shards);
 
 }  // namespace cca

@@ -45,12 +45,18 @@ void Trainer::run_bare_steps(int64_t steps, PhaseClock* clock) {
 }
 
 // Forward and backward of one micro-batch; returns its mean cross-entropy (detached).
+std::optional<Documents> Trainer::documents_of(const data::Batch& batch) const {
+  if (!document_separator_) return std::nullopt;
+  return batch_documents(batch, *document_separator_, config_.data.reset_positions, device_);
+}
+
 at::Tensor Trainer::eager_micro_batch(const at::Tensor& inputs, const at::Tensor& targets,
-                                      int64_t valid, int64_t step_valid, PhaseClock* clock) {
+                                      int64_t valid, int64_t step_valid, PhaseClock* clock,
+                                      const Documents* documents) {
   LossBreakdown parts;
   {
     AutocastScope autocast(precision_, device_);
-    parts = model_->loss(inputs, targets, valid);
+    parts = model_->loss(inputs, targets, valid, documents);
   }
   // Token-level terms are weighted by this micro-batch's share of the step's valid tokens, so
   // the step minimises the mean over all its tokens however they fall into micro-batches;
@@ -88,12 +94,14 @@ void Trainer::train_step(PhaseClock* clock) {
     const data::Batch& batch = batches[i];
     parallelism_->before_backward(i + 1 == batches.size());
     auto [inputs, targets] = to_device(batch, device_);
+    const std::optional<Documents> documents = documents_of(batch);
     lap("data");
     const int64_t valid = count_valid_targets(batch);
     // A phase clock synchronises between forward and backward, which a graph cannot.
     const at::Tensor cross_entropy =
         graph_ && clock == nullptr ? graph_->run(inputs, targets, valid, step_valid)
-                                   : eager_micro_batch(inputs, targets, valid, step_valid, clock);
+                                   : eager_micro_batch(inputs, targets, valid, step_valid, clock,
+                                                       documents ? &*documents : nullptr);
     loss_sum += cross_entropy.to(at::kFloat) * static_cast<double>(valid);
     lap("backward");
   }

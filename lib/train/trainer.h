@@ -86,6 +86,7 @@ class Trainer {
   void build_data();
   void log_mixture() const;
   void check_resumed_data_kind() const;
+  void check_validation_separator(const data::ShardSet& val) const;
   void build_loader(const TrainProgress* resumed);
   // The index of the data.stages entry in force at `step` (0 without stages), and its name ("").
   int64_t stage_at_step(int64_t step) const;
@@ -104,7 +105,9 @@ class Trainer {
   void build_step_graph();
   void train_step(PhaseClock* clock = nullptr);
   at::Tensor eager_micro_batch(const at::Tensor& inputs, const at::Tensor& targets, int64_t valid,
-                               int64_t step_valid, PhaseClock* clock);
+                               int64_t step_valid, PhaseClock* clock, const Documents* documents);
+  // The batch's documents on the device with data.document_masking, else none.
+  std::optional<Documents> documents_of(const data::Batch& batch) const;
   StepReport update(const at::Tensor& step_loss, int64_t step);
   double evaluate();
   void log_step(double seconds, int64_t steps);
@@ -140,6 +143,7 @@ class Trainer {
   data::MixtureOptions mixture_options_;
   std::vector<int64_t> stage_starts_;  // data.stages' first steps
   int64_t announced_stage_ = -1;
+  std::optional<DocumentSeparator> document_separator_;  // data.document_masking
   std::optional<CheckpointInfo> resume_info_;  // what --resume found, checked before data/model
   std::unique_ptr<data::TrainLoader> loader_;
   struct NamedValidation {

@@ -51,13 +51,17 @@ void Trainer::build_data() {
   if (config_.data.train_sources.empty()) {
     train_shards_ = std::make_shared<const data::ShardSet>(
         data::open_shards(config_.data.train, "train", open_options));
+    if (config_.data.document_masking) document_separator_ = document_separator(*train_shards_);
   } else {
     for (const DataSource& source : config_.data.train_sources) {
       train_sources_.push_back(
           {source.name, std::make_shared<const data::ShardSet>(
                             data::open_shards(source.path, "train", open_options))});
     }
-    data::check_same_tokenizer(train_sources_, "data.train");
+    data::check_same_tokenizer(train_sources_, "data.train");  // so one separator for all
+    if (config_.data.document_masking) {
+      document_separator_ = document_separator(*train_sources_.front().shards);
+    }
     log_mixture();
   }
   std::vector<DataSource> val_sets = config_.data.val_sources;
@@ -65,6 +69,7 @@ void Trainer::build_data() {
   if (config_.data.val_tokens > 0) {
     for (const DataSource& set : val_sets) {
       const data::ShardSet val = data::open_shards(set.path, "val", open_options);
+      check_validation_separator(val);
       validation_sets_.push_back({set.name, std::make_unique<data::ValidationSet>(
                                                 val, config_.data.val_tokens, config_.train.seq_len,
                                                 rank(), world_size())});
@@ -72,6 +77,19 @@ void Trainer::build_data() {
   }
   check_resumed_data_kind();
   phase_done("data");
+}
+
+// With data.document_masking, validation shards must separate documents as the training ones do.
+void Trainer::check_validation_separator(const data::ShardSet& val) const {
+  if (!document_separator_) return;
+  const DocumentSeparator val_separator = document_separator(val);
+  if (val_separator.token != document_separator_->token ||
+      val_separator.opens_document != document_separator_->opens_document) {
+    const data::ShardSet& train = train_shards_ ? *train_shards_ : *train_sources_.front().shards;
+    throw Error("data.document_masking: the validation shards' manifest " + val.manifest_path +
+                " separates documents otherwise than the training shards' " +
+                train.manifest_path);
+  }
 }
 
 // A checkpoint of one dataset continues only as one dataset, a mixture's only as a mixture.
@@ -199,8 +217,10 @@ std::pair<double, int64_t> Trainer::validation_loss_sum(const data::ValidationSe
   for (int64_t i = 0; i < set.batches(batch_size); ++i) {
     const data::Batch batch = set.batch(i, batch_size);
     auto [inputs, targets] = to_device(batch, device_);
+    const std::optional<Documents> documents = documents_of(batch);
     AutocastScope autocast(precision_, device_);
-    const LossBreakdown parts = model_->loss(inputs, targets, count_valid_targets(batch));
+    const LossBreakdown parts = model_->loss(inputs, targets, count_valid_targets(batch),
+                                             documents ? &*documents : nullptr);
     device_sum += parts.cross_entropy.to(at::kDouble) * static_cast<double>(parts.valid_tokens);
     tokens += parts.valid_tokens;
   }

@@ -90,6 +90,23 @@ TEST(TrainBench, CompareRunsEveryConfigWithRatiosToTheFirst) {
               number(runs[1], "ms_per_step") / number(runs[0], "ms_per_step"), 1e-12);
 }
 
+TEST(TrainBench, DocumentMaskingRunsTheConfigOffThenOn) {
+  const testing::ScratchDir dir;
+  ConfigRequest request;
+  request.path = write_config(dir, "cca.yaml", false);
+  testing::write_tiny_manifest(dir / "data", "bos", 3, 5);
+  bench::TrainBenchOptions o = quick_options();
+  o.document_masking = true;
+  const Json doc = bench::run_train_bench(request, o);
+  const auto& runs = doc.at("runs", "doc").as_array("runs");
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_FALSE(runs[0].at("document_masking", "run").as_bool("document_masking"));
+  EXPECT_TRUE(runs[1].at("document_masking", "run").as_bool("document_masking"));
+  const std::string label = runs[1].at("config", "run").as_string("config");
+  EXPECT_NE(label.find("+docmask"), std::string::npos) << label;
+  ASSERT_EQ(doc.at("comparison", "doc").as_array("comparison").size(), 2u);
+}
+
 TEST(TrainBench, ABadCompareConfigFailsBeforeAnythingRuns) {
   const testing::ScratchDir dir;
   ConfigRequest request;

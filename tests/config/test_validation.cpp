@@ -401,6 +401,19 @@ TEST(ValidateMisc, CudaGraphsNeedCudaAndNoRecomputation) {
   satisfied("train:\n  cuda_graphs: true\n  device: cuda\n");
 }
 
+TEST(ValidateMisc, DocumentMaskingRules) {
+  const Diagnostic positions = broken("data:\n  reset_positions: true\n");
+  EXPECT_TRUE(contains(positions.message, "needs data.document_masking: true"))
+      << positions.message;
+  EXPECT_EQ(positions.origin.line, 2);
+  const Diagnostic graphs =
+      broken("data:\n  document_masking: true\ntrain:\n  cuda_graphs: true\n  device: cuda\n");
+  EXPECT_TRUE(contains(graphs.message, "data.document_masking and train.cuda_graphs"))
+      << graphs.message;
+  satisfied("data:\n  document_masking: true\n  reset_positions: true\n");
+  satisfied("data:\n  document_masking: true\n");
+}
+
 TEST(ValidateMisc, EveryBrokenRuleIsReported) {
   const ConfigError e = load_text_error(
       "attention:\n  kind: gqa\nmoe:\n  n_experts: 2\n  top_k: 3\noptim:\n  lr: 0\n"

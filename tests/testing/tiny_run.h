@@ -3,13 +3,16 @@
 // the binary need no LibTorch.
 #pragma once
 
+#include <fstream>
 #include <random>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "data/manifest.h"
 #include "data/shard.h"
 #include "util/files.h"
+#include "util/hash.h"
 
 namespace cca::testing {
 
@@ -40,6 +43,29 @@ inline std::string write_tiny_dataset(const std::string& dir, uint64_t seed = 11
     writer.finish();
   }
   return dir;
+}
+
+// A manifest for write_tiny_dataset's shards, separating documents with `separator` (token 3
+// opens them, token 5 closes them; -1 = no id).
+inline void write_tiny_manifest(const std::string& dir, const std::string& separator, int32_t bos,
+                                int32_t eos) {
+  data::Manifest m;
+  m.tokenizer_file = "tokenizer.model";
+  std::ofstream(dir + "/tokenizer.model") << "stand-in tokenizer bytes";
+  m.tokenizer_xxh64 = xxh64_file(dir + "/tokenizer.model");
+  m.vocab_size = kTinyVocab;
+  m.bos_id = bos;
+  m.eos_id = eos;
+  m.separator = separator;
+  for (auto [split, name] : {std::pair<data::SplitInfo*, const char*>{&m.train, "train_000000.bin"},
+                             {&m.val, "val_000000.bin"}}) {
+    const std::string path = dir + "/" + name;
+    const data::MappedShard shard(path);
+    split->shards.push_back({name, shard.tokens(), shard.file_bytes(), shard.checksum()});
+    split->tokens = shard.tokens();
+    split->documents = 1;
+  }
+  data::write_manifest(m, dir + "/manifest.json");
 }
 
 // A 2-layer CCA model small enough for many steps per second on one CPU thread.
