@@ -200,13 +200,14 @@ TEST(HfConfig, RopeScalingExportsAsRopeParametersAndImportsBack) {
     const HfTarget target = choose_target(c).target;
     EXPECT_NE(target_name(target), target_name(HfTarget::remote_code)) << yaml;
     const Json hf = parse_json(hf_config(target, c, {1, 2}, "float32").dump(), "config.json");
-    const Json& rope = hf.at("rope_parameters");
-    EXPECT_EQ(rope.at("rope_type").as_string(""), c.attention.rope_scaling) << yaml;
-    EXPECT_EQ(rope.at("factor").as_double(""), c.attention.rope_scaling_factor) << yaml;
+    const Json& rope = hf.at("rope_parameters", "config.json");
+    EXPECT_EQ(rope.at("rope_type", "config.json").as_string(""), c.attention.rope_scaling) << yaml;
+    EXPECT_EQ(rope.at("factor", "config.json").as_double(""), c.attention.rope_scaling_factor)
+        << yaml;
     if (c.attention.rope_scaling == "yarn") {
-      EXPECT_EQ(rope.at("original_max_position_embeddings").as_int(""), 256);
-      EXPECT_EQ(rope.at("beta_fast").as_double(""), 32.0);
-      EXPECT_EQ(rope.at("beta_slow").as_double(""), 1.0);
+      EXPECT_EQ(rope.at("original_max_position_embeddings", "config.json").as_int(""), 256);
+      EXPECT_EQ(rope.at("beta_fast", "config.json").as_double(""), 32.0);
+      EXPECT_EQ(rope.at("beta_slow", "config.json").as_double(""), 1.0);
     }
     LoadOptions options;
     options.overrides = overrides_from_hf(hf, "config.json");
@@ -218,10 +219,13 @@ TEST(HfConfig, RopeScalingExportsAsRopeParametersAndImportsBack) {
   // NTK-aware is the plain RoPE of base θ·s^{r/(r-2)} (r = head_dim 16 here).
   const Config ntk = config_of(heads + "rope_scaling: ntk, rope_scaling_factor: 4}\n");
   const Json hf = hf_config(HfTarget::llama, ntk, {1, 2}, "float32");
-  EXPECT_EQ(hf.at("rope_parameters").at("rope_type").as_string(""), "default");
-  EXPECT_DOUBLE_EQ(hf.at("rope_parameters").at("rope_theta").as_double(""),
+  EXPECT_EQ(hf.at("rope_parameters", "config.json").at("rope_type", "config.json").as_string(""),
+            "default");
+  EXPECT_DOUBLE_EQ(
+      hf.at("rope_parameters", "config.json").at("rope_theta", "config.json").as_double(""),
+      10000.0 * std::pow(4.0, 16.0 / 14.0));
+  EXPECT_DOUBLE_EQ(hf.at("rope_theta", "config.json").as_double(""),
                    10000.0 * std::pow(4.0, 16.0 / 14.0));
-  EXPECT_DOUBLE_EQ(hf.at("rope_theta").as_double(""), 10000.0 * std::pow(4.0, 16.0 / 14.0));
 }
 
 TEST(HfConfig, ScaledRopeWithoutAnExactHfFormIsRefusedNamingTheKey) {

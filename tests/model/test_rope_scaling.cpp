@@ -6,6 +6,7 @@
 #include <torch/optim/adamw.h>
 
 #include <cmath>
+#include <iostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -110,6 +111,8 @@ TEST_P(ScaledModel, ExtendedFourTimesEvaluatesFinitelyAndKeepsItsOriginalLengthL
     const double at_four_times = eval_loss(*extended, long_batch);
     EXPECT_TRUE(std::isfinite(at_four_times)) << kind;
     EXPECT_LT(at_four_times, std::log(64.0)) << kind << ": worse than chance at 4× length";
+    std::cout << GetParam().kind << " " << kind << ": loss " << trained << " trained, "
+              << at_original << " extended at the original length, " << at_four_times << " at 4x\n";
     const double tolerance = kind == "yarn" ? 0.1 : 0.3;
     EXPECT_NEAR(at_original, trained, tolerance) << kind << " at the original length";
   }

@@ -1,5 +1,6 @@
 // Continuing a run at a longer context with attention.rope_scaling: a warm start (init.from) at 4×
-// the sequence length, and a resume that switches the scaling on, both with the tiny CPU model.
+// the sequence length, and a resume that switches the scaling on (the scaling keys change no
+// parameter), both with the tiny CPU model.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -41,7 +42,7 @@ TEST_F(ContextExtension, WarmStartAtFourTimesTheLengthTrainsFromTheSameWeights) 
   Trainer same_length(config("eval", extended({from, "train.steps=0"})), testing::quiet_options());
   const TrainResult evaluated = same_length.run();
   ASSERT_TRUE(evaluated.final_val_loss.has_value());
-  EXPECT_NEAR(*evaluated.final_val_loss, *trained.final_val_loss, 0.05);
+  EXPECT_NEAR(*evaluated.final_val_loss, *trained.final_val_loss, 0.02);
 
   // Trained on at 128 tokens (model.max_seq_len too): finite, and still far from chance.
   Trainer longer(
@@ -55,7 +56,7 @@ TEST_F(ContextExtension, WarmStartAtFourTimesTheLengthTrainsFromTheSameWeights) 
   EXPECT_LT(*result.final_val_loss, *trained.final_val_loss + 0.5);
 }
 
-TEST_F(ContextExtension, ResumeMaySwitchTheScalingOnAsANewStage) {
+TEST_F(ContextExtension, ResumeAcceptsTheScalingKeysAsRuntimeChanges) {
   Trainer(config("run"), testing::quiet_options("", 4)).run();
   Trainer resumed(config("run", extended({"train.steps=10"})), testing::quiet_options("auto"));
   const TrainResult result = resumed.run();
