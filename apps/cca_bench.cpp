@@ -31,7 +31,9 @@ int main(int argc, char** argv) {
   auto* attention = app.add_subcommand("attention", "Per-layer attention latency per variant");
   cca::bench::AttentionBenchOptions attention_options;
   std::string attention_json;
-  attention->add_option("--seq", attention_options.seq_lens, "Sequence lengths (B·S is constant)");
+  attention->add_option("--seq", attention_options.seq_lens,
+                        "Sequence lengths (B·S is constant: B = max(1, tokens / S)); a case that "
+                        "runs out of memory is reported as such in the JSON");
   attention->add_option("--tokens", attention_options.tokens, "Tokens per batch, B·S");
   attention->add_option("--variants", attention_options.variants,
                         "mha gqa4 gqa8 mla cca4 ccgqa2x8 cca8");
@@ -82,6 +84,15 @@ int main(int argc, char** argv) {
   train->add_flag("--document-masking", train_options.document_masking,
                   "Run each config with data.document_masking off, then on (documents of its "
                   "own data), and report the ratios");
+  train->add_option(
+      "--seq-lens", train_options.seq_lens,
+      "Sweep these sequence lengths (one run each, shortest first; a length that runs "
+      "out of memory ends the sweep and the JSON names the longest that ran). "
+      "Activation checkpointing: --set train.activation_checkpointing=true");
+  train
+      ->add_option("--micro-batch-tokens", train_options.micro_batch_tokens,
+                   "With --seq-lens: micro_batch_size = max(1, N / seq_len)")
+      ->check(CLI::NonNegativeNumber);
   train->add_option("--json", train_json, "Also write the JSON here");
   auto* ddp = app.add_subcommand(
       "ddp", "Backward with and without the bucketed gradient all-reduce overlapped (JSON)");

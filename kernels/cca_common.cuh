@@ -197,7 +197,8 @@ inline void check_inputs(const CcaPrologueShape& sh, const CcaPrologueInputs& in
   TORCH_CHECK(sh.kernel_0 >= 1 && sh.kernel_0 <= 4 && sh.kernel_1 >= 1 && sh.kernel_1 <= 4,
               "cca kernels: conv kernel sizes 1..4");
   TORCH_CHECK(sh.rope_dim % 2 == 0 && sh.rope_dim <= sh.head_dim, "bad rope_dim");
-  TORCH_CHECK(sh.batch * sh.seq * sh.channels() < (int64_t{1} << 31), "tensor too large");
+  const std::string problem = cca_launch_problem(sh);
+  TORCH_CHECK(problem.empty(), "cca kernels: ", problem);
   if (sh.convs > 0) {
     TORCH_CHECK(in.depthwise_taps.is_contiguous() && in.depthwise_bias.scalar_type() == at::kFloat,
                 "depthwise taps must be contiguous, biases float32");

@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <string>
 
 namespace cca::kernels {
 
@@ -29,6 +30,12 @@ struct CcaPrologueShape {
   // The grouped conv's look-back, k1 - 1 (0 without it).
   int64_t grouped_lag() const { return convs == 2 ? kernel_1 - 1 : 0; }
 };
+
+// Why the kernels cannot launch `shape` ("" when they can), naming the limit: grid.y and grid.z
+// hold at most 65,535 blocks (heads, batch, and the depthwise backward's 16-row chunks of a
+// sequence), and a token's channels must fit a 32-bit index. Offsets into the activations are
+// 64-bit, so B·S·channels may exceed 2^31 (S = 131,072 with 128 heads of 256 dims is 2^32).
+std::string cca_launch_problem(const CcaPrologueShape& shape);
 
 // Tensors of the forward pass. q0 [B,S,W_q], k0 [B,S,W_k], v_current / v_delayed [B,S,W_k/2] may
 // be strided views (last dim contiguous). Weights come prepared by the caller in the input dtype:

@@ -14,6 +14,8 @@
 #include <c10/cuda/CUDAGuard.h>
 
 #include <algorithm>
+#include <limits>
+#include <string>
 #include <vector>
 
 #include "cca_common.cuh"
@@ -273,6 +275,7 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 inline constexpr int kDepthwiseRows = 16;
+inline constexpr int64_t kMaxGridYZ = 65535;
 
 // One thread per channel over 16 padded rows (short chunks: more threads in flight): g_z =
 // Σ_τ a_τ g_u_{t+τ} + the mean's share, and this chunk's partial sums of the depthwise weight
@@ -368,6 +371,8 @@ struct BackwardLaunch {
     p.offset = sh.offset;
 
     const size_t row_smem = 2 * M * sizeof(float);
+    TORCH_CHECK(row_smem <= 227 * 1024, "cca backward: a token's ", M, " channels need ", row_smem,
+                " bytes of shared memory (at most 232448)");
     C10_CUDA_CHECK(cudaFuncSetAttribute(norm_backward_kernel<T, D>,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, row_smem));
     launch_checked(norm_backward_kernel<T, D>, dim3(rows, B), norm_backward_threads<T>(M), row_smem,
@@ -417,6 +422,24 @@ at::Tensor contiguous_or_zeros(const at::Tensor& t, at::IntArrayRef sizes,
 }
 
 }  // namespace
+
+std::string cca_launch_problem(const CcaPrologueShape& sh) {
+  const int64_t chunks = (sh.seq + sh.grouped_lag() + kDepthwiseRows - 1) / kDepthwiseRows;
+  const auto too_many = [](const char* what, int64_t value, const char* where) {
+    return std::string(what) + " " + std::to_string(value) + " exceeds CUDA's " +
+           std::to_string(kMaxGridYZ) + " blocks in " + where;
+  };
+  if (sh.batch > kMaxGridYZ) return too_many("batch", sh.batch, "grid.z");
+  if (sh.heads() > kMaxGridYZ) return too_many("heads", sh.heads(), "grid.y");
+  if (chunks > kMaxGridYZ) {
+    return too_many("sequence length", sh.seq,
+                    "grid.y of the depthwise backward (16 rows a block)");
+  }
+  if (sh.channels() * 2 > std::numeric_limits<int>::max()) {
+    return "a token's " + std::to_string(sh.channels()) + " channels exceed a 32-bit index";
+  }
+  return "";
+}
 
 CcaPrologueGrads cca_prologue_backward(const CcaPrologueShape& sh, const CcaPrologueInputs& in,
                                        const at::Tensor& s, const at::Tensor& grad_q,

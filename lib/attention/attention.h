@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -16,17 +17,25 @@
 #include "config/geometry.h"
 #include "ops/documents.h"
 #include "ops/init.h"
+#include "ops/rope.h"
 
 namespace cca {
 
 // Settings besides the geometry that attention layers need.
 struct AttentionOptions {
   double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
   CoreBackend core = CoreBackend::automatic;
   double norm_eps = 1e-5;
   double init_std = 0.02;         // projections into the attention
   double output_init_std = 0.02;  // the output projection (depth-scaled when configured)
 };
+
+// The softmax scale of q·k over `qk_dim` dims: 1/√qk_dim, times YaRN's logit multiplier when the
+// rotary frequencies are YaRN-scaled (on top of any temperature a variant learns, as CCA's τ).
+inline double attention_scale(int64_t qk_dim, const AttentionOptions& options) {
+  return options.rope_scaling.logit_multiplier() / std::sqrt(static_cast<double>(qk_dim));
+}
 
 // One layer's decode state for a batch of sequences. Each variant extends it.
 class AttentionCache {

@@ -74,7 +74,9 @@ torch::nn::Conv1d grouped_conv(int64_t channels, int64_t groups, int64_t kernel)
 class CcaAttention : public Attention {
  public:
   CcaAttention(const CcaGeometry& g, const AttentionOptions& options)
-      : geometry_(g), options_(options), rotary_(g.rope_dim, options.rope_theta) {
+      : geometry_(g),
+        options_(options),
+        rotary_(g.rope_dim, options.rope_theta, options.rope_scaling) {
     check_geometry(g);
     const int64_t E = g.model_dim, width_q = g.q_latent_width(), width_k = g.kv_latent_width();
     linear_q_ = register_module("linear_q", linear(E, width_q, options.init_std));
@@ -216,7 +218,7 @@ class CcaAttention : public Attention {
   at::Tensor attend_and_project(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                 const Documents* documents = nullptr) {
     const int64_t B = q.size(0), S = q.size(1);
-    const double scale = 1.0 / std::sqrt(static_cast<double>(geometry_.head_dim));
+    const double scale = attention_scale(geometry_.head_dim, options_);
     const at::Tensor o = documents != nullptr
                              ? document_attention(q.transpose(1, 2), k, v, scale, *documents)
                              : core_attention(q.transpose(1, 2), k, v, scale, options_.core);
@@ -236,7 +238,8 @@ class CcaAttention : public Attention {
   // RoPE's inverse frequencies on the layer's device, made once for the fused kernels.
   const at::Tensor& rope_frequencies(const at::Device& device) {
     if (!inv_freq_.defined() || inv_freq_.device() != device)
-      inv_freq_ = cca_rope_inverse_frequencies(geometry_.rope_dim, options_.rope_theta, device);
+      inv_freq_ = cca_rope_inverse_frequencies(geometry_.rope_dim, options_.rope_theta,
+                                               options_.rope_scaling, device);
     return inv_freq_;
   }
 

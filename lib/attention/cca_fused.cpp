@@ -10,11 +10,11 @@
 
 namespace cca {
 
-at::Tensor cca_rope_inverse_frequencies(int64_t rope_dim, double theta, const at::Device& device) {
-  const auto f64 = at::TensorOptions().dtype(at::kDouble).device(device);
-  if (rope_dim == 0) return at::zeros({1}, f64);
-  // The same expression as Rotary::apply, so both paths rotate by bit-identical angles.
-  return at::pow(theta, at::arange(0, rope_dim / 2, f64).mul(-2.0 / static_cast<double>(rope_dim)));
+at::Tensor cca_rope_inverse_frequencies(int64_t rope_dim, double theta, const RopeScaling& scaling,
+                                        const at::Device& device) {
+  if (rope_dim == 0) return at::zeros({1}, at::TensorOptions().dtype(at::kDouble).device(device));
+  // Rotary's own frequencies, so both paths rotate by bit-identical angles.
+  return rope_inverse_frequencies(rope_dim, theta, scaling).to(device);
 }
 
 #ifndef CCA_WITH_CUDA

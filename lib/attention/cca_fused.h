@@ -18,7 +18,8 @@ namespace cca {
 bool cca_fused_supported(const CcaGeometry& g, const at::Tensor& q0);
 
 // θ^{-2i/r} for i < r/2 in float64 on `device`, as Rotary computes them; the module keeps one.
-at::Tensor cca_rope_inverse_frequencies(int64_t rope_dim, double theta, const at::Device& device);
+at::Tensor cca_rope_inverse_frequencies(int64_t rope_dim, double theta, const RopeScaling& scaling,
+                                        const at::Device& device);
 
 // cca_prologue on the fused kernels for fresh sequences (a cached one takes cca_step_fused).
 // `inv_freq` comes from cca_rope_inverse_frequencies (ignored when g.rope_dim = 0). No decode

@@ -20,7 +20,7 @@ HeadProjections::HeadProjections(torch::nn::Module& owner, const AttentionGeomet
     : n_q_heads_(g.n_q_heads),
       n_kv_heads_(g.n_kv_heads),
       head_dim_(g.head_dim),
-      rotary_(g.rope_dim, options.rope_theta) {
+      rotary_(g.rope_dim, options.rope_theta, options.rope_scaling) {
   const int64_t E = g.model_dim;
   const int64_t q_width = g.n_q_heads * g.head_dim;
   const int64_t kv_width = g.n_kv_heads * g.head_dim;

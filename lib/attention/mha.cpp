@@ -20,7 +20,7 @@ class MhaAttention : public Attention {
  public:
   MhaAttention(const AttentionGeometry& g, const AttentionOptions& options)
       : core_(options.core),
-        scale_(1.0 / std::sqrt(static_cast<double>(g.head_dim))),
+        scale_(attention_scale(g.head_dim, options)),
         projections_(*this, g, options) {}
 
   at::Tensor forward(const at::Tensor& x, AttentionCache* cache,

@@ -32,8 +32,8 @@ class MlaAttention : public Attention {
         v_dim_(g.v_head_dim),
         kv_rank_(g.kv_lora_rank),
         core_(options.core),
-        scale_(1.0 / std::sqrt(static_cast<double>(g.qk_nope_dim + g.rope_dim))),
-        rotary_(g.rope_dim, options.rope_theta) {
+        scale_(attention_scale(g.qk_nope_dim + g.rope_dim, options)),
+        rotary_(g.rope_dim, options.rope_theta, options.rope_scaling) {
     const int64_t E = g.model_dim;
     const int64_t q_width = heads_ * (nope_ + rope_);
     const double std = options.init_std;

@@ -55,7 +55,7 @@ class SlidingWindowAttention : public Attention {
  public:
   SlidingWindowAttention(const AttentionGeometry& g, const AttentionOptions& options)
       : window_(g.settings.integer("attention.swa.window")),
-        scale_(1.0 / std::sqrt(static_cast<double>(g.head_dim))),
+        scale_(attention_scale(g.head_dim, options)),
         projections_(*this, g, options) {}
 
   at::Tensor forward(const at::Tensor& x, AttentionCache* cache,

@@ -18,6 +18,7 @@
 #include "attention/attention.h"
 #include "attention/cca_fused.h"
 #include "attention/cca_reference.h"
+#include "bench/bench_case.h"
 #include "bench/variants.h"
 #include "config/attention_variant.h"
 #include "config/config.h"
@@ -182,9 +183,10 @@ PrologueTimes time_prologue(const Config& c, int64_t B, int64_t S, const at::Ten
   };
   const CcaProjections p{leaf(g.q_latent_width()), leaf(width_k), leaf(width_k / 2),
                          leaf(width_k / 2)};
-  const Rotary rotary(g.rope_dim, c.attention.rope_theta);
-  const at::Tensor inv_freq =
-      cca_rope_inverse_frequencies(g.rope_dim, c.attention.rope_theta, opts.device());
+  const AttentionOptions options = attention_options(c);
+  const Rotary rotary(g.rope_dim, options.rope_theta, options.rope_scaling);
+  const at::Tensor inv_freq = cca_rope_inverse_frequencies(g.rope_dim, options.rope_theta,
+                                                           options.rope_scaling, opts.device());
   const auto plain = [&] { return cca_prologue(g, rotary, w, params["temp"].exp(), p, {}, {}, 0); };
   const auto fused = [&] { return cca_prologue_fused(g, inv_freq, w, params["temp"].exp(), p); };
   const std::vector<at::Tensor> leaves = {p.q0,
@@ -221,10 +223,55 @@ std::string fixed(double v, int digits) {
   return s.str();
 }
 
-// MHA's times at this length, the baseline of the "xMHA" columns (0 until MHA has run).
-struct MhaBaseline {
-  double fwd = 0, bwd = 0, fwd_norope = 0, bwd_norope = 0;
-};
+double field(const Json::Object& o, const char* key) {
+  return o.at(key).as_double(key);
+}
+
+// One variant's layer at (B, S): its core backend by measurement (CUDA; the CPU has exact math
+// only), the layer forward and backward, the share of standalone RoPE and, with `documents`,
+// the same layer over packed documents.
+Json::Object layer_case(const Config& c, int64_t B, int64_t S, const at::TensorOptions& opts,
+                        const AttentionBenchOptions& o, const Documents* documents) {
+  const CoreChoice core = opts.device().is_cuda()
+                              ? choose_core(attention_geometry(c), B, S, opts, o)
+                              : CoreChoice{CoreBackend::math, {}, 0};
+  const LayerTimes t = time_layer(c, core.best, B, S, opts, o);
+  const RopeTimes rope = time_rope(attention_geometry(c), B, S, opts, o);
+  Json::Object core_ms;
+  for (const auto& [backend, ms] : core.fwdbwd_ms) core_ms[backend] = ms;
+  Json::Object row{{"core", core_backend_name(core.best)},
+                   {"core_fwdbwd_ms", core_ms},
+                   {"core_fwdbwd_tflops", core.best_tflops},
+                   {"fwd_ms", t.fwd_ms},
+                   {"bwd_ms", t.fwdbwd_ms - t.fwd_ms},
+                   {"fwdbwd_ms", t.fwdbwd_ms},
+                   {"rope_fwd_ms", rope.fwd_ms},
+                   {"rope_bwd_ms", rope.fwdbwd_ms - rope.fwd_ms}};
+  if (documents != nullptr) {
+    const LayerTimes d = time_layer(c, core.best, B, S, opts, o, documents);
+    row["documents_fwd_ms"] = d.fwd_ms;
+    row["documents_fwdbwd_ms"] = d.fwdbwd_ms;
+    row["documents_fwdbwd_overhead"] = d.fwdbwd_ms / t.fwdbwd_ms - 1.0;
+  }
+  return row;
+}
+
+// Speed-ups over MHA's layer at the same shape (0 when MHA did not run there).
+void add_speedups(Json::Object& row, const Json::Object* mha) {
+  const Json::Object& base = mha != nullptr ? *mha : row;
+  const bool have_base = mha != nullptr;
+  const auto ratio = [&](double a, double b) { return have_base && b > 0 ? a / b : 0.0; };
+  const double fwd = field(row, "fwd_ms"), bwd = field(row, "bwd_ms");
+  const double rope_f = field(row, "rope_fwd_ms"), rope_b = field(row, "rope_bwd_ms");
+  const double base_fwd = have_base ? field(base, "fwd_ms") : 0;
+  const double base_bwd = have_base ? field(base, "bwd_ms") : 0;
+  const double base_rope_f = have_base ? field(base, "rope_fwd_ms") : 0;
+  const double base_rope_b = have_base ? field(base, "rope_bwd_ms") : 0;
+  row["fwd_speedup_vs_mha"] = ratio(base_fwd, fwd);
+  row["bwd_speedup_vs_mha"] = ratio(base_bwd, bwd);
+  row["fwd_speedup_vs_mha_without_rope"] = ratio(base_fwd - base_rope_f, fwd - rope_f);
+  row["bwd_speedup_vs_mha_without_rope"] = ratio(base_bwd - base_rope_b, bwd - rope_b);
+}
 
 void print_layer_header(int64_t S, int64_t B, const AttentionBenchOptions& o) {
   std::cout << "\nS = " << S << ", B = " << B << "  (E = " << o.model_dim << ", d = " << o.head_dim
@@ -233,65 +280,74 @@ void print_layer_header(int64_t S, int64_t B, const AttentionBenchOptions& o) {
             << std::setw(11) << "core TF/s" << std::setw(10) << "fwd ms" << std::setw(10)
             << "bwd ms" << std::setw(12) << "fwd+bwd ms" << std::setw(10) << "fwd xMHA"
             << std::setw(10) << "bwd xMHA" << std::setw(9) << "rope f" << std::setw(9) << "rope b"
-            << std::setw(10) << "f xMHA-r" << std::setw(10) << "b xMHA-r";
+            << std::setw(10) << "f xMHA-r" << std::setw(10) << "b xMHA-r" << std::setw(10)
+            << "peak GiB";
   if (!o.document_lengths.empty())
     std::cout << std::setw(12) << "docs f ms" << std::setw(12) << "docs f+b" << std::setw(10)
               << "overhead";
   std::cout << "\n";
 }
 
-// One variant's row at (B, S): the layer with the fastest core, RoPE's share, ratios to MHA and,
-// with `documents`, the same layer over packed documents.
-Json bench_layer(const std::string& name, int64_t B, int64_t S, const at::TensorOptions& opts,
-                 const AttentionBenchOptions& o, const Documents* documents, MhaBaseline& mha) {
-  const Config c = variant_config(name, o.model_dim, o.head_dim);
-  // The CPU has one core implementation: exact math.
-  const CoreChoice core = opts.device().is_cuda()
-                              ? choose_core(attention_geometry(c), B, S, opts, o)
-                              : CoreChoice{CoreBackend::math, {}, 0};
-  const LayerTimes t = time_layer(c, core.best, B, S, opts, o);
-  const RopeTimes rope = time_rope(attention_geometry(c), B, S, opts, o);
-  const double bwd = t.fwdbwd_ms - t.fwd_ms, rope_bwd = rope.fwdbwd_ms - rope.fwd_ms;
-  if (name == "mha") mha = {t.fwd_ms, bwd, t.fwd_ms - rope.fwd_ms, bwd - rope_bwd};
-  const double fwd_x = mha.fwd > 0 ? mha.fwd / t.fwd_ms : 0,
-               bwd_x = mha.bwd > 0 ? mha.bwd / bwd : 0;
-  const double fwd_x_norope = mha.fwd_norope / (t.fwd_ms - rope.fwd_ms);
-  const double bwd_x_norope = mha.bwd_norope / (bwd - rope_bwd);
-  std::cout << std::left << std::setw(10) << name << std::setw(10) << core_backend_name(core.best)
-            << std::right << std::setw(11) << fixed(core.best_tflops, 0) << std::setw(10)
-            << fixed(t.fwd_ms, 3) << std::setw(10) << fixed(bwd, 3) << std::setw(12)
-            << fixed(t.fwdbwd_ms, 3) << std::setw(10) << fixed(fwd_x, 2) << std::setw(10)
-            << fixed(bwd_x, 2) << std::setw(9) << fixed(rope.fwd_ms, 3) << std::setw(9)
-            << fixed(rope_bwd, 3) << std::setw(10) << fixed(fwd_x_norope, 2) << std::setw(10)
-            << fixed(bwd_x_norope, 2);
-  Json::Object core_ms;
-  for (const auto& [backend, ms] : core.fwdbwd_ms) core_ms[backend] = ms;
-  Json::Object row{{"variant", name},
-                   {"seq", S},
-                   {"batch", B},
-                   {"core", core_backend_name(core.best)},
-                   {"core_fwdbwd_ms", core_ms},
-                   {"core_fwdbwd_tflops", core.best_tflops},
-                   {"fwd_ms", t.fwd_ms},
-                   {"bwd_ms", bwd},
-                   {"fwdbwd_ms", t.fwdbwd_ms},
-                   {"fwd_speedup_vs_mha", fwd_x},
-                   {"bwd_speedup_vs_mha", bwd_x},
-                   {"rope_fwd_ms", rope.fwd_ms},
-                   {"rope_bwd_ms", rope_bwd},
-                   {"fwd_speedup_vs_mha_without_rope", fwd_x_norope},
-                   {"bwd_speedup_vs_mha_without_rope", bwd_x_norope}};
-  if (documents != nullptr) {
-    const LayerTimes d = time_layer(c, core.best, B, S, opts, o, documents);
-    const double overhead = d.fwdbwd_ms / t.fwdbwd_ms - 1.0;
-    std::cout << std::setw(12) << fixed(d.fwd_ms, 3) << std::setw(12) << fixed(d.fwdbwd_ms, 3)
-              << std::setw(9) << fixed(100.0 * overhead, 1) << "%";
-    row["documents_fwd_ms"] = d.fwd_ms;
-    row["documents_fwdbwd_ms"] = d.fwdbwd_ms;
-    row["documents_fwdbwd_overhead"] = overhead;
+void print_layer_row(const std::string& name, const Json::Object& r) {
+  std::cout << std::left << std::setw(10) << name;
+  if (!case_succeeded(r)) {
+    std::cout << r.at("status").as_string("status") << ": " << r.at("error").as_string("error")
+              << std::endl;
+    return;
+  }
+  std::cout << std::setw(10) << r.at("core").as_string("core") << std::right;
+  const std::pair<const char*, int> columns[] = {{"core_fwdbwd_tflops", 11},
+                                                 {"fwd_ms", 10},
+                                                 {"bwd_ms", 10},
+                                                 {"fwdbwd_ms", 12},
+                                                 {"fwd_speedup_vs_mha", 10},
+                                                 {"bwd_speedup_vs_mha", 10},
+                                                 {"rope_fwd_ms", 9},
+                                                 {"rope_bwd_ms", 9},
+                                                 {"fwd_speedup_vs_mha_without_rope", 10},
+                                                 {"bwd_speedup_vs_mha_without_rope", 10},
+                                                 {"peak_memory_gib", 10}};
+  for (const auto& [key, width] : columns) {
+    const int digits = std::string(key).find("speedup") != std::string::npos ? 2
+                       : std::string(key) == "core_fwdbwd_tflops"            ? 0
+                                                                             : 3;
+    std::cout << std::setw(width) << fixed(field(r, key), digits);
+  }
+  if (r.count("documents_fwd_ms")) {
+    std::cout << std::setw(12) << fixed(field(r, "documents_fwd_ms"), 3) << std::setw(12)
+              << fixed(field(r, "documents_fwdbwd_ms"), 3) << std::setw(9)
+              << fixed(100.0 * field(r, "documents_fwdbwd_overhead"), 1) << "%";
   }
   std::cout << std::endl;
-  return Json(std::move(row));
+}
+
+// The CCA prologue alone, fused against plain ops.
+Json::Object prologue_case(const Config& c, int64_t B, int64_t S, const at::TensorOptions& opts,
+                           const AttentionBenchOptions& o) {
+  const PrologueTimes t = time_prologue(c, B, S, opts, o);
+  return {{"plain_fwd_ms", t.plain_fwd},
+          {"fused_fwd_ms", t.fused_fwd},
+          {"fwd_speedup", t.plain_fwd / t.fused_fwd},
+          {"fused_fwd_gbps", t.fused_gbps},
+          {"plain_fwdbwd_ms", t.plain_fwdbwd},
+          {"fused_fwdbwd_ms", t.fused_fwdbwd},
+          {"fwdbwd_speedup", t.plain_fwdbwd / t.fused_fwdbwd}};
+}
+
+void print_prologue_row(const std::string& name, const Json::Object& r) {
+  std::cout << "  prologue " << std::left << std::setw(9) << name << std::right;
+  if (!case_succeeded(r)) {
+    std::cout << " " << r.at("status").as_string("status") << ": "
+              << r.at("error").as_string("error") << std::endl;
+    return;
+  }
+  std::cout << " fwd plain " << fixed(field(r, "plain_fwd_ms"), 3) << " ms, fused "
+            << fixed(field(r, "fused_fwd_ms"), 3) << " ms (" << fixed(field(r, "fwd_speedup"), 1)
+            << "×, " << fixed(field(r, "fused_fwd_gbps"), 0) << " GB/s);  fwd+bwd plain "
+            << fixed(field(r, "plain_fwdbwd_ms"), 3) << " ms, fused "
+            << fixed(field(r, "fused_fwdbwd_ms"), 3) << " ms ("
+            << fixed(field(r, "fwdbwd_speedup"), 1) << "×), peak "
+            << fixed(field(r, "peak_memory_gib"), 2) << " GiB" << std::endl;
 }
 
 }  // namespace
@@ -309,37 +365,36 @@ Json run_attention_bench(const AttentionBenchOptions& o) {
   const at::ScalarType dtype = parse_bench_dtype(o.dtype);
   const auto opts = at::TensorOptions().device(cuda ? at::kCUDA : at::kCPU).dtype(dtype);
   Json::Array layers, prologues;
+  Json::Object longest;  // variant -> the longest sequence whose layer ran
   for (const int64_t S : o.seq_lens) {
     const int64_t B = std::max<int64_t>(1, o.tokens / S);
     std::optional<Documents> documents;
     if (!o.document_lengths.empty())
       documents = synthetic_documents(B, S, o.document_lengths, opts.device());
     print_layer_header(S, B, o);
-    MhaBaseline mha;
-    for (const std::string& name : o.variants)
-      layers.push_back(bench_layer(name, B, S, opts, o, documents ? &*documents : nullptr, mha));
-    // The fused prologue is CUDA's alone.
-    if (!o.prologue || !cuda) continue;
+    std::optional<Json::Object> mha;  // this length's MHA outcome, the speed-ups' base
     for (const std::string& name : o.variants) {
       const Config c = variant_config(name, o.model_dim, o.head_dim);
+      Json::Object outcome = run_fallible_case(
+          opts.device(), {{"variant", name}, {"seq", S}, {"batch", B}},
+          [&] { return layer_case(c, B, S, opts, o, documents ? &*documents : nullptr); });
+      if (case_succeeded(outcome)) {
+        if (name == "mha") mha = outcome;
+        add_speedups(outcome, mha ? &*mha : nullptr);
+        longest[name] = S;
+      }
+      print_layer_row(name, outcome);
+      layers.push_back(Json(std::move(outcome)));
+    }
+    if (!o.prologue || !cuda) continue;  // the fused prologue is CUDA's alone
+    for (const std::string& name : o.variants) {
       if (!has_cca_prologue(name)) continue;
-      const PrologueTimes t = time_prologue(c, B, S, opts, o);
-      std::cout << "  prologue " << std::left << std::setw(9) << name << std::right << " fwd plain "
-                << fixed(t.plain_fwd, 3) << " ms, fused " << fixed(t.fused_fwd, 3) << " ms ("
-                << fixed(t.plain_fwd / t.fused_fwd, 1) << "×, " << fixed(t.fused_gbps, 0)
-                << " GB/s);  fwd+bwd plain " << fixed(t.plain_fwdbwd, 3) << " ms, fused "
-                << fixed(t.fused_fwdbwd, 3) << " ms (" << fixed(t.plain_fwdbwd / t.fused_fwdbwd, 1)
-                << "×)" << std::endl;
-      prologues.push_back(Json::Object{{"variant", name},
-                                       {"seq", S},
-                                       {"batch", B},
-                                       {"plain_fwd_ms", t.plain_fwd},
-                                       {"fused_fwd_ms", t.fused_fwd},
-                                       {"fwd_speedup", t.plain_fwd / t.fused_fwd},
-                                       {"fused_fwd_gbps", t.fused_gbps},
-                                       {"plain_fwdbwd_ms", t.plain_fwdbwd},
-                                       {"fused_fwdbwd_ms", t.fused_fwdbwd},
-                                       {"fwdbwd_speedup", t.plain_fwdbwd / t.fused_fwdbwd}});
+      const Config c = variant_config(name, o.model_dim, o.head_dim);
+      Json::Object outcome =
+          run_fallible_case(opts.device(), {{"variant", name}, {"seq", S}, {"batch", B}},
+                            [&] { return prologue_case(c, B, S, opts, o); });
+      print_prologue_row(name, outcome);
+      prologues.push_back(Json(std::move(outcome)));
     }
   }
   Json::Array document_lengths(o.document_lengths.begin(), o.document_lengths.end());
@@ -350,6 +405,7 @@ Json run_attention_bench(const AttentionBenchOptions& o) {
                       {"head_dim", o.head_dim},
                       {"tokens", o.tokens},
                       {"layers", layers},
+                      {"longest_seq_per_variant", longest},
                       {"prologue", prologues}};
 }
 

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <memory>
 
+#include "bench/bench_case.h"
 #include "bench/kernel_profile.h"
 #include "ops/device.h"
 #include "train/mfu.h"
@@ -187,6 +188,85 @@ Json comparison(const std::vector<Json>& runs) {
   return Json(std::move(rows));
 }
 
+// The request for one length of a sweep: seq_len (and max_seq_len where the config caps it
+// lower), and the micro-batch from micro_batch_tokens.
+ConfigRequest at_length(const ConfigRequest& request, const Config& as_given, int64_t seq_len,
+                        const TrainBenchOptions& o) {
+  ConfigRequest r = request;
+  r.overrides.push_back(format("train.seq_len={}", seq_len));
+  if (as_given.model.max_seq_len > 0 && as_given.model.max_seq_len < seq_len)
+    r.overrides.push_back(format("model.max_seq_len={}", seq_len));
+  if (o.micro_batch_tokens > 0) {
+    r.overrides.push_back(
+        format("train.micro_batch_size={}", std::max<int64_t>(1, o.micro_batch_tokens / seq_len)));
+    r.overrides.push_back("train.global_batch_size=0");
+  }
+  return r;
+}
+
+void print_sweep(const Json::Array& sweep) {
+  std::cout << format("\n{:>9} {:>6} {:>12} {:>10} {:>9}  {}\n", "seq_len", "micro", "tokens/s",
+                      "ms/step", "peak GiB", "status");
+  for (const Json& row : sweep) {
+    const Json::Object& r = row.as_object("sweep row");
+    const auto number = [&](const char* key) {
+      const auto it = r.find(key);
+      return it == r.end() ? 0.0 : it->second.as_double(key);
+    };
+    std::cout << format("{:>9} {:>6} {:>12.0f} {:>10.2f} {:>9.2f}  {}\n", number("seq_len"),
+                        number("micro_batch_size"), number("tokens_per_s"), number("ms_per_step"),
+                        number("peak_memory_gib"), r.at("status").as_string("status"));
+  }
+}
+
+// One run per sequence length, shortest first, until one runs out of memory.
+Json sweep_seq_lens(const ConfigRequest& request, const TrainBenchOptions& o) {
+  if (!o.compare.empty()) {
+    throw Error("cca-bench train: --seq-lens sweeps one config; run --compare separately");
+  }
+  std::vector<int64_t> lengths = o.seq_lens;
+  std::sort(lengths.begin(), lengths.end());
+  lengths.erase(std::unique(lengths.begin(), lengths.end()), lengths.end());
+  const Config as_given = load_run_config(request).config;
+  for (const int64_t S : lengths) {  // every length is validated before the first one runs
+    if (S < 2) throw Error(format("cca-bench train: --seq-lens {} is not a sequence length", S));
+    (void)load_run_config(at_length(request, as_given, S, o));
+  }
+  const at::Device device = resolve_device(as_given.train.device);
+  Json::Array sweep;
+  Json longest;
+  std::string stopped;
+  for (const int64_t S : lengths) {
+    const ConfigRequest r = at_length(request, as_given, S, o);
+    const int64_t micro = load_run_config(r).config.train.micro_batch_size;
+    const Json::Object identity{{"seq_len", S}, {"micro_batch_size", micro}};
+    if (!stopped.empty()) {
+      Json::Object skipped = identity;
+      skipped["status"] = "skipped";
+      skipped["error"] = stopped;
+      sweep.push_back(Json(std::move(skipped)));
+      continue;
+    }
+    std::cout << format("\nseq_len {} (micro-batch {})\n", S, micro);
+    TrainBenchOptions one = o;
+    if (S != lengths.front()) one.trace_path.clear();
+    one.process_start = Clock::now();
+    const Json::Object outcome = run_fallible_case(
+        device, identity, [&] { return bench_one(r, one).as_object("train benchmark"); });
+    if (case_succeeded(outcome)) longest = Json(S);
+    if (outcome.at("status").as_string("status") == "out_of_memory")
+      stopped = format("not run: seq_len {} already ran out of memory", S);
+    sweep.push_back(Json(outcome));
+  }
+  print_sweep(sweep);
+  return Json(Json::Object{{"benchmark", "train"},
+                           {"config", request.path},
+                           {"device", describe_device(device)},
+                           {"activation_checkpointing", as_given.train.activation_checkpointing},
+                           {"sweep", Json(std::move(sweep))},
+                           {"longest_seq_len", longest}});
+}
+
 }  // namespace
 
 Json run_train_bench(const ConfigRequest& request, const TrainBenchOptions& o) {
@@ -198,6 +278,14 @@ Json run_train_bench(const ConfigRequest& request, const TrainBenchOptions& o) {
   if (!o.trace_path.empty() && o.profile_steps == 0) {
     throw Error("cca-bench train: --trace " + o.trace_path +
                 " records the profiled steps; it needs --profile-steps ≥ 1");
+  }
+  if (!o.seq_lens.empty()) {
+    if (o.document_masking) {
+      throw Error(
+          "cca-bench train: --seq-lens and --document-masking are separate sweeps; run them "
+          "one at a time");
+    }
+    return sweep_seq_lens(request, o);
   }
   const std::vector<ConfigRequest> requests = bench_requests(request, o);
   if (requests.size() == 1) return bench_one(requests.front(), o);

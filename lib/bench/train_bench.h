@@ -26,12 +26,20 @@ struct TrainBenchOptions {
   // Every config runs twice, data.document_masking off then on, the second reported beside the
   // first (the documents are the config's own data's).
   bool document_masking = false;
+  // Sequence lengths to sweep (empty: the config's own): one run per length, shortest first,
+  // each with tokens/s and peak memory or reported as out of memory (longer ones are then
+  // skipped); the JSON names the longest that ran. Not combined with `compare`.
+  std::vector<int64_t> seq_lens;
+  // With seq_lens: micro_batch_size = max(1, this / seq_len), tokens per micro-batch held about
+  // constant; 0 keeps the config's micro_batch_size.
+  int64_t micro_batch_tokens = 0;
   std::chrono::steady_clock::time_point process_start = std::chrono::steady_clock::now();
 };
 
 // The config is used as given except: run.dir (a scratch folder), no evaluation, checkpoints,
 // validation data or progress bar, and train.steps raised to cover the benchmark. With
-// options.compare the JSON is {"runs": [...], "comparison": [...]}, one run object each.
+// options.compare the JSON is {"runs": [...], "comparison": [...]}, one run object each; with
+// options.seq_lens it is {"sweep": [...], "longest_seq_len": N}.
 Json run_train_bench(const ConfigRequest& request, const TrainBenchOptions& options);
 
 }  // namespace cca::bench

@@ -33,6 +33,9 @@ struct AttentionConfig {
   bool qk_norm;
   double rope_theta;
   double rope_fraction;
+  std::string rope_scaling;
+  double rope_scaling_factor;
+  int64_t rope_original_max_seq_len;
   std::string core;
   // The keys the variants declare for themselves (attention.mla.*, attention.cca.*, ...).
   VariantSettings settings;

@@ -66,6 +66,14 @@ std::vector<KeySpec> common_keys_before_variants() {
       {CCA_KEY(attention.rope_theta), FloatSpec{10000.0, 1.0, 1e12}, "RoPE base θ."},
       {CCA_KEY(attention.rope_fraction), FloatSpec{1.0, 0.0, 1.0},
        "Fraction of each head's dims that get RoPE (rotate-half pairing); CCA uses 0.5."},
+      {CCA_KEY(attention.rope_scaling), EnumSpec{"none", {"none", "linear", "ntk", "yarn"}},
+       "Context extension of every variant's rotary dims: linear (position interpolation), ntk "
+       "(NTK-aware base), yarn (ramp + attention temperature); none = plain RoPE."},
+      {CCA_KEY(attention.rope_scaling_factor), FloatSpec{1.0, 1.0, 1024.0},
+       "How many times longer than attention.rope_original_max_seq_len the context becomes."},
+      {CCA_KEY(attention.rope_original_max_seq_len), IntSpec{0, 0, 1 << 22},
+       "Sequence length the model was trained at before scaling (YaRN's ramp needs it); 0 = "
+       "unset."},
       {CCA_KEY(attention.core), EnumSpec{"auto", {"auto", "math", "flash", "cudnn", "efficient"}},
        "Core attention kernel on CUDA; auto = fastest measured. CPU always uses exact math."},
   };

@@ -5,6 +5,7 @@
 
 #include "config/attention_variant.h"
 #include "config/data_sources.h"
+#include "config/geometry.h"
 #include "util/format.h"
 #include "util/strings.h"
 
@@ -19,6 +20,7 @@ class Rules : public RuleSink {
 
   void check_all() {
     check_attention();
+    check_rope_scaling();
     check_moe();
     check_lengths_and_batch();
     check_schedule();
@@ -49,6 +51,42 @@ class Rules : public RuleSink {
     // An unknown kind was already reported by the schema.
     if (std::find(names.begin(), names.end(), c_.attention.kind) == names.end()) return;
     attention_variant(c_.attention.kind).validate(c_, *this);
+  }
+
+  // The scaling keys mean something only together: a factor without a kind (or the reverse) is a
+  // half-made edit, and YaRN's ramp is measured in rotations over the original length.
+  void check_rope_scaling() {
+    const AttentionConfig& a = c_.attention;
+    if (a.rope_scaling == "none") {
+      if (a.rope_scaling_factor != 1.0 || a.rope_original_max_seq_len != 0) {
+        fail({"attention.rope_scaling_factor", "attention.rope_original_max_seq_len",
+              "attention.rope_scaling"},
+             format("attention.rope_scaling_factor = {} / rope_original_max_seq_len = {} have no "
+                    "effect with attention.rope_scaling: none; set rope_scaling to linear, ntk or "
+                    "yarn, or remove them",
+                    a.rope_scaling_factor, a.rope_original_max_seq_len));
+      }
+      return;
+    }
+    if (a.rope_scaling_factor <= 1.0) {
+      fail({"attention.rope_scaling_factor", "attention.rope_scaling"},
+           format("attention.rope_scaling: {} needs attention.rope_scaling_factor above 1 (the new "
+                  "context over the original, e.g. 4 for 4k → 16k), got {}",
+                  a.rope_scaling, a.rope_scaling_factor));
+    }
+    if (a.rope_scaling == "yarn" && a.rope_original_max_seq_len == 0) {
+      fail({"attention.rope_original_max_seq_len", "attention.rope_scaling"},
+           "attention.rope_scaling: yarn needs attention.rope_original_max_seq_len, the sequence "
+           "length the model was trained at (e.g. 4096)");
+    }
+    const double covered = a.rope_scaling_factor * static_cast<double>(a.rope_original_max_seq_len);
+    const int64_t longest = max_sequence_length(c_);
+    if (a.rope_original_max_seq_len > 0 && static_cast<double>(longest) > covered) {
+      warn({"attention.rope_scaling_factor", "model.max_seq_len", "train.seq_len"},
+           format("sequences of {} tokens exceed what attention.rope_scaling_factor {} × "
+                  "rope_original_max_seq_len {} = {} covers; positions past it extrapolate",
+                  longest, a.rope_scaling_factor, a.rope_original_max_seq_len, covered));
+    }
   }
 
   void check_moe() {

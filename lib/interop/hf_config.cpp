@@ -1,5 +1,6 @@
 #include "interop/hf_config.h"
 
+#include <cmath>
 #include <functional>
 #include <variant>
 
@@ -14,6 +15,28 @@ namespace {
 
 Json optional_id(const std::optional<int64_t>& id) {
   return id ? Json(*id) : Json();
+}
+
+// RoPE as transformers 5's rope_parameters spell it: linear and yarn by name (yarn's β 32/1 and
+// temperature 0.1·ln s + 1 are its defaults too), NTK-aware as the plain RoPE of its enlarged base.
+Json::Object rope_parameters(const Config& c) {
+  const AttentionConfig& a = c.attention;
+  Json::Object rope;
+  rope["rope_type"] =
+      a.rope_scaling == "linear" || a.rope_scaling == "yarn" ? a.rope_scaling : "default";
+  rope["rope_theta"] = a.rope_theta;
+  if (a.rope_scaling == "ntk") {
+    const double r = static_cast<double>(attention_geometry(c).rope_dim);
+    rope["rope_theta"] = a.rope_theta * std::pow(a.rope_scaling_factor, r / (r - 2.0));
+  }
+  if (a.rope_scaling == "linear" || a.rope_scaling == "yarn")
+    rope["factor"] = a.rope_scaling_factor;
+  if (a.rope_scaling == "yarn") {
+    rope["original_max_position_embeddings"] = a.rope_original_max_seq_len;
+    rope["beta_fast"] = 32.0;
+    rope["beta_slow"] = 1.0;
+  }
+  return rope;
 }
 
 // Fields every target shares: sizes, norm, RoPE, embeddings, special tokens.
@@ -38,11 +61,9 @@ Json::Object common_fields(HfTarget target, const Config& c, const SpecialTokens
   o["attention_dropout"] = 0.0;
   o["initializer_range"] = c.model.init_std;
   // transformers 5 reads rope_parameters; 4.x reads rope_theta.
-  Json::Object rope;
-  rope["rope_type"] = "default";
-  rope["rope_theta"] = c.attention.rope_theta;
+  Json::Object rope = rope_parameters(c);
+  o["rope_theta"] = rope["rope_theta"];
   o["rope_parameters"] = Json(std::move(rope));
-  o["rope_theta"] = c.attention.rope_theta;
   o["bos_token_id"] = optional_id(tokens.bos);
   o["eos_token_id"] = optional_id(tokens.eos);
   o["pad_token_id"] = Json();

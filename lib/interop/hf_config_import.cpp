@@ -1,5 +1,6 @@
 // overrides_from_hf: a Hugging Face config.json as our config keys (hf_config.h).
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <map>
 #include <set>
@@ -64,14 +65,60 @@ void put(Overrides& out, const std::string& key, bool value) {
   put(out, key, std::string(value ? "true" : "false"));
 }
 
-// RoPE without scaling: theta, and the rotated fraction of each head.
-double rope_theta(const HfFields& f, double& fraction) {
+// transformers' linear and yarn rope_parameters as attention.rope_scaling: yarn only with the
+// published defaults we compute (β 32/1, temperature 0.1·ln s + 1, rounded ramp boundaries).
+void rope_scaling_keys(const HfFields& f, const Json& rope, const std::string& type,
+                       Overrides& out) {
+  const auto field = [&](const char* key) -> const Json* {
+    const Json* value = rope.find(key);
+    return value == nullptr || value->is_null() ? nullptr : value;
+  };
+  const Json* factor = field("factor");
+  if (factor == nullptr) f.refuse("rope_parameters", "rope_type " + type + " needs a factor");
+  const double s = factor->as_double("rope_parameters.factor");
+  if (!(s > 1.0)) f.refuse("rope_parameters", "the scaling factor must be above 1");
+  put(out, "attention.rope_scaling", type);
+  put(out, "attention.rope_scaling_factor", s);
+  if (type != "yarn") return;
+  const Json* original = field("original_max_position_embeddings");
+  if (original == nullptr) {
+    f.refuse("rope_parameters", "yarn needs original_max_position_embeddings");
+  }
+  const auto is = [&](const char* key, double want) {
+    const Json* v = field(key);
+    return v == nullptr || std::abs(v->as_double(key) - want) <= 1e-9 * std::abs(want);
+  };
+  const bool published = is("beta_fast", 32.0) && is("beta_slow", 1.0) &&
+                         is("attention_factor", 0.1 * std::log(s) + 1.0) &&
+                         field("mscale") == nullptr && field("mscale_all_dim") == nullptr &&
+                         (field("truncate") == nullptr || field("truncate")->as_bool("truncate"));
+  if (!published) {
+    f.refuse("rope_parameters",
+             "only YaRN's published settings import (beta_fast 32, beta_slow 1, attention_factor "
+             "0.1·ln(factor) + 1, no mscale, truncate true)");
+  }
+  put(out, "attention.rope_original_max_seq_len",
+      original->as_int("rope_parameters.original_max_position_embeddings"));
+}
+
+// RoPE: theta, the rotated fraction of each head, and (where `scaling` is given) linear or yarn
+// scaling; other scalings, and any scaling where `scaling` is null, are refused.
+double rope_theta(const HfFields& f, double& fraction, Overrides* scaling = nullptr) {
   fraction = f.real("partial_rotary_factor", 1.0);
   double theta = f.real("rope_theta", 10000.0);
   if (const Json* rope = f.find("rope_parameters")) {
     const Json* type = rope->find("rope_type");
-    if (type != nullptr && !type->is_null() && type->as_string("rope_type") != "default") {
-      f.refuse("rope_parameters", "only unscaled RoPE (rope_type default) is supported");
+    const std::string kind =
+        type == nullptr || type->is_null() ? "default" : type->as_string("rope_type");
+    if (kind != "default") {
+      if (scaling == nullptr || (kind != "linear" && kind != "yarn")) {
+        f.refuse("rope_parameters",
+                 scaling == nullptr
+                     ? "only unscaled RoPE (rope_type default) is supported for this class"
+                     : "only unscaled, linear or yarn RoPE (rope_type default, linear, yarn) is "
+                       "supported");
+      }
+      rope_scaling_keys(f, *rope, kind, *scaling);
     }
     if (const Json* t = rope->find("rope_theta"); t && !t->is_null())
       theta = t->as_double("rope_theta");
@@ -80,7 +127,7 @@ double rope_theta(const HfFields& f, double& fraction) {
     }
   }
   if (f.find("rope_scaling") != nullptr) {
-    f.refuse("rope_scaling", "only unscaled RoPE is supported");
+    f.refuse("rope_scaling", "the transformers 4 form is not read; use rope_parameters");
   }
   return theta;
 }
@@ -103,7 +150,8 @@ void head_attention(const HfFields& f, bool qk_norm, bool partial_rope_allowed, 
   const int64_t heads = f.integer("num_attention_heads");
   const int64_t kv_heads = f.integer("num_key_value_heads", heads);
   double fraction = 1.0;
-  const double theta = rope_theta(f, fraction);
+  // Phi3 (the partial-RoPE class) ties its scaling to longrope fields no export writes.
+  const double theta = rope_theta(f, fraction, partial_rope_allowed ? nullptr : &out);
   if (fraction != 1.0 && !partial_rope_allowed) {
     f.refuse("partial_rotary_factor", "this class rotates whole heads");
   }

@@ -58,10 +58,20 @@ class Staging {
   bool committed_ = false;
 };
 
+// The remote-code model rotates with plain RoPE: a scaled model would compute other logits there.
+void refuse_scaled_remote_code(const Config& config) {
+  if (config.attention.rope_scaling == "none") return;
+  throw Error("export: attention.rope_scaling = " + config.attention.rope_scaling +
+              " has no Hugging Face form for this model: only the stock Llama, Qwen3, Mixtral and "
+              "Qwen3-MoE classes are exported with scaled RoPE (rope_parameters), and this model "
+              "needs the remote-code fallback, which computes unscaled RoPE");
+}
+
 HfTarget resolve_target(const HfExportRequest& request, const Config& config,
                         HfExportResult& result) {
   if (request.target == "auto") {
     const TargetChoice choice = choose_target(config);
+    if (choice.target == HfTarget::remote_code) refuse_scaled_remote_code(config);
     if (choice.target == HfTarget::remote_code && choice.closest) {
       for (const std::string& p : choice.problems) {
         result.fallback_reasons.push_back(architecture(*choice.closest) + ": " + p);
@@ -70,6 +80,7 @@ HfTarget resolve_target(const HfExportRequest& request, const Config& config,
     return choice.target;
   }
   const HfTarget target = parse_target(request.target);
+  if (target == HfTarget::remote_code) refuse_scaled_remote_code(config);
   const std::vector<std::string> problems = target_problems(target, config);
   if (!problems.empty()) {
     throw Error("export --hf-target " + request.target + ": " + architecture(target) +

@@ -209,6 +209,14 @@ std::vector<std::string> target_problems(HfTarget target, const Config& c) {
   std::vector<std::string> problems;
   if (target == HfTarget::remote_code) return problems;
   const std::string cls = architecture(target);
+  // Phi3 and DeepSeek-V3 tie their RoPE scaling to fields of their own (longrope,
+  // mscale_all_dim) that no export writes yet; their logits would differ.
+  if (c.attention.rope_scaling != "none" &&
+      (target == HfTarget::phi3 || target == HfTarget::deepseek_v3)) {
+    problems.push_back(
+        "attention.rope_scaling = " + c.attention.rope_scaling + ": " + cls +
+        " is not exported with scaled RoPE (Llama, Qwen3, Mixtral and Qwen3-MoE are)");
+  }
   if (target == HfTarget::deepseek_v3) {
     check_attention(c, needs_of(target), cls, problems);
     check_deepseek(c, problems);

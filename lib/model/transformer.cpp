@@ -28,6 +28,8 @@ void add_loss(at::Tensor& sum, const at::Tensor& term) {
 AttentionOptions attention_options(const Config& c) {
   AttentionOptions o;
   o.rope_theta = c.attention.rope_theta;
+  o.rope_scaling = RopeScaling::parse(c.attention.rope_scaling, c.attention.rope_scaling_factor,
+                                      c.attention.rope_original_max_seq_len);
   o.core = parse_core_backend(c.attention.core);
   o.norm_eps = c.model.norm_eps;
   o.init_std = c.model.init_std;

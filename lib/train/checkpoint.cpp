@@ -68,12 +68,21 @@ void restore_rng_states(const std::map<std::string, at::Tensor>& states, const s
   }
 }
 
-// Keys whose change alters the model's parameters or what they mean.
+// Keys whose change alters the model's parameters or what they mean. RoPE scaling is left out on
+// purpose: switching it on for a longer context is how a run continues past its trained length.
 bool shapes_the_model(const std::string& key) {
-  static const std::set<std::string> kRuntimeOnly = {
-      "model.z_loss",      "model.init_std",  "model.depth_scaled_init",
-      "model.max_seq_len", "attention.core",  "attention.cca.kernels",
-      "moe.aux_loss_coef", "moe.z_loss_coef", "moe.bias_update_rate"};
+  static const std::set<std::string> kRuntimeOnly = {"model.z_loss",
+                                                     "model.init_std",
+                                                     "model.depth_scaled_init",
+                                                     "model.max_seq_len",
+                                                     "attention.core",
+                                                     "attention.cca.kernels",
+                                                     "attention.rope_scaling",
+                                                     "attention.rope_scaling_factor",
+                                                     "attention.rope_original_max_seq_len",
+                                                     "moe.aux_loss_coef",
+                                                     "moe.z_loss_coef",
+                                                     "moe.bias_update_rate"};
   const bool model_section =
       key.rfind("model.", 0) == 0 || key.rfind("attention.", 0) == 0 || key.rfind("moe.", 0) == 0;
   return model_section && kRuntimeOnly.count(key) == 0;

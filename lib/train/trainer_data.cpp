@@ -87,8 +87,7 @@ void Trainer::check_validation_separator(const data::ShardSet& val) const {
       val_separator.opens_document != document_separator_->opens_document) {
     const data::ShardSet& train = train_shards_ ? *train_shards_ : *train_sources_.front().shards;
     throw Error("data.document_masking: the validation shards' manifest " + val.manifest_path +
-                " separates documents otherwise than the training shards' " +
-                train.manifest_path);
+                " separates documents otherwise than the training shards' " + train.manifest_path);
   }
 }
 

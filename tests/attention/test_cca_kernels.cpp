@@ -21,6 +21,10 @@
 #include "ops/device.h"
 #include "ops/rope.h"
 
+#ifdef CCA_WITH_CUDA
+#include "cca_prologue.h"
+#endif
+
 namespace cca {
 namespace {
 
@@ -117,7 +121,7 @@ Result run(const CcaGeometry& g, const Leaves& leaves, bool fused,
   const CcaProjections p{leaves.q0, leaves.k0, leaves.v_current, leaves.v_delayed};
   const CcaPrologueOutput o =
       fused ? cca_prologue_fused(
-                  g, cca_rope_inverse_frequencies(g.rope_dim, kTheta, leaves.q0.device()), w,
+                  g, cca_rope_inverse_frequencies(g.rope_dim, kTheta, {}, leaves.q0.device()), w,
                   leaves.tau, p)
             : cca_prologue(g, Rotary(g.rope_dim, kTheta), w, leaves.tau, p, {}, {}, 0);
   Result r;
@@ -316,6 +320,102 @@ TEST(CcaKernels, ModuleFusedMatchesReferenceAndDecodes) {
     const at::Tensor after = reference->forward(x, nullptr);
     EXPECT_LT(relative_error(run_chunks(*fused, *updated_cache), after), tol) << "after update";
     at::globalContext().setAllowTF32CuDNN(tf32);
+  }
+}
+
+#ifdef CCA_WITH_CUDA
+// The launchers' limits (CPU): long sequences are bounded by memory, not by 32-bit offsets; what
+// CUDA's grid cannot hold is refused naming the dimension.
+TEST(CcaKernelLimits, LongSequencesLaunchAndGridLimitsAreNamed) {
+  kernels::CcaPrologueShape sh;
+  sh.batch = 1;
+  sh.seq = 131072;
+  sh.n_q = 64;
+  sh.n_kv = 64;
+  sh.head_dim = 128;
+  sh.rope_dim = 64;
+  EXPECT_EQ(sh.batch * sh.seq * sh.channels(), int64_t{1} << 31);  // once refused as too large
+  EXPECT_EQ(kernels::cca_launch_problem(sh), "");
+  sh.head_dim = 256;  // 2^32 elements per activation
+  EXPECT_EQ(kernels::cca_launch_problem(sh), "");
+  const auto problem = [&](auto change) {
+    kernels::CcaPrologueShape other = sh;
+    change(other);
+    return kernels::cca_launch_problem(other);
+  };
+  EXPECT_NE(problem([](auto& s) { s.batch = 70000; }).find("batch 70000 exceeds CUDA's 65535"),
+            std::string::npos);
+  EXPECT_NE(problem([](auto& s) { s.n_q = s.n_kv = 40000; }).find("heads 80000"),
+            std::string::npos);
+  EXPECT_NE(problem([](auto& s) { s.seq = int64_t{1} << 21; })
+                .find("sequence length 2097152 exceeds CUDA's 65535 blocks in grid.y of the "
+                      "depthwise backward"),
+            std::string::npos);
+  EXPECT_EQ(problem([](auto& s) { s.seq = 65535 * 16 - 1; }), "");  // the longest that launches
+}
+#endif
+
+// S = 131,072 with 64 + 64 heads of 128 dims: every activation has B·S·channels = 2^31 elements,
+// past a 32-bit index. The fused forward and backward over the whole sequence must equal the
+// float32 reference run on windows of it (at their absolute positions, conv history zero): rows
+// from the conv's reach on are exact, and away from a window's end so are their gradients.
+TEST(CcaKernels, LongSequencePastA32BitIndexMatchesReferenceWindows) {
+  REQUIRE_GPU();
+  const int64_t S = 131072, d = 128, heads = 64, width = heads * d;
+  const KernelCase c{"long", kBf16, d, heads, heads, 2, 2, 2, true, true, 0.5, 1, S};
+  const CcaGeometry g = geometry_of(c);
+  const int64_t M = g.conv_channels();
+  const auto bf16 = at::TensorOptions().device(at::kCUDA).dtype(kBf16);
+  at::manual_seed(12);
+  const auto leaf = [&](const at::Tensor& t) { return t.to(bf16).requires_grad_(true); };
+  Leaves l;
+  l.q0 = leaf(at::randn({1, S, width}, bf16));
+  l.k0 = leaf(at::randn({1, S, width}, bf16));
+  l.v_current = leaf(at::randn({1, S, width / 2}, bf16));
+  l.v_delayed = leaf(at::randn({1, S, width / 2}, bf16));
+  l.dw_w = leaf(at::randn({M, 1, 2}, bf16) * 0.5);
+  l.dw_b = leaf(at::randn({M}, bf16) * 0.5);
+  l.g_w = leaf(at::randn({M, d, 2}, bf16) / std::sqrt(2.0 * d));
+  l.g_b = leaf(at::randn({M}, bf16) * 0.5);
+  l.tau = leaf(at::rand({heads}, bf16) + 0.5);
+  const std::vector<at::Tensor> upstream = {at::randn({1, S, heads, d}, bf16),
+                                            at::randn({1, S, heads, d}, bf16),
+                                            at::randn({1, S, heads, d}, bf16)};
+  const CcaConvWeights w{l.dw_w, l.dw_b, l.g_w, l.g_b};
+  const CcaPrologueOutput fused =
+      cca_prologue_fused(g, cca_rope_inverse_frequencies(g.rope_dim, kTheta, {}, l.q0.device()), w,
+                         l.tau, {l.q0, l.k0, l.v_current, l.v_delayed});
+  const std::vector<at::Tensor> outputs = {fused.q, fused.k, fused.v};
+  const std::vector<at::Tensor> inputs = {l.q0, l.k0, l.v_current, l.v_delayed};
+  const std::vector<at::Tensor> grads = torch::autograd::grad(outputs, inputs, upstream);
+  const int64_t window = 192, margin = 8;
+  for (const int64_t start : {int64_t{0}, S / 2 - 100, S - window}) {
+    const auto slice = [&](const at::Tensor& t) {
+      return t.detach().narrow(1, start, window).to(at::kFloat).requires_grad_(true);
+    };
+    const auto plain = [](const at::Tensor& t) { return t.detach().to(at::kFloat); };
+    const std::vector<at::Tensor> win = {slice(l.q0), slice(l.k0), slice(l.v_current),
+                                         slice(l.v_delayed)};
+    const CcaPrologueOutput ref = cca_prologue(
+        g, Rotary(g.rope_dim, kTheta), {plain(l.dw_w), plain(l.dw_b), plain(l.g_w), plain(l.g_b)},
+        plain(l.tau), {win[0], win[1], win[2], win[3]}, {}, {}, start);
+    std::vector<at::Tensor> ref_upstream;
+    for (const at::Tensor& u : upstream) ref_upstream.push_back(slice(u).detach());
+    const std::vector<at::Tensor> ref_grads =
+        torch::autograd::grad({ref.q, ref.k, ref.v}, win, ref_upstream);
+    const int64_t last = start + window == S ? window : window - margin;  // later tokens feed back
+    const auto rows = [&](const at::Tensor& t, int64_t from) {
+      return t.narrow(1, from + margin, last - margin);
+    };
+    const std::vector<at::Tensor> ref_outputs = {ref.q, ref.k, ref.v};
+    for (size_t i = 0; i < 3; ++i) {
+      EXPECT_LT(relative_error(rows(outputs[i], start), rows(ref_outputs[i], 0)), 2.5e-2)
+          << "output " << i << " at " << start;
+    }
+    for (size_t i = 0; i < 4; ++i) {
+      EXPECT_LT(relative_error(rows(grads[i], start), rows(ref_grads[i], 0)), 4e-2)
+          << "gradient " << i << " at " << start;
+    }
   }
 }
 

@@ -135,5 +135,51 @@ TEST(TrainBench, ATraceWithoutProfiledStepsIsAnError) {
   }
 }
 
+// --seq-lens: one run per length (shortest first, duplicates once), micro-batches sized from
+// --micro-batch-tokens, activation checkpointing through --set, and the longest that ran.
+TEST(TrainBench, SeqLenSweepRunsEachLengthAndNamesTheLongest) {
+  const testing::ScratchDir dir;
+  ConfigRequest request;
+  request.path = write_config(dir, "cca.yaml", false);
+  request.overrides = {"train.activation_checkpointing=true", "model.max_seq_len=32"};
+  bench::TrainBenchOptions o = quick_options();
+  o.phase_steps = 0;
+  o.seq_lens = {64, 16, 64};
+  o.micro_batch_tokens = 64;
+  const Json doc = bench::run_train_bench(request, o);
+  const auto& sweep = doc.at("sweep", "doc").as_array("sweep");
+  ASSERT_EQ(sweep.size(), 2u);
+  EXPECT_EQ(number(sweep[0], "seq_len"), 16);
+  EXPECT_EQ(number(sweep[0], "micro_batch_size"), 4);
+  EXPECT_EQ(number(sweep[1], "seq_len"), 64);  // past model.max_seq_len 32: raised for the run
+  EXPECT_EQ(number(sweep[1], "micro_batch_size"), 1);
+  for (const Json& row : sweep) {
+    EXPECT_EQ(row.at("status", "row").as_string("status"), "ok");
+    EXPECT_EQ(number(row, "tokens_per_step"), 2 * 64);  // grad_accum 2 × 64 tokens
+    EXPECT_GT(number(row, "tokens_per_s"), 0.0);
+    EXPECT_GT(number(row, "peak_memory_gib"), 0.0);
+  }
+  EXPECT_EQ(number(doc, "longest_seq_len"), 64);
+  EXPECT_TRUE(doc.at("activation_checkpointing", "doc").as_bool("activation_checkpointing"));
+}
+
+TEST(TrainBench, SeqLenSweepRefusesCompareAndBadLengthsBeforeRunning) {
+  const testing::ScratchDir dir;
+  ConfigRequest request;
+  request.path = write_config(dir, "cca.yaml", false);
+  bench::TrainBenchOptions o = quick_options();
+  o.seq_lens = {16};
+  o.compare = {write_config(dir, "mha.yaml", true)};
+  EXPECT_THROW(bench::run_train_bench(request, o), Error);
+  o.compare.clear();
+  o.seq_lens = {16, 1};
+  try {
+    bench::run_train_bench(request, o);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--seq-lens 1"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace cca

@@ -88,6 +88,40 @@ TEST(ValidateHeads, WidthMustDivideByHeads) {
   satisfied("model:\n  d_model: 768\nattention:\n  kind: mla\n  n_heads: 10\n");
 }
 
+// ---------------------------------------------------------------------------------------------
+// RoPE scaling
+
+TEST(ValidateRopeScaling, KeysGoTogetherAndYarnNeedsTheOriginalLength) {
+  const Diagnostic stray = broken("attention:\n  rope_scaling_factor: 4\n");
+  EXPECT_EQ(stray.message,
+            "attention.rope_scaling_factor = 4 / rope_original_max_seq_len = 0 have no effect "
+            "with attention.rope_scaling: none; set rope_scaling to linear, ntk or yarn, or "
+            "remove them");
+  EXPECT_EQ(stray.origin.describe(), "rule.yaml:2:3");
+  const Diagnostic flat = broken("attention:\n  rope_scaling: linear\n");
+  EXPECT_TRUE(contains(flat.message,
+                       "attention.rope_scaling: linear needs "
+                       "attention.rope_scaling_factor above 1"))
+      << flat.message;
+  const Diagnostic yarn = broken("attention:\n  rope_scaling: yarn\n  rope_scaling_factor: 4\n");
+  EXPECT_TRUE(contains(yarn.message, "yarn needs attention.rope_original_max_seq_len"))
+      << yarn.message;
+  satisfied("attention:\n  rope_scaling: ntk\n  rope_scaling_factor: 4\n");
+  satisfied(
+      "attention:\n  rope_scaling: yarn\n  rope_scaling_factor: 4\n"
+      "  rope_original_max_seq_len: 256\ntrain:\n  seq_len: 1024\n");
+  satisfied("attention:\n  kind: mla\n  rope_scaling: linear\n  rope_scaling_factor: 2\n");
+}
+
+TEST(ValidateRopeScaling, SequencesPastTheScaledLengthAreWarned) {
+  const Diagnostic d = warned(
+      "attention:\n  rope_scaling: yarn\n  rope_scaling_factor: 4\n"
+      "  rope_original_max_seq_len: 256\ntrain:\n  seq_len: 2048\n");
+  EXPECT_EQ(d.message,
+            "sequences of 2048 tokens exceed what attention.rope_scaling_factor 4 × "
+            "rope_original_max_seq_len 256 = 1024 covers; positions past it extrapolate");
+}
+
 TEST(ValidateHeads, MhaTakesNoSeparateKvHeads) {
   const Diagnostic d = broken("attention:\n  kind: mha\n  n_kv_heads: 4\n");
   EXPECT_EQ(d.message,

@@ -37,6 +37,15 @@ VARIANTS = {
     "moe_sigmoid": (MLA + "moe: {n_experts: 4, top_k: 2, expert_hidden: 48, first_dense_layers: 1,"
                     " score: sigmoid, shared_experts: 1, bias_update_rate: 0.01}\n",
                     "DeepseekV3ForCausalLM"),
+    # attention.rope_scaling as rope_parameters (yarn, linear) or an enlarged base (ntk). Base 10
+    # and original length 16 put YaRN's ramp inside the 8 pairs of a 16-dim head.
+    "gqa_yarn": (HEADS + "attention: {kind: gqa, n_heads: 4, n_kv_heads: 2, rope_theta: 10.0, "
+                 "rope_scaling: yarn, rope_scaling_factor: 2, rope_original_max_seq_len: 16}\n",
+                 "LlamaForCausalLM"),
+    "qwen3_linear": (HEADS + "attention: {kind: gqa, n_heads: 4, n_kv_heads: 2, qk_norm: true, "
+                     "rope_scaling: linear, rope_scaling_factor: 2.5}\n", "Qwen3ForCausalLM"),
+    "llama_ntk": (HEADS + "attention: {kind: mha, n_heads: 4, rope_scaling: ntk, "
+                  "rope_scaling_factor: 4}\n", "LlamaForCausalLM"),
     # No stock class: our remote code (lib/interop/hf_remote), loaded with trust_remote_code.
     "cca": (HEADS + "attention: {kind: cca, n_heads: 4, rope_fraction: 0.5, cca: {q_compression: 2}}\n",
             "CcaTrainForCausalLM"),

@@ -3,11 +3,14 @@
 // Python tests in this folder load the exports with it).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
+#include <fstream>
 
 #include "config/loader.h"
 #include "interop/hf_config.h"
 #include "interop/hf_convert.h"
+#include "interop/hf_export.h"
 #include "interop/hf_target.h"
 #include "interop/hf_tensor_map.h"
 #include "interop/hf_weights.h"
@@ -184,6 +187,78 @@ TEST(HfConfig, ImportRefusesWhatWeCannotComputeNamingFieldAndValue) {
     });
     EXPECT_NE(message.find(named), std::string::npos) << json << " gave: " << message;
   }
+}
+
+// attention.rope_scaling as transformers 5 spells it, and back.
+TEST(HfConfig, RopeScalingExportsAsRopeParametersAndImportsBack) {
+  const std::string heads = "attention: {kind: gqa, n_heads: 4, n_kv_heads: 2, ";
+  const std::string yarn =
+      "rope_scaling: yarn, rope_scaling_factor: 4, rope_original_max_seq_len: 256}\n";
+  for (const std::string& yaml : {heads + yarn, heads + "qk_norm: true, " + yarn,
+                                  heads + "rope_scaling: linear, rope_scaling_factor: 2.5}\n"}) {
+    const Config c = config_of(yaml + "train: {seq_len: 1024}\n");
+    const HfTarget target = choose_target(c).target;
+    EXPECT_NE(target_name(target), target_name(HfTarget::remote_code)) << yaml;
+    const Json hf = parse_json(hf_config(target, c, {1, 2}, "float32").dump(), "config.json");
+    const Json& rope = hf.at("rope_parameters", "config.json");
+    EXPECT_EQ(rope.at("rope_type", "config.json").as_string(""), c.attention.rope_scaling) << yaml;
+    EXPECT_EQ(rope.at("factor", "config.json").as_double(""), c.attention.rope_scaling_factor)
+        << yaml;
+    if (c.attention.rope_scaling == "yarn") {
+      EXPECT_EQ(rope.at("original_max_position_embeddings", "config.json").as_int(""), 256);
+      EXPECT_EQ(rope.at("beta_fast", "config.json").as_double(""), 32.0);
+      EXPECT_EQ(rope.at("beta_slow", "config.json").as_double(""), 1.0);
+    }
+    LoadOptions options;
+    options.overrides = overrides_from_hf(hf, "config.json");
+    const Config back = load_config("", options).config;
+    EXPECT_EQ(back.attention.rope_scaling, c.attention.rope_scaling) << yaml;
+    EXPECT_EQ(back.attention.rope_scaling_factor, c.attention.rope_scaling_factor) << yaml;
+    EXPECT_EQ(back.attention.rope_original_max_seq_len, c.attention.rope_original_max_seq_len);
+  }
+  // NTK-aware is the plain RoPE of base θ·s^{r/(r-2)} (r = head_dim 16 here).
+  const Config ntk = config_of(heads + "rope_scaling: ntk, rope_scaling_factor: 4}\n");
+  const Json hf = hf_config(HfTarget::llama, ntk, {1, 2}, "float32");
+  EXPECT_EQ(hf.at("rope_parameters", "config.json").at("rope_type", "config.json").as_string(""),
+            "default");
+  EXPECT_DOUBLE_EQ(
+      hf.at("rope_parameters", "config.json").at("rope_theta", "config.json").as_double(""),
+      10000.0 * std::pow(4.0, 16.0 / 14.0));
+  EXPECT_DOUBLE_EQ(hf.at("rope_theta", "config.json").as_double(""),
+                   10000.0 * std::pow(4.0, 16.0 / 14.0));
+}
+
+TEST(HfConfig, ScaledRopeWithoutAnExactHfFormIsRefusedNamingTheKey) {
+  const std::string yarn =
+      "rope_scaling: yarn, rope_scaling_factor: 4, rope_original_max_seq_len: 256";
+  // Phi3 (partial RoPE) and DeepSeek-V3 (MLA) list the scaling among what they lack.
+  const std::pair<std::string, HfTarget> cases[] = {
+      {"attention: {kind: gqa, n_heads: 4, n_kv_heads: 2, rope_fraction: 0.5, " + yarn + "}\n",
+       HfTarget::phi3},
+      {"model: {norm_eps: 1.0e-6}\n" + std::string(kMla).insert(12, yarn + ", "),
+       HfTarget::deepseek_v3}};
+  for (const auto& [yaml, stock] : cases) {
+    const Config c = config_of(yaml);
+    EXPECT_EQ(target_name(choose_target(c).target), target_name(HfTarget::remote_code)) << yaml;
+    bool named = false;
+    for (const std::string& p : target_problems(stock, c))
+      named = named || p.find("attention.rope_scaling = yarn") != std::string::npos;
+    EXPECT_TRUE(named) << yaml;
+  }
+  // The remote-code export computes plain RoPE: refused before anything is written.
+  testing::ScratchDir dir;
+  const std::string checkpoint = (dir / "ckpt");
+  files::make_directories(checkpoint);
+  std::ofstream(files::join(checkpoint, "config.yaml"))
+      << "attention: {kind: cca, n_heads: 4, rope_fraction: 0.5, cca: {q_compression: 2}, " << yarn
+      << "}\n";
+  HfExportRequest request;
+  request.checkpoint = checkpoint;
+  request.out = dir / "out";
+  const std::string message = error_of([&] { export_hf(request); });
+  EXPECT_NE(message.find("attention.rope_scaling = yarn"), std::string::npos) << message;
+  EXPECT_NE(message.find("remote-code"), std::string::npos) << message;
+  EXPECT_FALSE(files::exists(dir / "out"));
 }
 
 TEST(HfWeights, ShardsPastTheLimitWithAnIndexAndReadsBack) {

@@ -183,5 +183,28 @@ TEST(RotaryCuda, NoGradFloat64AndEmptyInputs) {
   EXPECT_EQ(rope.apply(empty, 0).numel(), 0);
 }
 
+// S = 131,072 tokens of 64 heads × 256 dims: 2^31 elements, past a 32-bit index. Every slice of
+// the whole-sequence result (and of its gradient) equals the same slice rotated on its own at its
+// offset, bit for bit.
+TEST(RotaryCuda, LongSequencePastA32BitIndexMatchesSlicesRotatedAlone) {
+  REQUIRE_GPU();
+  const int64_t S = 131072, H = 64, D = 256;
+  const auto bf16 = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  at::manual_seed(6);
+  const at::Tensor x = at::randn({1, S, H, D}, bf16).requires_grad_(true);
+  const at::Tensor g = at::randn({1, S, H, D}, bf16);
+  const Rotary rope(D / 2, kTheta);
+  const at::Tensor y = rope.apply(x, 0);
+  const at::Tensor grad = torch::autograd::grad({y}, {x}, {g})[0];
+  for (const int64_t start : {int64_t{0}, S / 2 + 3, S - 16}) {
+    const at::Tensor piece = x.detach().narrow(1, start, 16).requires_grad_(true);
+    const at::Tensor alone = rope.apply(piece, start);
+    EXPECT_TRUE(at::equal(y.narrow(1, start, 16), alone)) << "forward at " << start;
+    const at::Tensor piece_grad =
+        torch::autograd::grad({alone}, {piece}, {g.narrow(1, start, 16)})[0];
+    EXPECT_TRUE(at::equal(grad.narrow(1, start, 16), piece_grad)) << "backward at " << start;
+  }
+}
+
 }  // namespace
 }  // namespace cca
