@@ -272,8 +272,10 @@ class DistReshardTest : public DistProcessTest {
   std::vector<std::string> with(std::vector<std::string> args, int world) {
     const std::vector<std::string> extra = ranks(world);
     args.insert(args.end(), extra.begin(), extra.end());
+    args.insert(args.end(), every_run.begin(), every_run.end());
     return args;
   }
+  std::vector<std::string> every_run;  // more arguments for every launch
 
   void reshard_and_compare(int first, int second) {
     ASSERT_EQ(train(with({"--config", config_file("whole")}, first)), 0) << log_text();
@@ -366,6 +368,17 @@ TEST_F(DistReshardTest, OneRankToTwoContinuesTheSameTokens) {
   EXPECT_NE(log_text().find(format("rank 1 did not exist in that run, seeded from (train.seed "
                                    "5, step 4, rank): rank 1 0x{:x}",
                                    derived_rank_seed(5, 4, 1))),
+            std::string::npos)
+      << log_text();
+}
+
+// Muon's momentum buffers re-partition like AdamW's moments: a 1-rank Muon checkpoint continues
+// on 2 ranks with ZeRO-1 as closely as the uninterrupted 1-rank run.
+TEST_F(DistReshardTest, MuonOneRankToTwoRepartitionsItsMomentum) {
+  every_run = {"--set", "optim.kind=muon", "--set", "optim.lr=1e-2"};
+  reshard_and_compare(1, 2);
+  EXPECT_NE(log_text().find("optimizer: the checkpoint's full Muon and AdamW state, "
+                            "re-partitioned into ZeRO-1 shards over 2 ranks"),
             std::string::npos)
       << log_text();
 }
