@@ -1,6 +1,6 @@
 // The training loader: fixed-length sequences cut from memory-mapped shards in a deterministic,
-// resumable order, and a fixed validation set. Torch-free: batches are plain int32 vectors that
-// the trainer turns into tensors.
+// resumable order (the validation set: data/validation_set.h). Torch-free: batches are plain int32
+// vectors that the trainer turns into tensors.
 //
 // Order (docs/data.md): each epoch permutes the shards (seeded by seed and epoch); within a shard
 // the windows [w*T, w*T + T + 1) are permuted (seeded by seed, epoch and shard). Rank r of W takes
@@ -165,26 +165,6 @@ class TrainLoader {
   std::exception_ptr failure_;
   bool stop_ = false;
   std::thread worker_;
-};
-
-// The first `tokens` tokens of the validation shards, in path order, as tokens / seq_len
-// sequences (each with one extra token for its last target). Rank r takes sequences r, r + W, ...
-class ValidationSet {
- public:
-  ValidationSet(const ShardSet& data, int64_t tokens, int64_t seq_len, int64_t rank = 0,
-                int64_t world_size = 1);
-
-  int64_t sequences() const { return sequences_; }  // this rank's
-  int64_t total_sequences() const { return total_sequences_; }
-  int64_t batches(int64_t batch_size) const;
-  // Batch `index` of `batch_size` sequences (the last one may be shorter).
-  Batch batch(int64_t index, int64_t batch_size) const;
-
- private:
-  int64_t seq_len_;
-  int64_t sequences_ = 0;
-  int64_t total_sequences_ = 0;
-  std::vector<int32_t> rows_;  // sequences_ x (seq_len_ + 1)
 };
 
 }  // namespace cca::data

@@ -18,6 +18,7 @@
 
 #include "config/loader.h"
 #include "data/loader.h"
+#include "data/validation_set.h"
 #include "model/transformer.h"
 #include "ops/precision.h"
 #include "optim/optimizer.h"

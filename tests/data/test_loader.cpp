@@ -10,10 +10,11 @@
 #include <set>
 
 #include "data/dataset.h"
-#include "util/hash.h"
 #include "data/loader.h"
 #include "data/manifest.h"
+#include "data/validation_set.h"
 #include "data_test_util.h"
+#include "util/hash.h"
 
 namespace cca::data {
 namespace {
