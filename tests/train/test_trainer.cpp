@@ -68,11 +68,11 @@ TEST_F(TrainerTest, MuonRunResumesBitForBit) {
   const std::vector<std::string> muon = {"optim.kind=muon", "optim.lr=1e-2"};
   Trainer whole(config("whole", muon), testing::quiet_options());
   EXPECT_EQ(whole.run().final_step, 8);
-  const auto expected = snapshot(whole);
+  const auto expected = testing::snapshot(whole);
   Trainer(config("split", muon), testing::quiet_options("", 4)).run();
   Trainer second_half(config("split", muon), testing::quiet_options("auto"));
   EXPECT_EQ(second_half.run().final_step, 8);
-  for (const auto& [name, tensor] : snapshot(second_half)) {
+  for (const auto& [name, tensor] : testing::snapshot(second_half)) {
     EXPECT_TRUE(at::equal(tensor, expected.at(name))) << name << " differs after resume";
   }
   const std::string state = "checkpoints/step_00000008/optimizer.safetensors";
