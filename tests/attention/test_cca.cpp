@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "config/geometry.h"
 #include "testing/checks.h"
+#include "testing/cudnn_tf32.h"
 
 namespace cca {
 namespace {
@@ -607,17 +608,9 @@ TEST(CcaSpecChecks, QueryHeadUsesKvHeadFloorHOverG) {
 // ---------------------------------------------------------------------------------------------
 // CUDA: the same layer in float32 (and bf16) against float64 on the CPU. Skipped without a GPU.
 
-// cuDNN's TF32 default (on) rounds the convs of short decode chunks to 10-bit mantissas (errors
-// near 1e-4 relative, seen on an H200); this test checks float32 arithmetic, so it turns TF32 off.
-struct NoCudnnTf32 {
-  const bool saved = at::globalContext().allowTF32CuDNN();
-  NoCudnnTf32() { at::globalContext().setAllowTF32CuDNN(false); }
-  ~NoCudnnTf32() { at::globalContext().setAllowTF32CuDNN(saved); }
-};
-
 TEST(CcaCuda, MatchesCpuAndDecodesInFloat32AndBf16) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  const NoCudnnTf32 no_tf32;
+  const testing::NoCudnnTf32 no_tf32;  // float32 arithmetic, not TF32's
   const Config cfg = case_config(kG4);
   auto layer = make_layer(cfg);
   const at::Tensor x = at::randn({2, 33, 64}, at::kDouble);
