@@ -1,5 +1,6 @@
-// cca-train: train a model from a YAML config, resume it, export its weights (ours or a Hugging
-// Face folder), import a Hugging Face model, run a sweep of variants or compare runs in a report.
+// cca-train: train a model from a YAML config, resume it, evaluate a checkpoint, export its
+// weights (ours or a Hugging Face folder), import a Hugging Face model, run a sweep of variants or
+// compare runs in a report.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -19,6 +20,7 @@
 #include "sweep/report.h"
 #include "sweep/sweep_runner.h"
 #include "train/checkpoint.h"
+#include "train/checkpoint_eval.h"
 #include "train/trainer.h"
 #include "train/warm_start.h"
 #include "util/error.h"
@@ -229,6 +231,46 @@ int run_import(const cca::ImportRequest& request) {
   return cca::kExitOk;
 }
 
+struct EvalFlags {
+  cca::CheckpointEvalRequest request;
+  std::optional<int64_t> val_tokens;
+  std::string json;
+};
+
+CLI::App* add_eval_command(CLI::App& app, EvalFlags& flags) {
+  auto* eval = app.add_subcommand(
+      "eval",
+      "Evaluate a run's checkpoint on the run's validation data on a chosen device and precision, "
+      "beside the val_loss metrics.jsonl recorded at its step (read-only; docs/training.md)");
+  cca::CheckpointEvalRequest& request = flags.request;
+  eval->add_option("run_dir", request.run_dir, "Run folder")->required();
+  eval->add_option("--checkpoint", request.checkpoint,
+                   "Step of the checkpoint, or latest (the newest complete one; default)");
+  eval->add_option("--device", request.device, "cpu (reference path) or cuda (default: the run's)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  eval->add_option("--precision", request.precision, "fp32 or bf16 (default: the run's)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+  eval->add_option("--val-tokens", flags.val_tokens,
+                   "Validation tokens per set (default: the run's data.val_tokens)")
+      ->check(CLI::PositiveNumber);
+  eval->add_option("--set", request.overrides, "Override a key of the run's config (repeatable)")
+      ->take_all();
+  eval->add_option("--json", flags.json, "Also write the results as JSON to this file");
+  return eval;
+}
+
+int run_eval(EvalFlags& flags) {
+  init_console_log("");
+  flags.request.val_tokens = flags.val_tokens;
+  if (!flags.json.empty()) cca::check_eval_json_destination(flags.json, flags.request.run_dir);
+  const cca::CheckpointEvalResult result = cca::evaluate_checkpoint(flags.request);
+  std::cout << cca::render_checkpoint_eval(result) << std::flush;
+  if (!flags.json.empty()) {
+    cca::write_checkpoint_eval_json(result, flags.json, flags.request.run_dir);
+  }
+  return cca::kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -265,6 +307,9 @@ int main(int argc, char** argv) {
       ->required();
   verifier->add_flag("--json", verify_json, "One JSON object instead of the table");
 
+  EvalFlags eval_flags;
+  auto* evaluator = add_eval_command(app, eval_flags);
+
   cca::sweep::SweepRequest sweep_request;
   auto* sweeper = add_sweep_command(app, sweep_request);
   ReportRequest report_request;
@@ -278,6 +323,7 @@ int main(int argc, char** argv) {
   const int exit_status = cca::guarded_main([&]() -> int {
     if (exporter->parsed()) return run_export(export_flags);
     if (importer->parsed()) return run_import(import_request);
+    if (evaluator->parsed()) return run_eval(eval_flags);
     if (verifier->parsed()) {
       return cca::checkpoint_store::verify_run(verify_path, verify_json, std::cout);
     }

@@ -7,6 +7,7 @@
 #include "data/dataset.h"
 #include "dist/parallelism.h"
 #include "train/device_batch.h"
+#include "train/evaluation.h"
 #include "train/trainer.h"
 #include "util/error.h"
 #include "util/format.h"
@@ -64,10 +65,8 @@ void Trainer::build_data() {
     }
     log_mixture();
   }
-  std::vector<DataSource> val_sets = config_.data.val_sources;
-  if (val_sets.empty() && !config_.data.val.empty()) val_sets.push_back({"", config_.data.val, 1});
   if (config_.data.val_tokens > 0) {
-    for (const DataSource& set : val_sets) {
+    for (const DataSource& set : validation_sources(config_.data)) {
       const data::ShardSet val = data::open_shards(set.path, "val", open_options);
       check_validation_separator(val);
       validation_sets_.push_back({set.name, std::make_unique<data::ValidationSet>(
@@ -210,23 +209,17 @@ void Trainer::log_source_tokens(const std::vector<std::pair<std::string, int64_t
 }
 
 std::pair<double, int64_t> Trainer::validation_loss_sum(const data::ValidationSet& set) {
-  int64_t tokens = 0;
-  const int64_t batch_size = config_.train.micro_batch_size;
-  at::Tensor device_sum = at::zeros({}, at::TensorOptions(device_).dtype(at::kDouble));
-  for (int64_t i = 0; i < set.batches(batch_size); ++i) {
-    const data::Batch batch = set.batch(i, batch_size);
-    auto [inputs, targets] = to_device(batch, device_);
-    const std::optional<Documents> documents = documents_of(batch);
-    AutocastScope autocast(precision_, device_);
-    const LossBreakdown parts = model_->loss(inputs, targets, count_valid_targets(batch),
-                                             documents ? &*documents : nullptr);
-    device_sum += parts.cross_entropy.to(at::kDouble) * static_cast<double>(parts.valid_tokens);
-    tokens += parts.valid_tokens;
-  }
+  EvalSetup setup;
+  setup.device = device_;
+  setup.precision = precision_;
+  setup.batch_size = config_.train.micro_batch_size;
+  setup.separator = document_separator_;
+  setup.reset_positions = config_.data.reset_positions;
+  ValidationSum sum = cca::validation_loss_sum(*model_, set, setup);
   // Each rank evaluated its share of the sequences (ValidationSet).
-  parallelism_->sum_in_place(device_sum, "all-reduce of the validation loss");
-  tokens = parallelism_->sum(tokens, "all-reduce of the validation token count");
-  return {device_sum.item<double>(), tokens};
+  parallelism_->sum_in_place(sum.loss_sum, "all-reduce of the validation loss");
+  const int64_t tokens = parallelism_->sum(sum.tokens, "all-reduce of the validation token count");
+  return {sum.loss_sum.item<double>(), tokens};
 }
 
 double Trainer::evaluate() {

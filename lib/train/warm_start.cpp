@@ -69,11 +69,7 @@ void load_checkpoint_weights(const std::string& path, TransformerImpl& model) {
     folder = *found;
   }
   const std::string file = files::join(folder, "model.safetensors");
-  std::map<std::string, at::Tensor> saved = read_tensors(file);
-  interop::Shapes found;
-  for (const auto& [name, tensor] : saved) found[name] = tensor.sizes().vec();
-  interop::check_shapes(model_shapes(model), found, "init.from '" + file + "'");
-  for (auto& [name, target] : model_tensors(model)) target.copy_(saved.at(name));
+  load_model_file(file, model, "init.from '" + file + "'");
 }
 
 void copy_if_present(const std::string& from, const std::string& to) {
@@ -81,6 +77,15 @@ void copy_if_present(const std::string& from, const std::string& to) {
 }
 
 }  // namespace
+
+void load_model_file(const std::string& file, TransformerImpl& model, const std::string& what) {
+  at::NoGradGuard no_grad;
+  std::map<std::string, at::Tensor> saved = read_tensors(file);
+  interop::Shapes found;
+  for (const auto& [name, tensor] : saved) found[name] = tensor.sizes().vec();
+  interop::check_shapes(model_shapes(model), found, what);
+  for (auto& [name, target] : model_tensors(model)) target.copy_(saved.at(name));
+}
 
 bool is_hf_folder(const std::string& path) {
   return files::exists(files::join(path, "config.json")) &&

@@ -18,6 +18,10 @@ bool is_hf_folder(const std::string& path);
 // every missing and unexpected one.
 void load_initial_weights(const std::string& from, TransformerImpl& model);
 
+// Copies a checkpoint's model.safetensors into `model`, checking every name and shape; `what`
+// names the source in the error (`init.from '...'`, `eval ...`).
+void load_model_file(const std::string& file, TransformerImpl& model, const std::string& what);
+
 struct ImportRequest {
   std::string from;                    // Hugging Face folder
   std::string out;                     // run folder to create
