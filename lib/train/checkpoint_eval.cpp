@@ -225,10 +225,15 @@ Json checkpoint_eval_json(const CheckpointEvalResult& r) {
     s["name"] = set.name;
     s["val_loss"] = set.val_loss;
     s["val_tokens"] = set.val_tokens;
-    const auto recorded = r.recorded_set_losses.find(set.name);
-    const bool known = recorded != r.recorded_set_losses.end();
-    s["recorded_val_loss"] = known ? Json(recorded->second) : Json();
-    s["difference"] = known ? Json(set.val_loss - recorded->second) : Json();
+    // data.val as one dataset: its record is the run's val_loss.
+    std::optional<double> recorded = r.recorded_val_loss;
+    if (!set.name.empty()) {
+      const auto found = r.recorded_set_losses.find(set.name);
+      recorded = found == r.recorded_set_losses.end() ? std::nullopt
+                                                      : std::optional<double>(found->second);
+    }
+    s["recorded_val_loss"] = recorded ? Json(*recorded) : Json();
+    s["difference"] = recorded ? Json(set.val_loss - *recorded) : Json();
     sets.emplace_back(std::move(s));
   }
   o["sets"] = Json(std::move(sets));

@@ -192,6 +192,17 @@ expect_has err "verify '$tmp/no-such-run': no such folder"
 expect_clean_failure
 finish "cca-train verify of a missing run fails clearly"
 
+run "$train" eval "$tmp/no-such-run" --device cpu
+expect_rc 1
+expect_has err "eval: run folder '$tmp/no-such-run' does not exist"
+expect_clean_failure
+finish "cca-train eval of a missing run fails clearly"
+
+run "$train" eval "$tmp/no-such-run" --device tpu
+expect_rc 2
+expect_has err "--device"
+finish "cca-train eval refuses a device other than cpu or cuda"
+
 WORLD_SIZE=2 run "$train" --config configs/gpt2-small/mha.yaml --dry-run
 expect_rc 0
 expect_has out "(world size 2)"

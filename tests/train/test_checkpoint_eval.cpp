@@ -28,12 +28,7 @@ std::map<std::string, std::string> folder_bytes(const std::string& dir) {
 }
 
 std::string error_of(const CheckpointEvalRequest& request) {
-  try {
-    evaluate_checkpoint(request);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
+  return testing::error_of([&] { evaluate_checkpoint(request); });
 }
 
 class CheckpointEvalTest : public ::testing::Test {
@@ -81,6 +76,8 @@ TEST_F(CheckpointEvalTest, ReproducesTheRecordedValLossAndWritesNothing) {
   const Json parsed = parse_json(files::read_file(json), json);
   EXPECT_EQ(parsed.at("step", "eval").as_int("step"), 8);
   EXPECT_NEAR(parsed.at("difference", "eval").as_double("difference"), 0.0, 1e-6);
+  const Json& only_set = parsed.at("sets", "eval").as_array("sets").at(0);
+  EXPECT_NEAR(only_set.at("difference", "sets[0]").as_double("difference"), 0.0, 1e-6);
   EXPECT_EQ(folder_bytes(run), before) << "eval must leave the run folder byte-identical";
 }
 
