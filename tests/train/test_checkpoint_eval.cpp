@@ -4,6 +4,7 @@
 // evaluation with the CPU reference path (skipped without a GPU).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <map>
 
@@ -109,6 +110,18 @@ TEST_F(CheckpointEvalTest, NamedValidationSetsEachMatchTheirRecord) {
   EXPECT_NEAR(result.val_loss, *result.recorded_val_loss, 1e-6);
   const std::string report = render_checkpoint_eval(result);
   EXPECT_NE(report.find("set web"), std::string::npos) << report;
+}
+
+TEST_F(CheckpointEvalTest, DocumentMaskingIsAppliedAsInTraining) {
+  testing::write_tiny_manifest(data, "bos", 3, 5);
+  train({"data.document_masking=true", "data.reset_positions=true"});
+  const CheckpointEvalResult masked = evaluate_checkpoint(cpu_request());
+  ASSERT_TRUE(masked.recorded_val_loss.has_value());
+  EXPECT_NEAR(masked.val_loss, *masked.recorded_val_loss, 1e-6);
+  CheckpointEvalRequest unmasked = cpu_request();
+  unmasked.overrides = {"data.document_masking=false", "data.reset_positions=false"};
+  EXPECT_GT(std::abs(evaluate_checkpoint(unmasked).val_loss - masked.val_loss), 1e-5)
+      << "without the masks the same weights see other attention, so another loss";
 }
 
 TEST_F(CheckpointEvalTest, BadRequestsNameWhatIsWrong) {
