@@ -381,6 +381,10 @@ TrainLoader::TrainLoader(std::vector<MixtureSource> sources, MixtureOptions mixt
     start_source(source, source_resume, seq_len);
     position.state = source.cursor->state();
   }
+  // A source too short for a later stage's windows fails now, not part-way through the run.
+  for (size_t stage = 0; stage < mixture_.stages.size(); ++stage) {
+    for (const Source& source : sources_) windows_per_epoch_of(*source.data, stage_seq_len(stage));
+  }
   if (saved) {
     mixture_position_.sequences = saved->sequences;
     mixture_position_.stage = saved->stage;

@@ -121,7 +121,9 @@ class TrainLoader {
               const std::optional<LoaderState>& resume = std::nullopt);
   // A weighted mixture (mixture.h): every sequence from the source the schedule picks, each
   // source in its own seeded window order. A resumed state must name the same sources (in any
-  // order) over the same data; weights and stages may change.
+  // order) over the same data; weights and stages may change. A stage of its own seq_len (and
+  // batch size) moves every source to windows of that length at its first batch
+  // (reseat_sources); a saved state's windows must be of the length of its stage.
   TrainLoader(std::vector<MixtureSource> sources, MixtureOptions mixture, LoaderOptions options,
               const std::optional<MixtureState>& resume = std::nullopt);
   ~TrainLoader();
