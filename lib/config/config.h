@@ -97,6 +97,10 @@ struct DataStage {
   int64_t start_step = -1;    // one of the two is set (>= 0), the other is -1
   int64_t start_tokens = -1;  // starts at the first step after which this many tokens were seen
   std::vector<DataSource> weights;  // by source name, every source listed (0 = not drawn)
+  int64_t seq_len = 0;              // 0 = train.seq_len
+  // keep: micro_batch_size x seq_len as in train (micro-batch = that / seq_len); scale: the
+  // micro-batch as in train. Empty = keep.
+  std::string tokens_per_step;
 };
 
 struct DataConfig {

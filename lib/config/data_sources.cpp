@@ -116,15 +116,27 @@ std::string parse_source(const YAML::Node& item, const std::string& label, Sourc
   return "";
 }
 
+// A stage's optional seq_len and tokens_per_step.
+std::string parse_stage_length(const YAML::Node& item, const std::string& where, DataStage& out) {
+  if (item["seq_len"] && (!read_count(item["seq_len"], out.seq_len) || out.seq_len < 1)) {
+    return where + ": seq_len must be an integer >= 1 (the stage's tokens per sequence)";
+  }
+  if (!item["tokens_per_step"]) return "";
+  const YAML::Node rule = item["tokens_per_step"];
+  out.tokens_per_step = rule.IsScalar() ? rule.Scalar() : "a collection";
+  if (out.tokens_per_step != "keep" && out.tokens_per_step != "scale") {
+    return format(
+        "{}: tokens_per_step {} is not allowed (keep: micro_batch_size x seq_len stays as in "
+        "train; scale: micro_batch_size stays)",
+        where, out.tokens_per_step);
+  }
+  return "";
+}
+
 std::string parse_stage(const YAML::Node& item, const std::string& label, size_t index,
                         DataStage& out) {
-  if (item.IsMap() && item["seq_len"]) {
-    return label +
-           ": seq_len: a stage of its own sequence length (context extension) is not supported "
-           "yet; stages change the mixture only (train.seq_len holds for the whole run)";
-  }
-  std::string problem =
-      check_item_keys(item, label, {"name", "start_step", "start_tokens", "weights"});
+  std::string problem = check_item_keys(
+      item, label, {"name", "start_step", "start_tokens", "weights", "seq_len", "tokens_per_step"});
   if (!problem.empty()) return problem;
   problem = read_name(item, label, format("stage{}", index + 1), out.name);
   if (!problem.empty()) return problem;
@@ -150,7 +162,7 @@ std::string parse_stage(const YAML::Node& item, const std::string& label, size_t
     }
     out.weights.push_back(weight);
   }
-  return "";
+  return parse_stage_length(item, where, out);
 }
 
 std::string unique_names_problem(const std::vector<DataSource>& list) {
@@ -173,6 +185,31 @@ std::string parse_items(const YAML::Node& node, std::vector<Item>& out, Parse pa
     out.push_back(std::move(item));
   }
   return "";
+}
+
+// A stage's seq_len against model.max_seq_len, its tokens per step rule and CUDA graphs.
+std::vector<std::string> stage_length_problems(const Config& c, const DataStage& stage,
+                                               const std::string& label) {
+  std::vector<std::string> problems;
+  const int64_t seq_len = stage_seq_len(stage, c);
+  if (c.model.max_seq_len > 0 && seq_len > c.model.max_seq_len) {
+    problems.push_back(format("{}: seq_len {} is above model.max_seq_len = {}", label, seq_len,
+                              c.model.max_seq_len));
+  }
+  const int64_t tokens = c.train.micro_batch_size * c.train.seq_len;
+  if (stage.tokens_per_step != "scale" && tokens % seq_len != 0) {
+    problems.push_back(
+        format("{}: tokens_per_step keep needs seq_len {} to divide train.micro_batch_size x "
+               "train.seq_len = {} x {} = {}; pick such a seq_len or tokens_per_step: scale",
+               label, seq_len, c.train.micro_batch_size, c.train.seq_len, tokens));
+  }
+  if (c.train.cuda_graphs && seq_len != c.train.seq_len) {
+    problems.push_back(format(
+        "{}: seq_len {} differs from train.seq_len = {}, and train.cuda_graphs captures one "
+        "shape; set train.cuda_graphs: false for a run whose stages change the sequence length",
+        label, seq_len, c.train.seq_len));
+  }
+  return problems;
 }
 
 }  // namespace
@@ -240,14 +277,51 @@ std::string render_stage_list(const std::vector<DataStage>& stages) {
     for (const DataSource& w : stage.weights) {
       weights += (weights.empty() ? "" : ", ") + w.name + ": " + yaml_number_text(w.weight);
     }
-    out += ", weights: {" + weights + "}}";
+    out += ", weights: {" + weights + "}";
+    if (stage.seq_len > 0) out += format(", seq_len: {}", stage.seq_len);
+    if (!stage.tokens_per_step.empty()) out += ", tokens_per_step: " + stage.tokens_per_step;
+    out += "}";
   }
   return out + "]";
 }
 
-int64_t stage_start_step(const DataStage& stage, int64_t tokens_per_step) {
-  if (stage.start_step >= 0) return stage.start_step;
-  return (stage.start_tokens + tokens_per_step - 1) / tokens_per_step;
+int64_t stage_seq_len(const DataStage& stage, const Config& config) {
+  return stage.seq_len > 0 ? stage.seq_len : config.train.seq_len;
+}
+
+int64_t stage_micro_batch_size(const DataStage& stage, const Config& config) {
+  if (stage.tokens_per_step == "scale") return config.train.micro_batch_size;
+  return config.train.micro_batch_size * config.train.seq_len / stage_seq_len(stage, config);
+}
+
+int64_t stage_tokens_per_step(const DataStage& stage, const Config& config, int world_size) {
+  return stage_micro_batch_size(stage, config) * stage_seq_len(stage, config) *
+         config.train.grad_accum * std::max(world_size, 1);
+}
+
+std::vector<int64_t> stage_start_steps(const Config& config, int world_size) {
+  std::vector<int64_t> starts;
+  int64_t tokens_at_previous = 0;  // tokens seen when the previous stage began
+  for (size_t i = 0; i < config.data.stages.size(); ++i) {
+    const DataStage& stage = config.data.stages[i];
+    int64_t start = stage.start_step;
+    if (start < 0 && i == 0) {
+      const int64_t per_step =
+          std::max<int64_t>(stage_tokens_per_step(stage, config, world_size), 1);
+      start = (stage.start_tokens + per_step - 1) / per_step;
+    } else if (start < 0) {
+      const int64_t per_step = std::max<int64_t>(
+          stage_tokens_per_step(config.data.stages[i - 1], config, world_size), 1);
+      const int64_t left = std::max<int64_t>(stage.start_tokens - tokens_at_previous, 0);
+      start = starts.back() + (left + per_step - 1) / per_step;
+    }
+    if (i > 0) {
+      tokens_at_previous += std::max<int64_t>(start - starts.back(), 0) *
+                            stage_tokens_per_step(config.data.stages[i - 1], config, world_size);
+    }
+    starts.push_back(start);
+  }
+  return starts;
 }
 
 std::vector<std::string> validate_data_sources(const Config& c, int world_size) {
@@ -262,13 +336,15 @@ std::vector<std::string> validate_data_sources(const Config& c, int world_size) 
   }
   std::string known;
   for (const DataSource& s : sources) known += (known.empty() ? "" : ", ") + s.name;
-  const int64_t tokens_per_step =
-      c.train.micro_batch_size * c.train.grad_accum * c.train.seq_len * std::max(world_size, 1);
+  const std::vector<int64_t> starts = stage_start_steps(c, world_size);
   int64_t previous_start = -1;
   for (size_t i = 0; i < c.data.stages.size(); ++i) {
     const DataStage& stage = c.data.stages[i];
     const std::string label = format("data.stages[{}] '{}'", i + 1, stage.name);
-    const int64_t start = stage_start_step(stage, tokens_per_step);
+    const int64_t start = starts[i];
+    for (const std::string& problem : stage_length_problems(c, stage, label)) {
+      problems.push_back(problem);
+    }
     if (i == 0 && start != 0) {
       problems.push_back(
           format("{} starts at step {}: the first stage must start at step 0 (a gap before it)",

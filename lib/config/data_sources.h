@@ -26,20 +26,30 @@ enum class SourceListKind { train, validation };
 std::string parse_source_list(const YAML::Node& node, SourceListKind kind, std::string& single,
                               std::vector<DataSource>& list);
 // data.stages: a list of {name: <optional>, start_step: N | start_tokens: N,
-// weights: {<source name>: <number >= 0>, ...}}. Cross-key rules (names, order, train.steps) are
-// validate_data_stages'.
+// weights: {<source name>: <number >= 0>, ...}, seq_len: <optional>, tokens_per_step: keep|scale}.
+// Cross-key rules (names, order, train.steps) are validate_data_stages'.
 std::string parse_stage_list(const YAML::Node& node, std::vector<DataStage>& stages);
 
 std::string render_source_list(const std::string& single, const std::vector<DataSource>& list,
                                SourceListKind kind);
 std::string render_stage_list(const std::vector<DataStage>& stages);
 
-// The step a stage starts at for `tokens_per_step` tokens per optimizer step (all ranks).
-int64_t stage_start_step(const DataStage& stage, int64_t tokens_per_step);
+// A stage's sequence length and micro-batch (tokens_per_step keep: train's micro_batch_size x
+// seq_len over the stage's seq_len, rounded down; validate_data_sources refuses a remainder).
+int64_t stage_seq_len(const DataStage& stage, const Config& config);
+int64_t stage_micro_batch_size(const DataStage& stage, const Config& config);
+// Tokens per optimizer step over all ranks while `stage` is in force.
+int64_t stage_tokens_per_step(const DataStage& stage, const Config& config, int world_size);
+
+// The step each of data.stages starts at. A start_tokens stage starts at the first step after
+// which that many tokens were seen, counting each earlier stage at its own tokens per step.
+std::vector<int64_t> stage_start_steps(const Config& config, int world_size);
 
 // The cross-key rules of data.train, data.val and data.stages, one message per problem:
 // duplicate names, stages naming unknown sources, stages out of order, overlapping or leaving a
-// gap, starting at or after train.steps, or a stage with every weight 0.
+// gap, starting at or after train.steps, a stage with every weight 0, a stage seq_len above
+// model.max_seq_len or whose tokens per step cannot be kept, or train.cuda_graphs with a stage
+// changing the sequence length.
 std::vector<std::string> validate_data_sources(const Config& config, int world_size);
 
 }  // namespace cca

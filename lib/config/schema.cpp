@@ -143,8 +143,10 @@ std::vector<KeySpec> keys_after_variants() {
        "Validation shards, or a list of named sets {name, path}: each eval reports "
        "val_loss/<name> and the token-weighted mean."},
       {CCA_KEY(data.stages), StageListSpec{},
-       "Curriculum stages: a list of {name, start_step | start_tokens, weights: {<source>: w}}; "
-       "each stage draws data.train's sources at its own weights from its start on."},
+       "Curriculum stages: a list of {name, start_step | start_tokens, weights: {<source>: w}, "
+       "seq_len, tokens_per_step}; each stage draws data.train's sources at its own weights "
+       "from its start on, optionally at its own seq_len (default train.seq_len) with "
+       "micro_batch_size x seq_len kept (keep, the default) or the micro-batch kept (scale)."},
       {CCA_KEY(data.on_exhausted), EnumSpec{"wrap", {"wrap", "error"}},
        "When a mixture's source has no unread window left: start it over in a new order (logged) "
        "or stop with an error naming it."},
@@ -420,7 +422,8 @@ std::string KeySpec::allowed_text() const {
       return s.weighted ? "path | [{name, path, weight > 0}, ...]" : "path | [{name, path}, ...]";
     }
     std::string operator()(const StageListSpec&) const {
-      return "[{name, start_step | start_tokens, weights: {<source>: w >= 0}}, ...]";
+      return "[{name, start_step | start_tokens, weights: {<source>: w >= 0}, seq_len >= 1, "
+             "tokens_per_step: keep | scale}, ...]";
     }
   };
   return std::visit(Visitor{}, type);

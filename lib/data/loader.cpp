@@ -169,7 +169,7 @@ class TrainLoader::Cursor {
   // This rank's windows of a shard whose first `offset` permuted windows were read before (0
   // unless resharded mid-shard).
   int64_t per_rank(const MappedShard& shard, int64_t offset) const {
-    const int64_t left = windows_in(shard, options_.seq_len) - offset;
+    const int64_t left = windows_in(shard, state_.seq_len) - offset;
     return left > 0 ? left / options_.world_size : 0;
   }
 
@@ -192,11 +192,20 @@ class TrainLoader::Cursor {
         continue;
       }
       const int64_t window = windows_[static_cast<size_t>(state_.position++)];
-      return {current_, window * options_.seq_len};
+      return {current_, window * state_.seq_len};
     }
   }
 
   const LoaderState& state() const { return state_; }
+
+  // The windows of the state's shard at its sequence length, all ranks together (0 past the
+  // epoch's last shard).
+  int64_t shard_windows() {
+    ensure_epoch();
+    if (state_.shard >= static_cast<int64_t>(order_.size())) return 0;
+    ensure_shard();
+    return windows_in(*current_, state_.seq_len);
+  }
 
   // Whether the next window opens a new epoch: every window of this one has been read.
   bool next_starts_epoch() {
@@ -217,7 +226,7 @@ class TrainLoader::Cursor {
     ensure_epoch();
     if (state_.shard >= static_cast<int64_t>(order_.size())) return state_.offset > 0 ? -1 : 0;
     ensure_shard();
-    if (state_.offset > windows_in(*current_, options_.seq_len)) return -1;
+    if (state_.offset > windows_in(*current_, state_.seq_len)) return -1;
     return static_cast<int64_t>(windows_.size());
   }
 
@@ -240,7 +249,7 @@ class TrainLoader::Cursor {
     if (windows_epoch_ == state_.epoch && windows_shard_ == state_.shard) return;
     const uint32_t index = order_[static_cast<size_t>(state_.shard)];
     current_ = data_.shards[index].get();
-    const auto total = static_cast<uint32_t>(windows_in(*current_, options_.seq_len));
+    const auto total = static_cast<uint32_t>(windows_in(*current_, state_.seq_len));
     const int64_t offset = state_.offset;  // 0 unless resharded mid-shard
     const int64_t mine = per_rank(*current_, offset);
     std::vector<uint32_t> perm;
@@ -329,7 +338,7 @@ TrainLoader::TrainLoader(std::shared_ptr<const ShardSet> data, LoaderOptions opt
     : options_(options) {
   sources_.resize(1);
   sources_[0].data = std::move(data);
-  start_source(sources_[0], resume);
+  start_source(sources_[0], resume, options_.seq_len);
   windows_per_epoch_ = sources_[0].windows_per_epoch;
   consumed_ = sources_[0].cursor->state();
   start_prefetch();
@@ -349,6 +358,11 @@ TrainLoader::TrainLoader(std::vector<MixtureSource> sources, MixtureOptions mixt
   std::optional<MixtureState> saved;
   if (resume) saved = resume->for_world_size(options_.world_size);
   if (saved) check_sources_match(*saved, sources);
+  // A state saved exactly at a stage boundary still has the ending stage's sequence length: the
+  // first batch of the next stage moves every source on (reseat_sources).
+  const int64_t saved_stage = saved ? std::min<int64_t>(saved->stage, mixture_.stages.size() - 1)
+                                    : stage_at(mixture_.stages, 0);
+  const int64_t seq_len = stage_seq_len(static_cast<size_t>(saved_stage));
   sources_.resize(sources.size());
   mixture_position_.sources.resize(sources.size());
   for (size_t i = 0; i < sources.size(); ++i) {
@@ -364,8 +378,12 @@ TrainLoader::TrainLoader(std::vector<MixtureSource> sources, MixtureOptions mixt
       position.stage_tokens = from.stage_tokens;
       source_resume = from.state;
     }
-    start_source(source, source_resume);
+    start_source(source, source_resume, seq_len);
     position.state = source.cursor->state();
+  }
+  // A source too short for a later stage's windows fails now, not part-way through the run.
+  for (size_t stage = 0; stage < mixture_.stages.size(); ++stage) {
+    for (const Source& source : sources_) windows_per_epoch_of(*source.data, stage_seq_len(stage));
   }
   if (saved) {
     mixture_position_.sequences = saved->sequences;
@@ -378,21 +396,14 @@ TrainLoader::TrainLoader(std::vector<MixtureSource> sources, MixtureOptions mixt
 
 // A source's own window order: a seed of its own (from train.seed and its name), so two sources
 // over the same shards still differ, and one source's order does not depend on the others.
-void TrainLoader::start_source(Source& source, const std::optional<LoaderState>& resume) {
+void TrainLoader::start_source(Source& source, const std::optional<LoaderState>& resume,
+                               int64_t seq_len) {
   const ShardSet& data = *source.data;
   check_options(data, options_);
-  for (const auto& shard : data.shards) {
-    source.windows_per_epoch += Cursor::windows_in(*shard, options_.seq_len) / options_.world_size;
-  }
-  if (source.windows_per_epoch == 0) {
-    throw Error(
-        format("{}: {} tokens in {} shard(s) give no sequence of {} + 1 tokens per rank "
-               "(world size {}); use more data or a shorter seq_len",
-               data.spec, data.tokens, data.shards.size(), options_.seq_len, options_.world_size));
-  }
+  source.windows_per_epoch = windows_per_epoch_of(data, seq_len);
   LoaderState start;
   start.seed = source.name.empty() ? options_.seed : splitmix64(options_.seed ^ xxh64(source.name));
-  start.seq_len = options_.seq_len;
+  start.seq_len = seq_len;
   start.world_size = options_.world_size;
   start.fingerprint = data.fingerprint;
   if (resume) {
@@ -433,6 +444,46 @@ TrainLoader::~TrainLoader() {
   if (worker_.joinable()) worker_.join();
 }
 
+int64_t TrainLoader::windows_per_epoch_of(const ShardSet& data, int64_t seq_len) const {
+  int64_t windows = 0;
+  for (const auto& shard : data.shards) {
+    windows += Cursor::windows_in(*shard, seq_len) / options_.world_size;
+  }
+  if (windows == 0) {
+    throw Error(
+        format("{}: {} tokens in {} shard(s) give no sequence of {} + 1 tokens per rank "
+               "(world size {}); use more data or a shorter seq_len",
+               data.spec, data.tokens, data.shards.size(), seq_len, options_.world_size));
+  }
+  return windows;
+}
+
+int64_t TrainLoader::stage_seq_len(size_t stage) const {
+  const int64_t seq_len = mixture_.stages[stage].seq_len;
+  return seq_len > 0 ? seq_len : options_.seq_len;
+}
+
+// A source moving to another sequence length continues in the same epoch and shard, past the
+// same share of the shard's tokens: the windows read so far, scaled by old / new length and
+// rounded up, count as read in the new length's window order.
+void TrainLoader::reseat_sources(int64_t seq_len) {
+  for (Source& source : sources_) {
+    const LoaderState& old = source.cursor->state();
+    if (old.seq_len == seq_len) continue;
+    LoaderState moved = old;
+    moved.seq_len = seq_len;
+    moved.offset = 0;
+    moved.position = 0;
+    const int64_t in_shard = Cursor(*source.data, options_, moved).shard_windows();
+    const int64_t read =
+        std::min((old.shard_windows_read() * old.seq_len + seq_len - 1) / seq_len, in_shard);
+    moved.offset = read % old.world_size;
+    moved.position = read / old.world_size;
+    source.windows_per_epoch = windows_per_epoch_of(*source.data, seq_len);
+    source.cursor = std::make_unique<Cursor>(*source.data, options_, moved);
+  }
+}
+
 TrainLoader::Source& TrainLoader::next_source(Batch& batch) {
   MixtureState& m = mixture_position_;
   const int64_t stage = stage_at(mixture_.stages, m.sequences);
@@ -445,7 +496,7 @@ TrainLoader::Source& TrainLoader::next_source(Batch& batch) {
   const size_t index = pick_source(mixture_.stages[static_cast<size_t>(stage)], stage_tokens);
   Source& source = sources_[index];
   SourcePosition& position = m.sources[index];
-  const int64_t tokens = options_.seq_len * options_.world_size;
+  const int64_t tokens = batch.seq_len * options_.world_size;
   m.sequences += options_.world_size;
   position.tokens += tokens;
   position.stage_tokens += tokens;
@@ -457,7 +508,7 @@ TrainLoader::Source& TrainLoader::next_source(Batch& batch) {
           "({} windows of {} + 1 tokens per rank); data.on_exhausted is error, so the run stops. "
           "Add data, lower its weight or set data.on_exhausted: wrap",
           source.name, source.data->spec, source.data->tokens, source.windows_per_epoch,
-          options_.seq_len));
+          batch.seq_len));
     }
     batch.wrapped.push_back(
         format("data        source '{}' read every window once: epoch {} "
@@ -469,9 +520,16 @@ TrainLoader::Source& TrainLoader::next_source(Batch& batch) {
 
 Batch TrainLoader::build_batch() {
   Batch b;
-  const int64_t T = options_.seq_len;
   b.batch_size = options_.batch_size;
-  b.seq_len = T;
+  b.seq_len = options_.seq_len;
+  if (is_mixture()) {
+    // Stages start at step boundaries, so a batch lies within one stage.
+    const auto stage = static_cast<size_t>(stage_at(mixture_.stages, mixture_position_.sequences));
+    b.seq_len = stage_seq_len(stage);
+    if (mixture_.stages[stage].batch_size > 0) b.batch_size = mixture_.stages[stage].batch_size;
+    reseat_sources(b.seq_len);
+  }
+  const int64_t T = b.seq_len;
   b.inputs.resize(static_cast<size_t>(b.batch_size * T));
   b.targets.resize(b.inputs.size());
   for (int64_t i = 0; i < b.batch_size; ++i) {

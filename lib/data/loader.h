@@ -121,7 +121,9 @@ class TrainLoader {
               const std::optional<LoaderState>& resume = std::nullopt);
   // A weighted mixture (mixture.h): every sequence from the source the schedule picks, each
   // source in its own seeded window order. A resumed state must name the same sources (in any
-  // order) over the same data; weights and stages may change.
+  // order) over the same data; weights and stages may change. A stage of its own seq_len (and
+  // batch size) moves every source to windows of that length at its first batch
+  // (reseat_sources); a saved state's windows must be of the length of its stage.
   TrainLoader(std::vector<MixtureSource> sources, MixtureOptions mixture, LoaderOptions options,
               const std::optional<MixtureState>& resume = std::nullopt);
   ~TrainLoader();
@@ -142,7 +144,13 @@ class TrainLoader {
  private:
   class Cursor;
   struct Source;
-  void start_source(Source& source, const std::optional<LoaderState>& resume);
+  void start_source(Source& source, const std::optional<LoaderState>& resume, int64_t seq_len);
+  // This rank's windows of `seq_len` + 1 tokens per epoch; throws when there are none.
+  int64_t windows_per_epoch_of(const ShardSet& data, int64_t seq_len) const;
+  // A mixture stage's sequence length (its own, or LoaderOptions').
+  int64_t stage_seq_len(size_t stage) const;
+  // Moves every source whose windows are of another length on to windows of `seq_len`.
+  void reseat_sources(int64_t seq_len);
   void start_prefetch();
   Batch build_batch();
   // The source of the next sequence of a mixture; advances the mixture's counters.

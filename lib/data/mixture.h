@@ -27,6 +27,8 @@ struct MixtureStage {
   std::string name;
   int64_t start_sequence = 0;
   std::vector<double> weights;  // one per source, >= 0, not all 0
+  int64_t seq_len = 0;          // tokens per sequence from this stage on; 0 = LoaderOptions'
+  int64_t batch_size = 0;       // sequences per batch (per rank); 0 = LoaderOptions'
 };
 
 enum class OnExhausted { wrap, error };

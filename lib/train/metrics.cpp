@@ -54,7 +54,11 @@ Json step_record(const StepMetrics& m) {
   o["skipped_steps"] = m.skipped_steps;
   if (m.mfu) o["mfu"] = *m.mfu;
   for (const auto& [key, value] : m.extra) o[key] = value;
-  if (!m.stage.empty()) o["stage"] = m.stage;
+  if (!m.stage.empty()) {
+    o["stage"] = m.stage;
+    o["seq_len"] = m.stage_seq_len;
+    o["tokens_per_step"] = m.stage_tokens_per_step;
+  }
   for (const auto& [name, tokens] : m.source_tokens) o["tokens/" + name] = tokens;
   return Json(std::move(o));
 }

@@ -30,6 +30,8 @@ struct StepMetrics {
   double time_s = 0;  // training wall time so far, across resumes (TrainProgress::train_seconds)
   std::map<std::string, double> extra;  // MoE load and CCA temperature statistics
   std::string stage;                    // the data.stages entry of the last step; "" without
+  int64_t stage_seq_len = 0;            // with a stage: its sequence length
+  int64_t stage_tokens_per_step = 0;    // with a stage: its tokens per step over all ranks
   std::vector<std::pair<std::string, int64_t>> source_tokens;  // a mixture's tokens per source
 };
 
@@ -55,7 +57,8 @@ struct EvalMetrics {
 std::string render_step_line(const StepMetrics& m);
 // "eval step 100: val loss 4.0123, ppl 55.3 (65536 tokens, 0.8 s)", then for named sets
 // "; web 4.1000, code 3.9000". A mixture's step line ends with " | stage <name>" under stages;
-// its records carry "stage" and "tokens/<source>", an eval record "val_loss/<set>".
+// its records carry "stage", "seq_len", "tokens_per_step" and "tokens/<source>", an eval record
+// "val_loss/<set>".
 std::string render_eval_line(const EvalMetrics& m);
 Json step_record(const StepMetrics& m);
 Json eval_record(const EvalMetrics& m);

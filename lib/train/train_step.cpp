@@ -123,12 +123,12 @@ void Trainer::train_step(PhaseClock* clock) {
   if (halt_policy) halted_ = at::maximum(halted_, report.skipped);
   skip_streak_->add(report.skipped, step_loss, report.grad_norm, step + 1);
   progress_.step = step + 1;
-  progress_.tokens_seen += tokens_per_step_;
+  progress_.tokens_seen += tokens_per_step_at(step);
   lap("optimizer");
 }
 
-// Clip and apply the optimizer (as the parallelism shards it), then clear the gradients; a CUDA graph
-// accumulates into the same gradient memory at every replay, so it keeps it.
+// Clip and apply the optimizer (as the parallelism shards it), then clear the gradients; a CUDA
+// graph accumulates into the same gradient memory at every replay, so it keeps it.
 StepReport Trainer::update(const at::Tensor& step_loss, int64_t step) {
   const at::Tensor frozen = config_.train.nonfinite == "halt" ? halted_ : at::Tensor();
   return parallelism_->update(*optimizer_, last_lr_, step_loss, frozen, step,

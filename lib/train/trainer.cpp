@@ -1,4 +1,5 @@
 #include "train/trainer.h"
+#include "config/data_sources.h"
 
 #include <ATen/Context.h>
 #include <torch/version.h>
@@ -265,7 +266,9 @@ void Trainer::log_step(double seconds, int64_t steps) {
   m.loss = kept > 0 ? interval_loss_sum_.item<double>() / kept : std::nan("");
   m.lr = last_lr_;
   m.grad_norm = last_grad_norm_.item<double>();
-  m.tokens_per_s = seconds > 0 ? static_cast<double>(steps * tokens_per_step_) / seconds : 0;
+  m.tokens_per_s =
+      seconds > 0 ? static_cast<double>(steps * tokens_per_step_at(progress_.step - 1)) / seconds
+                  : 0;
   if (peak_flops_ && !mfu_warned_) {
     try {
       m.mfu = model_flops_utilisation(m.tokens_per_s / world_size(), flops_per_token_, peak_flops_);
@@ -282,6 +285,11 @@ void Trainer::log_step(double seconds, int64_t steps) {
   m.time_s = training_time();
   m.extra = layer_statistics();
   m.stage = stage_name(progress_.step - 1);
+  if (!m.stage.empty()) {
+    const auto stage = static_cast<size_t>(stage_at_step(progress_.step - 1));
+    m.stage_seq_len = stage_seq_len(config_.data.stages[stage], config_);
+    m.stage_tokens_per_step = tokens_per_step_at(progress_.step - 1);
+  }
   m.source_tokens = source_tokens();
   interval_loss_sum_.zero_();
   interval_loss_steps_.zero_();

@@ -74,7 +74,10 @@ class Trainer {
   const std::vector<std::pair<std::string, double>>& phases() const { return phases_; }
   double flops_per_token() const { return flops_per_token_; }
   std::optional<double> peak_flops() const { return peak_flops_; }
+  // Tokens per optimizer step over all ranks at train.seq_len (a stage may have its own:
+  // tokens_per_step_at).
   int64_t tokens_per_step() const { return tokens_per_step_; }
+  int64_t tokens_per_step_at(int64_t step) const;
   at::Device device() const { return device_; }
   // train.cuda_graphs: whether the micro-batch graph has been captured (and replays).
   bool cuda_graph_captured() const { return graph_ && graph_->captured(); }
@@ -142,7 +145,8 @@ class Trainer {
   std::shared_ptr<const data::ShardSet> train_shards_;  // one dataset
   std::vector<data::MixtureSource> train_sources_;      // a mixture (data.train as a list)
   data::MixtureOptions mixture_options_;
-  std::vector<int64_t> stage_starts_;  // data.stages' first steps
+  std::vector<int64_t> stage_starts_;           // data.stages' first steps
+  std::vector<int64_t> stage_tokens_per_step_;  // and their tokens per step
   int64_t announced_stage_ = -1;
   std::optional<DocumentSeparator> document_separator_;  // data.document_masking
   std::optional<CheckpointInfo> resume_info_;  // what --resume found, checked before data/model

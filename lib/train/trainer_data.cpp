@@ -117,13 +117,16 @@ void Trainer::log_mixture() const {
     for (const DataSource& source : sources) all.weights.push_back(source);
     stages.push_back(all);
   }
+  const std::vector<int64_t> starts = config_.data.stages.empty()
+                                          ? std::vector<int64_t>{0}
+                                          : stage_start_steps(config_, world_size());
   for (size_t i = 0; i < stages.size(); ++i) {
-    const int64_t start = stage_start_step(stages[i], tokens_per_step_);
-    const int64_t end = i + 1 < stages.size() ? stage_start_step(stages[i + 1], tokens_per_step_)
-                                              : config_.train.steps;
-    log::info("data        {}steps {}-{} ({} tokens): {}",
-              stages[i].name.empty() ? "" : format("stage '{}' ", stages[i].name), start + 1, end,
-              human_count(static_cast<double>((end - start) * tokens_per_step_)),
+    const int64_t end = i + 1 < stages.size() ? starts[i + 1] : config_.train.steps;
+    const int64_t per_step = stage_tokens_per_step(stages[i], config_, world_size());
+    log::info("data        {}steps {}-{} ({} tokens; seq_len {}, {} tokens per step): {}",
+              stages[i].name.empty() ? "" : format("stage '{}' ", stages[i].name), starts[i] + 1,
+              end, human_count(static_cast<double>((end - starts[i]) * per_step)),
+              stage_seq_len(stages[i], config_), per_step,
               weights_text(sources, stage_weights(stages[i], sources)));
   }
 }
@@ -142,7 +145,6 @@ void Trainer::build_loader(const TrainProgress* resumed) {
     return;
   }
   const std::vector<DataSource>& sources = config_.data.train_sources;
-  const int64_t sequences_per_step = tokens_per_step_ / config_.train.seq_len;
   data::MixtureOptions mix;
   mix.on_exhausted =
       config_.data.on_exhausted == "error" ? data::OnExhausted::error : data::OnExhausted::wrap;
@@ -151,10 +153,21 @@ void Trainer::build_loader(const TrainProgress* resumed) {
     for (const DataSource& source : sources) weights.push_back(source.weight);
     mix.stages.push_back({"", 0, weights});
   }
-  for (const DataStage& stage : config_.data.stages) {
-    const int64_t start = stage_start_step(stage, tokens_per_step_);
-    stage_starts_.push_back(start);
-    mix.stages.push_back({stage.name, start * sequences_per_step, stage_weights(stage, sources)});
+  stage_starts_ = stage_start_steps(config_, world_size());
+  stage_tokens_per_step_.clear();
+  // A stage starts after the earlier stages' steps, each of its own sequences per step.
+  int64_t start_sequence = 0;
+  for (size_t i = 0; i < config_.data.stages.size(); ++i) {
+    const DataStage& stage = config_.data.stages[i];
+    if (i > 0) {
+      const DataStage& previous = config_.data.stages[i - 1];
+      start_sequence += (stage_starts_[i] - stage_starts_[i - 1]) *
+                        stage_micro_batch_size(previous, config_) * config_.train.grad_accum *
+                        world_size();
+    }
+    stage_tokens_per_step_.push_back(stage_tokens_per_step(stage, config_, world_size()));
+    mix.stages.push_back({stage.name, start_sequence, stage_weights(stage, sources),
+                          stage_seq_len(stage, config_), stage_micro_batch_size(stage, config_)});
   }
   loader_ =
       std::make_unique<data::TrainLoader>(train_sources_, std::move(mix), options,
@@ -169,6 +182,11 @@ int64_t Trainer::stage_at_step(int64_t step) const {
   return index;
 }
 
+int64_t Trainer::tokens_per_step_at(int64_t step) const {
+  if (stage_starts_.empty()) return tokens_per_step_;
+  return stage_tokens_per_step_[static_cast<size_t>(stage_at_step(std::max<int64_t>(step, 0)))];
+}
+
 std::string Trainer::stage_name(int64_t step) const {
   if (stage_starts_.empty()) return "";
   return config_.data.stages[static_cast<size_t>(stage_at_step(std::max<int64_t>(step, 0)))].name;
@@ -181,8 +199,9 @@ void Trainer::announce_stage() {
   announced_stage_ = stage;
   const DataStage& s = config_.data.stages[static_cast<size_t>(stage)];
   if (progress_bar_) progress_bar_->clear();
-  log::info("stage       '{}' ({}/{}) from step {}: {}", s.name, stage + 1, stage_starts_.size(),
-            progress_.step + 1,
+  log::info("stage       '{}' ({}/{}) from step {}: seq_len {}, {} tokens per step; {}", s.name,
+            stage + 1, stage_starts_.size(), progress_.step + 1, stage_seq_len(s, config_),
+            stage_tokens_per_step_[static_cast<size_t>(stage)],
             weights_text(config_.data.train_sources, stage_weights(s, config_.data.train_sources)));
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "config/data_sources.h"
 #include "config/loader.h"
 #include "config_test_util.h"
 
@@ -125,12 +126,6 @@ TEST(DataSources, BadStagesNameTheStageAndTheProblem) {
   const std::string both = all_messages(
       load_text_error(with("start_tokens: 1600", "start_tokens: 1600, start_step: 3")));
   EXPECT_TRUE(contains(both, "give exactly one of start_step and start_tokens")) << both;
-  const std::string seq_len = all_messages(
-      load_text_error(with("start_tokens: 1600,", "start_tokens: 1600, seq_len: 64,")));
-  EXPECT_TRUE(contains(seq_len,
-                       "data.stages: item 2 (line 11): seq_len: a stage of its own "
-                       "sequence length (context extension) is not supported yet"))
-      << seq_len;
   const std::string zeros = all_messages(load_text_error(with("{web: 1, train: 3}", "{web: 0}")));
   EXPECT_TRUE(contains(zeros, "every weight is 0")) << zeros;
   const std::string single =
@@ -139,6 +134,75 @@ TEST(DataSources, BadStagesNameTheStageAndTheProblem) {
       << single;
   const std::string exhausted = all_messages(load_text_error("data: {on_exhausted: stop}\n"));
   EXPECT_TRUE(contains(exhausted, "'stop' is not one of wrap | error")) << exhausted;
+}
+
+// The focus stage at 32 tokens a sequence, its tokens per step kept or scaled.
+Config with_focus_seq_len(const std::string& fields) {
+  return load_config_text(with("start_tokens: 1600,", "start_tokens: 1600, " + fields), "mix.yaml")
+      .config;
+}
+
+TEST(DataSources, StageSeqLenKeepsOrScalesTheTokensPerStep) {
+  const Config keep = with_focus_seq_len("seq_len: 32,");
+  const DataStage& focus = keep.data.stages[1];
+  EXPECT_EQ(stage_seq_len(focus, keep), 32);
+  EXPECT_EQ(stage_seq_len(keep.data.stages[0], keep), 16);  // train.seq_len
+  EXPECT_EQ(stage_micro_batch_size(focus, keep), 1);        // 2 x 16 tokens kept
+  EXPECT_EQ(stage_tokens_per_step(focus, keep, 2), 64);
+  const Config scale = with_focus_seq_len("seq_len: 32, tokens_per_step: scale,");
+  EXPECT_EQ(stage_micro_batch_size(scale.data.stages[1], scale), 2);
+  EXPECT_EQ(stage_tokens_per_step(scale.data.stages[1], scale, 1), 64);
+  // The rendering carries the new fields and reads back to the same stages.
+  const LoadedConfig loaded = load_config_text(
+      with("start_tokens: 1600,", "start_tokens: 1600, seq_len: 32, tokens_per_step: scale,"),
+      "mix.yaml");
+  const std::string yaml = render_config_yaml(loaded, false);
+  EXPECT_TRUE(contains(yaml, "seq_len: 32, tokens_per_step: scale}")) << yaml;
+  const Config again = load_config_text(yaml, "again.yaml").config;
+  EXPECT_EQ(again.data.stages[1].seq_len, 32);
+  EXPECT_EQ(again.data.stages[1].tokens_per_step, "scale");
+  EXPECT_EQ(again.data.stages[0].seq_len, 0);
+}
+
+TEST(DataSources, StartTokensCountEachEarlierStageAtItsOwnTokensPerStep) {
+  // broad: 32 tokens a step for 10 steps (320 tokens); long: 64 a step, so 960 tokens are
+  // reached 10 steps later, at step 20 (at broad's 32 a step it would be step 30).
+  const Config c =
+      load_config_text(with("{name: focus, start_tokens: 1600,",
+                            "{name: long, start_step: 10, seq_len: 32, tokens_per_step: scale, "
+                            "weights: {web: 1}}\n    - {name: focus, start_tokens: 960,"),
+                       "mix.yaml")
+          .config;
+  EXPECT_EQ(stage_start_steps(c, 1), (std::vector<int64_t>{0, 10, 20}));
+}
+
+TEST(DataSources, BadStageSeqLenNamesTheStageAndTheRule) {
+  const auto error_of = [](const std::string& fields, const std::string& more = "") {
+    return all_messages(
+        load_text_error(more + with("start_tokens: 1600,", "start_tokens: 1600, " + fields)));
+  };
+  const std::string uneven = error_of("seq_len: 24,");
+  EXPECT_TRUE(contains(uneven,
+                       "data.stages[2] 'focus': tokens_per_step keep needs seq_len 24 to divide "
+                       "train.micro_batch_size x train.seq_len = 2 x 16 = 32"))
+      << uneven;
+  // scale keeps the micro-batch, so any seq_len goes.
+  EXPECT_EQ(with_focus_seq_len("seq_len: 24, tokens_per_step: scale,").data.stages[1].seq_len, 24);
+  const std::string rule = error_of("seq_len: 32, tokens_per_step: double,");
+  EXPECT_TRUE(contains(rule, "'focus': tokens_per_step double is not allowed (keep:")) << rule;
+  const std::string zero = error_of("seq_len: 0,");
+  EXPECT_TRUE(contains(zero, "'focus': seq_len must be an integer >= 1")) << zero;
+  const std::string too_long = error_of("seq_len: 32,", "model: {max_seq_len: 16}\n");
+  EXPECT_TRUE(
+      contains(too_long, "data.stages[2] 'focus': seq_len 32 is above model.max_seq_len = 16"))
+      << too_long;
+  std::string graphs_text = with("start_tokens: 1600,", "start_tokens: 1600, seq_len: 32,");
+  graphs_text.insert(graphs_text.find('}'), ", cuda_graphs: true, device: cuda");
+  const std::string graphs = all_messages(load_text_error(graphs_text));
+  EXPECT_TRUE(contains(graphs,
+                       "'focus': seq_len 32 differs from train.seq_len = 16, and "
+                       "train.cuda_graphs captures one shape"))
+      << graphs;
 }
 
 }  // namespace

@@ -187,6 +187,54 @@ TEST(Mixture, ResumeIsExactMidMixtureAndAcrossAndAtAStageBoundary) {
   }
 }
 
+// Two batches of 4 x 9 tokens, then a stage of 2 x 18 (the tokens per batch kept).
+MixtureOptions longer_second_stage() {
+  MixtureOptions mix = stages({{"short", 0, {1.0, 1.0}}, {"long", 8, {1.0, 1.0}, 18, 2}});
+  return mix;
+}
+
+// Every batch's shape and inputs, checking each row is one window of its length.
+std::vector<std::vector<int32_t>> batch_inputs(TrainLoader& loader, int batches) {
+  std::vector<std::vector<int32_t>> out;
+  for (int b = 0; b < batches; ++b) {
+    const Batch batch = loader.next();
+    EXPECT_EQ(batch.inputs.size(), static_cast<size_t>(batch.batch_size * batch.seq_len));
+    for (int64_t r = 0; r < batch.batch_size; ++r) {
+      const int32_t first = batch.inputs[static_cast<size_t>(r * batch.seq_len)];
+      EXPECT_EQ(first % 1000 % batch.seq_len, 0) << "a window starts at a multiple of seq_len";
+      EXPECT_EQ(batch.inputs[static_cast<size_t>((r + 1) * batch.seq_len - 1)],
+                first + batch.seq_len - 1);
+    }
+    out.push_back(batch.inputs);
+    out.back().push_back(static_cast<int32_t>(batch.seq_len));
+  }
+  return out;
+}
+
+TEST(Mixture, AStageOfItsOwnSeqLenCutsItsWindowsAndResumesExactlyAtAndAfterTheSwitch) {
+  Fixture f;
+  TrainLoader reference(f.sources, longer_second_stage(), options());
+  const auto expected = batch_inputs(reference, 8);
+  EXPECT_EQ(expected[1].back(), kSeqLen);
+  EXPECT_EQ(expected[2].back(), 18);
+  EXPECT_EQ(expected[2].size(), 2u * 18 + 1);
+  for (const SourcePosition& p : reference.mixture_state().sources) {
+    EXPECT_EQ(p.state.seq_len, 18) << p.name;
+  }
+  for (int prefetch : {0, 2}) {
+    for (int stop : {1, 2, 3, 5}) {  // 2: exactly at the switch, the states still of 9 tokens
+      TrainLoader first(f.sources, longer_second_stage(), options(prefetch));
+      batch_inputs(first, stop);
+      const MixtureState saved = MixtureState::parse(first.mixture_state().serialize());
+      EXPECT_EQ(saved.sources[0].state.seq_len, stop <= 2 ? kSeqLen : 18);
+      TrainLoader resumed(f.sources, longer_second_stage(), options(prefetch), saved);
+      const auto rest = batch_inputs(resumed, 8 - stop);
+      EXPECT_EQ(rest, decltype(rest)(expected.begin() + stop, expected.end()))
+          << "resumed after batch " << stop << ", prefetch " << prefetch;
+    }
+  }
+}
+
 TEST(Mixture, RanksDrawTheSameSourcesInLockstepAndDisjointWindows) {
   Fixture f;
   const MixtureOptions mix = stages({{"all", 0, {1.0, 1.0}}});

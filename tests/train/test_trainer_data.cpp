@@ -3,6 +3,7 @@
 // tokens per source and the stage in metrics.jsonl, per-set validation losses, and the refusals.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 
 #include "testing/process.h"
@@ -37,19 +38,27 @@ class MixtureTrainerTest : public ::testing::Test {
   ScratchDir dir;
   std::string web = testing::write_tiny_dataset(dir / "web", 11);
   std::string code = testing::write_tiny_dataset(dir / "code", 31);
+  std::vector<std::string> stages;  // overrides of tiny_mixture_overrides' stages
   LoadedConfig config(const std::string& run, std::vector<std::string> sets = {}) {
     std::vector<std::string> all = testing::tiny_mixture_overrides(web, code);
+    all.insert(all.end(), stages.begin(), stages.end());
     all.insert(all.end(), sets.begin(), sets.end());
     return testing::tiny_config(web, dir / run, all);
   }
+  // `focus_seq_len`: the sequence length of the second stage (from step 5).
   void expect_resume_matches(const std::string& run, int64_t stop_at,
-                             const std::map<std::string, at::Tensor>& expected) {
+                             const std::map<std::string, at::Tensor>& expected,
+                             int64_t focus_seq_len = 32) {
     Trainer(config(run), testing::quiet_options("", stop_at)).run();
     Trainer second(config(run), testing::quiet_options("auto"));
     EXPECT_EQ(second.progress().step, stop_at);
     ASSERT_TRUE(second.progress().mixture.has_value());
     // The stage of the last sequence read: the boundary step 4 still ends stage 0.
     EXPECT_EQ(second.progress().mixture->stage, stop_at <= 4 ? 0 : 1);
+    // Every source's window order is of the length of the stage that read last.
+    for (const data::SourcePosition& source : second.progress().mixture->sources) {
+      EXPECT_EQ(source.state.seq_len, stop_at <= 4 ? 32 : focus_seq_len) << source.name;
+    }
     second.run();
     for (const auto& [name, tensor] : testing::snapshot(second)) {
       EXPECT_TRUE(at::equal(tensor, expected.at(name)))
@@ -89,6 +98,35 @@ TEST_F(MixtureTrainerTest, ResumeMidStageAndAtTheStageBoundaryIsBitExact) {
   EXPECT_NE(web_val.at(8), code_val.at(8));
   expect_resume_matches("boundary", 4, expected);
   expect_resume_matches("mid", 6, expected);
+}
+
+// The focus stage at twice the sequence length, its micro-batch kept, so twice the tokens a step.
+TEST_F(MixtureTrainerTest, StageWithItsOwnSeqLenTrainsAndResumesBitExactAcrossTheSwitch) {
+  stages = {
+      "data.stages=[{name: general, start_step: 0, weights: {web: 3, code: 1}}, {name: focus, "
+      "start_step: 4, weights: {web: 1, code: 3}, seq_len: 64, tokens_per_step: scale}]"};
+  Trainer whole(config("whole"), testing::quiet_options());
+  const TrainResult result = whole.run();
+  EXPECT_EQ(result.final_step, 8);
+  ASSERT_TRUE(result.final_val_loss.has_value());
+  EXPECT_TRUE(std::isfinite(*result.final_val_loss));
+  const auto expected = testing::snapshot(whole);
+  const auto seq_lens = testing::metric_by_step(dir / "whole", "train", "seq_len");
+  const auto per_step = testing::metric_by_step(dir / "whole", "train", "tokens_per_step");
+  const auto seen = testing::metric_by_step(dir / "whole", "train", "tokens_seen");
+  EXPECT_EQ(seq_lens.at(4), 32);
+  EXPECT_EQ(seq_lens.at(5), 64);
+  EXPECT_EQ(per_step.at(4), 8 * 32);  // 4 sequences x 2 micro-batches
+  EXPECT_EQ(per_step.at(5), 8 * 64);
+  EXPECT_EQ(seen.at(8), 4 * 8 * 32 + 4 * 8 * 64);
+  // Sources count what they gave: all tokens seen, the focus stage's drawn 1:3.
+  const auto web_tokens = testing::metric_by_step(dir / "whole", "train", "tokens/web");
+  const auto code_tokens = testing::metric_by_step(dir / "whole", "train", "tokens/code");
+  EXPECT_EQ(web_tokens.at(8) + code_tokens.at(8), seen.at(8));
+  EXPECT_EQ(code_tokens.at(8) - code_tokens.at(4), 24 * 64);
+  EXPECT_EQ(stages_by_step(dir / "whole").at(5), "focus");
+  expect_resume_matches("boundary", 4, expected, 64);
+  expect_resume_matches("mid", 6, expected, 64);
 }
 
 TEST_F(MixtureTrainerTest, OneDatasetCheckpointDoesNotResumeAsAMixture) {
