@@ -113,6 +113,37 @@ void compare_treatments(SeedAnalysis& analysis) {
   }
 }
 
+// The differing keys split into tuned ones (in `tune_keys`) and the others that tell treatments
+// apart (the seed aside).
+struct KeyRoles {
+  std::vector<KeyDifference> diffs;
+  std::vector<std::string> tuned_keys;  // in the schema's order
+  std::set<std::string> tuned, other;
+};
+
+KeyRoles key_roles(const std::vector<KeyDifference>& diffs,
+                   const std::vector<std::string>& tune_keys) {
+  KeyRoles roles{diffs, {}, {}, {}};
+  for (const KeyDifference& d : diffs) {
+    const bool is_tuned = std::count(tune_keys.begin(), tune_keys.end(), d.key) > 0;
+    if (is_tuned) roles.tuned_keys.push_back(d.key);
+    if (is_tuned) roles.tuned.insert(d.key);
+    if (!is_tuned && d.key != kSeedKey) roles.other.insert(d.key);
+  }
+  return roles;
+}
+
+// "lr=0.003,…": run `i`'s values of the tuned keys.
+std::string arm_label(const KeyRoles& roles, size_t i, std::vector<double>* numeric = nullptr) {
+  std::string label;
+  for (const KeyDifference& d : roles.diffs) {
+    if (!roles.tuned.count(d.key)) continue;
+    label += (label.empty() ? "" : ",") + last_part(d.key) + "=" + d.values[i];
+    if (numeric) numeric->push_back(numeric_or_nan(d.values[i]));
+  }
+  return label;
+}
+
 }  // namespace
 
 std::vector<KeyDifference> differing_keys(const std::vector<RunFolder>& runs) {
@@ -135,14 +166,10 @@ std::vector<KeyDifference> differing_keys(const std::vector<RunFolder>& runs) {
 SeedAnalysis analyse_seeds(const std::vector<RunFolder>& runs,
                            const std::vector<std::string>& tune_keys) {
   SeedAnalysis analysis;
-  const std::vector<KeyDifference> diffs = differing_keys(runs);
-  std::set<std::string> tuned, other;
-  for (const KeyDifference& d : diffs) {
-    const bool is_tuned = std::count(tune_keys.begin(), tune_keys.end(), d.key) > 0;
-    if (is_tuned) analysis.tuned_keys.push_back(d.key);
-    if (is_tuned) tuned.insert(d.key);
-    if (!is_tuned && d.key != kSeedKey) other.insert(d.key);
-  }
+  const KeyRoles roles = key_roles(differing_keys(runs), tune_keys);
+  const std::vector<KeyDifference>& diffs = roles.diffs;
+  const std::set<std::string>& other = roles.other;
+  analysis.tuned_keys = roles.tuned_keys;
   std::vector<std::string> varying = analysis.tuned_keys;
   varying.push_back(kSeedKey);
 
@@ -164,13 +191,8 @@ SeedAnalysis analyse_seeds(const std::vector<RunFolder>& runs,
     const std::string signature = joined_values(diffs, i, other);
     if (!arms.count(signature)) order.push_back(signature);
     members[signature].push_back(i);
-    std::string label;
     std::vector<double> tuned_values;
-    for (const KeyDifference& d : diffs) {
-      if (!tuned.count(d.key)) continue;
-      label += (label.empty() ? "" : ",") + last_part(d.key) + "=" + d.values[i];
-      tuned_values.push_back(numeric_or_nan(d.values[i]));
-    }
+    const std::string label = arm_label(roles, i, &tuned_values);
     Arm& arm = arms[signature][label];
     arm.label = label;
     arm.tuned_values = tuned_values;
@@ -203,6 +225,40 @@ SeedAnalysis analyse_seeds(const std::vector<RunFolder>& runs,
   }
   compare_treatments(analysis);
   return analysis;
+}
+
+RunGroups group_runs(const std::vector<RunFolder>& runs,
+                     const std::vector<std::string>& tune_keys) {
+  const KeyRoles roles = key_roles(differing_keys(runs), tune_keys);
+  std::vector<std::string> varying = roles.tuned_keys;
+  varying.push_back(kSeedKey);
+  RunGroups groups;
+  std::vector<std::string> signatures;  // by treatment
+  std::vector<std::vector<size_t>> members;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const std::string signature = joined_values(roles.diffs, i, roles.other);
+    const auto at = std::find(signatures.begin(), signatures.end(), signature);
+    groups.treatment_of.push_back(static_cast<size_t>(at - signatures.begin()));
+    if (at == signatures.end()) {
+      signatures.push_back(signature);
+      members.emplace_back();
+    }
+    members[groups.treatment_of.back()].push_back(i);
+    groups.arm_of.push_back(arm_label(roles, i));
+    groups.seeds.push_back(runs[i].loaded.config.train.seed);
+  }
+  for (size_t t = 0; t < signatures.size(); ++t) {
+    groups.treatments.push_back(treatment_name(runs, members[t], varying, signatures[t]));
+  }
+  std::vector<int64_t> seeds = groups.seeds;
+  std::sort(seeds.begin(), seeds.end());
+  seeds.erase(std::unique(seeds.begin(), seeds.end()), seeds.end());
+  for (int64_t seed : groups.seeds) {
+    groups.seed_of.push_back(
+        static_cast<size_t>(std::lower_bound(seeds.begin(), seeds.end(), seed) - seeds.begin()));
+  }
+  groups.seeds = std::move(seeds);
+  return groups;
 }
 
 }  // namespace cca::sweep

@@ -60,4 +60,17 @@ struct SeedAnalysis {
 SeedAnalysis analyse_seeds(const std::vector<RunFolder>& runs,
                            const std::vector<std::string>& tune_keys);
 
+// Every run's place for plotting, unfinished ones included: its treatment (its config less the
+// seed and the tuned keys: one colour), its arm (the tuned keys' values) and its seed (one line
+// style).
+struct RunGroups {
+  std::vector<std::string> treatments;  // names, in the order of their first run
+  std::vector<int64_t> seeds;           // every seed, ascending
+  std::vector<size_t> treatment_of;     // per run, an index into treatments
+  std::vector<std::string> arm_of;      // per run, Arm::label
+  std::vector<size_t> seed_of;          // per run, an index into seeds
+};
+
+RunGroups group_runs(const std::vector<RunFolder>& runs, const std::vector<std::string>& tune_keys);
+
 }  // namespace cca::sweep

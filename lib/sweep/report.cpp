@@ -7,6 +7,7 @@
 #include <map>
 
 #include "sweep/arms.h"
+#include "sweep/report_plots.h"
 #include "sweep/svg_plot.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -21,10 +22,67 @@ constexpr const char* kDash = "—";
 
 // One table, rendered both as Markdown and as HTML.
 struct Table {
-  std::vector<std::string> header;
-  std::vector<bool> numeric;  // right-aligned columns
-  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> header{};
+  std::vector<bool> numeric{};  // right-aligned columns
+  std::vector<std::vector<std::string>> rows{};
+  std::vector<std::string> links{};  // per row, where its first cell links to ("": nowhere)
+  std::vector<std::string> same{};   // "column value" of columns dropped as the same in every row
 };
+
+void drop_column(Table& t, size_t column) {
+  t.header.erase(t.header.begin() + static_cast<std::ptrdiff_t>(column));
+  t.numeric.erase(t.numeric.begin() + static_cast<std::ptrdiff_t>(column));
+  for (auto& row : t.rows) row.erase(row.begin() + static_cast<std::ptrdiff_t>(column));
+}
+
+// Columns (after the first, and the first `keep` more) whose value is the same in every row say
+// nothing about the difference between runs: they go to a footnote.
+void drop_constant_columns(Table& t, size_t keep = 0) {
+  if (t.rows.size() < 2) return;
+  for (size_t c = t.header.size(); c-- > 1 + keep;) {
+    const bool constant = std::all_of(t.rows.begin(), t.rows.end(),
+                                      [&](const auto& row) { return row[c] == t.rows[0][c]; });
+    if (!constant) continue;
+    t.same.insert(t.same.begin(), t.header[c] + " " + t.rows[0][c]);
+    drop_column(t, c);
+  }
+}
+
+std::string footnote(const Table& t) {
+  return t.same.empty() ? "" : "Same in every run: " + join(t.same, "; ") + ".";
+}
+
+std::vector<std::string> path_parts(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t begin = 0;
+  while (begin <= path.size()) {
+    const size_t end = std::min(path.find('/', begin), path.size());
+    if (end > begin) parts.push_back(path.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  return parts;
+}
+
+// `target` as a path relative to the folder `from` (both resolved on disk); `target` itself when
+// either cannot be resolved.
+std::string relative_path(const std::string& target, const std::string& from) {
+  const std::string t = files::canonical_path(target), f = files::canonical_path(from);
+  if (t.empty() || f.empty()) return target;
+  const std::vector<std::string> to = path_parts(t), base = path_parts(f);
+  size_t common = 0;
+  while (common < to.size() && common < base.size() && to[common] == base[common]) ++common;
+  std::vector<std::string> parts(base.size() - common, "..");
+  parts.insert(parts.end(), to.begin() + static_cast<std::ptrdiff_t>(common), to.end());
+  return parts.empty() ? "." : join(parts, "/");
+}
+
+// Each run's name links to its config.yaml, relative to the report's folder.
+std::vector<std::string> config_links(const std::vector<RunFolder>& runs, const std::string& out) {
+  std::vector<std::string> links;
+  for (const RunFolder& r : runs)
+    links.push_back(relative_path(files::join(r.dir, "config.yaml"), out));
+  return links;
+}
 
 std::string fixed(double value, int decimals) {
   char text[64];
@@ -63,27 +121,58 @@ std::string status_text(const RunFolder& run) {
   return !s.empty() && s.back().stopped_early ? "stopped early (resumable)" : "incomplete";
 }
 
-Table model_table(const std::vector<RunFolder>& runs) {
-  Table t{{"Run", "Attention", "Parameters", "Active parameters", "KV cache per token",
-           "Attention FLOPs per token", "Training FLOPs per token"},
-          {false, false, true, true, true, true, true},
-          {}};
-  for (const RunFolder& r : runs) {
-    const ModelCounts& c = r.model.derived.counts;
-    t.rows.push_back({r.name, attention_label(r.model.derived.attention),
-                      human_count(static_cast<double>(c.total_params)),
-                      human_count(static_cast<double>(c.active_params)),
-                      human_bytes(static_cast<double>(r.model.kv_bytes_per_token)),
-                      human_count(r.model.attention_flops_per_token),
-                      human_count(r.model.derived.train_flops_per_token)});
+// One column per config key in which the runs differ ("·": a key of another attention variant),
+// then the model's numbers.
+Table model_table(const std::vector<RunFolder>& runs, const std::vector<KeyDifference>& diffs) {
+  Table t{{"Run"}, {false}, {}, {}, {}};
+  for (const KeyDifference& d : diffs) {
+    t.header.push_back(d.key);
+    t.numeric.push_back(false);
   }
+  for (const char* h : {"Attention", "Parameters", "Active parameters", "KV cache per token",
+                        "Attention FLOPs per token", "Training FLOPs per token"}) {
+    t.header.push_back(h);
+    t.numeric.push_back(std::string(h) != "Attention");
+  }
+  bool all_active = true;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const RunFolder& r = runs[i];
+    const ModelCounts& c = r.model.derived.counts;
+    std::vector<std::string> row = {r.name};
+    for (const KeyDifference& d : diffs) row.push_back(d.values[i].empty() ? "·" : d.values[i]);
+    for (const std::string& cell : {attention_label(r.model.derived.attention),
+                                    human_count(static_cast<double>(c.total_params)),
+                                    human_count(static_cast<double>(c.active_params)),
+                                    human_bytes(static_cast<double>(r.model.kv_bytes_per_token)),
+                                    human_count(r.model.attention_flops_per_token),
+                                    human_count(r.model.derived.train_flops_per_token)}) {
+      row.push_back(cell);
+    }
+    all_active = all_active && c.active_params == c.total_params;
+    t.rows.push_back(std::move(row));
+  }
+  if (all_active) {  // no MoE: the column repeats Parameters
+    drop_column(t, 1 + diffs.size() + 2);
+    t.same.push_back("active parameters = parameters (no MoE)");
+  }
+  drop_constant_columns(t, diffs.size());
   return t;
+}
+
+// Whether every run's best evaluation is its last: then Best repeats Final.
+bool best_is_final(const std::vector<RunFolder>& runs) {
+  return std::all_of(runs.begin(), runs.end(), [](const RunFolder& r) {
+    const RunOutcome& o = r.outcome;
+    return !o.final_eval || (o.best_eval && o.best_eval->step == o.final_eval->step);
+  });
 }
 
 Table results_table(const std::vector<RunFolder>& runs) {
   Table t{{"Run", "Steps", "Tokens", "Final val loss", "Best val loss", "Tokens/s", "MFU",
            "Peak memory", "Training time", "Status"},
           {false, true, true, true, true, true, true, true, true, false},
+          {},
+          {},
           {}};
   for (const RunFolder& r : runs) {
     const RunOutcome& o = r.outcome;
@@ -95,20 +184,11 @@ Table results_table(const std::vector<RunFolder>& runs) {
                       o.peak_memory_gib ? fixed(*o.peak_memory_gib, 2) + " GiB" : kDash,
                       o.time_s ? duration_text(*o.time_s) : kDash, status_text(r)});
   }
-  return t;
-}
-
-// Per run, every key in which the runs differ: a confound shows at a glance.
-Table differences_table(const std::vector<RunFolder>& runs,
-                        const std::vector<KeyDifference>& diffs) {
-  Table t{{"Run", "Differs in"}, {false, false}, {}};
-  for (size_t i = 0; i < runs.size(); ++i) {
-    std::vector<std::string> parts;
-    for (const KeyDifference& d : diffs) {
-      parts.push_back(d.key + "=" + (d.values[i].empty() ? "·" : d.values[i]));
-    }
-    t.rows.push_back({runs[i].name, join(parts, ", ")});
+  if (runs.size() > 1 && best_is_final(runs)) {
+    drop_column(t, 4);
+    t.same.push_back("best val loss = final val loss (still falling at the end)");
   }
+  drop_constant_columns(t);
   return t;
 }
 
@@ -200,9 +280,13 @@ std::string markdown_table(const Table& t) {
   out += "\n|";
   for (bool numeric : t.numeric) out += numeric ? " ---: |" : " --- |";
   out += "\n";
-  for (const auto& row : t.rows) {
+  for (size_t r = 0; r < t.rows.size(); ++r) {
     out += "|";
-    for (const std::string& c : row) out += " " + cell(c) + " |";
+    for (size_t c = 0; c < t.rows[r].size(); ++c) {
+      const bool link = c == 0 && r < t.links.size() && !t.links[r].empty();
+      const std::string text = cell(t.rows[r][c]);
+      out += " " + (link ? "[" + text + "](" + t.links[r] + ")" : text) + " |";
+    }
     out += "\n";
   }
   return out;
@@ -212,91 +296,18 @@ std::string html_table(const Table& t) {
   std::string out = "<table>\n<tr>";
   for (const std::string& h : t.header) out += "<th>" + xml_escape(h) + "</th>";
   out += "</tr>\n";
-  for (const auto& row : t.rows) {
+  for (size_t r = 0; r < t.rows.size(); ++r) {
+    const auto& row = t.rows[r];
     out += "<tr>";
     for (size_t i = 0; i < row.size(); ++i) {
       out += t.numeric[i] ? "<td class=\"n\">" : "<td>";
-      out += xml_escape(row[i]) + "</td>";
+      const bool link = i == 0 && r < t.links.size() && !t.links[r].empty();
+      out += link ? "<a href=\"" + xml_escape(t.links[r]) + "\">" + xml_escape(row[i]) + "</a></td>"
+                  : xml_escape(row[i]) + "</td>";
     }
     out += "</tr>\n";
   }
   return out + "</table>\n";
-}
-
-struct NamedPlot {
-  std::string file;
-  LinePlot plot;
-};
-
-// Wall time in the unit that keeps tick labels short.
-std::pair<double, std::string> time_unit(const std::vector<RunFolder>& runs) {
-  double longest = 0;
-  for (const RunFolder& r : runs) {
-    for (const EvalRecord& e : r.metrics.eval) longest = std::max(longest, e.time_s.value_or(0));
-  }
-  if (longest > 3 * 3600) return {3600, "hours"};
-  if (longest > 5 * 60) return {60, "minutes"};
-  return {1, "seconds"};
-}
-
-// One curve per run and named validation set (data.val as a list): "<run>/<set>".
-LinePlot per_set_plot(const std::vector<RunFolder>& runs) {
-  LinePlot plot{
-      "Validation loss per set", "tokens seen", "validation loss", TickStyle::count, {}, {}, 0.0};
-  for (const RunFolder& r : runs) {
-    std::map<std::string, PlotSeries> by_set;
-    for (const EvalRecord& e : r.metrics.eval) {
-      if (!e.tokens_seen) continue;
-      for (const auto& [set, loss] : e.set_losses) {
-        PlotSeries& series = by_set[set];
-        series.name = r.name + "/" + set;
-        series.points.push_back({static_cast<double>(*e.tokens_seen), loss});
-      }
-    }
-    for (auto& [set, series] : by_set) plot.series.push_back(std::move(series));
-  }
-  return plot;
-}
-
-std::vector<NamedPlot> make_plots(const std::vector<RunFolder>& runs) {
-  const auto [divisor, unit] = time_unit(runs);
-  LinePlot tokens{
-      "Validation loss", "tokens seen", "validation loss", TickStyle::count, {}, {}, 0.0};
-  LinePlot time{"Validation loss over training time",
-                "training time (" + unit + ")",
-                "validation loss",
-                TickStyle::number,
-                {},
-                {},
-                0.0};
-  LinePlot train{"Training loss", "tokens seen", "training loss", TickStyle::count, {}, {}, 0.0};
-  double last_tokens = 0;
-  for (const RunFolder& r : runs) {
-    PlotSeries by_tokens{r.name, {}}, by_time{r.name, {}}, training{r.name, {}};
-    for (const EvalRecord& e : r.metrics.eval) {
-      if (e.tokens_seen)
-        by_tokens.points.push_back({static_cast<double>(*e.tokens_seen), e.val_loss});
-      if (e.time_s) by_time.points.push_back({*e.time_s / divisor, e.val_loss});
-    }
-    for (const TrainRecord& t : r.metrics.train) {
-      if (t.tokens_seen) training.points.push_back({static_cast<double>(*t.tokens_seen), t.loss});
-    }
-    if (!by_tokens.points.empty()) last_tokens = std::max(last_tokens, by_tokens.points.back().x);
-    tokens.series.push_back(std::move(by_tokens));
-    time.series.push_back(std::move(by_time));
-    train.series.push_back(std::move(training));
-  }
-  // The second half of training, where the variants' differences are visible at all.
-  LinePlot zoom = tokens;
-  zoom.title = "Validation loss, second half of training";
-  zoom.x_min = last_tokens / 2;
-  std::vector<NamedPlot> plots = {{"val_loss_tokens.svg", tokens},
-                                  {"val_loss_tokens_zoom.svg", zoom},
-                                  {"val_loss_time.svg", time},
-                                  {"train_loss_tokens.svg", train}};
-  LinePlot sets = per_set_plot(runs);
-  if (!sets.series.empty()) plots.push_back({"val_loss_sets_tokens.svg", std::move(sets)});
-  return plots;
 }
 
 Json optional_json(const std::optional<double>& v) {
@@ -318,6 +329,7 @@ Json run_json(const RunFolder& r) {
   j["step"] = o.step;
   j["tokens_seen"] = o.tokens_seen ? Json(*o.tokens_seen) : Json();
   j["time_s"] = optional_json(o.time_s);
+  j["warmup_s"] = o.warmup_s;
   j["final_val_loss"] = o.final_eval ? Json(o.final_eval->val_loss) : Json();
   j["final_val_step"] = o.final_eval ? Json(o.final_eval->step) : Json();
   j["best_val_loss"] = o.best_eval ? Json(o.best_eval->val_loss) : Json();
@@ -336,38 +348,97 @@ const char* const kNotes =
     "FLOPs: forward, all layers, per token at train.seq_len with causal masking (projections, "
     "convolutions, scores and values). Training FLOPs: 3 × forward of the whole model, what MFU "
     "counts. Tokens/s and MFU are the latest launch's own measurement (after its first step, "
-    "without evaluations and checkpoints); training time excludes evaluation, checkpoints and "
-    "start-up, summed over resumes.";
+    "without evaluations and checkpoints); training time excludes evaluation, checkpoints, "
+    "start-up and each launch's warm-up (its first logged steps' time beyond its median step "
+    "time), summed over resumes, as the time plot does.";
 
 // What the report says about the runs as a set.
 struct Analysis {
   std::vector<KeyDifference> diffs;
   SeedAnalysis seeds;
+  std::vector<std::string> links;  // per run, its config.yaml relative to the report
 };
 
-// The sections after Results, as (heading, table, notes); empty tables are left out.
+// Per variant (treatment, at its best arm): the final validation loss over seeds and the
+// difference from the baseline (the first variant), with their intervals: the report's answer.
+Table summary_table(const SeedAnalysis& a) {
+  const std::string& base = a.treatments.front().name;
+  Table t{{"Variant", "Seeds", "Mean final val loss", "SD", "95% interval", "Δ vs " + base,
+           "95% interval of Δ", "Verdict"},
+          {false, false, true, true, true, true, true, false}};
+  const bool tuned = !a.tuned_keys.empty();
+  if (tuned) {
+    t.header.insert(t.header.begin() + 1, "Best");
+    t.numeric.insert(t.numeric.begin() + 1, false);
+  }
+  for (size_t k = 0; k < a.treatments.size(); ++k) {
+    const Treatment& tr = a.treatments[k];
+    const Arm& arm = tr.arms[tr.best];
+    std::vector<std::string> row = {tr.name,
+                                    seeds_text(arm.seeds),
+                                    fixed(arm.loss.mean, 4),
+                                    arm.loss.n > 1 ? fixed(arm.loss.sd, 4) : kDash,
+                                    interval_text(arm.loss, 4),
+                                    "baseline",
+                                    kDash,
+                                    kDash};
+    for (const Comparison& c : a.comparisons) {
+      if (k == 0 || c.a != 0 || c.b != k) continue;
+      row[5] = (c.difference.mean > 0 ? "+" : "") + fixed(c.difference.mean, 4);
+      row[6] = interval_text(c.difference, 4);
+      row[7] = verdict(a, c);
+    }
+    if (tuned) row.insert(row.begin() + 1, arm.label);
+    t.rows.push_back(std::move(row));
+  }
+  return t;
+}
+
+std::string summary_notes(const SeedAnalysis& a) {
+  return seeds_notes(a) + " Δ: the variant's mean minus the baseline's (" +
+         a.treatments.front().name + ", the first run's variant); negative is lower loss.";
+}
+
+// One heading of the report: a table with its notes, or (plots) the plots.
 struct Section {
   std::string heading;
   Table table;
   std::string notes;
+  bool plots = false;
 };
 
-std::vector<Section> analysis_sections(const std::vector<RunFolder>& runs, const Analysis& a) {
-  std::vector<Section> sections;
-  if (!a.diffs.empty()) {
-    sections.push_back({"Differences between runs", differences_table(runs, a.diffs),
-                        "Every config key whose value is not the same in all runs (run.* "
-                        "aside); · marks a key of another attention variant."});
-  }
+std::string with_footnote(const std::string& notes, const Table& t) {
+  const std::string note = footnote(t);
+  return note.empty() ? notes : notes.empty() ? note : note + " " + notes;
+}
+
+// In reading order: the answer (summary and plots) first, then what it rests on.
+std::vector<Section> sections(const std::vector<RunFolder>& runs, const Analysis& a) {
+  std::vector<Section> out;
   if (!a.seeds.treatments.empty()) {
-    sections.push_back({"Seeds and intervals", arms_table(a.seeds), seeds_notes(a.seeds)});
+    out.push_back({"Summary by variant", summary_table(a.seeds), summary_notes(a.seeds)});
   }
+  out.push_back({"Plots", {}, "", true});
+  Table models = model_table(runs, a.diffs);
+  models.links = a.links;
+  const std::string keys_note =
+      a.diffs.empty() ? ""
+                      : "Columns before Attention: every config key whose value is not the "
+                        "same in all runs (run.* aside; · marks a key of another attention "
+                        "variant). Each run links to its config.yaml. ";
+  out.push_back({"Models", models, with_footnote(keys_note + kNotes, models)});
+  Table results = results_table(runs);
+  results.links = a.links;
+  out.push_back({"Results", results, with_footnote("", results)});
   if (!a.seeds.comparisons.empty()) {
-    sections.push_back({"Pairwise differences", comparisons_table(a.seeds),
-                        "Final validation loss, later treatment minus earlier, each at its best "
-                        "arm: negative means the first named is better."});
+    out.push_back({"Pairwise differences", comparisons_table(a.seeds),
+                   "Final validation loss, later treatment minus earlier, each at its best "
+                   "arm: negative means the first named is better."});
   }
-  return sections;
+  if (!a.seeds.tuned_keys.empty()) {  // the summary shows only each treatment's best arm
+    out.push_back({"Seeds and intervals", arms_table(a.seeds), seeds_notes(a.seeds)});
+  }
+  return out;
 }
 
 std::string markdown(const std::vector<RunFolder>& runs, const Analysis& a,
@@ -375,37 +446,41 @@ std::string markdown(const std::vector<RunFolder>& runs, const Analysis& a,
   std::string out = "# " + title + "\n\n";
   std::vector<std::string> dirs;
   for (const RunFolder& r : runs) dirs.push_back("`" + r.dir + "`");
-  out += format("{} runs: {}.\n\n## Models\n\n", runs.size(), join(dirs, ", "));
-  out += markdown_table(model_table(runs)) + "\n" + kNotes + "\n\n## Results\n\n";
-  out += markdown_table(results_table(runs)) + "\n";
-  for (const Section& section : analysis_sections(runs, a)) {
-    out += "## " + section.heading + "\n\n" + markdown_table(section.table) + "\n" + section.notes +
-           "\n\n";
+  out += format("{} runs: {}.\n\n", runs.size(), join(dirs, ", "));
+  for (const Section& section : sections(runs, a)) {
+    out += "## " + section.heading + "\n\n";
+    if (section.plots) {
+      for (const NamedPlot& p : plots) out += format("![{}]({})\n\n", p.plot.title, p.file);
+      continue;
+    }
+    out += markdown_table(section.table) + "\n";
+    if (!section.notes.empty()) out += section.notes + "\n\n";
   }
-  out += "## Plots\n\n";
-  for (const NamedPlot& p : plots) out += format("![{}]({})\n\n", p.plot.title, p.file);
   return out;
 }
 
 std::string html(const std::vector<RunFolder>& runs, const Analysis& a,
                  const std::vector<std::string>& svgs, const std::string& title) {
   std::string out =
-      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" +
+      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>" +
       xml_escape(title) +
-      "</title>\n<style>\nbody{font-family:sans-serif;margin:2em;max-width:1200px}\n"
+      "</title>\n<style>\nbody{font-family:sans-serif;margin:2em;max-width:1400px}\n"
       "table{border-collapse:collapse;margin:1em 0}\nth,td{border:1px solid #ccc;padding:4px 8px}\n"
       "th{background:#f3f3f3}\ntd.n{text-align:right;font-variant-numeric:tabular-nums}\n"
-      "p.notes{color:#555;font-size:90%}\n</style>\n</head>\n<body>\n";
-  out += "<h1>" + xml_escape(title) + "</h1>\n<h2>Models</h2>\n" + html_table(model_table(runs));
-  out += "<p class=\"notes\">" + xml_escape(kNotes) + "</p>\n<h2>Results</h2>\n";
-  out += html_table(results_table(runs));
-  for (const Section& section : analysis_sections(runs, a)) {
-    out += "<h2>" + xml_escape(section.heading) + "</h2>\n" + html_table(section.table) +
-           "<p class=\"notes\">" + xml_escape(section.notes) + "</p>\n";
-  }
-  out += "<h2>Plots</h2>\n";
-  for (const std::string& svg : svgs) {
-    out += "<figure>\n" + svg.substr(svg.find("<svg")) + "</figure>\n";  // no XML declaration
+      "p.notes{color:#555;font-size:90%}\nfigure{margin:1em 0}\n"
+      "figure svg{display:block;width:100%;height:auto}\n</style>\n</head>\n<body>\n";
+  out += "<h1>" + xml_escape(title) + "</h1>\n";
+  for (const Section& section : sections(runs, a)) {
+    out += "<h2>" + xml_escape(section.heading) + "</h2>\n";
+    if (section.plots) {
+      for (const std::string& svg : svgs) {
+        out += "<figure>\n" + svg.substr(svg.find("<svg")) + "</figure>\n";  // no XML declaration
+      }
+      continue;
+    }
+    out += html_table(section.table);
+    if (!section.notes.empty()) out += "<p class=\"notes\">" + xml_escape(section.notes) + "</p>\n";
   }
   return out + "</body>\n</html>\n";
 }
@@ -472,32 +547,6 @@ Json differences_json(const std::vector<KeyDifference>& diffs) {
   return Json(std::move(j));
 }
 
-// Mean final validation loss against the one tuned key, one line per treatment (log x for a
-// learning rate); none when nothing or more than one key is tuned.
-std::optional<NamedPlot> tuning_plot(const SeedAnalysis& a) {
-  if (a.tuned_keys.size() != 1) return std::nullopt;
-  const std::string& key = a.tuned_keys.front();
-  const bool log_x = key == "optim.lr";
-  LinePlot plot{"Final validation loss against " + key,
-                key,
-                "final validation loss (mean, 95% interval)",
-                log_x ? TickStyle::log10 : TickStyle::number,
-                {},
-                {},
-                std::nullopt};
-  for (const Treatment& t : a.treatments) {
-    PlotSeries series{t.name, {}};
-    for (const Arm& arm : t.arms) {
-      const double x = arm.tuned_values.front();
-      if (!std::isfinite(x) || (log_x && x <= 0)) continue;
-      const double half = arm.loss.high ? *arm.loss.high - arm.loss.mean : 0;
-      series.points.push_back({log_x ? std::log10(x) : x, arm.loss.mean, half});
-    }
-    plot.series.push_back(std::move(series));
-  }
-  return NamedPlot{"val_loss_" + key.substr(key.rfind('.') + 1) + ".svg", plot};
-}
-
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << text;
@@ -510,10 +559,11 @@ void write_text(const std::string& path, const std::string& text) {
 ReportFiles write_report(const std::vector<RunFolder>& runs, const std::string& out_dir,
                          const std::string& title, const std::vector<std::string>& tune_keys) {
   files::make_directories(out_dir);
-  const Analysis analysis{differing_keys(runs), analyse_seeds(runs, tune_keys)};
+  const Analysis analysis{differing_keys(runs), analyse_seeds(runs, tune_keys),
+                          config_links(runs, out_dir)};
   ReportFiles written;
-  std::vector<NamedPlot> plots = make_plots(runs);
-  if (auto plot = tuning_plot(analysis.seeds)) plots.push_back(std::move(*plot));
+  const std::vector<NamedPlot> plots =
+      report_plots(runs, group_runs(runs, tune_keys), analysis.seeds);
   std::vector<std::string> svgs;
   for (const NamedPlot& p : plots) {
     svgs.push_back(render_svg(p.plot));

@@ -33,6 +33,7 @@ struct Collector {
   RunMetrics& out;
   std::map<int64_t, TrainRecord> train;
   std::map<int64_t, EvalRecord> eval;
+  std::vector<int64_t> launch_steps;  // the step each surviving launch started at
 
   // A launch that continues from step k: whatever earlier launches logged after k is gone.
   void roll_back_to(int64_t step) {
@@ -54,6 +55,9 @@ struct Collector {
       ++out.launches;
       out.last_launch_ended = false;
       roll_back_to(step);
+      // A launch from a later step was rolled back wholly; one from the same step logged nothing.
+      while (!launch_steps.empty() && launch_steps.back() >= step) launch_steps.pop_back();
+      launch_steps.push_back(step);
     } else if (kind == "train") {
       train[step] = TrainRecord{step,
                                 number(record, "loss"),
@@ -91,13 +95,65 @@ struct Collector {
   }
 };
 
+// The launch's time at its start step: 0 at step 0, else a record logged at exactly that step
+// (the checkpoint it resumed from); nullopt when there is none to measure from.
+std::optional<double> time_at(const Collector& c, int64_t step) {
+  if (step == 0) return 0.0;
+  const auto t = c.train.find(step);
+  if (t != c.train.end() && t->second.time_s) return t->second.time_s;
+  const auto e = c.eval.find(step);
+  if (e != c.eval.end() && e->second.time_s) return e->second.time_s;
+  return std::nullopt;
+}
+
+// One launch's train records with time_s are [first, last): its warm-up is the first stretch's
+// time beyond what the median step of the following stretches predicts.
+std::optional<Warmup> launch_warmup(const std::vector<const TrainRecord*>& records,
+                                    std::optional<double> start_time, int64_t start_step) {
+  if (!start_time || records.size() < 2) return std::nullopt;
+  std::vector<double> per_step;
+  for (size_t i = 1; i < records.size() && per_step.size() < 21; ++i) {
+    const int64_t steps = records[i]->step - records[i - 1]->step;
+    per_step.push_back((*records[i]->time_s - *records[i - 1]->time_s) /
+                       static_cast<double>(steps));
+  }
+  std::nth_element(per_step.begin(), per_step.begin() + per_step.size() / 2, per_step.end());
+  const double typical = per_step[per_step.size() / 2];
+  const TrainRecord& first = *records.front();
+  const double expected = typical * static_cast<double>(first.step - start_step);
+  return Warmup{first.step, std::max(0.0, *first.time_s - *start_time - expected)};
+}
+
+std::vector<Warmup> warmups(const Collector& c) {
+  std::vector<Warmup> out;
+  for (size_t i = 0; i < c.launch_steps.size(); ++i) {
+    const int64_t start = c.launch_steps[i];
+    const bool last = i + 1 == c.launch_steps.size();
+    std::vector<const TrainRecord*> records;  // the launch's own: (start, next launch's start]
+    for (auto it = c.train.upper_bound(start); it != c.train.end(); ++it) {
+      if (!last && it->first > c.launch_steps[i + 1]) break;
+      if (it->second.time_s) records.push_back(&it->second);
+    }
+    if (auto w = launch_warmup(records, time_at(c, start), start)) out.push_back(*w);
+  }
+  return out;
+}
+
 }  // namespace
+
+double warmup_through(const RunMetrics& metrics, int64_t step) {
+  double total = 0;
+  for (const Warmup& w : metrics.warmups) {
+    if (w.step <= step) total += w.seconds;
+  }
+  return total;
+}
 
 RunMetrics read_run_metrics(const std::string& path) {
   RunMetrics metrics;
   metrics.path = path;
   const std::string text = files::read_file(path, "metrics file");
-  Collector collector{metrics, {}, {}};
+  Collector collector{metrics, {}, {}, {}};
   for_each_nonblank_line(text, [&](std::string_view content, int64_t line) {
     try {
       collector.add(parse_json(content, "record"));
@@ -107,6 +163,7 @@ RunMetrics read_run_metrics(const std::string& path) {
   });
   for (auto& [step, record] : collector.train) metrics.train.push_back(record);
   for (auto& [step, record] : collector.eval) metrics.eval.push_back(record);
+  metrics.warmups = warmups(collector);
   return metrics;
 }
 
@@ -127,6 +184,8 @@ RunOutcome summarize(const RunMetrics& m) {
   for (const TrainRecord& r : m.train) progress(r.step, r.tokens_seen, r.time_s);
   for (const EvalRecord& r : m.eval) progress(r.step, r.tokens_seen, r.time_s);
   for (const SummaryRecord& r : m.summary) progress(r.step, r.tokens_seen, r.time_s);
+  o.warmup_s = warmup_through(m, o.step);
+  if (o.time_s) o.time_s = std::max(0.0, *o.time_s - o.warmup_s);
   if (!m.eval.empty()) {
     o.final_eval = m.eval.back();
     o.best_eval = *std::min_element(m.eval.begin(), m.eval.end(), [](const auto& a, const auto& b) {

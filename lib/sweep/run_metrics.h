@@ -41,6 +41,13 @@ struct SummaryRecord {
   std::optional<double> time_s;
 };
 
+// The first logged stretch of a launch carries its warm-up (CUDA context, kernel selection,
+// allocator growth): the seconds it took beyond the launch's typical per-step time.
+struct Warmup {
+  int64_t step = 0;  // the launch's first train record
+  double seconds = 0;
+};
+
 struct RunMetrics {
   std::string path;
   int launches = 0;                    // start and resume records
@@ -48,7 +55,12 @@ struct RunMetrics {
   std::vector<EvalRecord> eval;        // one per step, sorted by step
   std::vector<SummaryRecord> summary;  // one per launch that ended normally, in file order
   bool last_launch_ended = false;      // the latest launch wrote its summary
+  std::vector<Warmup> warmups;         // one per launch that logged enough to tell
 };
+
+// The warm-up seconds of every launch whose first train record is at or before `step`: what
+// time_s minus this leaves is training time without start-up, comparable between runs.
+double warmup_through(const RunMetrics& metrics, int64_t step);
 
 // Throws cca::Error naming `path` and the line for unreadable files, malformed JSON and missing
 // or mistyped fields. Blank lines and unknown record kinds are skipped.
@@ -61,7 +73,8 @@ bool is_finished(const RunMetrics& metrics, int64_t steps);
 struct RunOutcome {
   int64_t step = 0;  // the last step logged
   std::optional<int64_t> tokens_seen;
-  std::optional<double> time_s;
+  std::optional<double> time_s;          // time_s less every launch's warm-up (warmup_through)
+  double warmup_s = 0;                   // what was left out
   std::optional<EvalRecord> final_eval;  // the evaluation at the last evaluated step
   std::optional<EvalRecord> best_eval;   // the lowest validation loss (earliest on ties)
   // From the last summary (the latest launch's own measurement, which leaves out the first

@@ -107,6 +107,12 @@ std::string num(double v) {
   return fixed(v, 1);
 }
 
+// Characters, not bytes: labels carry "−" and "–".
+size_t utf8_length(const std::string& text) {
+  return static_cast<size_t>(
+      std::count_if(text.begin(), text.end(), [](char c) { return (c & 0xC0) != 0x80; }));
+}
+
 void draw_axes(std::string& out, const Frame& f, const Axis& x, const Axis& y,
                const LinePlot& plot) {
   const auto px = [&](double v) {
@@ -125,9 +131,10 @@ void draw_axes(std::string& out, const Frame& f, const Axis& x, const Axis& y,
                   num(f.right), num(py(t)));
   }
   out += "</g>\n";
-  out +=
-      format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#444\"/>\n",
-             num(f.left), num(f.top), num(f.right - f.left), num(f.bottom - f.top));
+  out += format(
+      "<rect class=\"frame\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" "
+      "stroke=\"#444\"/>\n",
+      num(f.left), num(f.top), num(f.right - f.left), num(f.bottom - f.top));
   out += "<g fill=\"#333\">\n";
   for (double t : x.ticks) {
     out += format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", num(px(t)),
@@ -154,77 +161,129 @@ void draw_labels(std::string& out, const Frame& f, const LinePlot& plot) {
       num(mid_y), num(mid_y), xml_escape(plot.y_label));
 }
 
-void draw_series(std::string& out, const Frame& f, const Axis& x, const Axis& y,
-                 const LinePlot& plot) {
-  const auto px = [&](double v) {
-    return f.left + (v - x.lo) / (x.hi - x.lo) * (f.right - f.left);
-  };
-  const auto py = [&](double v) {
-    return f.bottom - (v - y.lo) / (y.hi - y.lo) * (f.bottom - f.top);
-  };
+// Maps data to the frame's pixels.
+struct Scale {
+  const Frame& f;
+  const Axis& x;
+  const Axis& y;
+  double px(double v) const { return f.left + (v - x.lo) / (x.hi - x.lo) * (f.right - f.left); }
+  double py(double v) const { return f.bottom - (v - y.lo) / (y.hi - y.lo) * (f.bottom - f.top); }
+};
+
+std::string colour_of(const PlotSeries& s, size_t index) {
+  return s.colour.empty() ? series_colour(index) : s.colour;
+}
+
+std::string dash_attribute(const std::string& dash) {
+  return dash.empty() ? "" : " stroke-dasharray=\"" + dash + "\"";
+}
+
+void draw_band(std::string& out, const Scale& sc, const PlotSeries& s, const std::string& colour,
+               const LinePlot& plot) {
+  std::string upper, lower;
+  for (const BandPoint& b : s.band) {
+    if (!std::isfinite(b.lo) || !std::isfinite(b.hi) || (plot.x_min && b.x < *plot.x_min)) continue;
+    upper += num(sc.px(b.x)) + "," + num(sc.py(b.hi)) + " ";
+    lower = num(sc.px(b.x)) + "," + num(sc.py(b.lo)) + " " + lower;
+  }
+  if (upper.empty()) return;
+  out += format("<polygon fill=\"{}\" fill-opacity=\"0.15\" stroke=\"none\" points=\"{}\"/>\n",
+                colour, upper + lower.substr(0, lower.size() - 1));
+}
+
+void draw_series(std::string& out, const Scale& sc, const LinePlot& plot) {
   for (size_t i = 0; i < plot.series.size(); ++i) {
+    const PlotSeries& s = plot.series[i];
     std::string points;
     size_t count = 0;
-    for (const PlotPoint& p : plot.series[i].points) {
+    for (const PlotPoint& p : s.points) {
       if (!visible(p, plot)) continue;
-      points += (count++ ? " " : "") + num(px(p.x)) + "," + num(py(p.y));
+      points += (count++ ? " " : "") + num(sc.px(p.x)) + "," + num(sc.py(p.y));
     }
-    if (count == 0) continue;
-    const char* colour = series_colour(i);
-    out += format("<g><title>{}</title>\n", xml_escape(plot.series[i].name));
-    out += format(
-        "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" "
-        "stroke-linejoin=\"round\" points=\"{}\"/>\n",
-        colour, points);
+    if (count == 0 && s.band.empty()) continue;
+    const std::string colour = colour_of(s, i);
+    out += format("<g opacity=\"{}\"><title>{}</title>\n", fixed(s.opacity, 2), xml_escape(s.name));
+    draw_band(out, sc, s, colour, plot);
+    if (count > 0) {
+      out += format(
+          "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"{}\"{} "
+          "stroke-linejoin=\"round\" points=\"{}\"/>\n",
+          colour, fixed(s.width, 1), dash_attribute(s.dash), points);
+    }
     // Markers show where the measurements are when there are few of them (evaluations).
-    if (count <= 60) {
-      for (const PlotPoint& p : plot.series[i].points) {
-        if (!visible(p, plot)) continue;
-        out += format("<circle cx=\"{}\" cy=\"{}\" r=\"2.5\" fill=\"{}\"/>\n", num(px(p.x)),
-                      num(py(p.y)), colour);
-        if (p.y_error > 0) {
-          out += format(
-              "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" "
-              "stroke-width=\"1.5\"/>\n",
-              num(px(p.x)), num(py(p.y - p.y_error)), num(px(p.x)), num(py(p.y + p.y_error)),
-              colour);
-        }
+    for (const PlotPoint& p : s.points) {
+      if (!s.markers || count > 60 || !visible(p, plot)) continue;
+      out += format("<circle cx=\"{}\" cy=\"{}\" r=\"2.5\" fill=\"{}\"/>\n", num(sc.px(p.x)),
+                    num(sc.py(p.y)), colour);
+      if (p.y_error > 0) {
+        out += format(
+            "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" "
+            "stroke-width=\"1.5\"/>\n",
+            num(sc.px(p.x)), num(sc.py(p.y - p.y_error)), num(sc.px(p.x)),
+            num(sc.py(p.y + p.y_error)), colour);
       }
     }
     out += "</g>\n";
   }
 }
 
-void draw_legend(std::string& out, const Frame& f, const LinePlot& plot) {
-  if (plot.series.empty()) return;
-  size_t longest = 0;
-  for (const PlotSeries& s : plot.series) longest = std::max(longest, s.name.size());
-  const double width = 36 + 7.0 * static_cast<double>(longest);
-  const double height = 8 + 16.0 * static_cast<double>(plot.series.size());
-  const double left = f.right - width - 8;
-  const double top = f.top + 8;
-  out += format(
-      "<g><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#ffffff\" "
-      "fill-opacity=\"0.85\" stroke=\"#bbb\"/>\n",
-      num(left), num(top), num(width), num(height));
+std::vector<LegendEntry> legend_entries(const LinePlot& plot) {
+  if (!plot.legend.empty()) return plot.legend;
+  std::vector<LegendEntry> entries;
   for (size_t i = 0; i < plot.series.size(); ++i) {
-    const double y = top + 14 + 16.0 * static_cast<double>(i);
-    out +=
-        format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"3\"/>\n",
-               num(left + 6), num(y - 4), num(left + 26), num(y - 4), series_colour(i));
-    out += format("<text x=\"{}\" y=\"{}\">{}</text>\n", num(left + 32), num(y),
-                  xml_escape(plot.series[i].name));
+    const PlotSeries& s = plot.series[i];
+    entries.push_back({s.name, colour_of(s, i), s.dash, 2.5, !s.band.empty()});
+  }
+  return entries;
+}
+
+// The legend's width: the sample line, then the longest label at about 7 px a character.
+double legend_width(const std::vector<LegendEntry>& entries) {
+  size_t longest = 0;
+  for (const LegendEntry& e : entries) longest = std::max(longest, utf8_length(e.label));
+  return entries.empty() ? 0 : 44 + 7.0 * static_cast<double>(longest);
+}
+
+// To the right of the frame, top-aligned with it, so no line is ever hidden behind it.
+void draw_legend(std::string& out, const Frame& f, const std::vector<LegendEntry>& entries) {
+  if (entries.empty()) return;
+  const double left = f.right + 16;
+  out += "<g class=\"legend\">\n";
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const LegendEntry& e = entries[i];
+    const double y = f.top + 10 + 18.0 * static_cast<double>(i);
+    if (e.band) {
+      out += format(
+          "<rect x=\"{}\" y=\"{}\" width=\"24\" height=\"12\" fill=\"{}\" "
+          "fill-opacity=\"0.15\"/>\n",
+          num(left), num(y - 6), e.colour);
+    }
+    if (e.width > 0) {
+      out += format(
+          "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"{}\"{}/>\n",
+          num(left), num(y), num(left + 24), num(y), e.colour, fixed(e.width, 1),
+          dash_attribute(e.dash));
+    }
+    out += format("<text x=\"{}\" y=\"{}\">{}</text>\n", num(left + 32), num(y + 4),
+                  xml_escape(e.label));
   }
   out += "</g>\n";
+}
+
+// An id for the clip path that stays unique when several plots are inlined in one page.
+std::string clip_id(const LinePlot& plot) {
+  uint32_t hash = 2166136261u;  // FNV-1a of the title
+  for (unsigned char c : plot.title) hash = (hash ^ c) * 16777619u;
+  return format("plot-area-{}", hash);
 }
 
 }  // namespace
 
 const char* series_colour(size_t index) {
-  // Tableau 10: distinguishable for most forms of colour blindness and in greyscale print.
-  static const char* const kColours[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
-                                         "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
-  return kColours[index % 10];
+  // Okabe–Ito's darker hues and a few more, each at least 3:1 against white.
+  static const char* const kColours[] = {"#0072b2", "#d55e00", "#009e73", "#7b3294",
+                                         "#c51b7d", "#a6761d", "#2f4f4f"};
+  return kColours[index % 7];
 }
 
 std::vector<double> nice_ticks(double lo, double hi, int target) {
@@ -267,24 +326,46 @@ std::string xml_escape(std::string_view text) {
   return out;
 }
 
-std::string render_svg(const LinePlot& plot) {
-  const Frame frame{72, plot.width - 16.0, 36, plot.height - 52.0};
-  Range xs, ys;
+// The data's x and y ranges: y only from points that set it (from range_from_x on), falling back
+// to every visible point when none does.
+std::pair<Range, Range> data_ranges(const LinePlot& plot) {
+  Range xs, ys, all_ys;
   for (const PlotSeries& s : plot.series) {
+    const auto add_y = [&](double x, double lo, double hi) {
+      all_ys.add(lo);
+      all_ys.add(hi);
+      if (s.sets_range && (!plot.range_from_x || x >= *plot.range_from_x)) {
+        ys.add(lo);
+        ys.add(hi);
+      }
+    };
     for (const PlotPoint& p : s.points) {
       if (!visible(p, plot)) continue;
       xs.add(p.x);
-      ys.add(p.y - p.y_error);
-      ys.add(p.y + p.y_error);
+      add_y(p.x, p.y - p.y_error, p.y + p.y_error);
+    }
+    for (const BandPoint& b : s.band) {
+      if (std::isfinite(b.lo) && std::isfinite(b.hi) && (!plot.x_min || b.x >= *plot.x_min)) {
+        add_y(b.x, b.lo, b.hi);
+      }
     }
   }
+  return {xs, ys.empty() ? all_ys : ys};
+}
+
+std::string render_svg(const LinePlot& plot) {
+  const std::vector<LegendEntry> legend = legend_entries(plot);
+  const double width = plot.width + legend_width(legend);
+  const Frame frame{72, plot.width - 16.0, 36, plot.height - 52.0};
+  auto [xs, ys] = data_ranges(plot);
   std::string out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   out += format(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" "
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"100%\" viewBox=\"0 0 {} {}\" "
       "font-family=\"sans-serif\" font-size=\"12\">\n",
-      plot.width, plot.height, plot.width, plot.height);
-  out += format("<rect width=\"{}\" height=\"{}\" fill=\"#ffffff\"/>\n", plot.width, plot.height);
-  if (xs.empty()) {
+      num(width), plot.height);
+  out += format("<rect width=\"{}\" height=\"{}\" fill=\"#ffffff\"/>\n", num(width), plot.height);
+  const bool any = !xs.empty();
+  if (!any) {
     xs = Range{0, 1};
     ys = Range{0, 1};
   }
@@ -294,12 +375,15 @@ std::string render_svg(const LinePlot& plot) {
   const Axis y = make_axis(ys.lo - pad, ys.hi + pad, 6, /*snap=*/true);
   draw_axes(out, frame, x, y, plot);
   draw_labels(out, frame, plot);
-  draw_series(out, frame, x, y, plot);
-  draw_legend(out, frame, plot);
-  bool any = false;
-  for (const PlotSeries& s : plot.series) {
-    for (const PlotPoint& p : s.points) any = any || visible(p, plot);
-  }
+  const std::string clip = clip_id(plot);
+  out += format(
+      "<clipPath id=\"{}\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/></clipPath>\n"
+      "<g clip-path=\"url(#{})\">\n",
+      clip, num(frame.left), num(frame.top), num(frame.right - frame.left),
+      num(frame.bottom - frame.top), clip);
+  draw_series(out, Scale{frame, x, y}, plot);
+  out += "</g>\n";
+  draw_legend(out, frame, legend);
   if (!any) {
     out += format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#888\">no data</text>\n",
                   num((frame.left + frame.right) / 2), num((frame.top + frame.bottom) / 2));
