@@ -125,6 +125,130 @@ TEST_F(ReportTest, WritesMarkdownHtmlJsonAndPlotsWithTheRunsNumbers) {
   EXPECT_EQ(inlined, 4);
 }
 
+// The stroke colour and dash of the line whose tooltip is `title` ("" when none).
+std::pair<std::string, std::string> line_style(const std::string& svg, const std::string& title) {
+  const size_t at = svg.find("<title>" + title + "</title>");
+  if (at == std::string::npos) return {"", ""};
+  const size_t line = svg.find("<polyline", at);
+  const auto value = [&](const std::string& key) {
+    const size_t begin = svg.find(key + "=\"", line);
+    if (begin == std::string::npos || begin > svg.find("/>", line)) return std::string();
+    const size_t start = begin + key.size() + 2;
+    return svg.substr(start, svg.find('"', start) - start);
+  };
+  return {value("stroke"), value("stroke-dasharray")};
+}
+
+// mha and gqa with seeds 1 and 2 each (gqa lower by 0.2), as one sweep folder.
+class SeedSweepTest : public ReportTest {
+ protected:
+  std::vector<RunFolder> runs;
+  void SetUp() override {
+    for (const std::string variant : {"mha", "gqa"}) {
+      for (int seed : {1, 2}) {
+        const std::string attention =
+            variant == "mha" ? "{kind: mha, n_heads: 4}" : "{kind: gqa, n_heads: 4, n_kv_heads: 2}";
+        const std::string name = variant + "-seed" + std::to_string(seed);
+        std::string metrics = kMetrics;
+        const std::string loss = (variant == "mha" ? "3.8" : "3.6") + std::to_string(seed);
+        for (size_t at = metrics.find("3.8"); at != std::string::npos;
+             at = metrics.find("3.8", at + 4)) {
+          metrics.replace(at, 3, loss);
+        }
+        std::string config = config_yaml(attention);
+        config.replace(config.find("device: cpu}"), 12,
+                       "device: cpu, seed: " + std::to_string(seed) + "}");
+        dir.write("sweep/" + name + "/config.yaml", config);
+        dir.write("sweep/" + name + "/metrics.jsonl", metrics);
+        runs.push_back(load_run_folder(dir / ("sweep/" + name)));
+      }
+    }
+  }
+};
+
+TEST_F(SeedSweepTest, OneColourPerVariantOneLineStylePerSeedAndTheMeanOverABand) {
+  write_report(runs, dir / "sweep", "Seeds");
+  const std::string svg = files::read_file(dir / "sweep/val_loss_tokens.svg");
+  ASSERT_EQ(testing::check_xml(svg).problem, "") << svg;
+  const auto mha1 = line_style(svg, "mha-seed1"), mha2 = line_style(svg, "mha-seed2");
+  const auto gqa1 = line_style(svg, "gqa-seed1"), gqa2 = line_style(svg, "gqa-seed2");
+  ASSERT_NE(mha1.first, "") << svg;
+  EXPECT_EQ(mha1.first, mha2.first);  // one colour per variant
+  EXPECT_EQ(gqa1.first, gqa2.first);
+  EXPECT_NE(mha1.first, gqa1.first);
+  EXPECT_EQ(mha1.second, gqa1.second);  // one dash per seed
+  EXPECT_NE(mha1.second, mha2.second);
+  EXPECT_NE(mha1.second, "");
+  const auto mean = line_style(svg, "mha mean");
+  EXPECT_EQ(mean.first, mha1.first);
+  EXPECT_EQ(mean.second, "");                                    // solid
+  EXPECT_EQ(testing::check_xml(svg).elements.at("polygon"), 2);  // a band per variant
+  for (const char* entry :
+       {">mha<", ">gqa<", ">mean over seeds<", ">range over seeds<", ">seed 1<", ">seed 2<"}) {
+    EXPECT_NE(svg.find(entry), std::string::npos) << entry;
+  }
+  const std::string train = files::read_file(dir / "sweep/train_loss_tokens.svg");
+  EXPECT_NE(train.find(">raw (unsmoothed)<"), std::string::npos);
+  EXPECT_NE(train.find("training loss (nats per token)"), std::string::npos);
+  EXPECT_NE(svg.find("training data seen (tokens)"), std::string::npos);
+}
+
+TEST_F(SeedSweepTest, TablesDropConstantColumnsAndShowTheKeysThatDifferLinkedToConfigs) {
+  const ReportFiles written = write_report(runs, dir / "sweep", "Seeds");
+  const std::string md = files::read_file(written.markdown);
+  // The keys that differ are columns, each run linked to its config.yaml.
+  EXPECT_NE(md.find("| Run | attention.kind | attention.n_kv_heads | train.seed | Attention |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| [gqa-seed2](gqa-seed2/config.yaml) | gqa | 2 | 2 |"), std::string::npos)
+      << md;
+  const std::string html = files::read_file(written.html);
+  EXPECT_NE(html.find("<a href=\"mha-seed1/config.yaml\">mha-seed1</a>"), std::string::npos);
+  // Steps, tokens and status are the same everywhere: a footnote, not a column.
+  EXPECT_EQ(md.find("| Steps |"), std::string::npos) << md;
+  EXPECT_EQ(md.find("Status |"), std::string::npos) << md;
+  EXPECT_NE(md.find("Same in every run: Steps 8/8; Tokens 1.024K;"), std::string::npos) << md;
+  EXPECT_NE(md.find("Status finished"), std::string::npos) << md;
+  EXPECT_NE(md.find("| Run | Final val loss | Best val loss |"), std::string::npos) << md;
+  // The summary: per variant, the mean and its interval, and the difference from the baseline.
+  EXPECT_LT(md.find("## Summary by variant"), md.find("## Plots"));
+  EXPECT_LT(md.find("## Plots"), md.find("## Models"));
+  EXPECT_NE(md.find("| Variant | Seeds | Mean final val loss | SD | 95% interval | Δ vs mha | "
+                    "95% interval of Δ | Verdict |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| mha | 1 2 | 3.8150 | 0.0071 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| gqa | 1 2 | 3.6150 | 0.0071 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| -0.2000 | [-0.2000, -0.2000] | real: gqa lower |"), std::string::npos) << md;
+}
+
+TEST_F(ReportTest, TheTimePlotAndTrainingTimeLeaveOutWarmUp) {
+  // Steps take 0.1 s; the first 10 took 3 s, 2 s of it warm-up.
+  std::string metrics = "{\"kind\":\"start\",\"step\":0,\"run_id\":\"r\"}\n";
+  for (int step = 10; step <= 40; step += 10) {
+    const std::string time = std::to_string(3.0 + (step - 10) * 0.1);
+    const std::string tokens = std::to_string(step * 128);
+    metrics += "{\"kind\":\"train\",\"step\":" + std::to_string(step) +
+               ",\"loss\":2.5,\"lr\":0.001,\"grad_norm\":1,\"tokens_per_s\":900,"
+               "\"tokens_seen\":" +
+               tokens + ",\"time_s\":" + time + ",\"memory_gib\":0.25,\"skipped_steps\":0}\n";
+    metrics += "{\"kind\":\"eval\",\"step\":" + std::to_string(step) +
+               ",\"val_loss\":2.2,\"val_ppl\":9,\"val_tokens\":64,\"tokens_seen\":" + tokens +
+               ",\"time_s\":" + time + "}\n";
+  }
+  const RunFolder slow = load_run_folder(run("slow", "{kind: mha, n_heads: 4}", metrics));
+  const ReportFiles written = write_report({slow}, dir / "out", "Warm-up");
+  const Json json = parse_json(files::read_file(written.json), "report.json");
+  const Json& first = json.at("runs", "r").as_array("runs").at(0);
+  EXPECT_NEAR(first.at("warmup_s", "r").as_double("v"), 2.0, 1e-9);
+  EXPECT_NEAR(first.at("time_s", "r").as_double("v"), 4.0, 1e-9);
+  const std::string svg = files::read_file(dir / "out/val_loss_time.svg");
+  EXPECT_NE(svg.find("training time (s, excluding start-up and warm-up)"), std::string::npos);
+  EXPECT_NE(svg.find(">4.0<"), std::string::npos) << svg;  // the axis ends at 4 s, not 6 s
+  EXPECT_EQ(svg.find(">6<"), std::string::npos) << svg;
+  EXPECT_EQ(svg.find(">6.0<"), std::string::npos) << svg;
+}
+
 TEST_F(ReportTest, NamedValidationSetsGetOneCurveEach) {
   std::string metrics = kMetrics;
   for (const char* val : {"\"val_loss\":3.7,", "\"val_loss\":3.8,"}) {

@@ -42,6 +42,29 @@ std::string resume_line(int step) {
   return "{\"kind\":\"resume\",\"step\":" + std::to_string(step) + ",\"run_id\":\"r\"}\n";
 }
 
+TEST(RunMetrics, EachLaunchsWarmUpIsLeftOutOfTrainingTime) {
+  ScratchDir dir;
+  // Steps take 0.1 s, but launch 1's first 10 took 3 s (2 s of warm-up) and launch 2's first 10
+  // after the resume at 30 took 1.5 s (0.5 s).
+  std::string text = kStart;
+  for (int step = 10; step <= 40; step += 10) {
+    const double t = step == 10 ? 3.0 : 3.0 + (step - 10) * 0.1;
+    text += train_line(step, 4.0, t);
+  }
+  text += resume_line(30);
+  text += train_line(40, 4.0, 6.5) + train_line(50, 4.0, 7.5) + train_line(60, 4.0, 8.5);
+  const RunMetrics m = read_run_metrics(dir.write("metrics.jsonl", text));
+  ASSERT_EQ(m.warmups.size(), 2u);
+  EXPECT_EQ(m.warmups[0].step, 10);
+  EXPECT_NEAR(m.warmups[0].seconds, 2.0, 1e-9);
+  EXPECT_EQ(m.warmups[1].step, 40);
+  EXPECT_NEAR(m.warmups[1].seconds, 0.5, 1e-9);
+  EXPECT_DOUBLE_EQ(warmup_through(m, 9), 0.0);
+  EXPECT_NEAR(warmup_through(m, 30), 2.0, 1e-9);
+  EXPECT_NEAR(warmup_through(m, 60), 2.5, 1e-9);
+  EXPECT_NEAR(*summarize(m).time_s, 6.0, 1e-9);  // 60 steps of 0.1 s
+}
+
 TEST(RunMetrics, AResumedRunKeepsTheLaterRecordOfARepeatedStep) {
   ScratchDir dir;
   // Launch 1 reaches step 6 (checkpoint at 4) and is killed; launch 2 resumes at 4 and ends at 8.
@@ -66,7 +89,10 @@ TEST(RunMetrics, AResumedRunKeepsTheLaterRecordOfARepeatedStep) {
   const RunOutcome o = summarize(m);
   EXPECT_EQ(o.step, 8);
   EXPECT_EQ(*o.tokens_seen, 800);
-  EXPECT_DOUBLE_EQ(*o.time_s, 1.5);  // the summary's, the furthest record
+  // The summary's, the furthest record, less launch 2's warm-up: 0.3 s from step 4 to 6 where
+  // its steps take 0.1 s.
+  EXPECT_NEAR(o.warmup_s, 0.1, 1e-9);
+  EXPECT_NEAR(*o.time_s, 1.4, 1e-9);
   EXPECT_DOUBLE_EQ(o.final_eval->val_loss, 3.8);
   EXPECT_EQ(o.best_eval->step, 8);
   EXPECT_DOUBLE_EQ(*o.tokens_per_s, 1234.5);

@@ -1,7 +1,10 @@
 // The SVG line-plot writer: well-formed documents, escaped text, sensible ticks, and the zoom.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <set>
+#include <string>
 
 #include "sweep/svg_plot.h"
 #include "sweep/xml_check.h"
@@ -72,6 +75,73 @@ TEST(SvgPlot, EmptyAndDegeneratePlotsStayWellFormed) {
   const std::string svg = render_svg(one);
   EXPECT_EQ(testing::check_xml(svg).problem, "");
   EXPECT_EQ(svg.find("nan"), std::string::npos);
+}
+
+// The numbers in `attribute="…"` within [from, to) of `svg`.
+std::vector<double> attribute_values(const std::string& svg, const std::string& attribute,
+                                     size_t from, size_t to) {
+  std::vector<double> values;
+  const std::string key = " " + attribute + "=\"";
+  for (size_t at = svg.find(key, from); at < to; at = svg.find(key, at + 1)) {
+    values.push_back(std::stod(svg.substr(at + key.size())));
+  }
+  return values;
+}
+
+TEST(SvgPlot, TheLegendSitsBesideThePlotAreaAndTheDocumentScalesWithThePage) {
+  const std::string svg = render_svg(two_runs());
+  EXPECT_NE(svg.find("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"100%\" viewBox=\"0 0 "),
+            std::string::npos);
+  const size_t frame = svg.find("class=\"frame\"");
+  ASSERT_NE(frame, std::string::npos);
+  const double right = attribute_values(svg, "x", frame, frame + 200).at(0) +
+                       attribute_values(svg, "width", frame, frame + 200).at(0);
+  const size_t legend = svg.find("class=\"legend\"");
+  ASSERT_NE(legend, std::string::npos);
+  const size_t end = svg.find("</g>", legend);
+  std::vector<double> xs = attribute_values(svg, "x", legend, end);
+  for (double x : attribute_values(svg, "x1", legend, end)) xs.push_back(x);
+  ASSERT_GE(xs.size(), 4u);
+  for (double x : xs) EXPECT_GT(x, right);  // nothing of the legend over a line
+  const double view_width = std::stod(svg.substr(svg.find("viewBox=\"0 0 ") + 13));
+  EXPECT_GT(view_width, *std::max_element(xs.begin(), xs.end()) + 7 * 12);  // room for a label
+}
+
+// WCAG contrast ratio of "#rrggbb" against white.
+double contrast_on_white(const std::string& colour) {
+  double luminance = 0;
+  const double weights[] = {0.2126, 0.7152, 0.0722};
+  for (int c = 0; c < 3; ++c) {
+    const double v = std::stoi(colour.substr(1 + 2 * c, 2), nullptr, 16) / 255.0;
+    luminance += weights[c] * (v <= 0.03928 ? v / 12.92 : std::pow((v + 0.055) / 1.055, 2.4));
+  }
+  return 1.05 / (luminance + 0.05);
+}
+
+TEST(SvgPlot, EveryPaletteColourReadsOnWhite) {
+  std::set<std::string> distinct;
+  for (size_t i = 0; i < 7; ++i) {
+    EXPECT_GE(contrast_on_white(series_colour(i)), 3.0) << series_colour(i);
+    distinct.insert(series_colour(i));
+  }
+  EXPECT_EQ(distinct.size(), 7u);
+}
+
+TEST(SvgPlot, RangeFromXKeepsTheFirstStepsOutOfTheYAxisAndClipsThem) {
+  LinePlot plot = two_runs();
+  plot.series[0].points.insert(plot.series[0].points.begin(), {0, 10.0});
+  plot.range_from_x = 4e6;
+  plot.series[1].dash = "7 3";
+  plot.series[1].band = {{4.1e6, 4.3, 4.5}, {16.4e6, 3.5, 3.7}};
+  const std::string svg = render_svg(plot);
+  const testing::XmlSummary xml = testing::check_xml(svg);
+  ASSERT_EQ(xml.problem, "") << svg;
+  EXPECT_FALSE(has_text(xml, "10")) << svg;  // y spans 3.5 .. 4.5 only
+  EXPECT_FALSE(has_text(xml, "6.0"));
+  EXPECT_NE(svg.find("clip-path=\"url(#plot-area-"), std::string::npos);
+  EXPECT_EQ(xml.elements.at("polyline"), 2);
+  EXPECT_EQ(xml.elements.at("polygon"), 1);  // the band
+  EXPECT_NE(svg.find("stroke-dasharray=\"7 3\""), std::string::npos);
 }
 
 TEST(SvgPlot, NiceTicksAreRoundAndCoverTheRange) {
