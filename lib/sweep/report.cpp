@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include "sweep/arms.h"
 #include "sweep/report_plots.h"
@@ -25,8 +26,9 @@ struct Table {
   std::vector<std::string> header{};
   std::vector<bool> numeric{};  // right-aligned columns
   std::vector<std::vector<std::string>> rows{};
-  std::vector<std::string> links{};  // per row, where its first cell links to ("": nowhere)
-  std::vector<std::string> same{};   // "column value" of columns dropped as the same in every row
+  std::vector<std::string> links{};    // per row, where its first cell links to ("": nowhere)
+  std::vector<std::string> same{};     // "column value" of columns dropped as the same in every row
+  std::vector<std::string> remarks{};  // why other columns were dropped
 };
 
 void drop_column(Table& t, size_t column) {
@@ -49,7 +51,10 @@ void drop_constant_columns(Table& t, size_t keep = 0) {
 }
 
 std::string footnote(const Table& t) {
-  return t.same.empty() ? "" : "Same in every run: " + join(t.same, "; ") + ".";
+  std::vector<std::string> parts;
+  if (!t.same.empty()) parts.push_back("Same in every run: " + join(t.same, "; ") + ".");
+  for (const std::string& r : t.remarks) parts.push_back(r + ".");
+  return join(parts, " ");
 }
 
 std::vector<std::string> path_parts(const std::string& path) {
@@ -99,8 +104,17 @@ std::string rate_text(double value) {
   return fixed(scaled, decimals) + text.back();
 }
 
-std::string loss_text(const std::optional<EvalRecord>& e) {
-  return e ? format("{} (step {})", fixed(e->val_loss, 4), e->step) : kDash;
+std::string loss_text(const std::optional<EvalRecord>& e, bool with_step = true) {
+  if (!e) return kDash;
+  return with_step ? format("{} (step {})", fixed(e->val_loss, 4), e->step) : fixed(e->val_loss, 4);
+}
+
+// Whether the runs' last evaluations were at different steps (else the step says nothing).
+bool final_steps_differ(const std::vector<RunFolder>& runs) {
+  std::set<int64_t> steps;
+  for (const RunFolder& r : runs)
+    steps.insert(r.outcome.final_eval ? r.outcome.final_eval->step : -1);
+  return steps.size() > 1;
 }
 
 std::string duration_text(double seconds) {
@@ -121,14 +135,21 @@ std::string status_text(const RunFolder& run) {
   return !s.empty() && s.back().stopped_early ? "stopped early (resumable)" : "incomplete";
 }
 
-// One column per config key in which the runs differ ("·": a key of another attention variant),
-// then the model's numbers.
-Table model_table(const std::vector<RunFolder>& runs, const std::vector<KeyDifference>& diffs) {
-  Table t{{"Run"}, {false}, {}, {}, {}};
-  for (const KeyDifference& d : diffs) {
-    t.header.push_back(d.key);
-    t.numeric.push_back(false);
+// After the run's name, one column per config key in which the runs differ ("·": a key of
+// another attention variant), so what was varied sits beside what came of it.
+void insert_key_columns(Table& t, const std::vector<KeyDifference>& diffs) {
+  for (size_t k = diffs.size(); k-- > 0;) {
+    t.header.insert(t.header.begin() + 1, diffs[k].key);
+    t.numeric.insert(t.numeric.begin() + 1, false);
+    for (size_t i = 0; i < t.rows.size(); ++i) {
+      const std::string& v = diffs[k].values[i];
+      t.rows[i].insert(t.rows[i].begin() + 1, v.empty() ? "·" : v);
+    }
   }
+}
+
+Table model_table(const std::vector<RunFolder>& runs) {
+  Table t{{"Run"}, {false}, {}, {}, {}};
   for (const char* h : {"Attention", "Parameters", "Active parameters", "KV cache per token",
                         "Attention FLOPs per token", "Training FLOPs per token"}) {
     t.header.push_back(h);
@@ -139,7 +160,6 @@ Table model_table(const std::vector<RunFolder>& runs, const std::vector<KeyDiffe
     const RunFolder& r = runs[i];
     const ModelCounts& c = r.model.derived.counts;
     std::vector<std::string> row = {r.name};
-    for (const KeyDifference& d : diffs) row.push_back(d.values[i].empty() ? "·" : d.values[i]);
     for (const std::string& cell : {attention_label(r.model.derived.attention),
                                     human_count(static_cast<double>(c.total_params)),
                                     human_count(static_cast<double>(c.active_params)),
@@ -152,10 +172,10 @@ Table model_table(const std::vector<RunFolder>& runs, const std::vector<KeyDiffe
     t.rows.push_back(std::move(row));
   }
   if (all_active) {  // no MoE: the column repeats Parameters
-    drop_column(t, 1 + diffs.size() + 2);
-    t.same.push_back("active parameters = parameters (no MoE)");
+    drop_column(t, 3);
+    t.remarks.push_back("Active parameters = parameters in every run (no MoE)");
   }
-  drop_constant_columns(t, diffs.size());
+  drop_constant_columns(t);
   return t;
 }
 
@@ -178,15 +198,20 @@ Table results_table(const std::vector<RunFolder>& runs) {
     const RunOutcome& o = r.outcome;
     t.rows.push_back({r.name, format("{}/{}", o.step, r.loaded.config.train.steps),
                       o.tokens_seen ? human_count(static_cast<double>(*o.tokens_seen)) : kDash,
-                      loss_text(o.final_eval), loss_text(o.best_eval),
+                      loss_text(o.final_eval, runs.size() == 1 || final_steps_differ(runs)),
+                      loss_text(o.best_eval),
                       o.tokens_per_s && *o.tokens_per_s > 0 ? rate_text(*o.tokens_per_s) : kDash,
                       o.mfu ? fixed(*o.mfu * 100, 1) + "%" : kDash,
                       o.peak_memory_gib ? fixed(*o.peak_memory_gib, 2) + " GiB" : kDash,
                       o.time_s ? duration_text(*o.time_s) : kDash, status_text(r)});
   }
+  if (runs.size() > 1 && !final_steps_differ(runs) && runs.front().outcome.final_eval) {
+    t.remarks.push_back(
+        format("Final val loss: at step {}", runs.front().outcome.final_eval->step));
+  }
   if (runs.size() > 1 && best_is_final(runs)) {
     drop_column(t, 4);
-    t.same.push_back("best val loss = final val loss (still falling at the end)");
+    t.remarks.push_back("Best val loss = final val loss in every run (still falling at the end)");
   }
   drop_constant_columns(t);
   return t;
@@ -294,7 +319,13 @@ std::string markdown_table(const Table& t) {
 
 std::string html_table(const Table& t) {
   std::string out = "<table>\n<tr>";
-  for (const std::string& h : t.header) out += "<th>" + xml_escape(h) + "</th>";
+  for (const std::string& h : t.header) {
+    std::string text = xml_escape(h);  // config keys may break after their dots
+    for (size_t at = text.find('.'); at != std::string::npos; at = text.find('.', at + 6)) {
+      text.insert(at + 1, "<wbr>");
+    }
+    out += "<th>" + text + "</th>";
+  }
   out += "</tr>\n";
   for (size_t r = 0; r < t.rows.size(); ++r) {
     const auto& row = t.rows[r];
@@ -419,17 +450,18 @@ std::vector<Section> sections(const std::vector<RunFolder>& runs, const Analysis
     out.push_back({"Summary by variant", summary_table(a.seeds), summary_notes(a.seeds)});
   }
   out.push_back({"Plots", {}, "", true});
-  Table models = model_table(runs, a.diffs);
-  models.links = a.links;
-  const std::string keys_note =
-      a.diffs.empty() ? ""
-                      : "Columns before Attention: every config key whose value is not the "
-                        "same in all runs (run.* aside; · marks a key of another attention "
-                        "variant). Each run links to its config.yaml. ";
-  out.push_back({"Models", models, with_footnote(keys_note + kNotes, models)});
   Table results = results_table(runs);
+  insert_key_columns(results, a.diffs);
   results.links = a.links;
-  out.push_back({"Results", results, with_footnote("", results)});
+  const std::string keys_note =
+      std::string("Each run's name links to its config.yaml.") +
+      (a.diffs.empty() ? ""
+                       : " After it: every config key whose value is not the same in all "
+                         "runs (run.* aside; · marks a key of another attention variant).");
+  out.push_back({"Results", results, with_footnote(keys_note, results)});
+  Table models = model_table(runs);
+  models.links = a.links;
+  out.push_back({"Models", models, with_footnote(kNotes, models)});
   if (!a.seeds.comparisons.empty()) {
     out.push_back({"Pairwise differences", comparisons_table(a.seeds),
                    "Final validation loss, later treatment minus earlier, each at its best "
@@ -467,9 +499,12 @@ std::string html(const std::vector<RunFolder>& runs, const Analysis& a,
       xml_escape(title) +
       "</title>\n<style>\nbody{font-family:sans-serif;margin:2em;max-width:1400px}\n"
       "table{border-collapse:collapse;margin:1em 0}\nth,td{border:1px solid #ccc;padding:4px 8px}\n"
-      "th{background:#f3f3f3}\ntd.n{text-align:right;font-variant-numeric:tabular-nums}\n"
+      "th{background:#f3f3f3}\ntd{white-space:nowrap}\ntd.n{text-align:right;font-variant-numeric:"
+      "tabular-nums}\n"
       "p.notes{color:#555;font-size:90%}\nfigure{margin:1em 0}\n"
-      "figure svg{display:block;width:100%;height:auto}\n</style>\n</head>\n<body>\n";
+      "figure "
+      "svg{display:block;width:100%;height:auto}\ndiv.wide{overflow-x:auto}\n</style>\n</"
+      "head>\n<body>\n";
   out += "<h1>" + xml_escape(title) + "</h1>\n";
   for (const Section& section : sections(runs, a)) {
     out += "<h2>" + xml_escape(section.heading) + "</h2>\n";
@@ -479,7 +514,7 @@ std::string html(const std::vector<RunFolder>& runs, const Analysis& a,
       }
       continue;
     }
-    out += html_table(section.table);
+    out += "<div class=\"wide\">\n" + html_table(section.table) + "</div>\n";
     if (!section.notes.empty()) out += "<p class=\"notes\">" + xml_escape(section.notes) + "</p>\n";
   }
   return out + "</body>\n</html>\n";

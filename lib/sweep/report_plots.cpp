@@ -238,7 +238,8 @@ LinePlot train_plot(const Style& style) {
   add_curves(plot, smoothed, style, true);
   for (PlotSeries& s : plot.series) s.markers = false;  // hundreds of records
   plot.legend = legend(style, true, true);
-  plot.range_from_x = last_x(smoothed) * 0.1;  // the first steps' 10-nat region
+  // Past the first steps' 10-nat region and the steep fall after it, so the end is readable.
+  plot.range_from_x = last_x(smoothed) * 0.2;
   return plot;
 }
 
