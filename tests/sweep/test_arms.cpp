@@ -155,11 +155,17 @@ TEST_F(ArmsTest, ReportShowsDifferencesIntervalsVerdictsAndTheLearningRatePlot) 
   lr_sweep(0.05);
   const ReportFiles written = write_report(runs, dir / "out", "lr sweep");
   const std::string md = files::read_file(written.markdown);
-  EXPECT_NE(md.find("## Differences between runs"), std::string::npos) << md;
-  EXPECT_NE(md.find("| cca,lr=0.001,seed=1 | attention.kind=cca, attention.rope_fraction=0.5, "
-                    "optim.lr=0.001, train.seed=1 |"),
+  // The keys that differ are columns of the results table, each run linked to its config.
+  EXPECT_NE(md.find("| Run | attention.kind | attention.rope_fraction | optim.lr | train.seed |"),
             std::string::npos)
       << md;
+  EXPECT_NE(md.find("| [cca,lr=0.001,seed=1](../s/cca,lr=0.001,seed=1/config.yaml) | cca | 0.5 | "
+                    "0.001 | 1 |"),
+            std::string::npos)
+      << md;
+  // The summary compares each treatment at its best learning rate with the first one.
+  EXPECT_NE(md.find("| Variant | Best | Seeds |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| cca | lr=0.003 | 1 2 3 |"), std::string::npos) << md;
   EXPECT_NE(md.find("| mha | lr=0.001 (best) | 1 2 3 | 3 |"), std::string::npos) << md;
   EXPECT_NE(md.find("| cca − mha | -0.0480 |"), std::string::npos) << md;
   EXPECT_NE(md.find("real: cca lower"), std::string::npos) << md;

@@ -87,12 +87,16 @@ TEST_F(ReportTest, WritesMarkdownHtmlJsonAndPlotsWithTheRunsNumbers) {
   const ReportFiles written = write_report(runs, dir / "out", "Attention <test>");
   const std::string md = files::read_file(written.markdown);
   EXPECT_EQ(md.rfind("# Attention <test>\n", 0), 0u);
-  EXPECT_NE(md.find("| mha | mha 4q/4kv ×16 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| [mha](../sweep/mha/config.yaml) | mha 4q/4kv ×16 |"), std::string::npos)
+      << md;
   EXPECT_NE(md.find("| 512 B |"), std::string::npos) << md;  // mha's KV cache per token
-  EXPECT_NE(md.find("| 8/8 | 1.024K | 3.8000 (step 8) | 3.7000 (step 4) | 1.25K | 12.5% | "
-                    "0.50 GiB | 0:01 | finished |"),
+  // Both runs have the same metrics: every results column is the same, so a footnote says it.
+  EXPECT_NE(md.find("Same in every run: Steps 8/8; Tokens 1.024K; Final val loss 3.8000; Best val "
+                    "loss 3.7000 (step 4); Tokens/s 1.25K; MFU 12.5%; Peak memory 0.50 GiB; "
+                    "Training time 0:01; Status finished. Final val loss: at step 8."),
             std::string::npos)
       << md;
+  EXPECT_NE(md.find("| Run | attention.kind |"), std::string::npos) << md;
   EXPECT_NE(md.find("![Validation loss](val_loss_tokens.svg)"), std::string::npos);
 
   const Json json = parse_json(files::read_file(written.json), "report.json");

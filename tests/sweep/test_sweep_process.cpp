@@ -134,7 +134,7 @@ TEST_F(SweepProcessTest, AKilledSweepContinuesWhereItStoppedAndReportsItsRuns) {
   EXPECT_EQ(runs[0].at("params_total", "r").as_int("v"),
             128 * 64 + 64 + 2 * (4 * 64 * 64 + 3 * 64 * 128 + 2 * 64));
   const std::string md = files::read_file(out + "/report.md");
-  EXPECT_NE(md.find("| gqa | gqa 4q/2kv ×16 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| [gqa](gqa/config.yaml) | gqa 4q/2kv ×16 |"), std::string::npos) << md;
   EXPECT_TRUE(files::exists(out + "/report.html"));
   EXPECT_TRUE(files::exists(out + "/val_loss_tokens.svg"));
 
