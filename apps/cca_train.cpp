@@ -119,7 +119,9 @@ struct ReportRequest {
 
 CLI::App* add_report_command(CLI::App& app, ReportRequest& request) {
   auto* report = app.add_subcommand(
-      "report", "Compare runs: report.md, report.html, report.json and SVG plots");
+      "report",
+      "Compare runs: report.md, report.html, report.json and SVG plots (a summary per variant "
+      "with its difference from the first; one colour per variant, one line style per seed)");
   report->add_option("run_dirs", request.dirs, "Run folders, or a sweep's out_dir")->required();
   report->add_option("--out", request.out,
                      "Output folder (default: the one folder given, else the runs' parent)");

@@ -20,10 +20,10 @@ struct ReportFiles {
 // The keys a report tunes by default: each treatment is compared at its best learning rate.
 inline const std::vector<std::string> kDefaultTuneKeys = {"optim.lr"};
 
-// Writes the report of `runs` (in this order, one colour each) into `out_dir` (created). Runs that
-// differ only in train.seed form an arm (mean, SD, 95% interval of the final validation loss);
-// arms that differ only in `tune_keys` form a treatment, compared with the others at its best arm
-// (arms.h).
+// Writes the report of `runs` (in this order) into `out_dir` (created). Runs that differ only in
+// train.seed form an arm (mean, SD, 95% interval of the final validation loss); arms that differ
+// only in `tune_keys` form a treatment (a variant: one colour in the plots), compared with the
+// others at its best arm (arms.h), and with the first, the baseline, in the summary.
 ReportFiles write_report(const std::vector<RunFolder>& runs, const std::string& out_dir,
                          const std::string& title,
                          const std::vector<std::string>& tune_keys = kDefaultTuneKeys);

@@ -174,6 +174,12 @@ TEST_F(ArmsTest, ReportShowsDifferencesIntervalsVerdictsAndTheLearningRatePlot) 
   const std::string svg = files::read_file(dir / "out/val_loss_lr.svg");
   EXPECT_EQ(testing::check_xml(svg).problem, "");
   EXPECT_NE(svg.find(">0.001<"), std::string::npos) << svg;  // a log-scale tick label
+  // The curves show each treatment's best arm, named in the legend.
+  const std::string curves = files::read_file(dir / "out/val_loss_tokens.svg");
+  EXPECT_NE(curves.find(">cca (lr=0.003)<"), std::string::npos) << curves;
+  EXPECT_NE(curves.find(">mha (lr=0.001)<"), std::string::npos) << curves;
+  EXPECT_EQ(curves.find("<title>mha,lr=0.003,seed=1</title>"), std::string::npos);
+  EXPECT_NE(curves.find("<title>mha,lr=0.001,seed=1</title>"), std::string::npos);
 
   const Json json = parse_json(files::read_file(written.json), "report.json");
   const Json& seeds = json.at("seeds", "r");
