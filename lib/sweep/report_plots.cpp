@@ -243,7 +243,8 @@ LinePlot train_plot(const Style& style) {
   return plot;
 }
 
-// One curve per run and named validation set (data.val as a list): "<run>/<set>".
+// One curve per run and named validation set (data.val as a list): "<run>/<set>", in the run's
+// variant's colour, one dash pattern per set.
 LinePlot per_set_plot(const Style& style) {
   LinePlot plot{"Validation loss per set",
                 kTokensLabel,
@@ -263,7 +264,12 @@ LinePlot per_set_plot(const Style& style) {
         series.points.push_back({static_cast<double>(*e.tokens_seen), loss, 0});
       }
     }
-    for (auto& [set, series] : by_set) plot.series.push_back(std::move(series));
+    size_t k = 0;
+    for (auto& [set, series] : by_set) {
+      series.colour = style.colour(i);
+      series.dash = k++ == 0 ? "" : seed_dash(k - 2);
+      plot.series.push_back(std::move(series));
+    }
   }
   return plot;
 }
