@@ -198,6 +198,13 @@ std::string verdict(const SeedAnalysis& a, const Comparison& c) {
   if (!c.difference.low) return "not established (needs ≥2 seeds per arm)";
   if (!c.difference.excludes_zero()) return "not established (interval includes 0)";
   const Treatment& lower = c.difference.mean < 0 ? a.treatments[c.b] : a.treatments[c.a];
+  // The project's rule: a comparison is a result only with at least 3 seeds in both arms.
+  const Treatment& ta = a.treatments[c.a];
+  const Treatment& tb = a.treatments[c.b];
+  const size_t seeds = std::min(ta.arms[ta.best].runs.size(), tb.arms[tb.best].runs.size());
+  if (seeds < 3)
+    return "suggestive: " + lower.name + " lower (interval excludes 0, but " +
+           std::to_string(seeds) + " seeds; a result needs ≥3)";
   return "real: " + lower.name + " lower";
 }
 
