@@ -121,9 +121,12 @@ CorpusResult build_corpus(const CorpusOptions& o) {
     const std::string number = (i + 1 < 10 ? "0" : "") + std::to_string(i + 1);
     inputs.push_back(files::join(text_dir, number + "-" + s.name + ".jsonl"));
     result.sources.push_back(write_source(s, o.paths, dedup, inputs.back(), p));
-    log::info("{}: {} of {} documents kept ({}), {} removed as duplicates", s.name, p.documents,
-              result.sources.back().documents_read, human_bytes(p.bytes),
-              human_bytes(p.duplicate_bytes));
+    const CorpusSourceCounts& c = result.sources.back();
+    log::info(
+        "{}: {} of {} documents kept ({}); removed as duplicates: {} ({} paragraphs, {} "
+        "near-duplicate documents, {} documents left empty)",
+        s.name, p.documents, c.documents_read, human_bytes(p.bytes), human_bytes(p.duplicate_bytes),
+        c.dedup.paragraphs_removed, c.dedup.near_duplicates, c.dedup.documents_removed);
     provenance.push_back(std::move(p));
   }
 
