@@ -6,6 +6,7 @@
 // test_documents.cpp. Float64 on CPU.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -65,7 +66,7 @@ std::shared_ptr<Attention> make_layer(const AttentionGeometry& g, bool randomise
   return layer;
 }
 
-std::shared_ptr<Attention> make_layer(const Case& k, bool randomise = true) {
+std::shared_ptr<Attention> case_layer(const Case& k, bool randomise = true) {
   return make_layer(attention_geometry(case_config(k)), randomise);
 }
 
@@ -93,12 +94,14 @@ at::Tensor direct(Attention& layer, const Case& k, const at::Tensor& x) {
   at::Tensor kk = at::matmul(x, param(layer, "k_proj.weight").t());
   at::Tensor v = at::matmul(x, param(layer, "v_proj.weight").t());
   if (k.convs > 0) {
+    const std::vector<int64_t> one{1}, zero{0};
     const int64_t M = (n_q + n_kv) * d, P = 2 + (k.convs == 2 ? 1 : 0);
     at::Tensor z = at::constant_pad_nd(at::cat({q, kk}, -1).transpose(1, 2), {P, 0});
-    z = at::conv1d(z, param(layer, "conv_qk.0.weight"), param(layer, "conv_qk.0.bias"), 1, 0, 1, M);
+    z = at::conv1d(z, param(layer, "conv_qk.0.weight"), param(layer, "conv_qk.0.bias"), one, zero,
+                   one, M);
     if (k.convs == 2) {
-      z = at::conv1d(z, param(layer, "conv_qk.1.weight"), param(layer, "conv_qk.1.bias"), 1, 0, 1,
-                     n_q + n_kv);
+      z = at::conv1d(z, param(layer, "conv_qk.1.weight"), param(layer, "conv_qk.1.bias"), one, zero,
+                     one, n_q + n_kv);
     }
     z = z.transpose(1, 2);
     q = z.narrow(2, 0, n_q * d);
@@ -146,13 +149,13 @@ TEST(MhaConvs, ConvsStartAsTheIdentity) {
   at::manual_seed(5);
   const at::Tensor x = at::randn({2, 9, 32}, at::kDouble);
   for (const std::string kind : {"mha", "gqa"}) {
-    const at::Tensor plain = make_layer({kind, 0, false}, false)->forward(x);
+    const at::Tensor plain = case_layer({kind, 0, false}, false)->forward(x);
     for (int64_t convs : {1, 2}) {
-      EXPECT_LT(testing::max_abs_diff(make_layer({kind, convs, false}, false)->forward(x), plain),
+      EXPECT_LT(testing::max_abs_diff(case_layer({kind, convs, false}, false)->forward(x), plain),
                 1e-12)
           << kind << " convs " << convs;
     }
-    EXPECT_GT(testing::max_abs_diff(make_layer({kind, 2, true}, false)->forward(x), plain), 1e-3);
+    EXPECT_GT(testing::max_abs_diff(case_layer({kind, 2, true}, false)->forward(x), plain), 1e-3);
   }
 }
 
@@ -161,7 +164,7 @@ TEST(MhaConvs, EqualsTheStepsWrittenOut) {
   const at::Tensor x = at::randn({2, 7, 32}, at::kDouble);
   for (const Case& k : convolved_cases()) {
     if (k.qk_norm) continue;  // the direct form has no QK-norm
-    auto layer = make_layer(k);
+    auto layer = case_layer(k);
     EXPECT_LT(testing::max_abs_diff(layer->forward(x), direct(*layer, k, x)), 1e-12) << name_of(k);
   }
 }
@@ -169,7 +172,7 @@ TEST(MhaConvs, EqualsTheStepsWrittenOut) {
 TEST(MhaConvs, OutputsDoNotDependOnLaterTokens) {
   for (const Case& k : convolved_cases()) {
     SCOPED_TRACE(name_of(k));
-    auto layer = make_layer(k);
+    auto layer = case_layer(k);
     testing::expect_causal([&](const at::Tensor& x) { return layer->forward(x); }, 2, 10, 32);
   }
 }
@@ -178,7 +181,7 @@ TEST(MhaConvs, OutputsDoNotDependOnLaterTokens) {
 TEST(MhaConvs, DecodeAndChunkedPrefillEqualTheFullForward) {
   for (const Case& k : convolved_cases()) {
     SCOPED_TRACE(name_of(k));
-    auto layer = make_layer(k);
+    auto layer = case_layer(k);
     testing::expect_prefill_chunked_decode_agree(*layer, 2, 11, 32, {1, 4, 2});
   }
 }
@@ -188,7 +191,7 @@ TEST(MhaConvs, GradientsMatchFiniteDifferences) {
   const at::Tensor x = at::randn({1, 6, 32}, at::kDouble);
   for (const Case& k : {Case{"gqa", 2, true, true}, Case{"mha", 1, true}}) {
     SCOPED_TRACE(name_of(k));
-    auto layer = make_layer(k);
+    auto layer = case_layer(k);
     testing::expect_gradients_match(
         *layer, [&](const at::Tensor& in) { return layer->forward(in); }, x);
   }
