@@ -193,7 +193,8 @@ TEST(MhaConvs, GradientsMatchFiniteDifferences) {
     SCOPED_TRACE(name_of(k));
     auto layer = case_layer(k);
     testing::expect_gradients_match(
-        *layer, [&](const at::Tensor& in) { return layer->forward(in); }, x);
+        *layer, [&](const at::Tensor& in) { return layer->forward(in); }, x,
+        /*per_tensor=*/3);
   }
 }
 
