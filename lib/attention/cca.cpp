@@ -4,8 +4,6 @@
 // with a learned key temperature, and whose values are half current-token, half previous-token.
 // The prologue between the projections and the attention core lives in cca_reference.cpp.
 #include <ATen/ATen.h>
-#include <torch/nn/modules/container/modulelist.h>
-#include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 
 #include <cmath>
@@ -15,6 +13,7 @@
 #include "attention/attention.h"
 #include "attention/cca_fused.h"
 #include "attention/cca_reference.h"
+#include "attention/qk_convs.h"
 #include "ops/autocast.h"
 #include "ops/rope.h"
 #include "ops/stacked_linear.h"
@@ -47,30 +46,6 @@ torch::nn::Linear linear(int64_t in, int64_t out, double std) {
   return layer;
 }
 
-// The convs start as the identity (current-token tap 1, or I_d per head; other taps and biases
-// 0), so at step 0 the stack passes q⁰, k⁰ through and CCA starts as normalised attention on
-// the projections plus the q-k mean. The zero taps still get gradients (they multiply earlier
-// tokens), so the convs learn from there. PyTorch's default uniform init would instead shrink
-// the grouped conv's output by ~√3 and add random bias offsets to every query and key.
-torch::nn::Conv1d depthwise_conv(int64_t channels, int64_t kernel) {
-  torch::nn::Conv1d conv(torch::nn::Conv1dOptions(channels, channels, kernel).groups(channels));
-  at::NoGradGuard no_grad;
-  conv->weight.zero_();
-  conv->weight.select(2, kernel - 1).fill_(1.0);
-  conv->bias.zero_();
-  return conv;
-}
-
-torch::nn::Conv1d grouped_conv(int64_t channels, int64_t groups, int64_t kernel) {
-  torch::nn::Conv1d conv(torch::nn::Conv1dOptions(channels, channels, kernel).groups(groups));
-  const int64_t d = channels / groups;
-  at::NoGradGuard no_grad;
-  conv->weight.zero_();
-  conv->weight.select(2, kernel - 1).view({groups, d, d}).copy_(at::eye(d).expand({groups, d, d}));
-  conv->bias.zero_();
-  return conv;
-}
-
 class CcaAttention : public Attention {
  public:
   CcaAttention(const CcaGeometry& g, const AttentionOptions& options)
@@ -87,16 +62,8 @@ class CcaAttention : public Attention {
     } else {
       val_proj_ = register_module("val_proj", linear(E, width_k, options.init_std));
     }
-    if (g.convs >= 1) {
-      const int64_t M = g.conv_channels();
-      conv_qk_ = register_module("conv_qk", torch::nn::ModuleList());
-      depthwise_ = depthwise_conv(M, g.conv_kernel_0);
-      conv_qk_->push_back(depthwise_);
-      if (g.convs == 2) {
-        grouped_ = grouped_conv(M, g.n_q_heads + g.n_kv_heads, g.conv_kernel_1);
-        conv_qk_->push_back(grouped_);
-      }
-    }
+    convs_ = QkConvModules(*this, g.convs, g.conv_channels(), g.n_q_heads + g.n_kv_heads,
+                           g.conv_kernel_0, g.conv_kernel_1);
     // Both forms start with τ = 1, i.e. logits √d·cos (spec §9.1); raw zeros would give
     // uniform attention and no q/k gradients at step 0.
     const bool exp_form = g.temperature == "exp";
@@ -225,15 +192,7 @@ class CcaAttention : public Attention {
     return o_proj_->forward(o.transpose(1, 2).reshape({B, S, geometry_.q_latent_width()}));
   }
 
-  CcaConvWeights conv_weights() const {
-    CcaConvWeights w;
-    if (depthwise_) w = {depthwise_->weight, depthwise_->bias, {}, {}};
-    if (grouped_) {
-      w.grouped_weight = grouped_->weight;
-      w.grouped_bias = grouped_->bias;
-    }
-    return w;
-  }
+  CcaConvWeights conv_weights() const { return convs_.weights(); }
 
   // RoPE's inverse frequencies on the layer's device, made once for the fused kernels.
   const at::Tensor& rope_frequencies(const at::Device& device) {
@@ -254,8 +213,7 @@ class CcaAttention : public Attention {
   Rotary rotary_;
   torch::nn::Linear linear_q_{nullptr}, linear_k_{nullptr}, o_proj_{nullptr};
   torch::nn::Linear val_proj1_{nullptr}, val_proj2_{nullptr}, val_proj_{nullptr};
-  torch::nn::ModuleList conv_qk_{nullptr};
-  torch::nn::Conv1d depthwise_{nullptr}, grouped_{nullptr};
+  QkConvModules convs_;
   at::Tensor temp_;
   at::Tensor inv_freq_;  // not a parameter or buffer: derived from the geometry
   DecodeWeights decode_weights_;

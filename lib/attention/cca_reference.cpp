@@ -26,16 +26,16 @@ int64_t CcaCache::bytes() const {
   return kv.bytes() + tensor_bytes(conv) + tensor_bytes(shift);
 }
 
-at::Tensor cca_conv_stack(const CcaGeometry& g, const CcaConvWeights& w, const at::Tensor& padded) {
+at::Tensor cca_conv_stack(const CcaConvWeights& w, const at::Tensor& padded) {
   const int64_t channels = padded.size(1);
   // Depthwise: [B, M, P + S] -> [B, M, S + k1 - 1]. The k1 - 1 leading outputs whose taps see
   // only the zero history equal the bias b1 (spec §2.2 step 2), which the grouped conv reads.
   at::Tensor u =
       at::conv1d(padded, w.depthwise_weight, w.depthwise_bias, kOne, kZero, kOne, channels);
-  if (g.convs < 2) return u;
+  if (!w.grouped_weight.defined()) return u;
   // Grouped, one group per head: [B, M, S + k1 - 1] -> [B, M, S].
   return at::conv1d(u, w.grouped_weight, w.grouped_bias, kOne, kZero, kOne,
-                    g.n_q_heads + g.n_kv_heads);
+                    channels / w.grouped_weight.size(1));
 }
 
 at::Tensor shift_tokens(const at::Tensor& x, int64_t steps, const at::Tensor& positions) {
@@ -47,8 +47,8 @@ at::Tensor shift_tokens(const at::Tensor& x, int64_t steps, const at::Tensor& po
   return shifted;
 }
 
-at::Tensor cca_document_conv_stack(const CcaGeometry& g, const CcaConvWeights& w,
-                                   const at::Tensor& z, const at::Tensor& positions) {
+at::Tensor cca_document_conv_stack(const CcaConvWeights& w, const at::Tensor& z,
+                                   const at::Tensor& positions) {
   // Tap j of a kernel of size k reads the token j steps back, weight index k - 1 - j.
   const int64_t k0 = w.depthwise_weight.size(2);
   at::Tensor u = w.depthwise_bias.view({1, 1, -1}).to(z.dtype()).expand_as(z);
@@ -56,9 +56,9 @@ at::Tensor cca_document_conv_stack(const CcaGeometry& g, const CcaConvWeights& w
     const at::Tensor tap = w.depthwise_weight.select(2, k0 - 1 - j).view({1, 1, -1});
     u = u + shift_tokens(z, j, positions) * tap;
   }
-  if (g.convs < 2) return u;
-  const int64_t groups = g.n_q_heads + g.n_kv_heads, B = z.size(0), S = z.size(1);
-  const int64_t k1 = w.grouped_weight.size(2), d = w.grouped_weight.size(1);
+  if (!w.grouped_weight.defined()) return u;
+  const int64_t B = z.size(0), S = z.size(1);
+  const int64_t k1 = w.grouped_weight.size(2), d = w.grouped_weight.size(1), groups = z.size(2) / d;
   // Before a document the depthwise conv saw only zeros, so the grouped conv reads its bias.
   const at::Tensor before = w.depthwise_bias.view({1, 1, -1}).to(z.dtype());
   at::Tensor s = w.grouped_bias.view({1, 1, -1}).to(z.dtype()).expand_as(z);
@@ -69,6 +69,20 @@ at::Tensor cca_document_conv_stack(const CcaGeometry& g, const CcaConvWeights& w
     s = s + at::einsum("bsgi,goi->bsgo", {read.view({B, S, groups, d}), taps}).reshape({B, S, -1});
   }
   return s;
+}
+
+CausalMixOutput cca_causal_convs(const CcaConvWeights& w, const at::Tensor& z,
+                                 const at::Tensor& history, int64_t padding,
+                                 const Documents* documents) {
+  if (documents != nullptr) return {cca_document_conv_stack(w, z, documents->positions), {}};
+  const int64_t B = z.size(0), S = z.size(1);
+  const at::Tensor before = history.defined() ? history.to(z.scalar_type())
+                                              : at::zeros({B, z.size(2), padding}, z.options());
+  const at::Tensor padded = at::cat({before, z.transpose(1, 2)}, 2);  // [B, M, P + S]
+  CausalMixOutput out;
+  out.state = padded.narrow(2, S, padding).clone(at::MemoryFormat::Contiguous);
+  out.out = cca_conv_stack(w, padded).transpose(1, 2);
+  return out;
 }
 
 std::pair<at::Tensor, at::Tensor> cca_qk_mean(const at::Tensor& q0, const at::Tensor& k0) {
@@ -88,6 +102,18 @@ at::Tensor cca_value_shift(const at::Tensor& v_current, const at::Tensor& v_dela
   const at::Tensor shifted = at::cat({before, v_delayed.narrow(1, 0, S - 1)}, 1);
   // The split is over flattened channels (spec §9.6): with odd n_k it falls inside a head.
   return at::cat({v_current, shifted}, -1).view({B, S, n_kv_heads, -1});
+}
+
+CausalMixOutput cca_shifted_values(const at::Tensor& v_current, const at::Tensor& v_delayed,
+                                   const at::Tensor& previous, int64_t n_kv_heads,
+                                   const Documents* documents) {
+  const int64_t B = v_current.size(0), S = v_current.size(1);
+  if (documents != nullptr) {
+    const at::Tensor shifted = shift_tokens(v_delayed, 1, documents->positions);
+    return {at::cat({v_current, shifted}, -1).view({B, S, n_kv_heads, -1}), {}};
+  }
+  return {cca_value_shift(v_current, v_delayed, previous, n_kv_heads),
+          v_delayed.select(1, S - 1).clone(at::MemoryFormat::Contiguous)};
 }
 
 at::Tensor cca_normalize(const at::Tensor& x, const at::Tensor& multiplier) {
@@ -112,15 +138,10 @@ CcaPrologueOutput cca_prologue(const CcaGeometry& g, const Rotary& rotary, const
 
   // Step 2: convs over z = [q⁰ ‖ k⁰], queries first, head-major, so conv group γ = head γ.
   at::Tensor s = at::cat({p.q0, p.k0}, -1);  // [B, S, M]
-  if (g.convs > 0 && documents != nullptr) {
-    s = cca_document_conv_stack(g, w, s, documents->positions);
-  } else if (g.convs > 0) {
-    const int64_t P = g.conv_padding();
-    const at::Tensor history = conv_history.defined() ? conv_history.to(s.scalar_type())
-                                                      : at::zeros({B, s.size(2), P}, s.options());
-    const at::Tensor padded = at::cat({history, s.transpose(1, 2)}, 2);  // [B, M, P + S]
-    out.conv_state = padded.narrow(2, S, P).clone(at::MemoryFormat::Contiguous);
-    s = cca_conv_stack(g, w, padded).transpose(1, 2);
+  if (g.convs > 0) {
+    CausalMixOutput convs = cca_causal_convs(w, s, conv_history, g.conv_padding(), documents);
+    s = convs.out;
+    out.conv_state = convs.state;
   }
   at::Tensor q = s.narrow(2, 0, width_q).reshape({B, S, n_q, d}).to(compute);
   at::Tensor k = s.narrow(2, width_q, n_kv * d).reshape({B, S, n_kv, d}).to(compute);
@@ -134,12 +155,11 @@ CcaPrologueOutput cca_prologue(const CcaGeometry& g, const Rotary& rotary, const
   }
 
   // Step 4: values, not convolved.
-  if (g.value_shift && documents != nullptr) {
-    const at::Tensor shifted = shift_tokens(p.v_delayed, 1, documents->positions);
-    out.v = at::cat({p.v_current, shifted}, -1).view({B, S, n_kv, -1});
-  } else if (g.value_shift) {
-    out.v = cca_value_shift(p.v_current, p.v_delayed, shift_previous, n_kv);
-    out.shift_state = p.v_delayed.select(1, S - 1).clone(at::MemoryFormat::Contiguous);
+  if (g.value_shift) {
+    CausalMixOutput shifted =
+        cca_shifted_values(p.v_current, p.v_delayed, shift_previous, n_kv, documents);
+    out.v = shifted.out;
+    out.shift_state = shifted.state;
   } else {
     out.v = p.v_current.reshape({B, S, n_kv, d});
   }

@@ -54,17 +54,32 @@ struct CcaPrologueOutput {
 // guards all-zero heads: for fp32 it is below rounding once ‖x‖² > 1e-5.
 inline constexpr double kCcaNormEps = 1e-12;
 
-// Step 2: the causal conv stack (convs >= 1) over `padded` [B, M, P + S], which is z = [q⁰ ‖ k⁰]
-// with the P-step history (zeros for a fresh sequence) prepended once, at the input of the
-// stack: the convs add no padding of their own. Returns s [B, M, S].
-at::Tensor cca_conv_stack(const CcaGeometry& g, const CcaConvWeights& w, const at::Tensor& padded);
+// Step 2: the causal conv stack over `padded` [B, M, P + S], which is z = [q⁰ ‖ k⁰] with the
+// P-step history (zeros for a fresh sequence) prepended once, at the input of the stack: the
+// convs add no padding of their own. The weights say the rest: no grouped weight = convs 1, and
+// its groups are M / head_dim, one per head. Returns s [B, M, S].
+at::Tensor cca_conv_stack(const CcaConvWeights& w, const at::Tensor& padded);
 
 // Step 2 over packed documents: the conv stack over z [B, S, M] (no history) where no tap reads
 // across a document start: a tap before the token's document reads zeros, as at a sequence
 // start (for the grouped conv: the depthwise output of zeros, its bias). `positions` [B, S] are
 // the tokens' indices inside their documents. Returns s [B, S, M].
-at::Tensor cca_document_conv_stack(const CcaGeometry& g, const CcaConvWeights& w,
-                                   const at::Tensor& z, const at::Tensor& positions);
+at::Tensor cca_document_conv_stack(const CcaConvWeights& w, const at::Tensor& z,
+                                   const at::Tensor& positions);
+
+// What the stack or the value shift leaves for the next chunk of a sequence.
+struct CausalMixOutput {
+  at::Tensor out;    // s [B, S, M] after the convs, or ṽ [B, S, n_k, d] after the value shift
+  at::Tensor state;  // the new conv state [B, M, P] or shift state [B, W/2]; undefined with
+                     // documents
+};
+
+// Step 2 as a whole, for any q‖k heads (CCA's latent heads, or MHA/GQA's own heads): z [B, S, M]
+// continuing `history` [B, M, padding] (undefined = a fresh sequence), or, with `documents`, a
+// fresh packed sequence restarting at every document.
+CausalMixOutput cca_causal_convs(const CcaConvWeights& w, const at::Tensor& z,
+                                 const at::Tensor& history, int64_t padding,
+                                 const Documents* documents);
 
 // Step 3: the parameter-free q-k means from the pre-conv heads q0 [B, S, n_q, d] and
 // k0 [B, S, n_k, d]. Returns {m^Q [B, S, n_q, d], m^K [B, S, n_k, d]}.
@@ -79,6 +94,12 @@ at::Tensor cca_value_shift(const at::Tensor& v_current, const at::Tensor& v_dela
 // x shifted `steps` tokens later along dim 1 of [B, S, C], zeros entering at the front;
 // with `positions` [B, S] also zero wherever the shift would cross a document start.
 at::Tensor shift_tokens(const at::Tensor& x, int64_t steps, const at::Tensor& positions);
+
+// Step 4 as a whole: ṽ from the current and delayed halves [B, S, W/2] continuing `previous`
+// (as in cca_value_shift), or, with `documents`, restarting at every document.
+CausalMixOutput cca_shifted_values(const at::Tensor& v_current, const at::Tensor& v_delayed,
+                                   const at::Tensor& previous, int64_t n_kv_heads,
+                                   const Documents* documents);
 
 // Step 5: √d · x / ‖x‖ per head of x [B, S, H, d], times multiplier[H] when defined; computed in
 // float32 (float64 for float64 inputs) and returned in that precision.

@@ -36,24 +36,27 @@ HeadProjections::HeadProjections(torch::nn::Module& owner, const AttentionGeomet
   }
 }
 
-HeadTensors HeadProjections::project(const at::Tensor& x, int64_t offset, bool generating,
-                                     const Documents* documents) {
+RawHeads HeadProjections::raw(const at::Tensor& x, bool generating) {
   const int64_t B = x.size(0), S = x.size(1), d = head_dim_;
   const std::vector<at::Tensor> qkv =
       generating
           ? std::vector<at::Tensor>{q_proj_->forward(x), k_proj_->forward(x), v_proj_->forward(x)}
           : stacked_linear(x, {q_proj_->weight, k_proj_->weight, v_proj_->weight});
-  at::Tensor q = qkv[0].view({B, S, n_q_heads_, d});
-  at::Tensor k = qkv[1].view({B, S, n_kv_heads_, d});
   // The attention keeps v for backward; as a view it would keep the whole stacked output
   // (q and k too, 3.6 GiB at 1B) alive until then. RoPE already gives q and k their own.
   at::Tensor v = (generating ? qkv[2] : qkv[2].contiguous()).view({B, S, n_kv_heads_, d});
+  return {qkv[0].view({B, S, n_q_heads_, d}), qkv[1].view({B, S, n_kv_heads_, d}), v};
+}
+
+HeadTensors HeadProjections::finish(const RawHeads& heads, int64_t offset,
+                                    const Documents* documents) {
+  at::Tensor q = heads.q, k = heads.k;
   if (q_norm_) {
     q = q_norm_->forward(q);
     k = k_norm_->forward(k);
   }
   return {rotate(rotary_, q, offset, documents).transpose(1, 2),
-          rotate(rotary_, k, offset, documents).transpose(1, 2), v.transpose(1, 2)};
+          rotate(rotary_, k, offset, documents).transpose(1, 2), heads.v.transpose(1, 2)};
 }
 
 at::Tensor HeadProjections::output(const at::Tensor& o) {

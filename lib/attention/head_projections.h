@@ -22,6 +22,14 @@ struct HeadTensors {
   at::Tensor v;  // [B, Hkv, S, d]
 };
 
+// The projections before QK-norm and RoPE, [B, S, heads, d]: where mha/gqa run CCA's convs and
+// value shift (attention.mha.*), as CCA runs them on its raw latents.
+struct RawHeads {
+  at::Tensor q;  // [B, S, Hq, d]
+  at::Tensor k;  // [B, S, Hkv, d]
+  at::Tensor v;  // [B, S, Hkv, d]
+};
+
 class HeadProjections {
  public:
   HeadProjections(torch::nn::Module& owner, const AttentionGeometry& g,
@@ -31,7 +39,13 @@ class HeadProjections {
   // positions, at each token's position in its document). `generating` keeps the projections
   // apart (stacking copies the weights on every call, which only pays for whole sequences).
   HeadTensors project(const at::Tensor& x, int64_t offset, bool generating,
-                      const Documents* documents = nullptr);
+                      const Documents* documents = nullptr) {
+    return finish(raw(x, generating), offset, documents);
+  }
+  // project() in two halves: the q/k/v projections, then QK-norm, RoPE and the [B, H, S, d]
+  // layout.
+  RawHeads raw(const at::Tensor& x, bool generating);
+  HeadTensors finish(const RawHeads& heads, int64_t offset, const Documents* documents);
   // o: [B, Hq, S, d] -> [B, S, E].
   at::Tensor output(const at::Tensor& o);
 

@@ -44,6 +44,9 @@ class AttentionVariant {
   virtual std::vector<KeySpec> keys() const { return {}; }
   // Whether attention.qk_norm means something for this variant.
   virtual bool uses_qk_norm() const { return false; }
+  // Whether attention.mha.convs / value_shift (CCA's convs and value shift on plain heads) mean
+  // something for this variant; every other variant refuses them (validate.cpp).
+  virtual bool uses_head_convs() const { return false; }
 
   // The attention section's cross-field rules when attention.kind names this variant.
   virtual void validate(const Config& config, RuleSink& rules) const = 0;

@@ -6,6 +6,7 @@
 #include "config/attention_variant.h"
 #include "config/data_sources.h"
 #include "config/geometry.h"
+#include "config/variants/common.h"
 #include "util/format.h"
 #include "util/strings.h"
 
@@ -50,7 +51,9 @@ class Rules : public RuleSink {
     const std::vector<std::string> names = attention_variant_names();
     // An unknown kind was already reported by the schema.
     if (std::find(names.begin(), names.end(), c_.attention.kind) == names.end()) return;
-    attention_variant(c_.attention.kind).validate(c_, *this);
+    const AttentionVariant& variant = attention_variant(c_.attention.kind);
+    variant.validate(c_, *this);
+    if (!variant.uses_head_convs()) variants::reject_head_convs(c_, *this);
   }
 
   // The scaling keys mean something only together: a factor without a kind (or the reverse) is a

@@ -8,6 +8,7 @@
 #include "app/startup.h"
 #include "config/geometry.h"
 #include "config/loader.h"
+#include "config/variants/mha.h"
 #include "data/dataset.h"
 #include "data/manifest.h"
 #include "data/tokenizer.h"
@@ -67,8 +68,23 @@ void refuse_scaled_remote_code(const Config& config) {
               "needs the remote-code fallback, which computes unscaled RoPE");
 }
 
+// CCA's convs and value shift on MHA/GQA heads (attention.mha.*) exist in no transformers class,
+// stock or ours: any export would compute other logits.
+void refuse_head_convs(const Config& config) {
+  const variants::HeadConvSettings s = variants::head_conv_settings(attention_geometry(config));
+  if (!s.any()) return;
+  const std::string key = s.convs > 0 ? format("attention.mha.convs = {}", s.convs)
+                                      : std::string("attention.mha.value_shift = true");
+  throw Error("export: " + key + " (CCA's causal convolutions / value shift on " +
+              config.attention.kind +
+              " heads) has no Hugging Face form: no stock transformers class and not cca-train's "
+              "remote-code model computes it; export a model trained with attention.mha.convs: 0 "
+              "and attention.mha.value_shift: false");
+}
+
 HfTarget resolve_target(const HfExportRequest& request, const Config& config,
                         HfExportResult& result) {
+  refuse_head_convs(config);
   if (request.target == "auto") {
     const TargetChoice choice = choose_target(config);
     if (choice.target == HfTarget::remote_code) refuse_scaled_remote_code(config);

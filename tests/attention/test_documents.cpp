@@ -31,8 +31,17 @@ using testing::span_of;
 // conv reach (2 + 3 taps back).
 const std::vector<std::vector<int64_t>> kRows = {{5, 7, 6}, {9, 4, 5}};
 
-Config variant_config(const std::string& kind, int64_t head_dim) {
+// "<kind>+convs": mha or gqa with CCA's convs (reaching 2 + 3 tokens back) and value shift.
+Config variant_config(const std::string& name, int64_t head_dim) {
+  const size_t plus = name.find("+convs");
+  const std::string kind = name.substr(0, plus);
   Config c = default_config();
+  if (plus != std::string::npos) {
+    c.attention.settings.set("attention.mha.convs", 2);
+    c.attention.settings.set("attention.mha.conv_kernel_0", 3);
+    c.attention.settings.set("attention.mha.conv_kernel_1", 4);
+    c.attention.settings.set("attention.mha.value_shift", true);
+  }
   c.model.d_model = 4 * head_dim;
   c.attention.kind = kind;
   c.attention.n_heads = 4;
@@ -178,7 +187,8 @@ TEST_P(DocumentMasking, CudaBfloat16MatchesDocumentsAlone) {
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryVariant, DocumentMasking,
-                         ::testing::Values("mha", "gqa", "swa", "mla", "cca", "ccgqa"));
+                         ::testing::Values("mha", "gqa", "swa", "mla", "cca", "ccgqa", "mha+convs",
+                                           "gqa+convs"));
 
 TEST(DocumentMasking, DocumentsWithACacheAreRefused) {
   auto layer = make_layer("mha", 8, at::TensorOptions().dtype(at::kDouble));

@@ -155,6 +155,36 @@ TEST(AccountingParams, ConvCountFollowsConvsAndKernels) {
   EXPECT_EQ(attention_params(attention_geometry(c)).conv, 1024 * 5 + 1024 * (128 * 3 + 1));
 }
 
+// MHA/GQA with CCA's convs (attention.mha.*): the stack runs over q‖k of every head, so
+// M = (n_q + n_kv)·d, with CCA's count M(k0 + 1) + M(d·k1 + 1); the value shift adds no weight.
+AttentionGeometry head_convs(const std::string& kind, int64_t convs, bool value_shift) {
+  Config c = reference();
+  c.attention.kind = kind;
+  if (kind == "gqa") c.attention.n_kv_heads = 4;
+  c.attention.settings.set("attention.mha.convs", convs);
+  c.attention.settings.set("attention.mha.value_shift", value_shift);
+  return attention_geometry(c);
+}
+
+TEST(AccountingParams, HeadConvsCountLikeCcas) {
+  EXPECT_EQ(attention_params(head_convs("mha", 0, false)).conv, 0);
+  EXPECT_EQ(attention_params(head_convs("mha", 0, true)).total(), attention_params(mha()).total());
+  const int64_t M = 2 * kE;  // 16 + 16 heads of 128
+  EXPECT_EQ(attention_params(head_convs("mha", 1, false)).conv, M * 3);
+  EXPECT_EQ(attention_params(head_convs("mha", 2, false)).conv, M * 3 + M * (128 * 2 + 1));
+  const int64_t Mg = (16 + 4) * 128;
+  EXPECT_EQ(attention_params(head_convs("gqa", 2, false)).conv, Mg * 3 + Mg * (128 * 2 + 1));
+  EXPECT_EQ(attention_params(head_convs("gqa", 2, false)).linear, attention_params(gqa(4)).linear);
+  // FLOPs: the conv MACs twice; decode state: P·M plus half the value width.
+  EXPECT_DOUBLE_EQ(
+      attention_forward_flops_per_token(head_convs("mha", 2, false), kShortContext, true) -
+          attention_forward_flops_per_token(mha(), kShortContext, true),
+      2.0 * (M * 2.0 + M * 128.0 * 2));
+  EXPECT_EQ(decode_state_elements(head_convs("mha", 2, true)), 2 * M + kE / 2);
+  EXPECT_EQ(decode_state_elements(head_convs("gqa", 1, false)), Mg);
+  EXPECT_EQ(decode_state_elements(head_convs("gqa", 0, true)), 4 * 128 / 2);
+}
+
 TEST(AccountingParams, MlaMatchesTheSpecWithoutRope) {
   // E² + 3E²/c_kv + 2E²/c_q.
   EXPECT_EQ(attention_params(mla(2, 2)).linear, kE * kE + 3 * kE * kE / 2 + 2 * kE * kE / 2);

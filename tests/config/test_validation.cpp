@@ -242,6 +242,54 @@ TEST(ValidateCca, KvCompressionMustSplitTheWidth) {
 // ---------------------------------------------------------------------------------------------
 // MLA, MoE
 
+// attention.mha.* (CCA's convs and value shift on plain heads) belong to mha and gqa; every other
+// kind refuses them, naming the key and the kinds that take it.
+TEST(ValidateHeadConvs, OnlyMhaAndGqaTakeThem) {
+  satisfied("attention:\n  kind: mha\n  mha:\n    convs: 2\n    value_shift: true\n");
+  satisfied(
+      "attention:\n  kind: gqa\n  n_kv_heads: 2\n  mha:\n    convs: 1\n    conv_kernel_0: 4\n");
+  for (const char* kind : {"cca", "ccgqa", "mla", "swa"}) {
+    const Diagnostic d =
+        broken(std::string("attention:\n  kind: ") + kind + "\n  mha:\n    convs: 2\n");
+    EXPECT_EQ(d.message, std::string("attention.mha.convs = 2 applies to kind mha and gqa only, "
+                                     "not ") +
+                             kind +
+                             " (cca and ccgqa have attention.cca.convs); set "
+                             "attention.mha.convs: 0");
+    EXPECT_EQ(d.origin.line, 4) << kind;
+    EXPECT_TRUE(contains(
+        broken(std::string("attention:\n  kind: ") + kind + "\n  mha: {value_shift: true}\n")
+            .message,
+        "attention.mha.value_shift applies to kind mha and gqa only"))
+        << kind;
+  }
+  // Left at their defaults they are no one's concern.
+  satisfied("attention:\n  kind: cca\n  mha:\n    convs: 0\n    value_shift: false\n");
+}
+
+TEST(ValidateHeadConvs, KeysAreRangeChecked) {
+  const ConfigError e = testutil::expect_config_error(
+      [] { load_config_text("attention:\n  mha:\n    convs: 3\n", "rule.yaml", LoadOptions{}); });
+  EXPECT_TRUE(contains(e.what(), "attention.mha.convs")) << e.what();
+  const ConfigError k = testutil::expect_config_error([] {
+    load_config_text("attention:\n  mha:\n    conv_kernel_1: 5\n", "rule.yaml", LoadOptions{});
+  });
+  EXPECT_TRUE(contains(k.what(), "attention.mha.conv_kernel_1")) << k.what();
+}
+
+TEST(ValidateHeadConvs, ValueShiftNeedsAnEvenValueWidth) {
+  const Diagnostic d = broken(
+      "model:\n  d_model: 9\nattention:\n  kind: gqa\n  n_heads: 3\n  n_kv_heads: 1\n"
+      "  rope_fraction: 0.0\n  mha:\n    value_shift: true\n");
+  EXPECT_EQ(d.message,
+            "attention.mha.value_shift splits the 3 value channels (1 kv heads × head_dim 3) in "
+            "halves; it needs an even number (an even head_dim or an even n_kv_heads)");
+  EXPECT_EQ(d.origin.line, 9);
+  satisfied(
+      "model:\n  d_model: 9\nattention:\n  kind: gqa\n  n_heads: 3\n  n_kv_heads: 1\n"
+      "  rope_fraction: 0.0\n");
+}
+
 TEST(ValidateMla, RopeHeadDimMustBeEven) {
   const Diagnostic d = broken("attention:\n  kind: mla\n  mla:\n    qk_rope_head_dim: 33\n");
   EXPECT_EQ(d.message, "attention.mla.qk_rope_head_dim = 33 must be even (rotate-half RoPE)");

@@ -261,6 +261,30 @@ TEST(HfConfig, ScaledRopeWithoutAnExactHfFormIsRefusedNamingTheKey) {
   EXPECT_FALSE(files::exists(dir / "out"));
 }
 
+// MHA/GQA with CCA's convs or value shift (attention.mha.*) has no transformers class, stock or
+// remote-code: refused before anything is written, naming the key, whatever --hf-target says.
+TEST(HfConfig, HeadConvsAreRefusedNamingTheKey) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"attention: {kind: mha, n_heads: 4, mha: {convs: 2}}\n", "attention.mha.convs = 2"},
+      {"attention: {kind: gqa, n_heads: 4, n_kv_heads: 2, mha: {value_shift: true}}\n",
+       "attention.mha.value_shift = true"}};
+  for (const auto& [yaml, key] : cases) {
+    for (const std::string target : {"auto", "llama", "remote-code"}) {
+      testing::ScratchDir dir;
+      const std::string checkpoint = (dir / "ckpt");
+      files::make_directories(checkpoint);
+      std::ofstream(files::join(checkpoint, "config.yaml")) << yaml;
+      HfExportRequest request;
+      request.checkpoint = checkpoint;
+      request.out = dir / "out";
+      request.target = target;
+      const std::string message = error_of([&] { export_hf(request); });
+      EXPECT_NE(message.find(key), std::string::npos) << target << ": " << message;
+      EXPECT_FALSE(files::exists(dir / "out")) << target;
+    }
+  }
+}
+
 TEST(HfWeights, ShardsPastTheLimitWithAnIndexAndReadsBack) {
   testing::ScratchDir dir;
   std::vector<std::pair<std::string, HostTensor>> tensors;

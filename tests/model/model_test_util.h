@@ -22,8 +22,16 @@ inline std::string case_name(const ::testing::TestParamInfo<ModelCase>& info) {
 }
 
 // A tiny model of each variant: E = 32, head_dim 8, 2 layers (the second one MoE when asked).
-inline Config tiny_config(const ModelCase& mc) {
+// "mha_convs" / "gqa_convs": that kind with CCA's convs (kernels 3 and 2) and value shift.
+inline Config tiny_config(ModelCase mc) {
   Config c = default_config();
+  const size_t convs = mc.kind.find("_convs");
+  if (convs != std::string::npos) {
+    mc.kind = mc.kind.substr(0, convs);
+    c.attention.settings.set("attention.mha.convs", 2);
+    c.attention.settings.set("attention.mha.conv_kernel_0", 3);
+    c.attention.settings.set("attention.mha.value_shift", true);
+  }
   c.model.d_model = 32;
   c.model.n_layers = 2;
   c.model.vocab_size = 64;

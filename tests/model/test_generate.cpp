@@ -34,7 +34,7 @@ INSTANTIATE_TEST_SUITE_P(Variants, Generation,
                          ::testing::Values(ModelCase{"mha", false}, ModelCase{"gqa", false},
                                            ModelCase{"mla", false}, ModelCase{"cca", false},
                                            ModelCase{"ccgqa", false}, ModelCase{"cca", true},
-                                           ModelCase{"swa", false}),
+                                           ModelCase{"swa", false}, ModelCase{"gqa_convs", false}),
                          case_name);
 
 TEST(Sampling, SeedsAreReproducibleAndTopKOneIsGreedy) {

@@ -145,14 +145,14 @@ TEST_P(TinyModel, ActivationCheckpointingGivesIdenticalGradients) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Variants, TinyModel,
-                         ::testing::Values(ModelCase{"mha", false}, ModelCase{"gqa", false},
-                                           ModelCase{"mla", false}, ModelCase{"cca", false},
-                                           ModelCase{"ccgqa", false}, ModelCase{"mha", true},
-                                           ModelCase{"gqa", true}, ModelCase{"mla", true},
-                                           ModelCase{"cca", true}, ModelCase{"ccgqa", true},
-                                           ModelCase{"swa", false}, ModelCase{"swa", true}),
-                         case_name);
+INSTANTIATE_TEST_SUITE_P(
+    Variants, TinyModel,
+    ::testing::Values(ModelCase{"mha", false}, ModelCase{"gqa", false}, ModelCase{"mla", false},
+                      ModelCase{"cca", false}, ModelCase{"ccgqa", false}, ModelCase{"mha", true},
+                      ModelCase{"gqa", true}, ModelCase{"mla", true}, ModelCase{"cca", true},
+                      ModelCase{"ccgqa", true}, ModelCase{"swa", false}, ModelCase{"swa", true},
+                      ModelCase{"mha_convs", false}, ModelCase{"gqa_convs", true}),
+    case_name);
 
 TEST(Transformer, TiedAndUntiedHeads) {
   Config c = tiny_config({"mha", false});

@@ -113,6 +113,51 @@ TEST(ShippedSweeps, ComponentSetsAreTheTablesRows) {
   }
 }
 
+// Issue 20 item 4: every arm is the base but for what its name says, three seeds, one lr.
+TEST(ShippedSweeps, ComponentsSweepChangesOnlyWhatEachArmNames) {
+  const SweepSpec spec =
+      read_sweep_spec(std::string(CCA_SOURCE_DIR) + "/configs/ablations/components.yaml", {});
+  const std::vector<LoadedConfig> configs = load_all(spec, spec.runs, 1);
+  ASSERT_EQ(configs.size(), 27u);
+  auto yes = [](bool on) { return std::string(on ? "true" : "false"); };
+  std::map<std::string, std::set<int64_t>> seeds;  // arm signature -> seeds
+  for (const LoadedConfig& loaded : configs) {
+    const Config& c = loaded.config;
+    const VariantSettings& s = c.attention.settings;
+    EXPECT_EQ(c.optim.lr, 1.5e-3);
+    EXPECT_EQ(c.model.ffn_hidden, 1536);
+    std::string arm = c.attention.kind + " rope " + std::to_string(c.attention.rope_fraction);
+    if (c.attention.kind == "cca") {
+      EXPECT_EQ(s.integer("attention.cca.q_compression"), 4);
+      arm += " convs " + std::to_string(s.integer("attention.cca.convs")) + " mean " +
+             yes(s.flag("attention.cca.qk_mean")) + " shift " +
+             yes(s.flag("attention.cca.value_shift")) + " temp " +
+             s.text("attention.cca.temperature");
+    } else {
+      arm += " convs " + std::to_string(s.integer("attention.mha.convs")) + " shift " +
+             yes(s.flag("attention.mha.value_shift"));
+    }
+    seeds[arm].insert(c.train.seed);
+  }
+  const std::set<std::string> expected = {
+      "cca rope 0.500000 convs 2 mean true shift true temp exp",
+      "cca rope 0.500000 convs 0 mean true shift true temp exp",
+      "cca rope 0.500000 convs 2 mean false shift true temp exp",
+      "cca rope 0.500000 convs 2 mean true shift false temp exp",
+      "cca rope 1.000000 convs 2 mean true shift true temp exp",
+      "cca rope 0.500000 convs 2 mean true shift true temp raw",
+      "mha rope 0.500000 convs 0 shift false",
+      "mha rope 0.500000 convs 2 shift false",
+      "mha rope 0.500000 convs 2 shift true"};
+  std::set<std::string> got;
+  for (const auto& [arm, arm_seeds] : seeds) {
+    got.insert(arm);
+    EXPECT_EQ(arm_seeds, (std::set<int64_t>{1, 2, 3})) << arm;
+  }
+  EXPECT_EQ(got, expected);
+  EXPECT_TRUE(spec.tune_keys.empty());
+}
+
 // AdamW against Muon: GPT-2-small MHA and CCA, every (attention, optimizer) pair over the same
 // learning rates and seeds at the same token budget, as the file's comment says.
 TEST(ShippedSweeps, OptimizerComparisonGivesEachOptimizerTheSameGridAndBudget) {

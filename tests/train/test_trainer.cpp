@@ -62,6 +62,26 @@ TEST_F(TrainerTest, ResumedRunMatchesAnUninterruptedOneBitForBit) {
   EXPECT_LT(whole_losses.at(8), whole_losses.at(1));
 }
 
+// MHA with CCA's convs and value shift (attention.mha.*): the conv weights are checkpointed and
+// restored like every other parameter, so the run resumes bit for bit (with activation
+// checkpointing recomputing the convs in backward).
+TEST_F(TrainerTest, MhaWithConvsResumesBitForBit) {
+  const std::vector<std::string> convs = {"attention.kind=mha", "attention.mha.convs=2",
+                                          "attention.mha.value_shift=true",
+                                          "train.activation_checkpointing=true"};
+  Trainer whole(config("whole", convs), testing::quiet_options());
+  EXPECT_EQ(whole.run().final_step, 8);
+  const auto expected = testing::snapshot(whole);
+  EXPECT_EQ(expected.count("blocks.0.attention.conv_qk.1.weight"), 1u);
+  { Trainer(config("split", convs), testing::quiet_options("", 4)).run(); }
+  Trainer second_half(config("split", convs), testing::quiet_options("auto"));
+  EXPECT_EQ(second_half.progress().step, 4);
+  second_half.run();
+  for (const auto& [name, tensor] : testing::snapshot(second_half)) {
+    EXPECT_TRUE(at::equal(tensor, expected.at(name))) << name << " differs after resume";
+  }
+}
+
 // Muon's momentum buffers are in the checkpoint beside AdamW's moments for the rest, so a Muon
 // run resumes bit for bit too, and it learns.
 TEST_F(TrainerTest, MuonRunResumesBitForBit) {

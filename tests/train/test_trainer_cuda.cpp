@@ -23,12 +23,15 @@ class TrainerCudaTest : public ::testing::TestWithParam<std::string> {
 // "cca", "mla_moe", ...: the variant and whether its FFNs are MoE.
 std::vector<std::string> variant_overrides(const std::string& name) {
   const bool moe = name.size() > 4 && name.compare(name.size() - 4, 4, "_moe") == 0;
-  const std::string kind = moe ? name.substr(0, name.size() - 4) : name;
+  std::string kind = moe ? name.substr(0, name.size() - 4) : name;
+  const bool convs = kind == "mha_convs";  // MHA with CCA's convs and value shift
+  if (convs) kind = "mha";
   std::vector<std::string> sets = {"attention.kind=" + kind, "train.device=cuda",
                                    "train.precision=bf16",   "train.steps=12",
                                    "checkpoint.every=0",     "train.eval_every=0"};
   if (kind == "gqa" || kind == "ccgqa" || kind == "swa") sets.push_back("attention.n_kv_heads=2");
   if (kind == "swa") sets.push_back("attention.swa.window=16");
+  if (convs) sets.insert(sets.end(), {"attention.mha.convs=2", "attention.mha.value_shift=true"});
   if (kind == "mla") {
     sets.insert(sets.end(), {"attention.mla.kv_lora_rank=32", "attention.mla.qk_nope_head_dim=16",
                              "attention.mla.qk_rope_head_dim=16", "attention.mla.v_head_dim=16"});
@@ -52,7 +55,7 @@ TEST_P(TrainerCudaTest, Bf16TrainingLowersTheLoss) {
 
 INSTANTIATE_TEST_SUITE_P(Variants, TrainerCudaTest,
                          ::testing::Values("mha", "gqa", "mla", "cca", "ccgqa", "swa", "mha_moe",
-                                           "cca_moe", "ccgqa_moe"));
+                                           "cca_moe", "ccgqa_moe", "mha_convs"));
 
 // train.cuda_graphs: the same steps replayed from a graph as run eagerly. With grad_accum 2 the
 // capture happens at the second step's second micro-batch, so later steps are all replays. The

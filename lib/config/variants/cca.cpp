@@ -17,21 +17,8 @@ constexpr const char* kValueShift = "attention.cca.value_shift";
 constexpr const char* kTemperature = "attention.cca.temperature";
 constexpr const char* kKernels = "attention.cca.kernels";
 
-int64_t conv_weight_params(const CcaGeometry& g) {
-  const int64_t M = g.conv_channels();
-  int64_t params = 0;
-  if (g.convs >= 1) params += M * (g.conv_kernel_0 + 1);               // depthwise + bias
-  if (g.convs >= 2) params += M * (g.head_dim * g.conv_kernel_1 + 1);  // grouped + bias
-  return params;
-}
-
-// Multiply-accumulates per token in the conv stack.
-double conv_macs_per_token(const CcaGeometry& g) {
-  const double M = static_cast<double>(g.conv_channels());
-  double macs = 0;
-  if (g.convs >= 1) macs += M * g.conv_kernel_0;
-  if (g.convs >= 2) macs += M * g.head_dim * g.conv_kernel_1;
-  return macs;
+ConvStack conv_stack(const CcaGeometry& g) {
+  return {g.convs, g.conv_kernel_0, g.conv_kernel_1, g.conv_channels(), g.head_dim};
 }
 
 const char* on_off(bool on) {
@@ -41,8 +28,7 @@ const char* on_off(bool on) {
 }  // namespace
 
 int64_t CcaGeometry::conv_padding() const {
-  if (convs == 0) return 0;
-  return (conv_kernel_0 - 1) + (convs == 2 ? conv_kernel_1 - 1 : 0);
+  return conv_stack(*this).padding();
 }
 
 CcaGeometry cca_geometry(const AttentionGeometry& g) {
@@ -154,7 +140,7 @@ AttentionParams CcaVariant::params(const AttentionGeometry& geometry) const {
   const CcaGeometry g = cca_geometry(geometry);
   AttentionParams p;
   p.linear = projection_params(g);  // q, o, k, v (v split in halves when value-shifted)
-  p.conv = conv_weight_params(g);
+  p.conv = conv_stack(g).params();
   p.other = g.n_kv_heads;  // key temperature
   return p;
 }
@@ -162,16 +148,13 @@ AttentionParams CcaVariant::params(const AttentionGeometry& geometry) const {
 double CcaVariant::forward_flops_per_token(const AttentionGeometry& geometry, int64_t context,
                                            bool causal) const {
   const CcaGeometry g = cca_geometry(geometry);
-  return 2.0 * static_cast<double>(projection_params(g)) + 2.0 * conv_macs_per_token(g) +
+  return 2.0 * static_cast<double>(projection_params(g)) + 2.0 * conv_stack(g).macs_per_token() +
          score_flops(g, visited_keys(context, causal));
 }
 
 double CcaVariant::decode_flops(const AttentionGeometry& geometry, int64_t context) const {
   const CcaGeometry g = cca_geometry(geometry);
-  double conv_macs = 0;  // the depthwise conv is re-evaluated at k1 positions in decode
-  const double M = static_cast<double>(g.conv_channels());
-  if (g.convs >= 1) conv_macs += M * g.conv_kernel_0 * (g.convs >= 2 ? g.conv_kernel_1 : 1);
-  if (g.convs >= 2) conv_macs += M * g.head_dim * g.conv_kernel_1;
+  const double conv_macs = conv_stack(g).decode_macs_per_token();
   const double linear = static_cast<double>(projection_params(g));
   const double scores = static_cast<double>(context) * static_cast<double>(g.n_q_heads) *
                         static_cast<double>(g.head_dim + g.v_head_dim);

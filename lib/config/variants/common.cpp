@@ -8,11 +8,11 @@
 namespace cca::variants {
 namespace {
 
-// "mha and gqa": the variants for which attention.qk_norm means something.
-std::string qk_norm_users() {
+// "mha and gqa": the variants of which `uses` says true.
+std::string variants_that(bool (AttentionVariant::*uses)() const) {
   std::vector<std::string> names;
   for (const AttentionVariant* v : attention_variants()) {
-    if (v->uses_qk_norm()) names.push_back(v->name());
+    if ((v->*uses)()) names.push_back(v->name());
   }
   std::string text;
   for (size_t i = 0; i < names.size(); ++i) {
@@ -60,7 +60,24 @@ void reject_qk_norm(const Config& c, RuleSink& rules) {
   rules.fail({"attention.qk_norm"},
              format("attention.qk_norm applies to {}; {} normalises its own latents (set "
                     "qk_norm: false)",
-                    qk_norm_users(), c.attention.kind));
+                    variants_that(&AttentionVariant::uses_qk_norm), c.attention.kind));
+}
+
+void reject_head_convs(const Config& c, RuleSink& rules) {
+  const VariantSettings& s = c.attention.settings;
+  const std::string users = variants_that(&AttentionVariant::uses_head_convs);
+  if (s.contains("attention.mha.convs") && s.integer("attention.mha.convs") != 0) {
+    rules.fail({"attention.mha.convs", "attention.kind"},
+               format("attention.mha.convs = {} applies to kind {} only, not {} (cca and ccgqa "
+                      "have attention.cca.convs); set attention.mha.convs: 0",
+                      s.integer("attention.mha.convs"), users, c.attention.kind));
+  }
+  if (s.contains("attention.mha.value_shift") && s.flag("attention.mha.value_shift")) {
+    rules.fail({"attention.mha.value_shift", "attention.kind"},
+               format("attention.mha.value_shift applies to kind {} only, not {} (cca and ccgqa "
+                      "have attention.cca.value_shift); set attention.mha.value_shift: false",
+                      users, c.attention.kind));
+  }
 }
 
 void check_rope_fraction(const Config& c, RuleSink& rules) {
@@ -93,6 +110,34 @@ double score_flops(const AttentionGeometry& g, double keys) {
 
 int64_t per_head_kv_elements(const AttentionGeometry& g) {
   return g.n_kv_heads * (g.head_dim + g.v_head_dim);
+}
+
+int64_t ConvStack::padding() const {
+  if (convs == 0) return 0;
+  return (kernel_0 - 1) + (convs == 2 ? kernel_1 - 1 : 0);
+}
+
+int64_t ConvStack::params() const {
+  int64_t params = 0;
+  if (convs >= 1) params += channels * (kernel_0 + 1);             // depthwise + bias
+  if (convs >= 2) params += channels * (head_dim * kernel_1 + 1);  // grouped + bias
+  return params;
+}
+
+double ConvStack::macs_per_token() const {
+  const double M = static_cast<double>(channels);
+  double macs = 0;
+  if (convs >= 1) macs += M * kernel_0;
+  if (convs >= 2) macs += M * head_dim * kernel_1;
+  return macs;
+}
+
+double ConvStack::decode_macs_per_token() const {
+  const double M = static_cast<double>(channels);
+  double macs = 0;
+  if (convs >= 1) macs += M * kernel_0 * (convs >= 2 ? kernel_1 : 1);
+  if (convs >= 2) macs += M * head_dim * kernel_1;
+  return macs;
 }
 
 std::string heads_summary(const AttentionGeometry& g) {

@@ -26,6 +26,7 @@ void GqaVariant::validate(const Config& c, RuleSink& rules) const {
   check_head_split(c, rules);
   check_kv_heads(c, rules);
   check_rope_fraction(c, rules);
+  check_head_convs(c, rules);
 }
 
 AttentionGeometry GqaVariant::geometry(const Config& c) const {

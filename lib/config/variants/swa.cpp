@@ -15,6 +15,8 @@ constexpr const char* kWindow = "attention.swa.window";
 class SwaVariant : public GqaVariant {
  public:
   std::string name() const override { return "swa"; }
+  // The decode cache keeps only the window; no conv or shift state is carried for it.
+  bool uses_head_convs() const override { return false; }
 
   std::vector<KeySpec> keys() const override {
     return {setting_key(kWindow, IntSpec{4096, 1, 1 << 22},
