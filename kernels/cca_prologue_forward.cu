@@ -212,6 +212,7 @@ __device__ void regroup_document_start(const ForwardParams<T>& p, int head, int 
   constexpr int kPer = D / 32, kVec = 16 / sizeof(T);
   const int lane = threadIdx.x % 32, i0 = lane * kPer, k0 = p.src.kernel_0, pad = p.src.pad;
   float out[kPer] = {};
+#pragma unroll 1
   for (int tap = 0; tap < p.kernel_1; ++tap) {
     float u[kPer];  // u at time t - tap, channel lane + 32m
 #pragma unroll
@@ -227,6 +228,7 @@ __device__ void regroup_document_start(const ForwardParams<T>& p, int head, int 
     const T* w = p.grouped_taps + (static_cast<int64_t>(head) * p.kernel_1 + tap) * D * D;
 #pragma unroll
     for (int m = 0; m < kPer; ++m) {
+#pragma unroll 1
       for (int from = 0; from < 32; from += kVec) {
         float v[kVec], wv[kVec];
 #pragma unroll
