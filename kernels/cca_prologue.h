@@ -92,10 +92,10 @@ struct CcaPrologueGrads {
   at::Tensor key_multiplier;                  // float32 [n_k]
 };
 
-// The backward of a fresh-sequence forward (no conv history). grad_q / grad_k / grad_v are the
-// gradients of q̂, k̂, ṽ (grad_v undefined without value shift); `s` is the kept conv output.
-// Every reduction (conv weights and biases, temperature) is a fixed-order two-stage sum, so the
-// result is deterministic.
+// The backward of a fresh-sequence forward (no conv history), with the forward's documents. grad_q
+// / grad_k / grad_v are the gradients of q̂, k̂, ṽ (grad_v undefined without value shift); `s` is the
+// kept conv output. Every reduction (conv weights and biases, temperature) is a fixed-order
+// two-stage sum, so the result is deterministic.
 CcaPrologueGrads cca_prologue_backward(const CcaPrologueShape& shape, const CcaPrologueInputs& in,
                                        const at::Tensor& s, const at::Tensor& grad_q,
                                        const at::Tensor& grad_k, const at::Tensor& grad_v);

@@ -180,25 +180,29 @@ int norm_backward_threads(int64_t channels) {
   return static_cast<int>(std::clamp<int64_t>((vectors + 31) / 32 * 32, 64, kThreads));
 }
 
-template <typename T, int D>
+// kDocuments (as the depthwise kernel's): an instantiation of its own, so that without documents
+// the kernel is the one it was before documents, registers included.
+template <typename T, int D, bool kDocuments>
 __global__ void __launch_bounds__(kThreads) norm_backward_kernel(BackwardParams<T> p) {
   extern __shared__ __align__(16) float row_smem[];
   const int M = p.src.channels, width_q = p.src.width_q, rows = p.src.seq + p.lag;
   const int R = blockIdx.x;
   int b = blockIdx.y, t = R - p.lag;
   int64_t padded_row = static_cast<int64_t>(b) * rows + R;
-  if (p.row_token != nullptr) {  // documents' own leading rows: t = -1 there
-    const int token = p.row_token[R];
-    padded_row = R;
-    b = token < 0 ? 0 : token / p.src.seq;
-    t = token < 0 ? -1 : token % p.src.seq;
-  }
   int reach = p.src.kernel_0 - 1;  // how far back the depthwise taps read
   int64_t position = p.offset + t;
-  if (p.doc_positions != nullptr && t >= 0) {
-    const int in_document = p.doc_positions[static_cast<int64_t>(b) * p.src.seq + t];
-    reach = min(reach, in_document);
-    if (p.reset_positions) position = in_document;
+  if constexpr (kDocuments) {
+    if (p.row_token != nullptr) {  // documents' own leading rows: t = -1 there
+      const int token = p.row_token[R];
+      padded_row = R;
+      b = token < 0 ? 0 : token / p.src.seq;
+      t = token < 0 ? -1 : token % p.src.seq;
+    }
+    if (t >= 0) {
+      const int in_document = p.doc_positions[static_cast<int64_t>(b) * p.src.seq + t];
+      reach = min(reach, in_document);
+      position = p.reset_positions ? in_document : p.offset + t;
+    }
   }
   if (p.u_padded != nullptr) {  // u_t = b1 + Σ_τ a_τ z_{t-τ}, recomputed for the weight gradient
     constexpr int kVec = 16 / sizeof(T);
@@ -254,7 +258,7 @@ __global__ void __launch_bounds__(kThreads) norm_backward_kernel(BackwardParams<
       *reinterpret_cast<Vec*>(p.grad_vc + row * half + c) =
           *reinterpret_cast<const Vec*>(p.grad_v + row * width_k + c);
       Vec delayed{};  // zero where the next token starts a document
-      if (t + 1 < p.src.seq && (p.doc_positions == nullptr || p.doc_positions[row + 1] != 0))
+      if (t + 1 < p.src.seq && (!kDocuments || p.doc_positions[row + 1] != 0))
         delayed = *reinterpret_cast<const Vec*>(p.grad_v + (row + 1) * width_k + half + c);
       *reinterpret_cast<Vec*>(p.grad_vd + row * half + c) = delayed;
     }
@@ -301,60 +305,72 @@ inline constexpr int64_t kMaxGridYZ = 65535;
 
 // One thread per channel over 16 padded rows (short chunks: more threads in flight): g_z =
 // Σ_τ a_τ g_u_{t+τ} + the mean's share, and this chunk's partial sums of the depthwise weight
-// (by kernel index) and bias gradients. A block takes chunks blockIdx.y, + gridDim.y, ... (one
-// without documents: the launch problem keeps them within grid.y). Documents: a tap reaches no
-// further back than its token's document, and g_z gathers only from the same document.
-template <typename T>
-__global__ void depthwise_backward_kernel(BackwardParams<T> p, const T* gu_padded, float* partials,
-                                          int rows, int chunks) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.z;
-  const int M = p.src.channels, k0 = p.src.kernel_0, S = p.src.seq;
-  if (c >= M) return;
-  float tap[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-  for (int lag = 0; lag < 4; ++lag)
-    if (lag < k0) tap[lag] = to_float(p.taps_by_lag[(k0 - 1 - lag) * M + c]);
+// (by kernel index) and bias gradients. Documents: a tap reaches no further back than its
+// token's document, and g_z gathers only from the same document.
+template <typename T, bool kDocuments>
+__device__ __forceinline__ void depthwise_chunk(const BackwardParams<T>& p, const T* gu_padded,
+                                                float* partials, int rows, int chunks, int chunk,
+                                                int c, const float* tap) {
+  const int b = blockIdx.z, M = p.src.channels, k0 = p.src.kernel_0, S = p.src.seq;
+  float weight_sum[4] = {0.f, 0.f, 0.f, 0.f}, bias_sum = 0.f;
   const int64_t base = static_cast<int64_t>(b) * rows;
-  for (int chunk = blockIdx.y; chunk < chunks; chunk += gridDim.y) {
-    float weight_sum[4] = {0.f, 0.f, 0.f, 0.f}, bias_sum = 0.f;
-    const int end = min(rows, (chunk + 1) * kDepthwiseRows);
-    for (int R = chunk * kDepthwiseRows; R < end; ++R) {
-      const float gu = to_float(gu_padded[(base + R) * M + c]);
-      bias_sum += gu;
-      int tb = b, t = R - p.lag, reach = 3;  // the token's row and time, its taps' reach
+  const int end = min(rows, (chunk + 1) * kDepthwiseRows);
+  for (int R = chunk * kDepthwiseRows; R < end; ++R) {
+    const float gu = to_float(gu_padded[(base + R) * M + c]);
+    bias_sum += gu;
+    int tb = b, t = R - p.lag, reach = 3, in_document = 0;  // the token's row, time, taps' reach
+    if constexpr (kDocuments) {
       if (p.row_token != nullptr) {
         const int token = p.row_token[R];
         if (token < 0) continue;  // a document's leading row: z is zero there
         tb = token / S;
         t = token % S;
       }
-      const int64_t row = static_cast<int64_t>(tb) * S + t;  // meaningful for t >= 0
-      const int in_document = p.doc_positions != nullptr && t >= 0 ? p.doc_positions[row] : 0;
-      if (p.doc_positions != nullptr && t >= 0) reach = in_document;
-#pragma unroll
-      for (int lag = 0; lag < 4; ++lag)  // constant bounds keep weight_sum in registers
-        if (lag < k0 && lag <= reach) weight_sum[lag] += gu * p.src.z(tb, t - lag, c);
-      if (t < 0) continue;
-      float gz = 0.f;
-#pragma unroll
-      for (int lag = 0; lag < 4; ++lag) {
-        if (lag >= k0 || t + lag >= S) continue;
-        if (p.doc_positions != nullptr && p.doc_positions[row + lag] != in_document + lag)
-          continue;  // token t + lag is in a later document
-        gz += tap[lag] * to_float(gu_padded[(base + R + lag) * M + c]);
-      }
-      if (p.grad_mean != nullptr) gz += p.grad_mean[row * M + c];
-      const int width_q = p.src.width_q;
-      if (c < width_q)
-        p.grad_q0[row * width_q + c] = from_float<T>(gz);
-      else
-        p.grad_k0[row * (M - width_q) + c - width_q] = from_float<T>(gz);
+      if (t >= 0) reach = in_document = p.doc_positions[static_cast<int64_t>(tb) * S + t];
     }
-    float* out = partials + (static_cast<int64_t>(b) * chunks + chunk) * (k0 + 1) * M;
 #pragma unroll
-    for (int lag = 0; lag < 4; ++lag)
-      if (lag < k0) out[(k0 - 1 - lag) * M + c] = weight_sum[lag];
-    out[k0 * M + c] = bias_sum;
+    for (int lag = 0; lag < 4; ++lag)  // constant bounds keep weight_sum in registers
+      if (lag < k0 && lag <= reach) weight_sum[lag] += gu * p.src.z(tb, t - lag, c);
+    if (t < 0) continue;
+    const int64_t row = static_cast<int64_t>(tb) * S + t;
+    float gz = 0.f;
+#pragma unroll
+    for (int lag = 0; lag < 4; ++lag) {
+      if (lag >= k0 || t + lag >= S) continue;
+      if (kDocuments && p.doc_positions[row + lag] != in_document + lag)
+        continue;  // token t + lag is in a later document
+      gz += tap[lag] * to_float(gu_padded[(base + R + lag) * M + c]);
+    }
+    if (p.grad_mean != nullptr) gz += p.grad_mean[row * M + c];
+    const int width_q = p.src.width_q;
+    if (c < width_q)
+      p.grad_q0[row * width_q + c] = from_float<T>(gz);
+    else
+      p.grad_k0[row * (M - width_q) + c - width_q] = from_float<T>(gz);
+  }
+  float* out = partials + (static_cast<int64_t>(b) * chunks + chunk) * (k0 + 1) * M;
+#pragma unroll
+  for (int lag = 0; lag < 4; ++lag)
+    if (lag < k0) out[(k0 - 1 - lag) * M + c] = weight_sum[lag];
+  out[k0 * M + c] = bias_sum;
+}
+
+// Without documents chunk = blockIdx.y (the launch problem keeps the chunks within grid.y); with
+// them a block takes chunks blockIdx.y, + gridDim.y, ... (one run of all tokens may need more).
+template <typename T, bool kDocuments>
+__global__ void depthwise_backward_kernel(BackwardParams<T> p, const T* gu_padded, float* partials,
+                                          int rows, int chunks) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x, k0 = p.src.kernel_0;
+  if (c >= p.src.channels) return;
+  float tap[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+  for (int lag = 0; lag < 4; ++lag)
+    if (lag < k0) tap[lag] = to_float(p.taps_by_lag[(k0 - 1 - lag) * p.src.channels + c]);
+  if constexpr (kDocuments) {
+    for (int chunk = blockIdx.y; chunk < chunks; chunk += gridDim.y)
+      depthwise_chunk<T, true>(p, gu_padded, partials, rows, chunks, chunk, c, tap);
+  } else {
+    depthwise_chunk<T, false>(p, gu_padded, partials, rows, chunks, blockIdx.y, c, tap);
   }
 }
 
@@ -443,10 +459,11 @@ struct BackwardLaunch {
     const size_t row_smem = 2 * M * sizeof(float);
     TORCH_CHECK(row_smem <= 227 * 1024, "cca backward: a token's ", M, " channels need ", row_smem,
                 " bytes of shared memory (at most 232448)");
-    C10_CUDA_CHECK(cudaFuncSetAttribute(norm_backward_kernel<T, D>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, row_smem));
-    launch_checked(norm_backward_kernel<T, D>, dim3(rows, runs), norm_backward_threads<T>(M),
-                   row_smem, stream, p);
+    const auto norm_kernel = in.documents.defined() ? norm_backward_kernel<T, D, true>
+                                                    : norm_backward_kernel<T, D, false>;
+    C10_CUDA_CHECK(
+        cudaFuncSetAttribute(norm_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, row_smem));
+    launch_checked(norm_kernel, dim3(rows, runs), norm_backward_threads<T>(M), row_smem, stream, p);
     out.key_multiplier = temp_partials.sum(0);
     if (sh.convs == 0) return;
 
@@ -478,7 +495,9 @@ struct BackwardLaunch {
     const int chunks = static_cast<int>((rows + kDepthwiseRows - 1) / kDepthwiseRows);
     at::Tensor partials = at::empty({runs * chunks, sh.kernel_0 + 1, M}, opts.dtype(at::kFloat));
     const dim3 grid((M + 255) / 256, std::min<int64_t>(chunks, kMaxGridYZ), runs);
-    launch_checked(depthwise_backward_kernel<T>, grid, 256, 0, stream, p, ptr<T>(gu),
+    const auto depthwise_kernel = in.documents.defined() ? depthwise_backward_kernel<T, true>
+                                                         : depthwise_backward_kernel<T, false>;
+    launch_checked(depthwise_kernel, grid, 256, 0, stream, p, ptr<T>(gu),
                    partials.data_ptr<float>(), static_cast<int>(rows), chunks);
     const at::Tensor sums = partials.sum(0);  // [k0 + 1, M]
     out.depthwise_taps = sums.narrow(0, 0, sh.kernel_0).t().contiguous();

@@ -299,7 +299,9 @@ __device__ void store_states(const ForwardParams<T>& p, int b, int head, int t0,
     p.shift_state_out[static_cast<int64_t>(b) * half + c] = last[c];
 }
 
-template <typename T, int D>
+// kDocuments: an instantiation of its own, so that without documents (positions null, every
+// document branch folded away) the kernel is the one it was before documents, registers included.
+template <typename T, int D, bool kDocuments>
 __global__ void __launch_bounds__(kThreads) cca_prologue_forward_kernel(ForwardParams<T> p) {
   extern __shared__ __align__(128) unsigned char smem[];
   using Smem = ForwardSmem<T, D>;
@@ -308,8 +310,7 @@ __global__ void __launch_bounds__(kThreads) cca_prologue_forward_kernel(ForwardP
   unsigned char* conv = smem + Smem::z_bytes + Smem::partner_bytes;
   T* tile = reinterpret_cast<T*>(conv);
   float* acc = reinterpret_cast<float*>(conv);
-  int* positions =
-      p.doc_positions != nullptr ? reinterpret_cast<int*>(smem + Smem::total) : nullptr;
+  int* positions = kDocuments ? reinterpret_cast<int*>(smem + Smem::total) : nullptr;
   const int t0 = blockIdx.x * kTileRows, head = blockIdx.y, b = blockIdx.z;
   stage_inputs<T, D>(p, b, head, t0, z_tile, partner, positions);
   __syncthreads();
@@ -400,18 +401,26 @@ struct ForwardLaunch {
       p.doc_positions = in.documents.positions.data_ptr<int>();
       p.reset_positions = in.documents.reset_positions;
     }
+    const dim3 grid((sh.seq + kTileRows - 1) / kTileRows, sh.heads(), sh.batch);
+    if (in.documents.defined()) {
+      launch<T, D, true>(p, grid);
+    } else {
+      launch<T, D, false>(p, grid);
+    }
+  }
+
+  template <typename T, int D, bool kDocuments>
+  static void launch(const ForwardParams<T>& p, const dim3& grid) {
     using Smem = ForwardSmem<T, D>;
-    const size_t smem = Smem::total + (in.documents.defined() ? Smem::positions_bytes : 0);
+    constexpr size_t smem = Smem::total + (kDocuments ? Smem::positions_bytes : 0);
     // Once per instantiation (and so per process: one device is assumed to be like the others).
     static const bool attribute_set = [] {
-      C10_CUDA_CHECK(cudaFuncSetAttribute(cca_prologue_forward_kernel<T, D>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          Smem::total + Smem::positions_bytes));
+      C10_CUDA_CHECK(cudaFuncSetAttribute(cca_prologue_forward_kernel<T, D, kDocuments>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
       return true;
     }();
     (void)attribute_set;
-    const dim3 grid((sh.seq + kTileRows - 1) / kTileRows, sh.heads(), sh.batch);
-    launch_checked(cca_prologue_forward_kernel<T, D>, grid, kThreads, smem,
+    launch_checked(cca_prologue_forward_kernel<T, D, kDocuments>, grid, kThreads, smem,
                    at::cuda::getCurrentCUDAStream(), p);
   }
 };
