@@ -6,6 +6,7 @@
 #include <mma.h>
 
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #include "cca_prologue.h"
@@ -188,6 +189,24 @@ ConvSource<T> conv_source(const CcaPrologueShape& sh, const CcaPrologueInputs& i
   return s;
 }
 
+// Documents come with a fresh sequence and a position for every token.
+inline void check_documents(const CcaPrologueShape& sh, const CcaPrologueInputs& in) {
+  const at::Tensor& pos = in.documents.positions;
+  TORCH_CHECK(pos.scalar_type() == at::kInt && pos.is_contiguous() &&
+                  pos.sizes() == at::IntArrayRef({sh.batch, sh.seq}) &&
+                  pos.device() == in.q0.device(),
+              "cca kernels: documents.positions must be a contiguous int32 [", sh.batch, ", ",
+              sh.seq, "] tensor on ", in.q0.device(), ", got ", pos.scalar_type(), " ", pos.sizes(),
+              " on ", pos.device());
+  TORCH_CHECK(!in.conv_history.defined() && !in.shift_previous.defined() && sh.offset == 0,
+              "cca kernels: documents need a fresh sequence (no conv history, carried value or "
+              "position offset)");
+  TORCH_CHECK(
+      sh.batch * sh.seq + sh.grouped_lag() * in.documents.count < std::numeric_limits<int>::max(),
+      "cca kernels: ", sh.batch * sh.seq, " tokens in ", in.documents.count,
+      " documents exceed a 32-bit token index");
+}
+
 // The checks every launcher makes on the shared inputs.
 inline void check_inputs(const CcaPrologueShape& sh, const CcaPrologueInputs& in) {
   TORCH_CHECK(in.q0.is_cuda() && in.k0.is_cuda(), "cca kernels need CUDA tensors");
@@ -207,6 +226,7 @@ inline void check_inputs(const CcaPrologueShape& sh, const CcaPrologueInputs& in
     TORCH_CHECK(in.grouped_taps.is_contiguous() && in.grouped_bias.scalar_type() == at::kFloat,
                 "grouped taps must be contiguous, biases float32");
   }
+  if (in.documents.defined()) check_documents(sh, in);
 }
 
 }  // namespace cca::kernels

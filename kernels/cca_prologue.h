@@ -37,17 +37,31 @@ struct CcaPrologueShape {
 // 64-bit, so B·S·channels may exceed 2^31 (S = 131,072 with 128 heads of 256 dims is 2^32).
 std::string cca_launch_problem(const CcaPrologueShape& shape);
 
+// Packed documents (data.document_masking) of a fresh sequence: every conv tap and the value
+// shift stop at a document's start, so each document is convolved as if it ran alone (a tap
+// before it reads what a sequence start reads), and RoPE may restart there. Undefined positions
+// mean no documents: the kernels then take their usual path.
+struct CcaDocumentLayout {
+  at::Tensor positions;  // int32 [B, S], contiguous: each token's index inside its document
+  at::Tensor ids;        // integer [B, S]: documents numbered over the batch from 0 (backward)
+  int64_t count = 0;     // documents in the batch (ids run 0 .. count - 1)
+  bool reset_positions = false;  // RoPE at `positions` instead of offset + t
+  bool defined() const { return positions.defined(); }
+};
+
 // Tensors of the forward pass. q0 [B,S,W_q], k0 [B,S,W_k], v_current / v_delayed [B,S,W_k/2] may
 // be strided views (last dim contiguous). Weights come prepared by the caller in the input dtype:
 // depthwise_taps [M, k0] (PyTorch order: the last tap is the current token), grouped_taps
 // [G, k1, d, d] with tap τ = lag τ, [i][j] = out i, in j; biases [M] in float32. inv_freq [r/2]
 // float64. key_multiplier [n_k] float32. conv_history [B, M, P] / shift_previous [B, W_k/2]: the
-// decode states of a continued sequence, or undefined for a fresh one.
+// decode states of a continued sequence, or undefined for a fresh one. `documents` needs a fresh
+// sequence (no history or carried value, offset 0) and makes no decode states.
 struct CcaPrologueInputs {
   at::Tensor q0, k0, v_current, v_delayed;
   at::Tensor depthwise_taps, depthwise_bias, grouped_taps, grouped_bias;
   at::Tensor key_multiplier, inv_freq;
   at::Tensor conv_history, shift_previous;
+  CcaDocumentLayout documents;
 };
 
 // Where the forward writes besides q̂. Training keeps s for the backward pass; a generation
@@ -78,10 +92,10 @@ struct CcaPrologueGrads {
   at::Tensor key_multiplier;                  // float32 [n_k]
 };
 
-// The backward of a fresh-sequence forward (no conv history). grad_q / grad_k / grad_v are the
-// gradients of q̂, k̂, ṽ (grad_v undefined without value shift); `s` is the kept conv output.
-// Every reduction (conv weights and biases, temperature) is a fixed-order two-stage sum, so the
-// result is deterministic.
+// The backward of a fresh-sequence forward (no conv history), with the forward's documents. grad_q
+// / grad_k / grad_v are the gradients of q̂, k̂, ṽ (grad_v undefined without value shift); `s` is the
+// kept conv output. Every reduction (conv weights and biases, temperature) is a fixed-order
+// two-stage sum, so the result is deterministic.
 CcaPrologueGrads cca_prologue_backward(const CcaPrologueShape& shape, const CcaPrologueInputs& in,
                                        const at::Tensor& s, const at::Tensor& grad_q,
                                        const at::Tensor& grad_k, const at::Tensor& grad_v);

@@ -10,6 +10,10 @@
 // count as its inner dimension (cuBLAS, fp32 out). Rows are kept per sequence with k1-1 leading
 // rows (u at t < 0 is the depthwise bias, spec §2.2 step 2), so one flat product per tap never
 // mixes sequences: g_s is zero on those leading rows. Partials are summed in a fixed order.
+// With packed documents and a grouped conv that looks back, every document gets k1-1 leading rows
+// of its own in one flat run of rows, so the same products never mix documents either: a tap
+// before a document reads the depthwise bias there, and the gradient through it reaches the bias.
+// The depthwise taps, the value shift and RoPE read the tokens' positions in their documents.
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 
@@ -33,16 +37,20 @@ struct BackwardParams {
   const float* key_multiplier;
   const double* inv_freq;
   const T* taps_by_lag;  // depthwise taps as [k0][M]: one coalesced row per lag
-  T* u_padded;           // [B, S+lag, M] or null
-  T* gs_padded;          // [B, S+lag, M] or null (convs = 0)
+  T* u_padded;           // [runs, rows, M] (PaddedRows) or null
+  T* gs_padded;          // [runs, rows, M] or null (convs = 0)
   float* grad_mean;      // [B,S,M] or null
   float* temp_partials;  // [B·S, n_k]
   T* grad_q0;            // [B,S,W_q]
   T* grad_k0;            // [B,S,W_k]
   T* grad_vc;            // [B,S,W_k/2] or null
   T* grad_vd;
+  const int* doc_positions;  // [B·S] index of each token in its document, or null
+  // Documents with a grouped lag: padded row -> flat token b·S + t, or -1 for a document's
+  // leading row (the padded rows are then one run, grid.y = 1). Null otherwise.
+  const int* row_token;
   int n_q, n_kv, convs, lag, rope_dim;
-  bool qk_mean;
+  bool qk_mean, reset_positions;
   int64_t offset;
 };
 
@@ -107,8 +115,8 @@ __device__ void load_row(const BackwardParams<T>& p, int b, int t, float* x, flo
 
 // One head by one warp: g (in place) becomes the gradient of x = q̃ or k̃.
 template <typename T, int D>
-__device__ void head_backward(const BackwardParams<T>& p, int b, int t, int head, const float* x,
-                              float* g) {
+__device__ void head_backward(const BackwardParams<T>& p, int b, int t, int64_t position, int head,
+                              const float* x, float* g) {
   constexpr int kPerLane = D / 32;
   const int lane = threadIdx.x % 32, half = p.rope_dim / 2;
   float gy[kPerLane], xv[kPerLane];
@@ -119,7 +127,7 @@ __device__ void head_backward(const BackwardParams<T>& p, int b, int t, int head
     float v = g[i];
     if (i < p.rope_dim) {  // RoPE is a rotation: its backward rotates back
       float cos_a, sin_a;
-      rope_angle(p.inv_freq, i < half ? i : i - half, p.offset + t, &cos_a, &sin_a);
+      rope_angle(p.inv_freq, i < half ? i : i - half, position, &cos_a, &sin_a);
       v = i < half ? v * cos_a + g[i + half] * sin_a : v * cos_a - g[i - half] * sin_a;
     }
     gy[e] = v;
@@ -172,12 +180,30 @@ int norm_backward_threads(int64_t channels) {
   return static_cast<int>(std::clamp<int64_t>((vectors + 31) / 32 * 32, 64, kThreads));
 }
 
-template <typename T, int D>
+// kDocuments (as the depthwise kernel's): an instantiation of its own, so that without documents
+// the kernel is the one it was before documents, registers included.
+template <typename T, int D, bool kDocuments>
 __global__ void __launch_bounds__(kThreads) norm_backward_kernel(BackwardParams<T> p) {
   extern __shared__ __align__(16) float row_smem[];
   const int M = p.src.channels, width_q = p.src.width_q, rows = p.src.seq + p.lag;
-  const int R = blockIdx.x, b = blockIdx.y, t = R - p.lag;
-  const int64_t padded_row = static_cast<int64_t>(b) * rows + R;
+  const int R = blockIdx.x;
+  int b = blockIdx.y, t = R - p.lag;
+  int64_t padded_row = static_cast<int64_t>(b) * rows + R;
+  int reach = p.src.kernel_0 - 1;  // how far back the depthwise taps read
+  int64_t position = p.offset + t;
+  if constexpr (kDocuments) {
+    if (p.row_token != nullptr) {  // documents' own leading rows: t = -1 there
+      const int token = p.row_token[R];
+      padded_row = R;
+      b = token < 0 ? 0 : token / p.src.seq;
+      t = token < 0 ? -1 : token % p.src.seq;
+    }
+    if (t >= 0) {
+      const int in_document = p.doc_positions[static_cast<int64_t>(b) * p.src.seq + t];
+      reach = min(reach, in_document);
+      position = p.reset_positions ? in_document : p.offset + t;
+    }
+  }
   if (p.u_padded != nullptr) {  // u_t = b1 + Σ_τ a_τ z_{t-τ}, recomputed for the weight gradient
     constexpr int kVec = 16 / sizeof(T);
     const int k0 = p.src.kernel_0;
@@ -185,7 +211,7 @@ __global__ void __launch_bounds__(kThreads) norm_backward_kernel(BackwardParams<
       float u[kVec], z[kVec], tap[kVec];
 #pragma unroll
       for (int k = 0; k < kVec; k += 4) load_floats<float, 4>(p.src.depthwise_bias + c + k, u + k);
-      for (int lag = 0; lag < k0; ++lag) {
+      for (int lag = 0; lag <= reach; ++lag) {
         load_z<T, kVec>(p.src, b, t - lag, c, z);
         load_floats<T, kVec>(p.taps_by_lag + (k0 - 1 - lag) * M + c, tap);
 #pragma unroll
@@ -206,7 +232,7 @@ __global__ void __launch_bounds__(kThreads) norm_backward_kernel(BackwardParams<
   load_row<T, D>(p, b, t, x, g);
   __syncthreads();
   for (int head = threadIdx.x / 32; head < p.n_q + p.n_kv; head += blockDim.x / 32)
-    head_backward<T, D>(p, b, t, head, x + head * D, g + head * D);
+    head_backward<T, D>(p, b, t, position, head, x + head * D, g + head * D);
   __syncthreads();
   const int64_t row = static_cast<int64_t>(b) * p.src.seq + t;
   constexpr int kVec = 16 / sizeof(T);
@@ -231,8 +257,8 @@ __global__ void __launch_bounds__(kThreads) norm_backward_kernel(BackwardParams<
     for (int c = threadIdx.x * kVec; c < half; c += blockDim.x * kVec) {
       *reinterpret_cast<Vec*>(p.grad_vc + row * half + c) =
           *reinterpret_cast<const Vec*>(p.grad_v + row * width_k + c);
-      Vec delayed{};
-      if (t + 1 < p.src.seq)
+      Vec delayed{};  // zero where the next token starts a document
+      if (t + 1 < p.src.seq && (!kDocuments || p.doc_positions[row + 1] != 0))
         delayed = *reinterpret_cast<const Vec*>(p.grad_v + (row + 1) * width_k + half + c);
       *reinterpret_cast<Vec*>(p.grad_vd + row * half + c) = delayed;
     }
@@ -279,32 +305,42 @@ inline constexpr int64_t kMaxGridYZ = 65535;
 
 // One thread per channel over 16 padded rows (short chunks: more threads in flight): g_z =
 // Σ_τ a_τ g_u_{t+τ} + the mean's share, and this chunk's partial sums of the depthwise weight
-// (by kernel index) and bias gradients.
-template <typename T>
-__global__ void depthwise_backward_kernel(BackwardParams<T> p, const T* gu_padded, float* partials,
-                                          int chunks) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x, chunk = blockIdx.y, b = blockIdx.z;
-  const int M = p.src.channels, k0 = p.src.kernel_0, S = p.src.seq, rows = S + p.lag;
-  if (c >= M) return;
-  float weight_sum[4] = {0.f, 0.f, 0.f, 0.f}, bias_sum = 0.f, tap[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-  for (int lag = 0; lag < 4; ++lag)
-    if (lag < k0) tap[lag] = to_float(p.taps_by_lag[(k0 - 1 - lag) * M + c]);
+// (by kernel index) and bias gradients. Documents: a tap reaches no further back than its
+// token's document, and g_z gathers only from the same document.
+template <typename T, bool kDocuments>
+__device__ __forceinline__ void depthwise_chunk(const BackwardParams<T>& p, const T* gu_padded,
+                                                float* partials, int rows, int chunks, int chunk,
+                                                int c, const float* tap) {
+  const int b = blockIdx.z, M = p.src.channels, k0 = p.src.kernel_0, S = p.src.seq;
+  float weight_sum[4] = {0.f, 0.f, 0.f, 0.f}, bias_sum = 0.f;
   const int64_t base = static_cast<int64_t>(b) * rows;
   const int end = min(rows, (chunk + 1) * kDepthwiseRows);
   for (int R = chunk * kDepthwiseRows; R < end; ++R) {
-    const int t = R - p.lag;
     const float gu = to_float(gu_padded[(base + R) * M + c]);
     bias_sum += gu;
+    int tb = b, t = R - p.lag, reach = 3, in_document = 0;  // the token's row, time, taps' reach
+    if constexpr (kDocuments) {
+      if (p.row_token != nullptr) {
+        const int token = p.row_token[R];
+        if (token < 0) continue;  // a document's leading row: z is zero there
+        tb = token / S;
+        t = token % S;
+      }
+      if (t >= 0) reach = in_document = p.doc_positions[static_cast<int64_t>(tb) * S + t];
+    }
 #pragma unroll
     for (int lag = 0; lag < 4; ++lag)  // constant bounds keep weight_sum in registers
-      if (lag < k0) weight_sum[lag] += gu * p.src.z(b, t - lag, c);
+      if (lag < k0 && lag <= reach) weight_sum[lag] += gu * p.src.z(tb, t - lag, c);
     if (t < 0) continue;
+    const int64_t row = static_cast<int64_t>(tb) * S + t;
     float gz = 0.f;
 #pragma unroll
-    for (int lag = 0; lag < 4; ++lag)
-      if (lag < k0 && t + lag < S) gz += tap[lag] * to_float(gu_padded[(base + R + lag) * M + c]);
-    const int64_t row = static_cast<int64_t>(b) * S + t;
+    for (int lag = 0; lag < 4; ++lag) {
+      if (lag >= k0 || t + lag >= S) continue;
+      if (kDocuments && p.doc_positions[row + lag] != in_document + lag)
+        continue;  // token t + lag is in a later document
+      gz += tap[lag] * to_float(gu_padded[(base + R + lag) * M + c]);
+    }
     if (p.grad_mean != nullptr) gz += p.grad_mean[row * M + c];
     const int width_q = p.src.width_q;
     if (c < width_q)
@@ -317,6 +353,50 @@ __global__ void depthwise_backward_kernel(BackwardParams<T> p, const T* gu_padde
   for (int lag = 0; lag < 4; ++lag)
     if (lag < k0) out[(k0 - 1 - lag) * M + c] = weight_sum[lag];
   out[k0 * M + c] = bias_sum;
+}
+
+// Without documents chunk = blockIdx.y (the launch problem keeps the chunks within grid.y); with
+// them a block takes chunks blockIdx.y, + gridDim.y, ... (one run of all tokens may need more).
+template <typename T, bool kDocuments>
+__global__ void depthwise_backward_kernel(BackwardParams<T> p, const T* gu_padded, float* partials,
+                                          int rows, int chunks) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x, k0 = p.src.kernel_0;
+  if (c >= p.src.channels) return;
+  float tap[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+  for (int lag = 0; lag < 4; ++lag)
+    if (lag < k0) tap[lag] = to_float(p.taps_by_lag[(k0 - 1 - lag) * p.src.channels + c]);
+  if constexpr (kDocuments) {
+    for (int chunk = blockIdx.y; chunk < chunks; chunk += gridDim.y)
+      depthwise_chunk<T, true>(p, gu_padded, partials, rows, chunks, chunk, c, tap);
+  } else {
+    depthwise_chunk<T, false>(p, gu_padded, partials, rows, chunks, blockIdx.y, c, tap);
+  }
+}
+
+// Where the rows of g_s, u and g_u lie: `runs` runs of `rows` rows each. Without documents (or
+// without a grouped lag) one run per sequence of S + lag rows; with documents and a lag one run
+// of all B·S tokens plus lag leading rows per document, token b·S + t at row b·S + t +
+// lag·(id + 1), and `row_token` the way back (-1 on leading rows).
+struct PaddedRows {
+  int64_t runs, rows;
+  at::Tensor row_token;  // int32 [rows], or undefined
+};
+
+PaddedRows padded_rows(const CcaPrologueShape& sh, const CcaDocumentLayout& documents) {
+  const int64_t lag = sh.grouped_lag(), tokens = sh.batch * sh.seq;
+  if (!documents.defined() || lag == 0) return {sh.batch, sh.seq + lag, {}};
+  const auto on_device = documents.positions.options();
+  TORCH_CHECK(documents.ids.defined() && documents.ids.numel() == tokens && documents.count > 0,
+              "cca backward: documents need ids [", sh.batch, ", ", sh.seq,
+              "] and their count, got ", documents.ids.sizes(), " and ", documents.count);
+  const at::Tensor token = at::arange(tokens, on_device.dtype(at::kLong));
+  const at::Tensor row =
+      token + (documents.ids.reshape({-1}).to(on_device.dtype(at::kLong)) + 1) * lag;
+  const int64_t rows = tokens + lag * documents.count;
+  at::Tensor row_token = at::full({rows}, -1, on_device.dtype(at::kInt));
+  row_token.index_put_({row}, token.to(at::kInt));
+  return {1, rows, row_token};
 }
 
 struct BackwardLaunch {
@@ -332,10 +412,11 @@ struct BackwardLaunch {
   void operator()() const {
     const auto stream = at::cuda::getCurrentCUDAStream();
     const int64_t B = sh.batch, S = sh.seq, M = sh.channels(), lag = sh.grouped_lag();
-    const int64_t rows = S + lag, G = sh.heads();
+    const PaddedRows layout = padded_rows(sh, in.documents);
+    const int64_t runs = layout.runs, rows = layout.rows, G = sh.heads();
     const auto opts = in.q0.options();
-    at::Tensor gs = sh.convs > 0 ? at::empty({B, rows, M}, opts) : at::Tensor();
-    at::Tensor u = sh.convs == 2 ? at::empty({B, rows, M}, opts) : at::Tensor();
+    at::Tensor gs = sh.convs > 0 ? at::empty({runs, rows, M}, opts) : at::Tensor();
+    at::Tensor u = sh.convs == 2 ? at::empty({runs, rows, M}, opts) : at::Tensor();
     at::Tensor grad_mean =
         sh.convs > 0 && sh.qk_mean ? at::empty({B, S, M}, opts.dtype(at::kFloat)) : at::Tensor();
     at::Tensor temp_partials = at::zeros({B * S, sh.n_kv}, opts.dtype(at::kFloat));
@@ -369,30 +450,36 @@ struct BackwardLaunch {
     p.rope_dim = static_cast<int>(sh.rope_dim);
     p.qk_mean = sh.qk_mean;
     p.offset = sh.offset;
+    if (in.documents.defined()) {
+      p.doc_positions = in.documents.positions.data_ptr<int>();
+      p.reset_positions = in.documents.reset_positions;
+      if (layout.row_token.defined()) p.row_token = layout.row_token.data_ptr<int>();
+    }
 
     const size_t row_smem = 2 * M * sizeof(float);
     TORCH_CHECK(row_smem <= 227 * 1024, "cca backward: a token's ", M, " channels need ", row_smem,
                 " bytes of shared memory (at most 232448)");
-    C10_CUDA_CHECK(cudaFuncSetAttribute(norm_backward_kernel<T, D>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, row_smem));
-    launch_checked(norm_backward_kernel<T, D>, dim3(rows, B), norm_backward_threads<T>(M), row_smem,
-                   stream, p);
+    const auto norm_kernel = in.documents.defined() ? norm_backward_kernel<T, D, true>
+                                                    : norm_backward_kernel<T, D, false>;
+    C10_CUDA_CHECK(
+        cudaFuncSetAttribute(norm_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, row_smem));
+    launch_checked(norm_kernel, dim3(rows, runs), norm_backward_threads<T>(M), row_smem, stream, p);
     out.key_multiplier = temp_partials.sum(0);
     if (sh.convs == 0) return;
 
     at::Tensor gu = gs;
     if (sh.convs == 2) {
-      gu = at::empty({B, rows, M}, opts);
+      gu = at::empty({runs, rows, M}, opts);
       constexpr size_t smem = conv_tile_smem_bytes<T, D>();
       C10_CUDA_CHECK(cudaFuncSetAttribute(conv_transpose_kernel<T, D>,
                                           cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-      const dim3 grid((rows + kTileRows - 1) / kTileRows, G, B);
+      const dim3 grid((rows + kTileRows - 1) / kTileRows, G, runs);
       launch_checked(conv_transpose_kernel<T, D>, grid, kThreads, smem, stream, ptr<T>(gs),
                      ptr<T>(in.grouped_taps), mutable_ptr<T>(gu), static_cast<int>(rows),
                      static_cast<int>(M), static_cast<int>(sh.kernel_1));
       // g_A_τ[i][j] = Σ_rows g_s[row][i] · u[row - τ][j], per head; g_s is zero on each
-      // sequence's leading rows, so the flat shift never pairs rows of different sequences.
-      const int64_t N = B * rows;
+      // sequence's (document's) leading rows, so the flat shift never pairs rows of two of them.
+      const int64_t N = runs * rows;
       const at::Tensor gs_flat = gs.view({N, M}), u_flat = u.view({N, M});
       std::vector<at::Tensor> taps;
       for (int64_t tap = 0; tap < sh.kernel_1; ++tap) {
@@ -406,9 +493,12 @@ struct BackwardLaunch {
       out.grouped_bias = at::sum(gs_flat, {0}, false, at::kFloat);
     }
     const int chunks = static_cast<int>((rows + kDepthwiseRows - 1) / kDepthwiseRows);
-    at::Tensor partials = at::empty({B * chunks, sh.kernel_0 + 1, M}, opts.dtype(at::kFloat));
-    launch_checked(depthwise_backward_kernel<T>, dim3((M + 255) / 256, chunks, B), 256, 0, stream,
-                   p, ptr<T>(gu), partials.data_ptr<float>(), chunks);
+    at::Tensor partials = at::empty({runs * chunks, sh.kernel_0 + 1, M}, opts.dtype(at::kFloat));
+    const dim3 grid((M + 255) / 256, std::min<int64_t>(chunks, kMaxGridYZ), runs);
+    const auto depthwise_kernel = in.documents.defined() ? depthwise_backward_kernel<T, true>
+                                                         : depthwise_backward_kernel<T, false>;
+    launch_checked(depthwise_kernel, grid, 256, 0, stream, p, ptr<T>(gu),
+                   partials.data_ptr<float>(), static_cast<int>(rows), chunks);
     const at::Tensor sums = partials.sum(0);  // [k0 + 1, M]
     out.depthwise_taps = sums.narrow(0, 0, sh.kernel_0).t().contiguous();
     out.depthwise_bias = sums.select(0, sh.kernel_0).contiguous();

@@ -4,6 +4,10 @@
 //   2. runs the per-head d×d grouped conv as a 64×d×(k1·d) matrix product on tensor cores;
 //   3. per token (one warp per row): bias, q-k mean, L2 norm·√d·τ, partial RoPE, store q̂ / k̂;
 //      key-head blocks also assemble ṽ = [v_cur ‖ v_del shifted one token] for their head.
+// With packed documents no tap reads before its token's document: the depthwise conv drops those
+// taps, the few rows within k1-1 of a document's start redo their grouped conv with the taps
+// before it reading the depthwise bias (what a sequence start reads), the value shift reads zero
+// at a document's first token, and RoPE may restart there.
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 
@@ -38,22 +42,28 @@ struct ForwardParams {
   T* v_out;  // [B,S,n_k,d] strided, or null
   T* s_out;  // [B,S,M] or null
   OutputStrides k_strides, v_strides;
-  T* conv_state_out;   // [B, M, P] or null
-  T* shift_state_out;  // [B, W_k/2] or null
+  T* conv_state_out;         // [B, M, P] or null
+  T* shift_state_out;        // [B, W_k/2] or null
+  const int* doc_positions;  // [B,S] index of each token in its document, or null (no documents)
   int n_q, n_kv, convs, kernel_1, rope_dim;
-  bool qk_mean;
+  bool qk_mean, reset_positions;
   int64_t offset;
 };
 
 // Rows of z kept before the tile's first token: P = (k0-1)+(k1-1) <= 6.
 inline constexpr int kMaxPad = 6;
+// Document positions are staged from the grouped conv's longest look-back (k1-1 <= 3) before
+// the tile: the position of time t is positions[t - t0 + kPositionLead] (-1 outside the sequence).
+inline constexpr int kPositionLead = 3;
 
 template <typename T, int D>
 struct ForwardSmem {
   static constexpr size_t z_bytes = (kTileRows + kMaxPad) * D * sizeof(T);
   static constexpr size_t partner_bytes = kTileRows * D * sizeof(float);
   static constexpr size_t total = z_bytes + partner_bytes + conv_tile_smem_bytes<T, D>();
-  static_assert(total <= 227 * 1024, "forward tile exceeds shared memory");
+  // Only launches with documents add the positions, after everything else.
+  static constexpr size_t positions_bytes = (kTileRows + kPositionLead) * sizeof(int);
+  static_assert(total + positions_bytes <= 227 * 1024, "forward tile exceeds shared memory");
 };
 
 // Phase 1: every global read of the block at once, as 16-byte loads, so that many are in
@@ -61,9 +71,16 @@ struct ForwardSmem {
 // the q-k mean's partner rows: k⁰ of the query head's KV head, or Σ q⁰ over a key head's group.
 template <typename T, int D>
 __device__ void stage_inputs(const ForwardParams<T>& p, int b, int head, int t0, T* z_tile,
-                             float* partner) {
+                             float* partner, int* positions) {
   constexpr int kVec = 16 / sizeof(T), kVecs = D / kVec;
   const ConvSource<T>& src = p.src;
+  if (positions != nullptr) {
+    for (int r = threadIdx.x; r < kTileRows + kPositionLead; r += kThreads) {
+      const int t = t0 - kPositionLead + r;
+      positions[r] =
+          t >= 0 && t < src.seq ? p.doc_positions[static_cast<int64_t>(b) * src.seq + t] : -1;
+    }
+  }
   const int pad = src.pad, group = p.n_q / p.n_kv;
   const bool query = head < p.n_q;
   const T* own = query ? src.q0 + b * src.q_batch_stride + head * D
@@ -104,7 +121,7 @@ __device__ void stage_inputs(const ForwardParams<T>& p, int b, int head, int t0,
 // rows [t0 - (k1-1), t0 + 64)), or straight into the accumulators as the conv output itself.
 template <typename T, int D>
 __device__ void depthwise_from_tile(const ForwardParams<T>& p, int head, int t0, const T* z_tile,
-                                    T* tile, float* acc) {
+                                    const int* positions, T* tile, float* acc) {
   const int lag = p.convs == 2 ? p.kernel_1 - 1 : 0, pad = p.src.pad, k0 = p.src.kernel_0;
   // kThreads is a multiple of D: each thread keeps one channel, and its taps in registers.
   const int i = threadIdx.x % D, c = head * D + i;
@@ -120,10 +137,13 @@ __device__ void depthwise_from_tile(const ForwardParams<T>& p, int head, int t0,
     if (t < p.src.seq && p.convs == 0) {
       value = to_float(z_tile[r * D + i]);
     } else if (t < p.src.seq) {
+      // Inside documents a tap reaches back at most to the document's first token.
+      const int reach = positions != nullptr && t >= 0 ? positions[t - t0 + kPositionLead] : 3;
       value = bias;  // z row of time t - τ is r + pad - lag - τ (pad - lag = k0 - 1)
 #pragma unroll
       for (int lag_t = 0; lag_t < 4; ++lag_t)
-        if (lag_t < k0) value += taps[lag_t] * to_float(z_tile[(r + pad - lag - lag_t) * D + i]);
+        if (lag_t < k0 && lag_t <= reach)
+          value += taps[lag_t] * to_float(z_tile[(r + pad - lag - lag_t) * D + i]);
     }
     if (p.convs == 2) {
       tile[r * (D + kTilePad) + i] = from_float<T>(value);
@@ -136,7 +156,7 @@ __device__ void depthwise_from_tile(const ForwardParams<T>& p, int head, int t0,
 // Steps 3-6 for token row r of the tile, by one warp; each lane owns D/32 adjacent elements.
 template <typename T, int D>
 __device__ void finish_row(const ForwardParams<T>& p, int b, int t0, int r, int head,
-                           const T* z_tile, const float* partner, float* row) {
+                           const T* z_tile, const float* partner, int64_t position, float* row) {
   constexpr int kPer = D / 32;
   const int lane = threadIdx.x % 32, i0 = lane * kPer, t = t0 + r, c0 = head * D + i0;
   const bool query = head < p.n_q;
@@ -173,7 +193,7 @@ __device__ void finish_row(const ForwardParams<T>& p, int b, int t0, int r, int 
     const int i = i0 + k;
     if (i < p.rope_dim) {
       float cos_a, sin_a;
-      rope_angle(p.inv_freq, i < half ? i : i - half, p.offset + t, &cos_a, &sin_a);
+      rope_angle(p.inv_freq, i < half ? i : i - half, position, &cos_a, &sin_a);
       x[k] = i < half ? x[k] * cos_a - row[i + half] * sin_a : x[k] * cos_a + row[i - half] * sin_a;
     }
   }
@@ -182,10 +202,56 @@ __device__ void finish_row(const ForwardParams<T>& p, int b, int t0, int r, int 
   store_floats<T, kPer>(out + i0, x);
 }
 
+// The grouped conv of token row r, `position` < k1-1 tokens into its document, again: the tile's
+// product read u across the document's start, where a sequence start reads the depthwise bias.
+// One warp; lane l computes u of channels l, l+32, ... (rounded as the tile stores u), shares them
+// by shuffles, and owns outputs [l·D/32, (l+1)·D/32) of `row`. Rare: k1-1 rows per document.
+template <typename T, int D>
+__device__ void regroup_document_start(const ForwardParams<T>& p, int head, int r, int position,
+                                       const T* z_tile, float* row) {
+  constexpr int kPer = D / 32, kVec = 16 / sizeof(T);
+  const int lane = threadIdx.x % 32, i0 = lane * kPer, k0 = p.src.kernel_0, pad = p.src.pad;
+  float out[kPer] = {};
+#pragma unroll 1
+  for (int tap = 0; tap < p.kernel_1; ++tap) {
+    float u[kPer];  // u at time t - tap, channel lane + 32m
+#pragma unroll
+    for (int m = 0; m < kPer; ++m) {
+      const int c = head * D + lane + 32 * m;
+      float value = p.src.depthwise_bias[c];
+      // z row of time t - tap - lag is r + pad - tap - lag (>= r: tap + lag <= pad).
+      for (int lag = 0; lag < k0 && lag <= position - tap; ++lag)
+        value += to_float(p.src.depthwise_taps[c * k0 + k0 - 1 - lag]) *
+                 to_float(z_tile[(r + pad - tap - lag) * D + lane + 32 * m]);
+      u[m] = round_to<T>(value);
+    }
+    const T* w = p.grouped_taps + (static_cast<int64_t>(head) * p.kernel_1 + tap) * D * D;
+#pragma unroll
+    for (int m = 0; m < kPer; ++m) {
+#pragma unroll 1
+      for (int from = 0; from < 32; from += kVec) {
+        float v[kVec], wv[kVec];
+#pragma unroll
+        for (int k = 0; k < kVec; ++k) v[k] = __shfl_sync(0xffffffffu, u[m], from + k);
+#pragma unroll
+        for (int e = 0; e < kPer; ++e) {
+          load_floats<T, kVec>(w + (i0 + e) * D + 32 * m + from, wv);
+#pragma unroll
+          for (int k = 0; k < kVec; ++k) out[e] += wv[k] * v[k];
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int e = 0; e < kPer; ++e) row[i0 + e] = out[e];
+  __syncwarp();
+}
+
 // Step 4 for the key-head block's value head j: the first W_k/2 flattened channels are the
 // current token's, the rest the previous token's delayed projection (the carried state at t = 0).
 template <typename T, int D>
-__device__ void assemble_values(const ForwardParams<T>& p, int b, int t0, int j) {
+__device__ void assemble_values(const ForwardParams<T>& p, int b, int t0, int j,
+                                const int* positions) {
   constexpr int kVec = 16 / sizeof(T), kVecs = D / kVec;
   const int half = p.n_kv * D / 2, S = p.src.seq;
 #pragma unroll 4
@@ -195,7 +261,7 @@ __device__ void assemble_values(const ForwardParams<T>& p, int b, int t0, int j)
     const T* from = nullptr;
     if (c < half) {
       from = p.v_current + b * p.vc_batch_stride + t * p.vc_row_stride + c;
-    } else if (t > 0) {
+    } else if (t > 0 && (positions == nullptr || positions[r + kPositionLead] > 0)) {
       from = p.v_delayed + b * p.vd_batch_stride + (t - 1) * p.vd_row_stride + (c - half);
     } else if (p.shift_previous != nullptr) {
       from = p.shift_previous + static_cast<int64_t>(b) * half + (c - half);
@@ -233,7 +299,9 @@ __device__ void store_states(const ForwardParams<T>& p, int b, int head, int t0,
     p.shift_state_out[static_cast<int64_t>(b) * half + c] = last[c];
 }
 
-template <typename T, int D>
+// kDocuments: an instantiation of its own, so that without documents (positions null, every
+// document branch folded away) the kernel is the one it was before documents, registers included.
+template <typename T, int D, bool kDocuments>
 __global__ void __launch_bounds__(kThreads) cca_prologue_forward_kernel(ForwardParams<T> p) {
   extern __shared__ __align__(128) unsigned char smem[];
   using Smem = ForwardSmem<T, D>;
@@ -242,11 +310,12 @@ __global__ void __launch_bounds__(kThreads) cca_prologue_forward_kernel(ForwardP
   unsigned char* conv = smem + Smem::z_bytes + Smem::partner_bytes;
   T* tile = reinterpret_cast<T*>(conv);
   float* acc = reinterpret_cast<float*>(conv);
+  int* positions = kDocuments ? reinterpret_cast<int*>(smem + Smem::total) : nullptr;
   const int t0 = blockIdx.x * kTileRows, head = blockIdx.y, b = blockIdx.z;
-  stage_inputs<T, D>(p, b, head, t0, z_tile, partner);
+  stage_inputs<T, D>(p, b, head, t0, z_tile, partner, positions);
   __syncthreads();
   store_states<T, D>(p, b, head, t0, z_tile);
-  depthwise_from_tile<T, D>(p, head, t0, z_tile, tile, acc);
+  depthwise_from_tile<T, D>(p, head, t0, z_tile, positions, tile, acc);
   __syncthreads();
   if (p.convs == 2) {
     grouped_conv_tile<T, D, false>(tile, p.grouped_taps + head * p.kernel_1 * D * D, p.kernel_1,
@@ -254,9 +323,18 @@ __global__ void __launch_bounds__(kThreads) cca_prologue_forward_kernel(ForwardP
     __syncthreads();
   }
   const int warp = threadIdx.x / 32;
-  for (int r = warp; r < kTileRows && t0 + r < p.src.seq; r += kThreads / 32)
-    finish_row<T, D>(p, b, t0, r, head, z_tile, partner, acc + r * (D + kAccPad));
-  if (p.v_out != nullptr && head >= p.n_q) assemble_values<T, D>(p, b, t0, head - p.n_q);
+  for (int r = warp; r < kTileRows && t0 + r < p.src.seq; r += kThreads / 32) {
+    float* row = acc + r * (D + kAccPad);
+    int64_t position = p.offset + t0 + r;
+    if (positions != nullptr) {
+      const int in_document = positions[r + kPositionLead];
+      if (p.convs == 2 && in_document < p.kernel_1 - 1)
+        regroup_document_start<T, D>(p, head, r, in_document, z_tile, row);
+      if (p.reset_positions) position = in_document;
+    }
+    finish_row<T, D>(p, b, t0, r, head, z_tile, partner, position, row);
+  }
+  if (p.v_out != nullptr && head >= p.n_q) assemble_values<T, D>(p, b, t0, head - p.n_q, positions);
 }
 
 // Vector loads and stores need 16-byte aligned rows (and heads, for outputs).
@@ -319,16 +397,30 @@ struct ForwardLaunch {
     p.rope_dim = static_cast<int>(sh.rope_dim);
     p.qk_mean = sh.qk_mean;
     p.offset = sh.offset;
-    constexpr size_t smem = ForwardSmem<T, D>::total;
+    if (in.documents.defined()) {
+      p.doc_positions = in.documents.positions.data_ptr<int>();
+      p.reset_positions = in.documents.reset_positions;
+    }
+    const dim3 grid((sh.seq + kTileRows - 1) / kTileRows, sh.heads(), sh.batch);
+    if (in.documents.defined()) {
+      launch<T, D, true>(p, grid);
+    } else {
+      launch<T, D, false>(p, grid);
+    }
+  }
+
+  template <typename T, int D, bool kDocuments>
+  static void launch(const ForwardParams<T>& p, const dim3& grid) {
+    using Smem = ForwardSmem<T, D>;
+    constexpr size_t smem = Smem::total + (kDocuments ? Smem::positions_bytes : 0);
     // Once per instantiation (and so per process: one device is assumed to be like the others).
     static const bool attribute_set = [] {
-      C10_CUDA_CHECK(cudaFuncSetAttribute(cca_prologue_forward_kernel<T, D>,
+      C10_CUDA_CHECK(cudaFuncSetAttribute(cca_prologue_forward_kernel<T, D, kDocuments>,
                                           cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
       return true;
     }();
     (void)attribute_set;
-    const dim3 grid((sh.seq + kTileRows - 1) / kTileRows, sh.heads(), sh.batch);
-    launch_checked(cca_prologue_forward_kernel<T, D>, grid, kThreads, smem,
+    launch_checked(cca_prologue_forward_kernel<T, D, kDocuments>, grid, kThreads, smem,
                    at::cuda::getCurrentCUDAStream(), p);
   }
 };
@@ -340,6 +432,8 @@ CcaPrologueOutputs cca_prologue_forward(const CcaPrologueShape& sh, const CcaPro
   check_inputs(sh, in);
   for (const at::Tensor& t : {in.q0, in.k0, in.v_current, in.v_delayed})
     TORCH_CHECK(!t.defined() || rows_aligned(t), "cca forward: rows must be 16-byte aligned");
+  TORCH_CHECK(!in.documents.defined() || !options.write_states,
+              "cca forward: documents make no decode states");
   const c10::cuda::CUDAGuard guard(in.q0.device());
   const auto opts = in.q0.options();
   CcaPrologueOutputs out;

@@ -127,12 +127,17 @@ class CcaAttention : public Attention {
   }
 
  private:
-  // Packed documents: the reference prologue restarts the convs and the value shift at every
-  // document (the fused kernels have no notion of documents yet), then the document-aware core.
+  // Packed documents: the prologue restarts the convs and the value shift at every document
+  // (fused kernels under the same conditions as a fresh sequence, else the reference ops), then
+  // the document-aware core.
   at::Tensor forward_documents(const at::Tensor& x, const Documents& documents) {
     const CcaProjections p = projections_from(stacked_linear(x, projection_weights()));
-    const CcaPrologueOutput pro = cca_prologue(geometry_, rotary_, conv_weights(), key_multiplier(),
-                                               p, {}, {}, 0, &documents);
+    const bool fused = geometry_.fused_kernels && cca_fused_supported(geometry_, p.q0);
+    const CcaPrologueOutput pro =
+        fused ? cca_prologue_fused(geometry_, rope_frequencies(x.device()), conv_weights(),
+                                   key_multiplier(), p, &documents)
+              : cca_prologue(geometry_, rotary_, conv_weights(), key_multiplier(), p, {}, {}, 0,
+                             &documents);
     return attend_and_project(pro.q, pro.k.transpose(1, 2), pro.v.transpose(1, 2), &documents);
   }
 

@@ -24,7 +24,7 @@ bool cca_fused_supported(const CcaGeometry&, const at::Tensor&) {
 }
 
 CcaPrologueOutput cca_prologue_fused(const CcaGeometry&, const at::Tensor&, const CcaConvWeights&,
-                                     const at::Tensor&, const CcaProjections&) {
+                                     const at::Tensor&, const CcaProjections&, const Documents*) {
   throw Error("cca: this build has no CUDA kernels (fused prologue unavailable)");
 }
 
@@ -88,17 +88,51 @@ at::Tensor aligned_rows(const at::Tensor& t) {
   return ok ? t : t.contiguous();
 }
 
+// The kernels' view of packed documents (none when `documents` is null): int32 positions, and
+// the ids and their count, which the backward's padded rows need.
+kernels::CcaDocumentLayout document_layout(const Documents* documents) {
+  kernels::CcaDocumentLayout layout;
+  if (documents == nullptr) return layout;
+  layout.positions = documents->positions.to(at::kInt).contiguous();
+  layout.ids = documents->ids.contiguous();
+  layout.count = documents->cu_seqlens.size(0) - 1;
+  layout.reset_positions = documents->reset_positions;
+  return layout;
+}
+
+// The layout travels to the backward in saved_data (no gradient flows to it).
+void save_documents(AutogradContext* ctx, const kernels::CcaDocumentLayout& documents) {
+  ctx->saved_data["documents"] = documents.defined();
+  if (!documents.defined()) return;
+  ctx->saved_data["document_positions"] = documents.positions;
+  ctx->saved_data["document_ids"] = documents.ids;
+  ctx->saved_data["document_count"] = documents.count;
+  ctx->saved_data["reset_positions"] = documents.reset_positions;
+}
+
+kernels::CcaDocumentLayout saved_documents(AutogradContext* ctx) {
+  kernels::CcaDocumentLayout documents;
+  if (!ctx->saved_data["documents"].toBool()) return documents;
+  documents.positions = ctx->saved_data["document_positions"].toTensor();
+  documents.ids = ctx->saved_data["document_ids"].toTensor();
+  documents.count = ctx->saved_data["document_count"].toInt();
+  documents.reset_positions = ctx->saved_data["reset_positions"].toBool();
+  return documents;
+}
+
 // Inputs: q0, k0, v_current, v_delayed, depthwise w/b, grouped w/b, key multiplier, then the
-// non-tensor geometry and frequencies. Outputs: q̂, k̂ and, with value shift, ṽ.
+// non-tensor geometry, frequencies and documents. Outputs: q̂, k̂ and, with value shift, ṽ.
 struct CcaPrologueFunction : torch::autograd::Function<CcaPrologueFunction> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& q0, const at::Tensor& k0,
                                const at::Tensor& v_current, const at::Tensor& v_delayed,
                                const at::Tensor& dw_weight, const at::Tensor& dw_bias,
                                const at::Tensor& g_weight, const at::Tensor& g_bias,
                                const at::Tensor& multiplier, const CcaGeometry& g,
-                               const at::Tensor& inv_freq) {
+                               const at::Tensor& inv_freq,
+                               const kernels::CcaDocumentLayout& documents) {
     const kernels::CcaPrologueShape s = shape_of(g, q0, 0);
     kernels::CcaPrologueInputs in;
+    in.documents = documents;
     in.q0 = aligned_rows(q0);
     in.k0 = aligned_rows(k0);
     if (s.value_shift) {
@@ -117,6 +151,7 @@ struct CcaPrologueFunction : torch::autograd::Function<CcaPrologueFunction> {
     ctx->saved_data["geometry"] = std::vector<int64_t>{
         g.n_q_heads,     g.n_kv_heads, g.head_dim,    g.convs,   g.conv_kernel_0,
         g.conv_kernel_1, g.qk_mean,    g.value_shift, g.rope_dim};
+    save_documents(ctx, documents);
     if (s.value_shift) return {out.q, out.k, out.v};
     return {out.q, out.k};
   }
@@ -145,11 +180,12 @@ struct CcaPrologueFunction : torch::autograd::Function<CcaPrologueFunction> {
     in.grouped_bias = saved[5];
     in.key_multiplier = saved[6];
     in.inv_freq = saved[7];
+    in.documents = saved_documents(ctx);
     const at::Tensor grad_v = s.value_shift ? grads[2] : at::Tensor();
     const kernels::CcaPrologueGrads gr =
         kernels::cca_prologue_backward(s, in, saved[8], grads[0], grads[1], grad_v);
     const int64_t M = s.channels(), d = s.head_dim;
-    variable_list result(11);
+    variable_list result(12);
     result[0] = gr.q0;
     result[1] = gr.k0;
     result[2] = gr.v_current;
@@ -191,9 +227,10 @@ kernels::CcaPrologueInputs step_inputs(const CcaGeometry& g, const at::Tensor& i
 
 CcaPrologueOutput cca_prologue_fused(const CcaGeometry& g, const at::Tensor& inv_freq,
                                      const CcaConvWeights& w, const at::Tensor& key_multiplier,
-                                     const CcaProjections& p) {
+                                     const CcaProjections& p, const Documents* documents) {
   if (!cca_fused_supported(g, p.q0)) throw Error("cca: fused prologue does not support this layer");
   const int64_t B = p.q0.size(0), S = p.q0.size(1);
+  const kernels::CcaDocumentLayout layout = document_layout(documents);
   CcaPrologueOutput out;
   bool needs_grad = false;
   if (at::GradMode::is_enabled()) {
@@ -209,7 +246,7 @@ CcaPrologueOutput cca_prologue_fused(const CcaGeometry& g, const at::Tensor& inv
     const variable_list r = CcaPrologueFunction::apply(
         p.q0, p.k0, or_none(p.v_current), or_none(p.v_delayed), or_none(w.depthwise_weight),
         or_none(w.depthwise_bias), or_none(w.grouped_weight), or_none(w.grouped_bias),
-        key_multiplier, g, inv_freq);
+        key_multiplier, g, inv_freq, layout);
     out.q = r[0];
     out.k = r[1];
     if (g.value_shift) out.v = r[2];
@@ -217,8 +254,10 @@ CcaPrologueOutput cca_prologue_fused(const CcaGeometry& g, const at::Tensor& inv
     const at::NoGradGuard no_grad;
     const CcaPreparedWeights prepared =
         cca_prepare_weights(g, w, key_multiplier, p.q0.scalar_type());
-    const kernels::CcaPrologueOutputs k = kernels::cca_prologue_forward(
-        shape_of(g, p.q0, 0), step_inputs(g, inv_freq, prepared, p, {}, {}), {});
+    kernels::CcaPrologueInputs in = step_inputs(g, inv_freq, prepared, p, {}, {});
+    in.documents = layout;
+    const kernels::CcaPrologueOutputs k =
+        kernels::cca_prologue_forward(shape_of(g, p.q0, 0), in, {});
     out.q = k.q;
     out.k = k.k;
     out.v = k.v;

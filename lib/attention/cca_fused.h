@@ -24,9 +24,11 @@ at::Tensor cca_rope_inverse_frequencies(int64_t rope_dim, double theta, const Ro
 // cca_prologue on the fused kernels for fresh sequences (a cached one takes cca_step_fused).
 // `inv_freq` comes from cca_rope_inverse_frequencies (ignored when g.rope_dim = 0). No decode
 // states are made. Gradients flow to the projections, conv weights and biases and key_multiplier.
+// With `documents` (on q0's device) the convs and the value shift restart at every document, and
+// RoPE too when documents->reset_positions, exactly as cca_prologue(..., documents) does.
 CcaPrologueOutput cca_prologue_fused(const CcaGeometry& g, const at::Tensor& inv_freq,
                                      const CcaConvWeights& w, const at::Tensor& key_multiplier,
-                                     const CcaProjections& p);
+                                     const CcaProjections& p, const Documents* documents = nullptr);
 
 // The conv weights and key multiplier in the kernels' layouts and the activations' dtype. A
 // training step prepares them inside its autograd function; generation prepares them once per

@@ -2,7 +2,8 @@
 // the weight gradients they cause equal those of B and C run alone (attention core, sliding
 // window, MLA's latent path, CCA's convs and value shift, RoPE positions), and without masking
 // they do not. CPU in float64; the CUDA cases (fp32 through masked SDPA, bf16 through the
-// variable-length flash kernel) skip without a GPU.
+// variable-length flash kernel, CCA/CCGQA at head_dim 64 through the fused prologue kernels) skip
+// without a GPU.
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
 
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "attention/attention.h"
+#include "attention/cca_fused.h"
 #include "attention/core.h"
 #include "config/config.h"
 #include "config/derived.h"
@@ -138,10 +140,11 @@ struct Tolerance {
 
 void expect_documents_isolated(const std::string& kind, int64_t head_dim,
                                const at::TensorOptions& options, bool reset_positions,
-                               Tolerance tol) {
+                               Tolerance tol,
+                               const std::vector<std::vector<int64_t>>& rows = kRows) {
   auto layer = make_layer(kind, head_dim, options);
   at::manual_seed(5);
-  const PackedDocuments packed = testing::pack_documents(kRows, 100);
+  const PackedDocuments packed = testing::pack_documents(rows, 100);
   const Documents documents = testing::test_documents(packed, reset_positions, options.device());
   const int64_t E = 4 * head_dim;
   const at::Tensor x = at::randn({packed.tokens.size(0), packed.tokens.size(1), E}, options);
@@ -189,6 +192,38 @@ TEST_P(DocumentMasking, CudaBfloat16MatchesDocumentsAlone) {
 INSTANTIATE_TEST_SUITE_P(EveryVariant, DocumentMasking,
                          ::testing::Values("mha", "gqa", "swa", "mla", "cca", "ccgqa", "mha+convs",
                                            "gqa+convs"));
+
+// CCA/CCGQA with head_dim 64, which the fused prologue kernels take (32 above runs the reference
+// prologue), over documents that cross the kernels' 64-token tiles and documents of one token.
+const std::vector<std::vector<int64_t>> kFusedRows = {{70, 1, 59}, {1, 64, 65}};
+
+class FusedPrologueDocuments : public ::testing::TestWithParam<std::string> {};
+
+bool takes_fused_prologue(const std::string& kind, at::ScalarType dtype) {
+  const AttentionGeometry g = attention_geometry(variant_config(kind, 64));
+  const at::Tensor q0 = at::empty({1, 1, 64}, at::TensorOptions().device(at::kCUDA).dtype(dtype));
+  return variants::cca_geometry(g).fused_kernels &&
+         cca_fused_supported(variants::cca_geometry(g), q0);
+}
+
+TEST_P(FusedPrologueDocuments, CudaFloat32MatchesDocumentsAlone) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device visible: GPU path not exercised";
+  ASSERT_TRUE(takes_fused_prologue(GetParam(), at::kFloat));
+  const auto options = at::TensorOptions().dtype(at::kFloat).device(at::kCUDA);
+  const testing::NoCudnnTf32 no_tf32;
+  for (const bool reset : {true, false})
+    expect_documents_isolated(GetParam(), 64, options, reset, {2e-4, 1e-2}, kFusedRows);
+}
+
+TEST_P(FusedPrologueDocuments, CudaBfloat16MatchesDocumentsAlone) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device visible: GPU path not exercised";
+  ASSERT_TRUE(takes_fused_prologue(GetParam(), at::kBFloat16));
+  const auto options = at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA);
+  for (const bool reset : {true, false})
+    expect_documents_isolated(GetParam(), 64, options, reset, {3e-2, 8e-2}, kFusedRows);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cca, FusedPrologueDocuments, ::testing::Values("cca", "ccgqa"));
 
 TEST(DocumentMasking, DocumentsWithACacheAreRefused) {
   auto layer = make_layer("mha", 8, at::TensorOptions().dtype(at::kDouble));
