@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "optim/newton_schulz.h"
 #include "optim/weight_decay.h"
@@ -22,6 +23,13 @@ Muon::Muon(std::vector<NamedTensor> parameters, const OptimConfig& optim) : opti
     matrices_.push_back({p.name, p.tensor, at::zeros_like(p.tensor, at::MemoryFormat::Contiguous)});
   }
   adamw_ = std::make_unique<AdamW>(std::move(rest), optim);
+  std::map<std::vector<int64_t>, size_t> group_of_shape;
+  for (size_t i = 0; i < matrices_.size(); ++i) {
+    const auto [it, added] =
+        group_of_shape.emplace(matrices_[i].param.sizes().vec(), shape_groups_.size());
+    if (added) shape_groups_.emplace_back();
+    shape_groups_[it->second].push_back(i);
+  }
 }
 
 double Muon::rms_matching_scale(const at::Tensor& parameter) {
@@ -48,18 +56,35 @@ void Muon::update_matrices(double lr, const at::Tensor& skipped) {
   if (matrices_.empty()) return;
   at::NoGradGuard no_grad;
   const at::Tensor keep = skipped.ne(0);
-  const double mu = optim_.muon.momentum;
   const at::ScalarType dtype = newton_schulz_dtype(matrices_.front().param.device());
-  for (Matrix& m : matrices_) {
-    const at::Tensor& grad = m.param.grad();
-    const at::Tensor momentum = m.momentum * mu + grad;
-    const at::Tensor direction = optim_.muon.nesterov ? at::add(grad, momentum, mu) : momentum;
-    const at::Tensor orthogonal =
-        newton_schulz(direction, optim_.muon.ns_steps, dtype).to(at::kFloat);
-    const at::Tensor weight = at::add(m.param * (1.0 - lr * optim_.weight_decay), orthogonal,
-                                      -lr * rms_matching_scale(m.param));
-    m.momentum.copy_(at::where(keep, m.momentum, momentum));
-    m.param.copy_(at::where(keep, m.param, weight));
+  for (const std::vector<size_t>& group : shape_groups_) update_group(group, lr, keep, dtype);
+}
+
+void Muon::update_group(const std::vector<size_t>& group, double lr, const at::Tensor& keep,
+                        at::ScalarType dtype) {
+  const double mu = optim_.muon.momentum;
+  std::vector<at::Tensor> grads, momenta, params;
+  for (size_t i : group) {
+    grads.push_back(matrices_[i].param.grad());
+    momenta.push_back(matrices_[i].momentum);
+    params.push_back(matrices_[i].param);
+  }
+  std::vector<at::Tensor> momentum = at::_foreach_mul(momenta, mu);
+  at::_foreach_add_(momentum, grads);
+  const std::vector<at::Tensor> direction =
+      optim_.muon.nesterov ? at::_foreach_add(grads, momentum, mu) : momentum;
+  // [n, out, in] expert stacks and plain [out, in] matrices alike become one [N, out, in] batch.
+  const at::Tensor& first = params.front();
+  const at::Tensor stacked = at::stack(direction);
+  const at::Tensor orthogonal = newton_schulz(stacked.reshape({-1, first.size(-2), first.size(-1)}),
+                                              optim_.muon.ns_steps, dtype)
+                                    .to(at::kFloat)
+                                    .reshape(stacked.sizes());
+  std::vector<at::Tensor> weight = at::_foreach_mul(params, 1.0 - lr * optim_.weight_decay);
+  at::_foreach_add_(weight, orthogonal.unbind(0), -lr * rms_matching_scale(first));
+  for (size_t j = 0; j < group.size(); ++j) {
+    momenta[j].copy_(at::where(keep, momenta[j], momentum[j]));
+    params[j].copy_(at::where(keep, params[j], weight[j]));
   }
 }
 

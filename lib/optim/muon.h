@@ -48,9 +48,14 @@ class Muon : public Optimizer {
     at::Tensor param, momentum;
   };
   void update_matrices(double lr, const at::Tensor& skipped);
+  void update_group(const std::vector<size_t>& group, double lr, const at::Tensor& keep,
+                    at::ScalarType dtype);
 
   OptimConfig optim_;
   std::vector<Matrix> matrices_;
+  // Indices into matrices_ of the matrices that share one shape: each group is orthogonalised
+  // as one batched Newton–Schulz iteration (a few launches per group instead of per matrix).
+  std::vector<std::vector<size_t>> shape_groups_;
   std::unique_ptr<AdamW> adamw_;
 };
 

@@ -68,8 +68,9 @@ double max_diff(const at::Tensor& a, const at::Tensor& b) {
   return (a - b).abs().max().item<double>();
 }
 
-// Three steps over a wide, a tall and a stacked [experts, out, in] matrix, with the embedding and
-// a norm beside them: the matrices follow the textbook, the rest follows AdamW exactly.
+// Three steps over wide, tall and stacked [experts, out, in] matrices, two of each of two shapes
+// (orthogonalised as one batch per shape), with the embedding and a norm beside them: the
+// matrices follow the textbook one at a time, the rest follows AdamW exactly.
 TEST(Muon, MatchesTheTextbookUpdateAndLeavesTheRestToAdamW) {
   const OptimConfig c = muon_config();
   at::manual_seed(3);
@@ -77,8 +78,11 @@ TEST(Muon, MatchesTheTextbookUpdateAndLeavesTheRestToAdamW) {
       {"blocks.0.attention.q_proj.weight", at::randn({6, 10})},
       {"blocks.0.ffn.w2", at::randn({12, 5})},
       {"blocks.1.moe.expert_w1", at::randn({3, 7, 4})},
+      {"blocks.1.attention.q_proj.weight", at::randn({6, 10})},
+      {"blocks.2.moe.expert_w1", at::randn({3, 7, 4})},
       {"embedding", at::randn({16, 6})},
       {"blocks.0.ffn_norm.weight", at::randn({6})}};
+  const size_t n_matrices = 5;
   std::vector<NamedTensor> params, adamw_params;
   for (const auto& [name, value] : shapes) {
     params.push_back({name, leaf(value)});
@@ -86,9 +90,9 @@ TEST(Muon, MatchesTheTextbookUpdateAndLeavesTheRestToAdamW) {
   }
   Muon muon(params, c);
   AdamW adamw(adamw_params, c);
-  EXPECT_EQ(muon.describe(), "Muon: 3 matrices (204 parameters); AdamW: 0 tensors decayed, 2 not");
+  EXPECT_EQ(muon.describe(), "Muon: 5 matrices (348 parameters); AdamW: 0 tensors decayed, 2 not");
   std::vector<at::Tensor> reference, buffers;
-  for (size_t k = 0; k < 3; ++k) {
+  for (size_t k = 0; k < n_matrices; ++k) {
     reference.push_back(params[k].tensor.detach().clone());
     buffers.push_back(at::zeros_like(reference.back()));
   }
@@ -96,20 +100,22 @@ TEST(Muon, MatchesTheTextbookUpdateAndLeavesTheRestToAdamW) {
     for (size_t k = 0; k < params.size(); ++k) {
       const at::Tensor g = at::randn(params[k].tensor.sizes());
       params[k].tensor.mutable_grad() = g.clone();
-      if (k < 3) textbook_muon_step(reference[k], buffers[k], g, 2e-2, c);
-      if (k >= 3) adamw_params[k - 3].tensor.mutable_grad() = g.clone();
+      if (k < n_matrices) textbook_muon_step(reference[k], buffers[k], g, 2e-2, c);
+      if (k >= n_matrices) adamw_params[k - n_matrices].tensor.mutable_grad() = g.clone();
     }
     muon.step(2e-2, at::zeros({}));
     adamw.step(2e-2, at::zeros({}));
-    for (size_t k = 0; k < 3; ++k) {
+    for (size_t k = 0; k < n_matrices; ++k) {
       EXPECT_LT(max_diff(params[k].tensor, reference[k]), 2e-6) << params[k].name << " " << step;
     }
-    for (size_t k = 3; k < params.size(); ++k) {
-      EXPECT_TRUE(at::equal(params[k].tensor, adamw_params[k - 3].tensor)) << params[k].name;
+    for (size_t k = n_matrices; k < params.size(); ++k) {
+      EXPECT_TRUE(at::equal(params[k].tensor, adamw_params[k - n_matrices].tensor))
+          << params[k].name;
     }
   }
   // The update moved the matrices by lr·scale·O, far beyond the tolerance.
   EXPECT_GT(max_diff(params[0].tensor, shapes[0].second), 1e-2);
+  EXPECT_GT(max_diff(params[3].tensor, shapes[3].second), 1e-2);
 }
 
 TEST(Muon, WithoutNesterovOrthogonalisesTheBuffer) {
