@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -33,10 +34,11 @@ using testing::span_of;
 // conv reach (2 + 3 taps back).
 const std::vector<std::vector<int64_t>> kRows = {{5, 7, 6}, {9, 4, 5}};
 
-// "<kind>+convs": mha or gqa with CCA's convs (reaching 2 + 3 tokens back) and value shift.
+// "<kind>+convs": mha or gqa with CCA's convs (reaching 2 + 3 tokens back) and value shift;
+// "+qknorm" adds the per-head RMSNorm on q and k.
 Config variant_config(const std::string& name, int64_t head_dim) {
   const size_t plus = name.find("+convs");
-  const std::string kind = name.substr(0, plus);
+  const std::string kind = name.substr(0, std::min(plus, name.find("+qknorm")));
   Config c = default_config();
   if (plus != std::string::npos) {
     c.attention.settings.set("attention.mha.convs", 2);
@@ -50,7 +52,7 @@ Config variant_config(const std::string& name, int64_t head_dim) {
   c.attention.rope_fraction = 0.5;
   c.attention.rope_theta = 500.0;
   if (kind == "gqa" || kind == "swa") c.attention.n_kv_heads = 2;
-  if (kind == "gqa") c.attention.qk_norm = true;
+  if (kind == "gqa" || name.find("+qknorm") != std::string::npos) c.attention.qk_norm = true;
   if (kind == "swa") c.attention.settings.set("attention.swa.window", 4);
   if (kind == "mla") {
     c.attention.settings.set("attention.mla.q_lora_rank", 2 * head_dim);
@@ -164,6 +166,14 @@ void expect_documents_isolated(const std::string& kind, int64_t head_dim,
 
 class DocumentMasking : public ::testing::TestWithParam<std::string> {};
 
+// In bf16, MHA with random conv taps and no q/k norm has unbounded logits: a saturated softmax
+// turns the rounding differences between the document conv and the padded conv into 7% output
+// differences (CPU bf16: 7.2%; 0.5% with the norm; fp32 and fp64 agree to 2e-4 / 1e-10 without
+// it, as the tests above and below show). The bf16 tests bound the logits with the norm.
+std::string bf16_kind(const std::string& kind) {
+  return kind == "mha+convs" ? "mha+convs+qknorm" : kind;
+}
+
 TEST_P(DocumentMasking, PackedDocumentsEqualDocumentsAloneOnCpu) {
   const auto options = at::TensorOptions().dtype(at::kDouble);
   expect_documents_isolated(GetParam(), 8, options, /*reset_positions=*/true, {1e-10, 1e-3});
@@ -186,7 +196,13 @@ TEST_P(DocumentMasking, CudaFloat32MatchesDocumentsAlone) {
 TEST_P(DocumentMasking, CudaBfloat16MatchesDocumentsAlone) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device visible: GPU path not exercised";
   const auto options = at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA);
-  expect_documents_isolated(GetParam(), 32, options, true, {3e-2, 8e-2});
+  expect_documents_isolated(bf16_kind(GetParam()), 32, options, true, {3e-2, 8e-2});
+}
+
+// The bf16 tolerance on the CPU too (LibTorch's bf16 CPU ops), so CI sees what the GPU test sees.
+TEST_P(DocumentMasking, CpuBfloat16MatchesDocumentsAlone) {
+  const auto options = at::TensorOptions().dtype(at::kBFloat16);
+  expect_documents_isolated(bf16_kind(GetParam()), 32, options, true, {3e-2, 8e-2});
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryVariant, DocumentMasking,
