@@ -294,6 +294,10 @@ std::optional<NamedPlot> tuning_plot(const SeedAnalysis& a) {
       if (!std::isfinite(x) || (log_x && x <= 0)) continue;
       const double half = arm.loss.high ? *arm.loss.high - arm.loss.mean : 0;
       series.points.push_back({log_x ? std::log10(x) : x, arm.loss.mean, half});
+      const double at = series.points.back().x;
+      if (std::find(plot.x_tick_values.begin(), plot.x_tick_values.end(), at) ==
+          plot.x_tick_values.end())
+        plot.x_tick_values.push_back(at);
     }
     plot.series.push_back(std::move(series));
   }

@@ -60,6 +60,22 @@ Axis make_axis(double lo, double hi, int target, bool snap) {
   axis.lo = snap ? std::floor(lo / axis.step + 1e-9) * axis.step : lo;
   axis.hi = snap ? std::ceil(hi / axis.step - 1e-9) * axis.step : hi;
   axis.ticks = nice_ticks(axis.lo, axis.hi, target);
+  // The labels' decimals follow the ticks actually drawn (0.25 apart needs two, not one).
+  if (axis.ticks.size() >= 2) axis.step = axis.ticks[1] - axis.ticks[0];
+  return axis;
+}
+
+Axis explicit_axis(const std::vector<double>& ticks) {
+  Axis axis;
+  axis.ticks = ticks;
+  std::sort(axis.ticks.begin(), axis.ticks.end());
+  axis.lo = axis.ticks.front();
+  axis.hi = axis.ticks.back();
+  widen(axis.lo, axis.hi);
+  const double margin = (axis.hi - axis.lo) * 0.08;
+  axis.lo -= margin;
+  axis.hi += margin;
+  axis.step = axis.ticks.size() >= 2 ? axis.ticks[1] - axis.ticks[0] : axis.hi - axis.lo;
   return axis;
 }
 
@@ -371,7 +387,8 @@ std::string render_svg(const LinePlot& plot) {
   }
   if (plot.x_origin && !plot.x_min) xs.lo = std::min(xs.lo, *plot.x_origin);
   const double pad = (ys.hi - ys.lo) * 0.03;  // keep extreme points off the frame
-  const Axis x = make_axis(xs.lo, xs.hi, 7, /*snap=*/false);
+  const Axis x = plot.x_tick_values.empty() ? make_axis(xs.lo, xs.hi, 7, /*snap=*/false)
+                                            : explicit_axis(plot.x_tick_values);
   const Axis y = make_axis(ys.lo - pad, ys.hi + pad, 6, /*snap=*/true);
   draw_axes(out, frame, x, y, plot);
   draw_labels(out, frame, plot);

@@ -64,6 +64,9 @@ struct LinePlot {
   std::optional<double> range_from_x{};
   // Empty: one entry per series, in its colour. The legend sits to the right of the plot area.
   std::vector<LegendEntry> legend{};
+  // Explicit x ticks (e.g. a sweep's tuned values) instead of "nice" ones; the axis then spans
+  // them with a margin, so the points at either end sit inside the frame.
+  std::vector<double> x_tick_values{};
   int width = 720;  // the plot area and its axes; the legend adds its own width
   int height = 420;
 };

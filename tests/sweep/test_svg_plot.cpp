@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <set>
 #include <string>
 
@@ -59,6 +60,44 @@ TEST(SvgPlot, ZoomDrawsOnlyThePointsPastXMin) {
   // The y axis spans the visible losses (3.6 .. 4.0), not the early 6.x.
   EXPECT_FALSE(has_text(xml, "6.0"));
   EXPECT_FALSE(has_text(xml, "6"));
+}
+
+// The learning-rate plot of a sweep: ticks at the tuned values, printed as values, and the end
+// points inside the frame; y labels with the decimals their spacing needs.
+TEST(SvgPlot, ExplicitLogTicksSitOnTheTunedValuesAndYLabelsShowTheirStep) {
+  LinePlot plot;
+  plot.title = "loss against lr";
+  plot.x_ticks = TickStyle::log10;
+  const std::vector<double> lrs = {7.5e-4, 1.5e-3, 3e-3};
+  const std::vector<double> losses = {3.372, 3.352, 3.757};
+  PlotSeries series{"mha", {}};
+  for (size_t i = 0; i < lrs.size(); ++i) {
+    series.points.push_back({std::log10(lrs[i]), losses[i], 0.08});
+    plot.x_tick_values.push_back(std::log10(lrs[i]));
+  }
+  plot.series.push_back(series);
+  plot.series.push_back({"cca", {{std::log10(7.5e-4), 3.171}, {std::log10(3e-3), 2.959}}});
+  const std::string svg = render_svg(plot);
+  const testing::XmlSummary xml = testing::check_xml(svg);
+  ASSERT_EQ(xml.problem, "") << svg;
+  for (const char* tick : {"0.00075", "0.0015", "0.003"}) EXPECT_TRUE(has_text(xml, tick)) << svg;
+  EXPECT_FALSE(has_text(xml, "0.00158")) << svg;
+  // These losses give y ticks 0.25 apart: they read "3.25" and "3.75", not one decimal's "3.2"
+  // and "3.8", and the printed values are evenly spaced.
+  EXPECT_TRUE(has_text(xml, "3.25")) << svg;
+  EXPECT_TRUE(has_text(xml, "3.75")) << svg;
+  std::vector<double> y_labels;
+  for (const std::string& t : xml.texts) {
+    char* end = nullptr;
+    const double v = std::strtod(t.c_str(), &end);
+    if (!t.empty() && *end == '\0' && v > 2 && v < 5) y_labels.push_back(v);
+  }
+  ASSERT_GE(y_labels.size(), 3u) << svg;
+  for (size_t i = 2; i < y_labels.size(); ++i) {
+    EXPECT_NEAR(y_labels[i] - y_labels[i - 1], y_labels[1] - y_labels[0], 1e-9) << svg;
+  }
+  // No marker sits on the frame's left or right edge (x = 72 and x = 704 in a 720-wide plot).
+  for (const char* edge : {"cx=\"72\"", "cx=\"704\""}) EXPECT_EQ(svg.find(edge), std::string::npos);
 }
 
 TEST(SvgPlot, EmptyAndDegeneratePlotsStayWellFormed) {
