@@ -20,6 +20,7 @@
 #include "config/geometry.h"
 #include "ops/device.h"
 #include "ops/rope.h"
+#include "testing/cca_prologue.h"
 
 #ifdef CCA_WITH_CUDA
 #include "cca_prologue.h"
@@ -31,7 +32,10 @@ namespace {
 #define REQUIRE_GPU() \
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device visible: fused CCA kernels not exercised"
 
-constexpr double kTheta = 500.0;  // small, so short sequences rotate through many turns
+constexpr double kTheta = testing::kPrologueTheta;
+using Leaves = testing::PrologueLeaves;
+using Result = testing::PrologueResult;
+using testing::relative_error;
 
 struct KernelCase {
   std::string name;
@@ -42,112 +46,10 @@ struct KernelCase {
   int64_t batch, seq;
 };
 
-// The settings are what a module is built from; the typed view is read back from them.
 CcaGeometry geometry_of(const KernelCase& c, const std::string& kernels = "auto") {
-  AttentionGeometry g;
-  g.kind = c.n_q == c.n_kv ? "cca" : "ccgqa";
-  g.n_q_heads = c.n_q;
-  g.n_kv_heads = c.n_kv;
-  g.head_dim = c.head_dim;
-  g.v_head_dim = c.head_dim;
-  g.rope_dim = static_cast<int64_t>(std::llround(c.rope_fraction * c.head_dim)) / 2 * 2;
-  g.model_dim = c.n_q * c.head_dim;
-  VariantSettings& s = g.settings;
-  s.set("attention.cca.q_compression", 1);
-  s.set("attention.cca.kv_compression", c.n_q / c.n_kv);
-  s.set("attention.cca.convs", c.convs);
-  s.set("attention.cca.conv_kernel_0", c.k0);
-  s.set("attention.cca.conv_kernel_1", c.k1);
-  s.set("attention.cca.qk_mean", c.qk_mean);
-  s.set("attention.cca.value_shift", c.value_shift);
-  s.set("attention.cca.temperature", "exp");
-  s.set("attention.cca.kernels", kernels);
-  return variants::cca_geometry(g);
-}
-
-// Every input of the prologue, as leaves that require gradients.
-struct Leaves {
-  at::Tensor q0, k0, v_current, v_delayed, dw_w, dw_b, g_w, g_b, tau;
-  std::vector<at::Tensor> list() const {
-    std::vector<at::Tensor> all;
-    for (const at::Tensor& t : {q0, k0, v_current, v_delayed, dw_w, dw_b, g_w, g_b, tau})
-      if (t.defined()) all.push_back(t);
-    return all;
-  }
-  Leaves to(const at::TensorOptions& o) const {
-    Leaves l;
-    auto conv = [&](const at::Tensor& t) {
-      return t.defined() ? t.detach().to(o).requires_grad_(true) : at::Tensor();
-    };
-    l = {conv(q0),   conv(k0),  conv(v_current), conv(v_delayed), conv(dw_w),
-         conv(dw_b), conv(g_w), conv(g_b),       conv(tau)};
-    return l;
-  }
-};
-
-Leaves random_leaves(const CcaGeometry& g, int64_t B, int64_t S) {
-  const int64_t d = g.head_dim, M = g.conv_channels(), width_k = g.kv_latent_width();
-  const auto f64 = at::TensorOptions().dtype(at::kDouble);
-  Leaves l;
-  l.q0 = at::randn({B, S, g.q_latent_width()}, f64);
-  l.k0 = at::randn({B, S, width_k}, f64);
-  if (g.value_shift) {
-    l.v_current = at::randn({B, S, width_k / 2}, f64);
-    l.v_delayed = at::randn({B, S, width_k / 2}, f64);
-  } else {
-    l.v_current = at::randn({B, S, width_k}, f64);
-  }
-  if (g.convs >= 1) {
-    l.dw_w = at::randn({M, 1, g.conv_kernel_0}, f64) * 0.5;
-    l.dw_b = at::randn({M}, f64) * 0.5;
-  }
-  if (g.convs == 2) {
-    l.g_w = at::randn({M, d, g.conv_kernel_1}, f64) / std::sqrt(double(d * g.conv_kernel_1));
-    l.g_b = at::randn({M}, f64) * 0.5;
-  }
-  l.tau = at::rand({g.n_kv_heads}, f64) + 0.5;
-  return l;
-}
-
-struct Result {
-  std::vector<at::Tensor> outputs;  // q̂, k̂, ṽ
-  std::vector<at::Tensor> grads;    // one per leaf
-};
-
-// Runs one path on `leaves` and backpropagates fixed upstream gradients.
-Result run(const CcaGeometry& g, const Leaves& leaves, bool fused,
-           const std::vector<at::Tensor>& upstream) {
-  const CcaConvWeights w{leaves.dw_w, leaves.dw_b, leaves.g_w, leaves.g_b};
-  const CcaProjections p{leaves.q0, leaves.k0, leaves.v_current, leaves.v_delayed};
-  const CcaPrologueOutput o =
-      fused ? cca_prologue_fused(
-                  g, cca_rope_inverse_frequencies(g.rope_dim, kTheta, {}, leaves.q0.device()), w,
-                  leaves.tau, p)
-            : cca_prologue(g, Rotary(g.rope_dim, kTheta), w, leaves.tau, p, {}, {}, 0);
-  Result r;
-  r.outputs = {o.q, o.k, o.v};
-  at::Tensor loss = at::zeros({}, o.q.options().dtype(at::kDouble));
-  for (size_t i = 0; i < 3; ++i)
-    loss = loss + (r.outputs[i].to(at::kDouble) * upstream[i].to(r.outputs[i].device())).sum();
-  r.grads = torch::autograd::grad({loss}, leaves.list());
-  return r;
-}
-
-double relative_error(const at::Tensor& got, const at::Tensor& want) {
-  const at::Tensor w = want.detach().cpu().to(at::kDouble);
-  const double norm = w.norm().item<double>();
-  const double diff = (got.detach().cpu().to(at::kDouble) - w).norm().item<double>();
-  return norm > 0 ? diff / norm : diff;
-}
-
-struct Tolerance {
-  double forward, backward;
-};
-
-Tolerance tolerance(at::ScalarType t) {
-  if (t == at::kFloat) return {2e-5, 1e-4};
-  if (t == at::kHalf) return {4e-3, 8e-3};
-  return {2.5e-2, 4e-2};
+  return testing::prologue_geometry(
+      {c.head_dim, c.n_q, c.n_kv, c.convs, c.k0, c.k1, c.qk_mean, c.value_shift, c.rope_fraction},
+      kernels);
 }
 
 class CcaKernelCase : public ::testing::TestWithParam<KernelCase> {};
@@ -157,7 +59,7 @@ TEST_P(CcaKernelCase, ForwardAndBackwardMatchReference) {
   const KernelCase& c = GetParam();
   const CcaGeometry g = geometry_of(c);
   at::manual_seed(3);
-  const Leaves base = random_leaves(g, c.batch, c.seq);
+  const Leaves base = testing::random_prologue_leaves(g, c.batch, c.seq);
   // Round the inputs to the test dtype once, so every path sees the same values.
   const auto cuda = at::TensorOptions().device(at::kCUDA).dtype(c.dtype);
   const Leaves on_gpu = base.to(cuda);
@@ -166,10 +68,10 @@ TEST_P(CcaKernelCase, ForwardAndBackwardMatchReference) {
   const std::vector<at::Tensor> upstream = {at::randn({c.batch, c.seq, c.n_q, d}, at::kDouble),
                                             at::randn({c.batch, c.seq, c.n_kv, d}, at::kDouble),
                                             at::randn({c.batch, c.seq, c.n_kv, d}, at::kDouble)};
-  const Result truth = run(g, truth_in, false, upstream);
-  const Result reference = run(g, on_gpu, false, upstream);
-  const Result fused = run(g, on_gpu.to(cuda), true, upstream);
-  const Tolerance tol = tolerance(c.dtype);
+  const Result truth = testing::run_prologue(g, truth_in, false, upstream);
+  const Result reference = testing::run_prologue(g, on_gpu, false, upstream);
+  const Result fused = testing::run_prologue(g, on_gpu.to(cuda), true, upstream);
+  const testing::PrologueTolerance tol = testing::prologue_tolerance(c.dtype);
   const char* out_names[] = {"q", "k", "v"};
   for (size_t i = 0; i < 3; ++i) {
     const double err = relative_error(fused.outputs[i], truth.outputs[i]);
@@ -238,12 +140,13 @@ TEST(CcaKernels, BackwardIsDeterministic) {
   const KernelCase c{"det", kBf16, 128, 8, 2, 2, 2, 2, true, true, 0.5, 4, 777};
   const CcaGeometry g = geometry_of(c);
   at::manual_seed(9);
-  const Leaves leaves =
-      random_leaves(g, c.batch, c.seq).to(at::TensorOptions().device(at::kCUDA).dtype(kBf16));
+  const Leaves leaves = testing::random_prologue_leaves(g, c.batch, c.seq)
+                            .to(at::TensorOptions().device(at::kCUDA).dtype(kBf16));
   const std::vector<at::Tensor> upstream = {at::randn({c.batch, c.seq, c.n_q, 128}, at::kDouble),
                                             at::randn({c.batch, c.seq, c.n_kv, 128}, at::kDouble),
                                             at::randn({c.batch, c.seq, c.n_kv, 128}, at::kDouble)};
-  const Result a = run(g, leaves, true, upstream), b = run(g, leaves, true, upstream);
+  const Result a = testing::run_prologue(g, leaves, true, upstream),
+               b = testing::run_prologue(g, leaves, true, upstream);
   for (size_t i = 0; i < a.grads.size(); ++i) EXPECT_TRUE(at::equal(a.grads[i], b.grads[i])) << i;
 }
 

@@ -23,6 +23,7 @@
 #include "ops/device.h"
 #include "ops/documents.h"
 #include "ops/rope.h"
+#include "testing/cca_prologue.h"
 #include "testing/documents.h"
 
 namespace cca {
@@ -31,7 +32,10 @@ namespace {
 #define REQUIRE_GPU() \
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device visible: fused CCA kernels not exercised"
 
-constexpr double kTheta = 500.0;  // small, so short sequences rotate through many turns
+constexpr double kTheta = testing::kPrologueTheta;
+using Leaves = testing::PrologueLeaves;
+using Result = testing::PrologueResult;
+using testing::relative_error;
 
 enum class Layout { one, every_third, two_singles, mixed };
 
@@ -79,104 +83,8 @@ testing::PackedDocuments pack(const DocumentCase& c) {
 }
 
 CcaGeometry geometry_of(const DocumentCase& c) {
-  AttentionGeometry g;
-  g.kind = c.n_q == c.n_kv ? "cca" : "ccgqa";
-  g.n_q_heads = c.n_q;
-  g.n_kv_heads = c.n_kv;
-  g.head_dim = c.head_dim;
-  g.v_head_dim = c.head_dim;
-  g.rope_dim = static_cast<int64_t>(std::llround(c.rope_fraction * c.head_dim)) / 2 * 2;
-  g.model_dim = c.n_q * c.head_dim;
-  VariantSettings& s = g.settings;
-  s.set("attention.cca.q_compression", 1);
-  s.set("attention.cca.kv_compression", c.n_q / c.n_kv);
-  s.set("attention.cca.convs", c.convs);
-  s.set("attention.cca.conv_kernel_0", c.k0);
-  s.set("attention.cca.conv_kernel_1", c.k1);
-  s.set("attention.cca.qk_mean", c.qk_mean);
-  s.set("attention.cca.value_shift", c.value_shift);
-  s.set("attention.cca.temperature", "exp");
-  s.set("attention.cca.kernels", "auto");
-  return variants::cca_geometry(g);
-}
-
-// Every input of the prologue, as leaves that require gradients.
-struct Leaves {
-  at::Tensor q0, k0, v_current, v_delayed, dw_w, dw_b, g_w, g_b, tau;
-  std::vector<at::Tensor> list() const {
-    std::vector<at::Tensor> all;
-    for (const at::Tensor& t : {q0, k0, v_current, v_delayed, dw_w, dw_b, g_w, g_b, tau})
-      if (t.defined()) all.push_back(t);
-    return all;
-  }
-  Leaves to(const at::TensorOptions& o) const {
-    auto conv = [&](const at::Tensor& t) {
-      return t.defined() ? t.detach().to(o).requires_grad_(true) : at::Tensor();
-    };
-    return {conv(q0),   conv(k0),  conv(v_current), conv(v_delayed), conv(dw_w),
-            conv(dw_b), conv(g_w), conv(g_b),       conv(tau)};
-  }
-};
-
-Leaves random_leaves(const CcaGeometry& g, int64_t B, int64_t S) {
-  const int64_t d = g.head_dim, M = g.conv_channels(), width_k = g.kv_latent_width();
-  const auto f64 = at::TensorOptions().dtype(at::kDouble);
-  Leaves l;
-  l.q0 = at::randn({B, S, g.q_latent_width()}, f64);
-  l.k0 = at::randn({B, S, width_k}, f64);
-  l.v_current = at::randn({B, S, g.value_shift ? width_k / 2 : width_k}, f64);
-  if (g.value_shift) l.v_delayed = at::randn({B, S, width_k / 2}, f64);
-  if (g.convs >= 1) {
-    l.dw_w = at::randn({M, 1, g.conv_kernel_0}, f64) * 0.5;
-    l.dw_b = at::randn({M}, f64) * 0.5;  // nonzero: a tap before a document reads it
-  }
-  if (g.convs == 2) {
-    l.g_w = at::randn({M, d, g.conv_kernel_1}, f64) / std::sqrt(double(d * g.conv_kernel_1));
-    l.g_b = at::randn({M}, f64) * 0.5;
-  }
-  l.tau = at::rand({g.n_kv_heads}, f64) + 0.5;
-  return l;
-}
-
-struct Result {
-  std::vector<at::Tensor> outputs;  // q̂, k̂, ṽ
-  std::vector<at::Tensor> grads;    // one per leaf
-};
-
-// One path over `leaves` and `documents`, backpropagating fixed upstream gradients.
-Result run(const CcaGeometry& g, const Leaves& leaves, bool fused, const Documents& documents,
-           const std::vector<at::Tensor>& upstream) {
-  const CcaConvWeights w{leaves.dw_w, leaves.dw_b, leaves.g_w, leaves.g_b};
-  const CcaProjections p{leaves.q0, leaves.k0, leaves.v_current, leaves.v_delayed};
-  const CcaPrologueOutput o =
-      fused ? cca_prologue_fused(
-                  g, cca_rope_inverse_frequencies(g.rope_dim, kTheta, {}, leaves.q0.device()), w,
-                  leaves.tau, p, &documents)
-            : cca_prologue(g, Rotary(g.rope_dim, kTheta), w, leaves.tau, p, {}, {}, 0, &documents);
-  Result r;
-  r.outputs = {o.q, o.k, o.v};
-  at::Tensor loss = at::zeros({}, o.q.options().dtype(at::kDouble));
-  for (size_t i = 0; i < 3; ++i)
-    loss = loss + (r.outputs[i].to(at::kDouble) * upstream[i].to(r.outputs[i].device())).sum();
-  r.grads = torch::autograd::grad({loss}, leaves.list());
-  return r;
-}
-
-double relative_error(const at::Tensor& got, const at::Tensor& want) {
-  const at::Tensor w = want.detach().cpu().to(at::kDouble);
-  const double norm = w.norm().item<double>();
-  const double diff = (got.detach().cpu().to(at::kDouble) - w).norm().item<double>();
-  return norm > 0 ? diff / norm : diff;
-}
-
-struct Tolerance {
-  double forward, backward;
-};
-
-Tolerance tolerance(at::ScalarType t) {
-  if (t == at::kFloat) return {2e-5, 1e-4};
-  if (t == at::kHalf) return {4e-3, 8e-3};
-  return {2.5e-2, 4e-2};
+  return testing::prologue_geometry(
+      {c.head_dim, c.n_q, c.n_kv, c.convs, c.k0, c.k1, c.qk_mean, c.value_shift, c.rope_fraction});
 }
 
 std::vector<std::string> gradient_names(const Leaves& l) {
@@ -209,7 +117,7 @@ TEST_P(CcaKernelDocumentCase, ForwardAndBackwardMatchReference) {
   const testing::PackedDocuments packed = pack(c);
   const Documents on_cpu = testing::test_documents(packed, c.reset_positions, at::kCPU);
   const Documents on_gpu = testing::test_documents(packed, c.reset_positions, at::kCUDA);
-  const Leaves base = random_leaves(g, c.batch, c.seq);
+  const Leaves base = testing::random_prologue_leaves(g, c.batch, c.seq);
   const auto cuda = at::TensorOptions().device(at::kCUDA).dtype(c.dtype);
   const Leaves gpu_leaves = base.to(cuda);  // rounded once: every path sees the same values
   const Leaves truth_in = gpu_leaves.to(at::TensorOptions().dtype(at::kDouble).device(at::kCPU));
@@ -217,10 +125,10 @@ TEST_P(CcaKernelDocumentCase, ForwardAndBackwardMatchReference) {
   const std::vector<at::Tensor> upstream = {at::randn({c.batch, c.seq, c.n_q, d}, at::kDouble),
                                             at::randn({c.batch, c.seq, c.n_kv, d}, at::kDouble),
                                             at::randn({c.batch, c.seq, c.n_kv, d}, at::kDouble)};
-  const Result truth = run(g, truth_in, false, on_cpu, upstream);
-  const Result reference = run(g, gpu_leaves, false, on_gpu, upstream);
-  const Result fused = run(g, gpu_leaves, true, on_gpu, upstream);
-  const Tolerance tol = tolerance(c.dtype);
+  const Result truth = testing::run_prologue(g, truth_in, false, upstream, &on_cpu);
+  const Result reference = testing::run_prologue(g, gpu_leaves, false, upstream, &on_gpu);
+  const Result fused = testing::run_prologue(g, gpu_leaves, true, upstream, &on_gpu);
+  const testing::PrologueTolerance tol = testing::prologue_tolerance(c.dtype);
   const char* out_names[] = {"q", "k", "v"};
   for (size_t i = 0; i < 3; ++i) {
     EXPECT_LT(relative_error(fused.outputs[i], truth.outputs[i]), tol.forward)
@@ -305,13 +213,13 @@ TEST(CcaKernelDocuments, BackwardIsDeterministic) {
   const CcaGeometry g = geometry_of(c);
   at::manual_seed(9);
   const Documents documents = testing::test_documents(pack(c), true, at::kCUDA);
-  const Leaves leaves =
-      random_leaves(g, c.batch, c.seq).to(at::TensorOptions().device(at::kCUDA).dtype(kBf16));
+  const Leaves leaves = testing::random_prologue_leaves(g, c.batch, c.seq)
+                            .to(at::TensorOptions().device(at::kCUDA).dtype(kBf16));
   const std::vector<at::Tensor> upstream = {at::randn({c.batch, c.seq, c.n_q, 128}, at::kDouble),
                                             at::randn({c.batch, c.seq, c.n_kv, 128}, at::kDouble),
                                             at::randn({c.batch, c.seq, c.n_kv, 128}, at::kDouble)};
-  const Result a = run(g, leaves, true, documents, upstream);
-  const Result b = run(g, leaves, true, documents, upstream);
+  const Result a = testing::run_prologue(g, leaves, true, upstream, &documents);
+  const Result b = testing::run_prologue(g, leaves, true, upstream, &documents);
   for (size_t i = 0; i < a.grads.size(); ++i) EXPECT_TRUE(at::equal(a.grads[i], b.grads[i])) << i;
 }
 
@@ -322,8 +230,8 @@ TEST(CcaKernelDocuments, NoGradForwardMatchesTheAutogradOne) {
   const CcaGeometry g = geometry_of(c);
   at::manual_seed(11);
   const Documents documents = testing::test_documents(pack(c), true, at::kCUDA);
-  const Leaves l =
-      random_leaves(g, c.batch, c.seq).to(at::TensorOptions().device(at::kCUDA).dtype(kBf16));
+  const Leaves l = testing::random_prologue_leaves(g, c.batch, c.seq)
+                       .to(at::TensorOptions().device(at::kCUDA).dtype(kBf16));
   const CcaConvWeights w{l.dw_w, l.dw_b, l.g_w, l.g_b};
   const CcaProjections p{l.q0, l.k0, l.v_current, l.v_delayed};
   const at::Tensor inv_freq = cca_rope_inverse_frequencies(g.rope_dim, kTheta, {}, at::kCUDA);

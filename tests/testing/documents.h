@@ -58,10 +58,12 @@ inline at::Tensor span_of(const at::Tensor& x, const DocumentSpan& span) {
   return x.narrow(0, span.row, 1).narrow(1, span.start, span.length);
 }
 
-// ‖got − want‖ / ‖want‖ in float64 (the plain difference where want is zero).
+// ‖got − want‖ / ‖want‖ in float64 on the CPU, for tensors on any device (the plain difference
+// where want is zero).
 inline double relative_error(const at::Tensor& got, const at::Tensor& want) {
-  const double difference = (got.to(at::kDouble) - want.to(at::kDouble)).norm().item<double>();
-  const double scale = want.to(at::kDouble).norm().item<double>();
+  const at::Tensor w = want.detach().cpu().to(at::kDouble);
+  const double difference = (got.detach().cpu().to(at::kDouble) - w).norm().item<double>();
+  const double scale = w.norm().item<double>();
   return scale > 0 ? difference / scale : difference;
 }
 
