@@ -296,10 +296,11 @@ std::string clip_id(const LinePlot& plot) {
 }  // namespace
 
 const char* series_colour(size_t index) {
-  // Okabe–Ito's darker hues and a few more, each at least 3:1 against white.
-  static const char* const kColours[] = {"#0072b2", "#d55e00", "#009e73", "#7b3294",
-                                         "#c51b7d", "#a6761d", "#2f4f4f"};
-  return kColours[index % 7];
+  // Okabe–Ito's darker hues and a few more, each at least 3:1 against white; ten, so a components
+  // sweep's arms (nine in configs/ablations/components.yaml) each get their own.
+  static const char* const kColours[] = {"#0072b2", "#d55e00", "#009e73", "#7b3294", "#c51b7d",
+                                         "#a6761d", "#2f4f4f", "#d62728", "#6b6b00", "#1a1a80"};
+  return kColours[index % kPaletteSize];
 }
 
 std::vector<double> nice_ticks(double lo, double hi, int target) {

@@ -4,6 +4,7 @@
 // C++ with no plotting library, so reports need nothing beyond cca-train itself.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -71,7 +72,9 @@ struct LinePlot {
   int height = 420;
 };
 
-// The colour of series `index`: seven colours that stay legible as lines on white (contrast at
+inline constexpr size_t kPaletteSize = 10;
+
+// The colour of series `index`: ten colours that stay legible as lines on white (contrast at
 // least 3:1, no yellow, pink or grey), cycling.
 const char* series_colour(size_t index);
 
