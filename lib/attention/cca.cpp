@@ -16,6 +16,7 @@
 #include "attention/qk_convs.h"
 #include "ops/autocast.h"
 #include "ops/rope.h"
+#include "ops/fp8_linear.h"
 #include "ops/stacked_linear.h"
 #include "util/error.h"
 
@@ -194,7 +195,8 @@ class CcaAttention : public Attention {
     const at::Tensor o = documents != nullptr
                              ? document_attention(q.transpose(1, 2), k, v, scale, *documents)
                              : core_attention(q.transpose(1, 2), k, v, scale, options_.core);
-    return o_proj_->forward(o.transpose(1, 2).reshape({B, S, geometry_.q_latent_width()}));
+    return hidden_linear(o.transpose(1, 2).reshape({B, S, geometry_.q_latent_width()}),
+                         o_proj_->weight);
   }
 
   CcaConvWeights conv_weights() const { return convs_.weights(); }

@@ -1,6 +1,7 @@
 #include "ops/stacked_linear.h"
 
 #include "ops/autocast.h"
+#include "ops/fp8_linear.h"
 
 namespace cca {
 
@@ -14,7 +15,7 @@ std::vector<at::Tensor> stacked_linear(const at::Tensor& x,
     parts.push_back(cast ? autocast_weight(w, *compute) : w);
     sizes.push_back(w.size(0));
   }
-  return at::split_with_sizes(at::linear(x, at::cat(parts, 0)), sizes, -1);
+  return at::split_with_sizes(hidden_linear(x, at::cat(parts, 0)), sizes, -1);
 }
 
 }  // namespace cca
