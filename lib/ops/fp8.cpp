@@ -27,17 +27,17 @@ const char* fp8_scaling_name(Fp8Scaling scaling) {
   return scaling == Fp8Scaling::kRow ? "row" : "tensor";
 }
 
-double fp8_max(at::ScalarType format) {
-  if (format == at::kFloat8_e4m3fn) return 448.0;
-  if (format == at::kFloat8_e5m2) return 57344.0;
-  throw Error(format("fp8_max: {} is not an fp8 format (e4m3fn or e5m2)", c10::toString(format)));
+double fp8_max(at::ScalarType fp8_type) {
+  if (fp8_type == at::kFloat8_e4m3fn) return 448.0;
+  if (fp8_type == at::kFloat8_e5m2) return 57344.0;
+  throw Error(format("fp8_max: {} is not an fp8 format (e4m3fn or e5m2)", c10::toString(fp8_type)));
 }
 
-at::Tensor fp8_scale_from_amax(const at::Tensor& amax, at::ScalarType format) {
-  return at::reciprocal(amax.to(at::kFloat).clamp_min(kAmaxFloor)).mul_(fp8_max(format));
+at::Tensor fp8_scale_from_amax(const at::Tensor& amax, at::ScalarType fp8_type) {
+  return at::reciprocal(amax.to(at::kFloat).clamp_min(kAmaxFloor)).mul_(fp8_max(fp8_type));
 }
 
-Fp8Tensor quantize_fp8(const at::Tensor& x, at::ScalarType format, Fp8Scaling scaling) {
+Fp8Tensor quantize_fp8(const at::Tensor& x, at::ScalarType fp8_type, Fp8Scaling scaling) {
   if (x.dim() != 2) {
     throw Error(format("quantize_fp8: expected a [rows, K] matrix, got {} dimensions", x.dim()));
   }
@@ -49,14 +49,14 @@ Fp8Tensor quantize_fp8(const at::Tensor& x, at::ScalarType format, Fp8Scaling sc
                                ? at::aminmax(x, /*dim=*/1, /*keepdim=*/true)
                                : at::aminmax(x);
   const at::Tensor amax = at::maximum(high.abs(), low.abs());
-  at::Tensor factor = fp8_scale_from_amax(amax, format);
+  at::Tensor factor = fp8_scale_from_amax(amax, fp8_type);
   // A 0-dim factor does not promote a bf16 x: the kernel multiplies by the factor rounded to bf16.
   // Rounding it here keeps the dequantisation scale the exact reciprocal of what was applied.
   if (factor.dim() == 0 && x.scalar_type() != at::kFloat) {
     factor = factor.to(x.scalar_type()).to(at::kFloat);
   }
   // Row-major [rows, K] whatever x's strides (a transposed view quantises to its own copy).
-  at::Tensor data = at::empty(x.sizes(), x.options().dtype(format));
+  at::Tensor data = at::empty(x.sizes(), x.options().dtype(fp8_type));
   at::mul_out(data, x, factor);
   return {std::move(data), at::reciprocal(factor)};
 }

@@ -21,7 +21,7 @@ Fp8Scaling parse_fp8_scaling(const std::string& name);
 const char* fp8_scaling_name(Fp8Scaling scaling);
 
 // The largest finite value of an fp8 format: 448 for e4m3fn, 57344 for e5m2.
-double fp8_max(at::ScalarType format);
+double fp8_max(at::ScalarType fp8_type);
 
 // A quantised operand: `data` (fp8, row-major [rows, K]) times `scale` (fp32; [] for tensor-wise,
 // [rows, 1] for row-wise) is the original. `scale` is the dequantisation factor, as
@@ -33,11 +33,11 @@ struct Fp8Tensor {
 
 // The quantisation factor format_max / amax (fp32), with amax floored so an all-zero tensor gets
 // a finite factor. `amax` may be a scalar or a column of row maxima.
-at::Tensor fp8_scale_from_amax(const at::Tensor& amax, at::ScalarType format);
+at::Tensor fp8_scale_from_amax(const at::Tensor& amax, at::ScalarType fp8_type);
 
-// `x` [rows, K] (any float dtype, any strides) quantised to `format`, saturating at the format's
+// `x` [rows, K] (any float dtype, any strides) quantised to `fp8_type`, saturating at the format's
 // largest value. Row-wise takes each row's own maximum over K.
-Fp8Tensor quantize_fp8(const at::Tensor& x, at::ScalarType format, Fp8Scaling scaling);
+Fp8Tensor quantize_fp8(const at::Tensor& x, at::ScalarType fp8_type, Fp8Scaling scaling);
 
 // data · scale in fp32: what the quantised operand stands for.
 at::Tensor dequantize_fp8(const Fp8Tensor& q);

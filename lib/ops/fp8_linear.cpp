@@ -82,7 +82,11 @@ class Fp8LinearFunction : public torch::autograd::Function<Fp8LinearFunction> {
       dx = fp8_matmul_nt(dy_q, w_t, at::kBFloat16, kFastBackward).to(x_dtype).view(x_sizes);
     }
     if (ctx->needs_input_grad(1)) {
-      dw = fp8_matmul_nt(dy_t, x_t, w_dtype, kFastBackward);
+      // fp32 straight out of the tensor-wise GEMM for a master weight; row-wise scaled GEMMs are
+      // surely supported with bf16 output only, so their dW is rounded to bf16 like autocast's.
+      const at::ScalarType out =
+          scaling == Fp8Scaling::kTensor ? w_dtype : at::kBFloat16;
+      dw = fp8_matmul_nt(dy_t, x_t, out, kFastBackward).to(w_dtype);
     }
     return {dx, dw, at::Tensor()};
   }
@@ -101,19 +105,25 @@ std::string fp8_shape_problem(int64_t rows, int64_t in, int64_t out) {
   return {};
 }
 
-at::Tensor hidden_linear(const at::Tensor& x, const at::Tensor& weight) {
-  const std::optional<at::ScalarType> compute = autocast_dtype(x);
-  const bool cast = compute && weight.scalar_type() == at::kFloat && *compute != at::kFloat;
-  const at::Tensor w = cast ? autocast_weight(weight, *compute) : weight;
+std::optional<Fp8Scaling> fp8_scaling_for(const at::Tensor& x, int64_t in, int64_t out) {
   const Fp8Mode mode = g_fp8_mode;
-  if (!mode.enabled || x.dim() < 1 || w.dim() != 2) return at::linear(x, w);
-  const int64_t in = w.size(1), out = w.size(0);
-  const int64_t rows = in > 0 ? x.numel() / in : 0;
+  if (!mode.enabled || in <= 0 || x.dim() < 1 || x.size(-1) != in) return std::nullopt;
   // The token count only decides this call (a decode step has a handful); the layer's own
   // widths decide it for good and go into the summary.
   note_layer(in, out, fp8_shape_problem(16, in, out));
-  if (!fp8_shape_problem(rows, in, out).empty()) return at::linear(x, w);
-  return fp8_linear(x, w, mode.scaling);
+  if (!fp8_shape_problem(x.numel() / in, in, out).empty()) return std::nullopt;
+  return mode.scaling;
+}
+
+at::Tensor hidden_linear(const at::Tensor& x, const at::Tensor& weight) {
+  if (weight.dim() == 2) {
+    // Quantising the fp32 master weight directly skips the bf16 copy and returns dW in fp32.
+    const std::optional<Fp8Scaling> scaling = fp8_scaling_for(x, weight.size(1), weight.size(0));
+    if (scaling) return fp8_linear(x, weight, *scaling);
+  }
+  const std::optional<at::ScalarType> compute = autocast_dtype(x);
+  const bool cast = compute && weight.scalar_type() == at::kFloat && *compute != at::kFloat;
+  return at::linear(x, cast ? autocast_weight(weight, *compute) : weight);
 }
 
 std::string fp8_layer_summary() {

@@ -7,6 +7,7 @@
 
 #include <ATen/ATen.h>
 
+#include <optional>
 #include <string>
 
 #include "ops/fp8.h"
@@ -44,9 +45,13 @@ at::Tensor fp8_linear(const at::Tensor& x, const at::Tensor& weight, Fp8Scaling 
 // for the weight gradient, to be multiples of 16); empty when it can.
 std::string fp8_shape_problem(int64_t rows, int64_t in, int64_t out);
 
-// x · weightᵀ for a hidden linear layer: fp8_linear when the thread's fp8 mode is on and the
-// shapes allow it, else at::linear. Under autocast the weight is taken through autocast's cast
-// cache first (one bf16 copy per step), in both cases.
+// The scaling to run an [.., in] → [.., out] product of x in, when the thread's fp8 mode is on
+// and the shapes allow it (the layer's widths are noted for fp8_layer_summary); nullopt: bf16.
+std::optional<Fp8Scaling> fp8_scaling_for(const at::Tensor& x, int64_t in, int64_t out);
+
+// x · weightᵀ for a hidden linear layer: fp8_linear on the fp32 master weight itself when
+// fp8_scaling_for says so, else at::linear with the weight through autocast's cast cache (one
+// bf16 copy per step).
 at::Tensor hidden_linear(const at::Tensor& x, const at::Tensor& weight);
 
 // The layer shapes hidden_linear has met in fp8 mode so far, those in fp8 and those that fell

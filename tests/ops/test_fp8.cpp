@@ -13,6 +13,7 @@
 #include "ops/fp8_linear.h"
 #include "ops/precision.h"
 #include "ops/recompute.h"
+#include "ops/stacked_linear.h"
 #include "testing/error_of.h"
 
 namespace cca {
@@ -101,12 +102,12 @@ TEST(Fp8Quantize, RoundTripErrorMatchesTheFormatsPrecision) {
   }
 }
 
-// One row 10⁵ times larger than the rest: one scale for the whole tensor pushes the ordinary rows
+// One row 10⁶ times larger than the rest: one scale for the whole tensor pushes the ordinary rows
 // below e4m3's smallest subnormal, while a scale per row keeps every row at full precision.
 TEST(Fp8Quantize, RowScalingProtectsOrdinaryRowsFromAnOutlierRow) {
   at::manual_seed(3);
   at::Tensor x = at::randn({8, 64});
-  x[3].mul_(1e5);
+  x[3].mul_(1e6);
   const at::Tensor ordinary = at::cat({x.narrow(0, 0, 3), x.narrow(0, 4, 4)});
   const auto ordinary_error = [&](Fp8Scaling scaling) {
     const at::Tensor back = dequantize_fp8(quantize_fp8(x, kE4M3, scaling));
@@ -114,11 +115,11 @@ TEST(Fp8Quantize, RowScalingProtectsOrdinaryRowsFromAnOutlierRow) {
   };
   const Fp8Tensor rows = quantize_fp8(x, kE4M3, Fp8Scaling::kRow);
   EXPECT_EQ(rows.scale.sizes(), (std::vector<int64_t>{8, 1}));
-  EXPECT_LT(ordinary_error(Fp8Scaling::kRow), 0.05);
+  EXPECT_LT(ordinary_error(Fp8Scaling::kRow), 0.06);
   EXPECT_GT(ordinary_error(Fp8Scaling::kTensor), 0.5) << "tensor-wise should have flushed them";
   // The outlier row itself is fine either way.
   const at::Tensor outlier_back = dequantize_fp8(quantize_fp8(x, kE4M3, Fp8Scaling::kTensor))[3];
-  EXPECT_LT(relative_error(outlier_back, x[3]), 0.05);
+  EXPECT_LT(relative_error(outlier_back, x[3]), 0.06);
 }
 
 TEST(Fp8Quantize, TransposeKeepsTensorScaleAndRefusesRowScale) {
@@ -155,8 +156,8 @@ LinearErrors fp8_linear_errors(const at::Device& device, Fp8Scaling scaling) {
   const at::Tensor x0 = at::randn({4, 8, 64});
   const at::Tensor w0 = at::randn({48, 64}) * 0.1;
   const at::Tensor dy = at::randn({4, 8, 48});
-  const at::Tensor x = x0.to(device).requires_grad_(true);
-  const at::Tensor w = w0.to(device).requires_grad_(true);
+  const at::Tensor x = x0.to(device).clone().requires_grad_(true);
+  const at::Tensor w = w0.to(device).clone().requires_grad_(true);
   const at::Tensor y = fp8_linear(x, w, scaling);
   y.backward(dy.to(device).to(y.scalar_type()));
   EXPECT_EQ(y.scalar_type(), at::kBFloat16);
@@ -201,13 +202,40 @@ TEST(Fp8Linear, HiddenLinearRoutesThroughFp8OnlyInFp8ModeAndForFittingShapes) {
     EXPECT_TRUE(at::equal(hidden_linear(x, w), fp8_linear(x, w, Fp8Scaling::kRow)));
     EXPECT_TRUE(at::equal(hidden_linear(x, odd), at::linear(x, odd))) << "40 outputs: bf16";
     // 3 tokens: too few rows for the weight-gradient GEMM, this call only.
-    const at::Tensor few = x.narrow(1, 0, 3).contiguous().view({1, 3, 64});
+    const at::Tensor few = x.narrow(0, 0, 1).narrow(1, 0, 3);
     EXPECT_TRUE(at::equal(hidden_linear(few, w), at::linear(few, w)));
   }
   EXPECT_FALSE(current_fp8_mode().enabled) << "the scope restores the previous mode";
   const std::string summary = fp8_layer_summary();
   EXPECT_NE(summary.find("64→48"), std::string::npos) << summary;
   EXPECT_NE(summary.find("64→40 (out 40 is not a multiple of 16)"), std::string::npos) << summary;
+}
+
+// The stacked q/k/v projections go to fp8 as one product of the stacked fp32 weights, and each
+// weight gets its fp32 gradient slice back.
+TEST(Fp8Linear, StackedProjectionsRunAsOneFp8Product) {
+  at::manual_seed(8);
+  const at::Tensor x = at::randn({2, 16, 64});
+  std::vector<at::Tensor> weights;
+  for (const int64_t rows : {48, 16, 32}) {
+    weights.push_back(at::randn({rows, 64}).requires_grad_(true));
+  }
+  std::vector<at::Tensor> parts;
+  {
+    const Fp8ModeScope fp8(Fp8Mode{true, Fp8Scaling::kTensor});
+    parts = stacked_linear(x, weights);
+  }
+  const std::vector<at::Tensor> expected = at::split_with_sizes(
+      fp8_linear(x, at::cat(weights, 0).detach(), Fp8Scaling::kTensor), {48, 16, 32}, -1);
+  ASSERT_EQ(parts.size(), 3u);
+  for (size_t i = 0; i < parts.size(); ++i) EXPECT_TRUE(at::equal(parts[i], expected[i])) << i;
+  (parts[0].sum() + parts[2].sum()).backward();
+  for (const at::Tensor& w : weights) {
+    ASSERT_TRUE(w.grad().defined());
+    EXPECT_EQ(w.grad().scalar_type(), at::kFloat);
+  }
+  EXPECT_EQ(weights[1].grad().abs().max().item<float>(), 0.0f) << "k's output was not used";
+  EXPECT_GT(weights[0].grad().abs().max().item<float>(), 0.0f);
 }
 
 // A checkpointed block is recomputed during backward, after the forward's scope has closed (and
