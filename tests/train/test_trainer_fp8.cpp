@@ -52,14 +52,14 @@ double final_val_loss(const std::string& variant, const std::vector<std::string>
   return result.final_val_loss.value_or(NAN);
 }
 
-class TrainerFp8Test : public ::testing::TestWithParam<std::string> {
+class TrainerFp8CudaTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     if (!fp8_gpu_available()) GTEST_SKIP() << "no GPU with FP8 tensor cores (sm_89+) visible";
   }
 };
 
-TEST_P(TrainerFp8Test, TrainsWithFallingLossCloseToBf16) {
+TEST_P(TrainerFp8CudaTest, TrainsWithFallingLossCloseToBf16) {
   for (const std::string scaling : {"tensor", "row"}) {
     std::vector<std::string> sets = fp8_overrides(GetParam(), "fp8");
     sets.push_back("train.fp8.scaling=" + scaling);
@@ -75,11 +75,11 @@ TEST_P(TrainerFp8Test, TrainsWithFallingLossCloseToBf16) {
   EXPECT_NE(summary.find("64→"), std::string::npos) << summary;
 }
 
-INSTANTIATE_TEST_SUITE_P(Variants, TrainerFp8Test,
+INSTANTIATE_TEST_SUITE_P(Variants, TrainerFp8CudaTest,
                          ::testing::Values("mha", "gqa", "mla", "cca", "mha_moe"));
 
 // The recomputation of checkpointed blocks runs in fp8 too, on the autograd thread.
-TEST(TrainerFp8, ActivationCheckpointingTrains) {
+TEST(TrainerFp8Cuda, ActivationCheckpointingTrains) {
   if (!fp8_gpu_available()) GTEST_SKIP() << "no GPU with FP8 tensor cores (sm_89+) visible";
   std::vector<std::string> sets = fp8_overrides("cca", "fp8");
   const double plain = final_val_loss("cca", sets);
@@ -89,7 +89,7 @@ TEST(TrainerFp8, ActivationCheckpointingTrains) {
   EXPECT_NEAR(recomputed, plain, 0.01 * plain);
 }
 
-TEST(TrainerFp8, RefusedWithoutFp8TensorCores) {
+TEST(TrainerFp8Cuda, RefusedWithoutFp8TensorCores) {
   if (fp8_gpu_available()) GTEST_SKIP() << "this GPU has FP8 tensor cores";
   ScratchDir dir;
   const std::string data = testing::write_tiny_dataset(dir / "data");
