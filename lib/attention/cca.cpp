@@ -15,8 +15,8 @@
 #include "attention/cca_reference.h"
 #include "attention/qk_convs.h"
 #include "ops/autocast.h"
-#include "ops/rope.h"
 #include "ops/fp8_linear.h"
+#include "ops/rope.h"
 #include "ops/stacked_linear.h"
 #include "util/error.h"
 

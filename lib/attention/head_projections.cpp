@@ -40,11 +40,10 @@ HeadProjections::HeadProjections(torch::nn::Module& owner, const AttentionGeomet
 RawHeads HeadProjections::raw(const at::Tensor& x, bool generating) {
   const int64_t B = x.size(0), S = x.size(1), d = head_dim_;
   const std::vector<at::Tensor> qkv =
-      generating
-          ? std::vector<at::Tensor>{hidden_linear(x, q_proj_->weight),
-                                    hidden_linear(x, k_proj_->weight),
-                                    hidden_linear(x, v_proj_->weight)}
-          : stacked_linear(x, {q_proj_->weight, k_proj_->weight, v_proj_->weight});
+      generating ? std::vector<at::Tensor>{hidden_linear(x, q_proj_->weight),
+                                           hidden_linear(x, k_proj_->weight),
+                                           hidden_linear(x, v_proj_->weight)}
+                 : stacked_linear(x, {q_proj_->weight, k_proj_->weight, v_proj_->weight});
   // The attention keeps v for backward; as a view it would keep the whole stacked output
   // (q and k too, 3.6 GiB at 1B) alive until then. RoPE already gives q and k their own.
   at::Tensor v = (generating ? qkv[2] : qkv[2].contiguous()).view({B, S, n_kv_heads_, d});

@@ -115,7 +115,8 @@ class MlaAttention : public Attention {
                           const at::Tensor& c_kv, const at::Tensor& k_rope,
                           const Documents* documents) {
     const int64_t B = c_kv.size(0), S = c_kv.size(1);
-    const at::Tensor kv = hidden_linear(c_kv, kv_b_proj_->weight).view({B, S, heads_, nope_ + v_dim_});
+    const at::Tensor kv =
+        hidden_linear(c_kv, kv_b_proj_->weight).view({B, S, heads_, nope_ + v_dim_});
     const at::Tensor k_nope = kv.narrow(-1, 0, nope_);
     const at::Tensor v = kv.narrow(-1, nope_, v_dim_).transpose(1, 2);
     const at::Tensor k_shared = k_rope.unsqueeze(2).expand({B, S, heads_, rope_});

@@ -10,9 +10,9 @@
 
 #include "moe/token_permutation.h"
 #include "ops/autocast.h"
+#include "ops/fp8_linear.h"
 #include "ops/init.h"
 #include "ops/recompute.h"
-#include "ops/fp8_linear.h"
 #include "ops/swiglu.h"
 #include "util/error.h"
 

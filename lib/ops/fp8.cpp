@@ -18,9 +18,10 @@ constexpr double kAmaxFloor = 1e-12;
 Fp8Scaling parse_fp8_scaling(const std::string& name) {
   if (name == "tensor") return Fp8Scaling::kTensor;
   if (name == "row") return Fp8Scaling::kRow;
-  throw Error(format("train.fp8.scaling is '{}'; allowed: tensor (one scale per tensor), row (one "
-                     "scale per row of each operand)",
-                     name));
+  throw Error(
+      format("train.fp8.scaling is '{}'; allowed: tensor (one scale per tensor), row (one "
+             "scale per row of each operand)",
+             name));
 }
 
 const char* fp8_scaling_name(Fp8Scaling scaling) {
@@ -45,9 +46,8 @@ Fp8Tensor quantize_fp8(const at::Tensor& x, at::ScalarType fp8_type, Fp8Scaling 
   // then scale and cast in one kernel writing one byte per element. No clamp is needed: the
   // product overshoots format_max by at most a rounding of x's dtype (448 → 450 in bf16), which
   // the cast rounds back to 448 (e4m3fn turns only values from 464 up into NaN).
-  const auto [low, high] = scaling == Fp8Scaling::kRow
-                               ? at::aminmax(x, /*dim=*/1, /*keepdim=*/true)
-                               : at::aminmax(x);
+  const auto [low, high] =
+      scaling == Fp8Scaling::kRow ? at::aminmax(x, /*dim=*/1, /*keepdim=*/true) : at::aminmax(x);
   const at::Tensor amax = at::maximum(high.abs(), low.abs());
   at::Tensor factor = fp8_scale_from_amax(amax, fp8_type);
   // A 0-dim factor does not promote a bf16 x: the kernel multiplies by the factor rounded to bf16.
@@ -67,8 +67,9 @@ at::Tensor dequantize_fp8(const Fp8Tensor& q) {
 
 Fp8Tensor transpose_fp8(const Fp8Tensor& q) {
   if (q.scale.numel() != 1) {
-    throw Error("transpose_fp8: a row-wise quantised operand cannot be transposed; quantise the "
-                "transposed original instead");
+    throw Error(
+        "transpose_fp8: a row-wise quantised operand cannot be transposed; quantise the "
+        "transposed original instead");
   }
   return {q.data.t().contiguous(), q.scale};
 }
@@ -76,8 +77,8 @@ Fp8Tensor transpose_fp8(const Fp8Tensor& q) {
 at::Tensor fp8_matmul_nt(const Fp8Tensor& a, const Fp8Tensor& b, at::ScalarType out_dtype,
                          bool fast_accumulation) {
   if (a.data.size(1) != b.data.size(1)) {
-    throw Error(format("fp8_matmul_nt: reduction sizes differ ({} vs {})", a.data.size(1),
-                       b.data.size(1)));
+    throw Error(
+        format("fp8_matmul_nt: reduction sizes differ ({} vs {})", a.data.size(1), b.data.size(1)));
   }
   if (a.data.is_cuda()) {
     // _scaled_mm takes its second operand column-major [K, N]: bᵀ as a view of row-major b.

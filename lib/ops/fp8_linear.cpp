@@ -63,29 +63,27 @@ class Fp8LinearFunction : public torch::autograd::Function<Fp8LinearFunction> {
     const std::vector<int64_t> x_sizes = ctx->saved_data["x_sizes"].toIntVector();
     const tensor_list saved = ctx->get_saved_variables();
     const at::Tensor dy = grads[0].reshape({-1, grads[0].size(-1)});
-    const Fp8Tensor dy_q = quantize_fp8(dy, at::kFloat8_e5m2, scaling);
-
-    // Both products as a·bᵀ with the reduction dimension innermost: dX = dy · (Wᵀ)ᵀ over N,
-    // dW = dyᵀ · (xᵀ)ᵀ over the tokens.
-    Fp8Tensor w_t, dy_t, x_t;
-    if (scaling == Fp8Scaling::kTensor) {
-      x_t = transpose_fp8({saved[0], saved[1]});
-      w_t = transpose_fp8({saved[2], saved[3]});
-      dy_t = transpose_fp8(dy_q);
-    } else {
-      x_t = quantize_fp8(saved[0].t(), at::kFloat8_e4m3fn, scaling);
-      w_t = quantize_fp8(saved[1].t(), at::kFloat8_e4m3fn, scaling);
-      dy_t = quantize_fp8(dy.t(), at::kFloat8_e5m2, scaling);
-    }
+    const bool tensor = scaling == Fp8Scaling::kTensor;
+    const bool want_dx = ctx->needs_input_grad(0), want_dw = ctx->needs_input_grad(1);
+    // Both products as a·bᵀ with the reduction dimension innermost: dX = dy·(Wᵀ)ᵀ reduces over
+    // the outputs, dW = dyᵀ·(xᵀ)ᵀ over the tokens. Tensor-wise operands are transposed as fp8;
+    // row-wise ones are quantised again along their other dimension.
+    const Fp8Tensor dy_q =
+        tensor || want_dx ? quantize_fp8(dy, at::kFloat8_e5m2, scaling) : Fp8Tensor{};
     at::Tensor dx, dw;
-    if (ctx->needs_input_grad(0)) {
+    if (want_dx) {
+      const Fp8Tensor w_t = tensor ? transpose_fp8({saved[2], saved[3]})
+                                   : quantize_fp8(saved[1].t(), at::kFloat8_e4m3fn, scaling);
       dx = fp8_matmul_nt(dy_q, w_t, at::kBFloat16, kFastBackward).to(x_dtype).view(x_sizes);
     }
-    if (ctx->needs_input_grad(1)) {
-      // fp32 straight out of the tensor-wise GEMM for a master weight; row-wise scaled GEMMs are
-      // surely supported with bf16 output only, so their dW is rounded to bf16 like autocast's.
-      const at::ScalarType out =
-          scaling == Fp8Scaling::kTensor ? w_dtype : at::kBFloat16;
+    if (want_dw) {
+      const Fp8Tensor x_t = tensor ? transpose_fp8({saved[0], saved[1]})
+                                   : quantize_fp8(saved[0].t(), at::kFloat8_e4m3fn, scaling);
+      const Fp8Tensor dy_t =
+          tensor ? transpose_fp8(dy_q) : quantize_fp8(dy.t(), at::kFloat8_e5m2, scaling);
+      // fp32 straight out of the tensor-wise GEMM for a master weight. Row-wise scaled GEMMs
+      // are only relied on with bf16 output here, so their dW is rounded to bf16 as autocast's.
+      const at::ScalarType out = tensor ? w_dtype : at::kBFloat16;
       dw = fp8_matmul_nt(dy_t, x_t, out, kFastBackward).to(w_dtype);
     }
     return {dx, dw, at::Tensor()};

@@ -8,9 +8,10 @@ namespace cca {
 
 std::string Precision::name() const {
   if (fp8) {
-    return format("fp8 (e4m3 forward, e5m2 gradients, {}-wise scaling) for the hidden linear "
-                  "layers, bf16 autocast elsewhere, fp32 master",
-                  fp8_scaling_name(fp8_scaling));
+    return format(
+        "fp8 (e4m3 forward, e5m2 gradients, {}-wise scaling) for the hidden linear "
+        "layers, bf16 autocast elsewhere, fp32 master",
+        fp8_scaling_name(fp8_scaling));
   }
   return autocast ? "bf16 (autocast, fp32 master)" : "fp32";
 }

@@ -33,8 +33,8 @@ struct Precision {
 Precision resolve_precision(const std::string& requested, const at::Device& device,
                             const std::string& fp8_scaling = "tensor");
 
-// Enables autocast for the device type (and fp8 mode for fp8) while alive; restores the previous state and drops the
-// cast-weight cache on exit (weights change after every optimizer step).
+// Enables autocast for the device type (and fp8 mode for fp8) while alive; restores the previous
+// state and drops the cast-weight cache on exit (weights change after every optimizer step).
 class AutocastScope {
  public:
   AutocastScope(const Precision& precision, const at::Device& device);

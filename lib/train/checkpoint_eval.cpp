@@ -148,7 +148,8 @@ CheckpointEvalResult evaluate_checkpoint(const CheckpointEvalRequest& request) {
 
   EvalSetup setup;
   setup.device = eval_device(config.train.device);
-  setup.precision = resolve_precision(config.train.precision, setup.device, config.train.fp8.scaling);
+  setup.precision =
+      resolve_precision(config.train.precision, setup.device, config.train.fp8.scaling);
   setup.batch_size = config.train.micro_batch_size;
   setup.separator = eval_separator(config);
   setup.reset_positions = config.data.reset_positions;

@@ -303,7 +303,8 @@ TEST(Fp8Precision, CapabilityThresholdIsAda) {
   EXPECT_TRUE(fp8_capable(10, 0));  // B200
 }
 
-// ---- on the GPU ----------------------------------------------------------------------------------
+// ---- on the GPU
+// ----------------------------------------------------------------------------------
 
 bool fp8_gpu_available() {
   if (!cuda_available()) return false;

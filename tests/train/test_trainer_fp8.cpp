@@ -28,8 +28,7 @@ bool fp8_gpu_available() {
 // The tiny config (every hidden width a multiple of 16) on the GPU in `precision`.
 std::vector<std::string> fp8_overrides(const std::string& variant, const std::string& precision) {
   std::vector<std::string> sets = {"train.device=cuda", "train.precision=" + precision,
-                                   "train.steps=16",    "checkpoint.every=0",
-                                   "train.eval_every=0"};
+                                   "train.steps=16", "checkpoint.every=0", "train.eval_every=0"};
   const bool moe = variant == "mha_moe";
   sets.push_back("attention.kind=" + std::string(moe ? "mha" : variant));
   if (variant == "mla") {
@@ -37,8 +36,8 @@ std::vector<std::string> fp8_overrides(const std::string& variant, const std::st
                              "attention.mla.qk_rope_head_dim=16", "attention.mla.v_head_dim=16"});
   }
   if (moe) {
-    sets.insert(sets.end(), {"moe.n_experts=4", "moe.top_k=2", "moe.expert_hidden=64",
-                             "moe.shared_experts=1"});
+    sets.insert(sets.end(),
+                {"moe.n_experts=4", "moe.top_k=2", "moe.expert_hidden=64", "moe.shared_experts=1"});
   }
   return sets;
 }
@@ -95,12 +94,11 @@ TEST(TrainerFp8Cuda, RefusedWithoutFp8TensorCores) {
   const std::string data = testing::write_tiny_dataset(dir / "data");
   // train.device auto: a CPU-only machine gets the CPU, a pre-Ada GPU its GPU.
   const std::string message = testing::error_of([&] {
-    Trainer trainer(testing::tiny_config(data, dir / "run",
-                                         {"train.device=auto", "train.precision=fp8"}),
-                    testing::quiet_options());
+    Trainer trainer(
+        testing::tiny_config(data, dir / "run", {"train.device=auto", "train.precision=fp8"}),
+        testing::quiet_options());
   });
-  EXPECT_NE(message.find("train.precision: fp8 needs an NVIDIA GPU"), std::string::npos)
-      << message;
+  EXPECT_NE(message.find("train.precision: fp8 needs an NVIDIA GPU"), std::string::npos) << message;
   EXPECT_NE(message.find("allowed there: auto, fp32, bf16"), std::string::npos) << message;
 }
 
