@@ -88,6 +88,8 @@ if [[ " $steps " == *" bench "* ]]; then
   step bench-1b-8k $bench --config configs/1b/mha.yaml --compare configs/1b/cca.yaml \
     --set train.seq_len=8192 --set train.micro_batch_size=2 --set train.grad_accum=2 --steps 4 \
     --profile-steps 0 --json "$out/1b-8k.json"
+  step bench-1b-fp8 $bench --config configs/1b/mha.yaml --compare configs/examples/fp8.yaml \
+    --set train.grad_accum=2 --steps 10 --profile-steps 2 --json "$out/1b-fp8.json"
   step bench-moe-mha $bench --config configs/moe/mha.yaml --set train.grad_accum=2 --steps 6 \
     --profile-steps 2 --json "$out/moe-mha.json"
 fi

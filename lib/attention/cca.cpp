@@ -15,6 +15,7 @@
 #include "attention/cca_reference.h"
 #include "attention/qk_convs.h"
 #include "ops/autocast.h"
+#include "ops/fp8_linear.h"
 #include "ops/rope.h"
 #include "ops/stacked_linear.h"
 #include "util/error.h"
@@ -195,7 +196,8 @@ class CcaAttention : public Attention {
         documents != nullptr
             ? document_attention(q.transpose(1, 2), k, v, scale, *documents, 0, options_.core)
             : core_attention(q.transpose(1, 2), k, v, scale, options_.core);
-    return o_proj_->forward(o.transpose(1, 2).reshape({B, S, geometry_.q_latent_width()}));
+    return hidden_linear(o.transpose(1, 2).reshape({B, S, geometry_.q_latent_width()}),
+                         o_proj_->weight);
   }
 
   CcaConvWeights conv_weights() const { return convs_.weights(); }

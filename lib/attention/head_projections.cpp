@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "ops/fp8_linear.h"
 #include "ops/stacked_linear.h"
 
 namespace cca {
@@ -39,9 +40,10 @@ HeadProjections::HeadProjections(torch::nn::Module& owner, const AttentionGeomet
 RawHeads HeadProjections::raw(const at::Tensor& x, bool generating) {
   const int64_t B = x.size(0), S = x.size(1), d = head_dim_;
   const std::vector<at::Tensor> qkv =
-      generating
-          ? std::vector<at::Tensor>{q_proj_->forward(x), k_proj_->forward(x), v_proj_->forward(x)}
-          : stacked_linear(x, {q_proj_->weight, k_proj_->weight, v_proj_->weight});
+      generating ? std::vector<at::Tensor>{hidden_linear(x, q_proj_->weight),
+                                           hidden_linear(x, k_proj_->weight),
+                                           hidden_linear(x, v_proj_->weight)}
+                 : stacked_linear(x, {q_proj_->weight, k_proj_->weight, v_proj_->weight});
   // The attention keeps v for backward; as a view it would keep the whole stacked output
   // (q and k too, 3.6 GiB at 1B) alive until then. RoPE already gives q and k their own.
   at::Tensor v = (generating ? qkv[2] : qkv[2].contiguous()).view({B, S, n_kv_heads_, d});
@@ -61,7 +63,7 @@ HeadTensors HeadProjections::finish(const RawHeads& heads, int64_t offset,
 
 at::Tensor HeadProjections::output(const at::Tensor& o) {
   const int64_t B = o.size(0), S = o.size(2);
-  return o_proj_->forward(o.transpose(1, 2).reshape({B, S, n_q_heads_ * head_dim_}));
+  return hidden_linear(o.transpose(1, 2).reshape({B, S, n_q_heads_ * head_dim_}), o_proj_->weight);
 }
 
 }  // namespace cca

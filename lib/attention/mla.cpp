@@ -10,6 +10,7 @@
 #include "attention/attention.h"
 #include "attention/kv_cache.h"
 #include "config/variants/mla.h"
+#include "ops/fp8_linear.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
 
@@ -72,7 +73,8 @@ class MlaAttention : public Attention {
       if (cache != nullptr) remember(c_kv, k_rope, *cache);
     }
     // o: [B, H, S, v_dim] -> [B, S, H·v_dim]
-    return o_proj_->forward(o.transpose(1, 2).reshape({x.size(0), x.size(1), heads_ * v_dim_}));
+    return hidden_linear(o.transpose(1, 2).reshape({x.size(0), x.size(1), heads_ * v_dim_}),
+                         o_proj_->weight);
   }
 
   std::unique_ptr<AttentionCache> new_cache() const override {
@@ -89,9 +91,10 @@ class MlaAttention : public Attention {
   // q_nope [B, H, S, nope] and the roped q_rope [B, H, S, rope] of tokens at offset, offset+1, ...
   void queries(const at::Tensor& x, int64_t offset, const Documents* documents, at::Tensor& q_nope,
                at::Tensor& q_rope) {
-    const at::Tensor q_flat = q_proj_
-                                  ? q_proj_->forward(x)
-                                  : q_b_proj_->forward(q_a_norm_->forward(q_a_proj_->forward(x)));
+    const at::Tensor q_flat =
+        q_proj_ ? hidden_linear(x, q_proj_->weight)
+                : hidden_linear(q_a_norm_->forward(hidden_linear(x, q_a_proj_->weight)),
+                                q_b_proj_->weight);
     const at::Tensor q = q_flat.view({x.size(0), x.size(1), heads_, nope_ + rope_});
     q_nope = q.narrow(-1, 0, nope_).transpose(1, 2);
     q_rope = rotate(rotary_, q.narrow(-1, nope_, rope_), offset, documents).transpose(1, 2);
@@ -100,7 +103,7 @@ class MlaAttention : public Attention {
   // The normalised latent c_kv [B, S, r_kv] and the roped shared key k_rope [B, S, rope].
   void latent(const at::Tensor& x, int64_t offset, const Documents* documents, at::Tensor& c_kv,
               at::Tensor& k_rope) {
-    const at::Tensor joint = kv_a_proj_->forward(x);
+    const at::Tensor joint = hidden_linear(x, kv_a_proj_->weight);
     c_kv = kv_a_norm_->forward(joint.narrow(-1, 0, kv_rank_));
     // Rotary wants [B, S, heads, D]: the shared key is a single head.
     k_rope = rotate(rotary_, joint.narrow(-1, kv_rank_, rope_).unsqueeze(2), offset, documents)
@@ -112,7 +115,8 @@ class MlaAttention : public Attention {
                           const at::Tensor& c_kv, const at::Tensor& k_rope,
                           const Documents* documents) {
     const int64_t B = c_kv.size(0), S = c_kv.size(1);
-    const at::Tensor kv = kv_b_proj_->forward(c_kv).view({B, S, heads_, nope_ + v_dim_});
+    const at::Tensor kv =
+        hidden_linear(c_kv, kv_b_proj_->weight).view({B, S, heads_, nope_ + v_dim_});
     const at::Tensor k_nope = kv.narrow(-1, 0, nope_);
     const at::Tensor v = kv.narrow(-1, nope_, v_dim_).transpose(1, 2);
     const at::Tensor k_shared = k_rope.unsqueeze(2).expand({B, S, heads_, rope_});

@@ -119,6 +119,11 @@ struct DataConfig {
   bool reset_positions;
 };
 
+// train.precision: fp8 (docs/training.md#fp8).
+struct Fp8Config {
+  std::string scaling;  // tensor | row
+};
+
 struct TrainConfig {
   int64_t steps;
   int64_t seq_len;
@@ -129,6 +134,7 @@ struct TrainConfig {
   int64_t eval_every;
   std::string device;
   std::string precision;
+  Fp8Config fp8;
   std::string nonfinite;
   int64_t max_consecutive_skips;
   bool activation_checkpointing;

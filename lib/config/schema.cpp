@@ -175,8 +175,14 @@ std::vector<KeySpec> keys_after_variants() {
       {CCA_KEY(train.eval_every), IntSpec{250, 0, kMaxInt}, "Steps between evaluations; 0 = off."},
       {CCA_KEY(train.device), EnumSpec{"auto", {"auto", "cpu", "cuda"}},
        "auto = CUDA when a GPU is visible, else CPU."},
-      {CCA_KEY(train.precision), EnumSpec{"auto", {"auto", "fp32", "bf16"}},
-       "auto = bf16 compute on CUDA (fp32 master weights), fp32 on CPU."},
+      {CCA_KEY(train.precision), EnumSpec{"auto", {"auto", "fp32", "bf16", "fp8"}},
+       "auto = bf16 compute on CUDA (fp32 master weights), fp32 on CPU. fp8 = the attention "
+       "projections and FFNs in FP8 (e4m3 forward, e5m2 gradients), the rest bf16; needs a GPU "
+       "of compute capability 8.9+ (H100)."},
+      {CCA_KEY(train.fp8.scaling), EnumSpec{"tensor", {"tensor", "row"}},
+       "With train.precision: fp8, how operands are scaled into FP8's range: one scale per "
+       "tensor, or one per row (per token, per output feature; an outlier row costs only its "
+       "own precision)."},
       {CCA_KEY(train.nonfinite), EnumSpec{"skip", {"skip", "halt"}},
        "On a non-finite loss or gradient: drop the step (counted) or stop with an error."},
       {CCA_KEY(train.max_consecutive_skips), IntSpec{10, 0, kMaxInt},

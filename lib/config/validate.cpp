@@ -200,6 +200,7 @@ class Rules : public RuleSink {
            "train.cuda_graphs and train.activation_checkpointing cannot be combined yet (the "
            "recomputation runs inside backward under its own autocast state); choose one");
     }
+    check_fp8();
     if (c_.data.reset_positions && !c_.data.document_masking) {
       fail({"data.reset_positions", "data.document_masking"},
            "data.reset_positions restarts RoPE at each document, which needs "
@@ -209,6 +210,22 @@ class Rules : public RuleSink {
       fail({"data.document_masking", "train.cuda_graphs"},
            "data.document_masking and train.cuda_graphs cannot be combined (the documents' "
            "lengths change every batch, a captured graph cannot); choose one");
+    }
+  }
+
+  // FP8 products need FP8 tensor cores; whether the GPU has them is checked when the run starts
+  // (ops/fp8.h), a CPU run is refused here already.
+  void check_fp8() {
+    if (c_.train.precision == "fp8" && c_.train.device == "cpu") {
+      fail({"train.precision", "train.device"},
+           "train.precision: fp8 needs an NVIDIA GPU with FP8 tensor cores (compute capability "
+           "8.9 or newer, e.g. H100), but train.device is cpu; allowed on the CPU: auto, fp32, "
+           "bf16");
+    }
+    if (c_.train.precision != "fp8" && origins_.count("train.fp8.scaling") != 0) {
+      warn({"train.fp8.scaling"},
+           format("train.fp8.scaling has no effect with train.precision: {} (only with fp8)",
+                  c_.train.precision));
     }
   }
 

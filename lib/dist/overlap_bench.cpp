@@ -53,7 +53,8 @@ Json run_overlap_bench(const LoadedConfig& loaded, const OverlapBenchOptions& op
   const Config& config = loaded.config;
   const WorldEnvironment world = bench_world();
   const at::Device device = resolve_device(config.train.device, world.local_rank);
-  const Precision precision = resolve_precision(config.train.precision, device);
+  const Precision precision =
+      resolve_precision(config.train.precision, device, config.train.fp8.scaling);
   Communicator communicator(world, config.distributed, device);
 
   at::manual_seed(static_cast<uint64_t>(config.train.seed));

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include "ops/fp8_linear.h"
 #include "ops/init.h"
 #include "ops/swiglu.h"
 
@@ -17,7 +18,7 @@ SwiGluImpl::SwiGluImpl(int64_t model_dim, int64_t hidden, double init_std, doubl
 }
 
 at::Tensor SwiGluImpl::forward(const at::Tensor& x) const {
-  return at::linear(swiglu_product(at::linear(x, w1), at::linear(x, w3)), w2);
+  return hidden_linear(swiglu_product(hidden_linear(x, w1), hidden_linear(x, w3)), w2);
 }
 
 }  // namespace cca

@@ -10,6 +10,7 @@
 
 #include "moe/token_permutation.h"
 #include "ops/autocast.h"
+#include "ops/fp8_linear.h"
 #include "ops/init.h"
 #include "ops/recompute.h"
 #include "ops/swiglu.h"
@@ -21,6 +22,13 @@ namespace {
 at::Tensor swiglu(const at::Tensor& x, const at::Tensor& w1, const at::Tensor& w3,
                   const at::Tensor& w2) {
   return at::linear(swiglu_product(at::linear(x, w1), at::linear(x, w3)), w2);
+}
+
+// The shared experts see every token, like a dense FFN: fp8 under train.precision: fp8. The
+// routed experts stay bf16 (docs/training.md#fp8 says why).
+at::Tensor shared_swiglu(const at::Tensor& x, const at::Tensor& w1, const at::Tensor& w3,
+                         const at::Tensor& w2) {
+  return hidden_linear(swiglu_product(hidden_linear(x, w1), hidden_linear(x, w3)), w2);
 }
 
 // The router runs in at least fp32 whatever the activations are (bf16 logits make top-k and the
@@ -100,7 +108,7 @@ at::Tensor MoeImpl::forward(const at::Tensor& x, MoeLosses& losses) {
   losses = router_losses(r);
   record_load(r);
   at::Tensor out = routed_experts(tokens, r);
-  if (shared_w1.defined()) out = out + swiglu(tokens, shared_w1, shared_w3, shared_w2);
+  if (shared_w1.defined()) out = out + shared_swiglu(tokens, shared_w1, shared_w3, shared_w2);
   return out.view(x.sizes());
 }
 

@@ -2,11 +2,30 @@
 
 #include <ATen/autocast_mode.h>
 
+#include "util/format.h"
+
 namespace cca {
 
-Precision resolve_precision(const std::string& requested, const at::Device& device) {
+std::string Precision::name() const {
+  if (fp8) {
+    return format(
+        "fp8 (e4m3 forward, e5m2 gradients, {}-wise scaling) for the hidden linear "
+        "layers, bf16 autocast elsewhere, fp32 master",
+        fp8_scaling_name(fp8_scaling));
+  }
+  return autocast ? "bf16 (autocast, fp32 master)" : "fp32";
+}
+
+Precision resolve_precision(const std::string& requested, const at::Device& device,
+                            const std::string& fp8_scaling) {
   Precision precision;
-  const bool bf16 = requested == "bf16" || (requested == "auto" && device.is_cuda());
+  if (requested == "fp8") {
+    require_fp8_support(device);
+    precision.fp8 = true;
+    precision.fp8_scaling = parse_fp8_scaling(fp8_scaling);
+  }
+  const bool bf16 =
+      requested == "bf16" || requested == "fp8" || (requested == "auto" && device.is_cuda());
   if (bf16) {
     precision.autocast = true;
     precision.compute_dtype = at::kBFloat16;
@@ -22,6 +41,7 @@ AutocastScope::AutocastScope(const Precision& precision, const at::Device& devic
   at::autocast::set_autocast_dtype(device_type_, precision.compute_dtype);
   at::autocast::set_autocast_enabled(device_type_, true);
   at::autocast::increment_nesting();
+  if (precision.fp8) fp8_.emplace(Fp8Mode{true, precision.fp8_scaling});
 }
 
 AutocastScope::~AutocastScope() {

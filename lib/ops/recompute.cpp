@@ -3,6 +3,8 @@
 #include <ATen/autocast_mode.h>
 #include <torch/autograd.h>
 
+#include "ops/fp8_linear.h"
+
 namespace cca {
 namespace {
 
@@ -56,6 +58,8 @@ class RecomputeFunction : public torch::autograd::Function<RecomputeFunction> {
     ctx->saved_data["autocast"] = at::autocast::is_autocast_enabled(type);
     ctx->saved_data["autocast_dtype"] =
         static_cast<int64_t>(at::autocast::get_autocast_dtype(type));
+    const Fp8Mode fp8 = current_fp8_mode();
+    ctx->saved_data["fp8"] = fp8.enabled ? static_cast<int64_t>(fp8.scaling) : int64_t{-1};
     return layer->recomputable_forward(x);  // grad mode is off here: nothing is kept
   }
 
@@ -69,6 +73,9 @@ class RecomputeFunction : public torch::autograd::Function<RecomputeFunction> {
       const AutocastRestore autocast(
           x.device().type(), ctx->saved_data["autocast"].toBool(),
           static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()));
+      // The backward thread has no fp8 mode of its own: the recomputation takes the forward's.
+      const int64_t fp8 = ctx->saved_data["fp8"].toInt();
+      const Fp8ModeScope fp8_mode(Fp8Mode{fp8 >= 0, static_cast<Fp8Scaling>(fp8 < 0 ? 0 : fp8)});
       const RecomputingScope recomputing;
       outputs = layer->recomputable_forward(x_again);
     }

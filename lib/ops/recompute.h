@@ -23,8 +23,8 @@ class RecomputableLayer {
 };
 
 // layer.recomputable_forward(x), with its activations recomputed in backward. `layer` must
-// outlive the backward pass. Autocast's state at the call is restored for the recomputation,
-// which runs on the autograd engine's thread.
+// outlive the backward pass. Autocast's state and the fp8 mode (ops/fp8_linear.h) at the call
+// are restored for the recomputation, which runs on the autograd engine's thread.
 std::vector<at::Tensor> recomputed(RecomputableLayer& layer, const at::Tensor& x);
 
 // True while a layer is being recomputed: state updates that must happen once per forward pass

@@ -148,12 +148,13 @@ CheckpointEvalResult evaluate_checkpoint(const CheckpointEvalRequest& request) {
 
   EvalSetup setup;
   setup.device = eval_device(config.train.device);
-  setup.precision = resolve_precision(config.train.precision, setup.device);
+  setup.precision =
+      resolve_precision(config.train.precision, setup.device, config.train.fp8.scaling);
   setup.batch_size = config.train.micro_batch_size;
   setup.separator = eval_separator(config);
   setup.reset_positions = config.data.reset_positions;
   result.device = describe_device(setup.device);
-  result.precision = setup.precision.autocast ? "bf16" : "fp32";
+  result.precision = setup.precision.short_name();
 
   at::manual_seed(static_cast<uint64_t>(config.train.seed));
   TransformerImpl model(config);

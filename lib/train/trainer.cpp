@@ -19,6 +19,7 @@
 #include "dist/parallelism.h"
 #include "dist/single_process.h"
 #include "ops/device.h"
+#include "ops/fp8_linear.h"
 #include "train/device_batch.h"
 #include "train/mfu.h"
 #include "train/reshard.h"
@@ -63,7 +64,7 @@ Trainer::Trainer(LoadedConfig loaded, TrainOptions options)
       options_(std::move(options)),
       parallelism_(given_or_single_process(options_.parallel, config_.distributed)),
       device_(resolve_device(config_.train.device, parallelism_->local_rank())),
-      precision_(resolve_precision(config_.train.precision, device_)),
+      precision_(resolve_precision(config_.train.precision, device_, config_.train.fp8.scaling)),
       phase_start_(Clock::now()) {
   phases_.emplace_back("start-up before the trainer", seconds_since(options_.process_start));
   phase_done("device");
@@ -256,6 +257,14 @@ std::map<std::string, double> Trainer::layer_statistics() const {
   return stats;
 }
 
+// Which layer shapes the first step ran in fp8 and which fell back to bf16 (and why): known only
+// once every layer has run.
+void Trainer::log_fp8_layers() const {
+  const bool moe = config_.moe.n_experts > 0;
+  log::info("fp8 layers  {}{}", fp8_layer_summary(),
+            moe ? "; routed MoE experts bf16 (no fp8 grouped GEMM for their gradients)" : "");
+}
+
 void Trainer::log_step(double seconds, int64_t steps) {
   check_halt();
   check_skip_streak();
@@ -357,6 +366,7 @@ TrainResult Trainer::run() {
       after_first_step = Clock::now();
       phases_.emplace_back("first step", seconds_since(training_start));
       log::info("first step  done {:.2f} s after launch", seconds_since(options_.process_start));
+      if (precision_.fp8) log_fp8_layers();
     }
     const bool last = step == config_.train.steps;
     // A signal may reach one rank only: every rank stops after the same step or none does.

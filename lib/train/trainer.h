@@ -114,6 +114,7 @@ class Trainer {
   std::optional<Documents> documents_of(const data::Batch& batch) const;
   StepReport update(const at::Tensor& step_loss, int64_t step);
   double evaluate();
+  void log_fp8_layers() const;
   void log_step(double seconds, int64_t steps);
   void open_tensorboard();
   // A metrics.jsonl record, and its scalars to TensorBoard (logging.tensorboard); rank 0 only.

@@ -483,6 +483,19 @@ TEST(ValidateMisc, CudaGraphsNeedCudaAndNoRecomputation) {
   satisfied("train:\n  cuda_graphs: true\n  device: cuda\n");
 }
 
+TEST(ValidateMisc, Fp8NeedsAGpuAndItsScalingKeyNeedsFp8) {
+  const Diagnostic cpu = broken("train:\n  precision: fp8\n  device: cpu\n");
+  EXPECT_TRUE(contains(cpu.message, "train.precision: fp8 needs an NVIDIA GPU")) << cpu.message;
+  EXPECT_TRUE(contains(cpu.message, "allowed on the CPU: auto, fp32, bf16")) << cpu.message;
+  EXPECT_EQ(cpu.origin.line, 2);
+  satisfied("train:\n  precision: fp8\n");  // device auto: the GPU is checked at start
+  satisfied("train:\n  precision: fp8\n  fp8:\n    scaling: row\n  device: cuda\n");
+  const Diagnostic unused = warned("train:\n  precision: bf16\n  fp8:\n    scaling: row\n");
+  EXPECT_TRUE(contains(unused.message, "train.fp8.scaling has no effect")) << unused.message;
+  const Diagnostic bad = broken("train:\n  precision: fp8\n  fp8:\n    scaling: block\n");
+  EXPECT_TRUE(contains(bad.message, "train.fp8.scaling")) << bad.message;
+}
+
 TEST(ValidateMisc, DocumentMaskingRules) {
   const Diagnostic positions = broken("data:\n  reset_positions: true\n");
   EXPECT_TRUE(contains(positions.message, "needs data.document_masking: true"))

@@ -94,6 +94,23 @@ TEST(ShippedSweeps, MoeSetMatchesTotalsAndHalvesCcgqasCache) {
   for (const auto& [name, n] : v) EXPECT_LE(n.active, mha.active) << name;
 }
 
+// The FP8 comparison changes nothing but the precision (and its scaling) between its arms.
+TEST(ShippedSweeps, Fp8SweepDiffersOnlyInPrecision) {
+  const SweepSpec spec =
+      read_sweep_spec(std::string(CCA_SOURCE_DIR) + "/configs/ablations/fp8-1b.yaml", {});
+  const std::vector<LoadedConfig> configs = load_all(spec, spec.runs, 1);
+  ASSERT_EQ(configs.size(), 3u);
+  std::vector<std::string> arms;
+  for (const LoadedConfig& c : configs) {
+    arms.push_back(c.config.train.precision + "/" + c.config.train.fp8.scaling);
+    EXPECT_EQ(c.config.model.d_model, 2048);
+    EXPECT_EQ(c.config.train.steps, configs[0].config.train.steps);
+    EXPECT_EQ(c.config.train.seed, configs[0].config.train.seed);
+    EXPECT_EQ(c.config.data.train, configs[0].config.data.train);
+  }
+  EXPECT_EQ(arms, (std::vector<std::string>{"bf16/tensor", "fp8/tensor", "fp8/row"}));
+}
+
 TEST(ShippedSweeps, ComponentSetsAreTheTablesRows) {
   for (const char* file :
        {"cca-components.yaml", "cca-components-1b.yaml", "cca-components-moe.yaml"}) {
