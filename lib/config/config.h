@@ -148,6 +148,7 @@ struct DistributedConfig {
   double timeout_s;
   int64_t verify_every;
   bool zero1;
+  int64_t context_parallel;
 };
 
 struct LoggingConfig {
