@@ -23,6 +23,7 @@
 
 #include "config/config.h"
 #include "model/transformer.h"
+#include "ops/sequence_shard.h"
 #include "ops/named_tensor.h"
 #include "optim/optimizer.h"
 
@@ -41,6 +42,13 @@ class Parallelism {
   // The rank on this node, which picks the GPU (cuda:local_rank).
   virtual int local_rank() const = 0;
   bool is_main() const { return rank() == 0; }
+  // Context parallelism (distributed.context_parallel): the ranks of one replica share its
+  // sequences, so the data is split over the replicas: this rank's replica and their number.
+  // Without it every rank is its own replica.
+  virtual int data_rank() const { return rank(); }
+  virtual int data_world_size() const { return world_size(); }
+  // The group that splits each sequence (ops/sequence_shard.h); null without context parallelism.
+  virtual std::shared_ptr<SequenceGroup> context_group() const { return nullptr; }
 
   // optim.kind's optimizer (optim/optimizer.h) over the model's parameters: all of them, or
   // (ZeRO-1) the ones this rank owns.

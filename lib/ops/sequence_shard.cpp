@@ -116,7 +116,10 @@ at::Tensor mix_with_halo(
     at::Tensor positions = shard.global_positions.narrow(1, start, L);
     at::Tensor input = chunks[slot];
     if (width > 0) {
-      input = at::cat({halo_of(tails, shard.chunks[slot], shard.group->size()), input}, 1);
+      const at::Tensor halo = shard.exchange_halo
+                                  ? halo_of(tails, shard.chunks[slot], shard.group->size())
+                                  : at::zeros_like(tails[0][0]);
+      input = at::cat({halo, input}, 1);
       // Before the sequence the halo is zeros that no token reads: a row's first token is at
       // position 0 of its document, and a token reads j back only from position j on.
       const at::Tensor halo_positions =

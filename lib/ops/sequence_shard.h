@@ -46,6 +46,9 @@ struct SequenceShard {
   at::Tensor gathered_index;  // [S] int64: the global index of each token all_gather returns
   at::Tensor global_ids;        // [B, S] document of every token of the sequence
   at::Tensor global_positions;  // [B, S] each token's index inside its document
+  // Tests turn the halo off (zeros instead of the previous chunk's tokens) to show that the
+  // exactness tests catch a missing exchange; training never does.
+  bool exchange_halo = true;
 };
 
 // Chunk `chunk` (of 2N) is held by this rank of the group, as its first (0) or second (1) chunk.
