@@ -229,7 +229,8 @@ class Rules : public RuleSink {
   void check_context_parallel() {
     const int64_t cp = c_.distributed.context_parallel;
     if (cp <= 1) return;
-    if (world_size_ > 0 && world_size_ % cp != 0) {
+    // A single process (world 1: --dry-run, a config check) is told at start (Trainer).
+    if (world_size_ > 1 && world_size_ % cp != 0) {
       fail({"distributed.context_parallel"},
            format("distributed.context_parallel = {} does not divide the {} ranks; allowed: a "
                   "divisor of the world size (world = data-parallel replicas x context_parallel)",

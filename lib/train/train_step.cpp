@@ -54,6 +54,12 @@ std::optional<Documents> Trainer::documents_of(const data::Batch& batch) const {
 // with them, so the attention layers know where its tokens sit.
 Trainer::RankBatch Trainer::rank_batch(data::Batch batch) const {
   const std::shared_ptr<SequenceGroup> group = parallelism_->context_group();
+  if (!group && config_.distributed.context_parallel > 1) {
+    throw Error(format(
+        "distributed.context_parallel = {} splits each sequence over that many ranks, but this "
+        "run is a single process; launch it with --nproc-per-node {} (or torchrun, srun)",
+        config_.distributed.context_parallel, config_.distributed.context_parallel));
+  }
   if (!group) {
     std::optional<Documents> documents = documents_of(batch);
     return {std::move(batch), std::move(documents)};
