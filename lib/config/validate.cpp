@@ -187,7 +187,8 @@ class Rules : public RuleSink {
   void check_misc() {
     if (c_.data.train.empty())
       fail({"data.train"}, "data.train is empty; name the training shards");
-    for (const std::string& problem : validate_data_sources(c_, static_cast<int>(data_replicas()))) {
+    for (const std::string& problem :
+         validate_data_sources(c_, static_cast<int>(data_replicas()))) {
       fail({"data.stages", "data.train"}, problem);
     }
     if (c_.run.dir.empty()) fail({"run.dir"}, "run.dir is empty; name the run folder");

@@ -131,11 +131,10 @@ void Communicator::create_context_group(int context_parallel) {
     // Each replica's group rendezvouses under its own prefix of the one store.
     const auto store =
         c10::make_intrusive<c10d::PrefixStore>("context" + std::to_string(replica), store_);
-    context_backend_ =
-        backend_name_ == "nccl"
-            ? make_nccl_backend(store, position, context_parallel, to_ms(timeout_s_))
-            : make_gloo_backend(store, position, context_parallel, to_ms(timeout_s_),
-                                world_.master_addr);
+    context_backend_ = backend_name_ == "nccl"
+                           ? make_nccl_backend(store, position, context_parallel, to_ms(timeout_s_))
+                           : make_gloo_backend(store, position, context_parallel, to_ms(timeout_s_),
+                                               world_.master_addr);
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {

@@ -24,15 +24,17 @@ at::Tensor ContextGroup::all_gather(const at::Tensor& mine) {
   const std::string what = "context-parallel all-gather";
   if (nccl_) {  // one flat buffer, no copies
     at::Tensor flat_input = input;
-    communicator_.wait(communicator_.start_checked(what, [&] { return backend_->_allgather_base(out, flat_input); }),
+    communicator_.wait(communicator_.start_checked(
+                           what, [&] { return backend_->_allgather_base(out, flat_input); }),
                        what);
     return out;
   }
   std::vector<at::Tensor> inputs = {input};
   std::vector<std::vector<at::Tensor>> outputs(1);
   for (int r = 0; r < size_; ++r) outputs[0].push_back(out[r]);
-  communicator_.wait(communicator_.start_checked(what, [&] { return backend_->allgather(outputs, inputs); }),
-                     what);
+  communicator_.wait(
+      communicator_.start_checked(what, [&] { return backend_->allgather(outputs, inputs); }),
+      what);
   return out;
 }
 
@@ -43,9 +45,10 @@ at::Tensor ContextGroup::reduce_scatter(const at::Tensor& full) {
     at::Tensor out = at::empty_like(input[0]);
     c10d::ReduceScatterOptions options;
     options.reduceOp = c10d::ReduceOp::SUM;
-    communicator_.wait(communicator_.start_checked(
-                           what, [&] { return backend_->_reduce_scatter_base(out, input, options); }),
-                       what);
+    communicator_.wait(
+        communicator_.start_checked(
+            what, [&] { return backend_->_reduce_scatter_base(out, input, options); }),
+        what);
     return out;
   }
   // Gloo has no reduce-scatter on one flat tensor: sum the whole buffer, keep this rank's slice.
@@ -54,8 +57,9 @@ at::Tensor ContextGroup::reduce_scatter(const at::Tensor& full) {
   std::vector<at::Tensor> tensors = {summed};
   c10d::AllreduceOptions options;
   options.reduceOp = c10d::ReduceOp::SUM;
-  communicator_.wait(communicator_.start_checked(what, [&] { return backend_->allreduce(tensors, options); }),
-                     what);
+  communicator_.wait(
+      communicator_.start_checked(what, [&] { return backend_->allreduce(tensors, options); }),
+      what);
   return summed[rank_].clone();
 }
 

@@ -23,8 +23,8 @@
 
 #include "config/config.h"
 #include "model/transformer.h"
-#include "ops/sequence_shard.h"
 #include "ops/named_tensor.h"
+#include "ops/sequence_shard.h"
 #include "optim/optimizer.h"
 
 namespace cca::dist {

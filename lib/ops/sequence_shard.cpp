@@ -43,8 +43,8 @@ at::Tensor gather_from_group(const std::shared_ptr<SequenceGroup>& group, const 
     gathered = group->all_gather(input.detach());
   }
   if (at::GradMode::is_enabled() && input.requires_grad()) {
-    auto node = std::shared_ptr<GatherBackward>(new GatherBackward(group),
-                                                torch::autograd::deleteNode);
+    auto node =
+        std::shared_ptr<GatherBackward>(new GatherBackward(group), torch::autograd::deleteNode);
     node->set_next_edges(torch::autograd::collect_next_edges(input));
     torch::autograd::set_history(gathered, node);
   }
@@ -106,8 +106,8 @@ at::Tensor mix_with_halo(
   at::Tensor tails;
   if (width > 0) {
     // One exchange for both chunks: [2, B, width, C] from each rank.
-    const at::Tensor mine = at::stack(
-        {chunks[0].narrow(1, L - width, width), chunks[1].narrow(1, L - width, width)});
+    const at::Tensor mine =
+        at::stack({chunks[0].narrow(1, L - width, width), chunks[1].narrow(1, L - width, width)});
     tails = gather_from_group(shard.group, mine);
   }
   std::vector<at::Tensor> outputs;

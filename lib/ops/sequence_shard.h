@@ -42,8 +42,8 @@ struct SequenceShard {
   int64_t chunk_length = 0;     // S / 2N
   // The global chunk indices of this rank's two chunks, in the order its tokens hold them.
   std::array<int64_t, 2> chunks{};
-  at::Tensor token_index;     // [S / N] int64: the global index of each of this rank's tokens
-  at::Tensor gathered_index;  // [S] int64: the global index of each token all_gather returns
+  at::Tensor token_index;       // [S / N] int64: the global index of each of this rank's tokens
+  at::Tensor gathered_index;    // [S] int64: the global index of each token all_gather returns
   at::Tensor global_ids;        // [B, S] document of every token of the sequence
   at::Tensor global_positions;  // [B, S] each token's index inside its document
   // Tests turn the halo off (zeros instead of the previous chunk's tokens) to show that the
@@ -74,7 +74,8 @@ at::Tensor shard_tokens(const at::Tensor& x, const SequenceShard& shard);
 // before it in front (the halo: exchanged with the rank holding the previous chunk, with
 // autograd; zeros before the sequence) and the halo's outputs dropped. Throws cca::Error when
 // width exceeds a chunk.
-at::Tensor mix_with_halo(const at::Tensor& x, int64_t width, const SequenceShard& shard,
-                         const std::function<at::Tensor(const at::Tensor&, const at::Tensor&)>& mix);
+at::Tensor mix_with_halo(
+    const at::Tensor& x, int64_t width, const SequenceShard& shard,
+    const std::function<at::Tensor(const at::Tensor&, const at::Tensor&)>& mix);
 
 }  // namespace cca

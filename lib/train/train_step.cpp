@@ -65,8 +65,8 @@ Trainer::RankBatch Trainer::rank_batch(data::Batch batch) const {
     return {std::move(batch), std::move(documents)};
   }
   const std::optional<Documents> whole = documents_of(batch);
-  Documents documents = shard_documents(whole ? &*whole : nullptr, batch.batch_size,
-                                        batch.seq_len, group, device_);
+  Documents documents =
+      shard_documents(whole ? &*whole : nullptr, batch.batch_size, batch.seq_len, group, device_);
   data::Batch mine = shard_batch(batch, *documents.shard);
   return {std::move(mine), std::move(documents)};
 }

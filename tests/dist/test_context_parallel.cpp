@@ -104,8 +104,8 @@ std::string cp_case_name(const ::testing::TestParamInfo<CpCase>& info) {
          std::to_string(c.layout.context_parallel);
 }
 
-constexpr int64_t kRows = 2;   // sequences in the batch (split over the replicas)
-constexpr int64_t kSeq = 48;   // 2 x CP chunks of 6 (CP 4) or 12 (CP 2) tokens
+constexpr int64_t kRows = 2;  // sequences in the batch (split over the replicas)
+constexpr int64_t kSeq = 48;  // 2 x CP chunks of 6 (CP 4) or 12 (CP 2) tokens
 constexpr int64_t kVocab = 64;
 
 struct Batch {
@@ -164,9 +164,8 @@ Result context_parallel(const Config& config, const Batch& batch, Layout layout,
       replica_documents->ids = batch.documents->ids.narrow(0, first, rows);
       replica_documents->positions = batch.documents->positions.narrow(0, first, rows);
     }
-    Documents documents =
-        shard_documents(replica_documents ? &*replica_documents : nullptr, rows, kSeq,
-                        communicator.context_group(), at::Device(at::kCPU));
+    Documents documents = shard_documents(replica_documents ? &*replica_documents : nullptr, rows,
+                                          kSeq, communicator.context_group(), at::Device(at::kCPU));
     auto shard = std::make_shared<SequenceShard>(*documents.shard);
     shard->exchange_halo = halo;
     documents.shard = shard;
@@ -241,8 +240,7 @@ TEST(ContextParallel, WithoutTheHaloCcaNoLongerMatches) {
       const Result one = single_process(config, batch);
       const Result split = context_parallel(config, batch, {1, 2}, /*halo=*/false);
       EXPECT_GT(worst_gradient_difference(one, split), 100 * kGradTolerance) << kind;
-      EXPECT_GT(std::abs(split.loss - one.loss), 10 * kLossTolerance * std::abs(one.loss))
-          << kind;
+      EXPECT_GT(std::abs(split.loss - one.loss), 10 * kLossTolerance * std::abs(one.loss)) << kind;
     }
   }
 }
@@ -261,9 +259,9 @@ TEST(ContextParallel, AChunkShorterThanTheConvolutionsReachIsRefused) {
     if (rank != 0) return;
     auto local = make_model(config, at::kFloat);
     try {
-      (void)local->forward(shard_tokens(batch.tokens.narrow(0, 0, 1).narrow(1, 0, 16),
-                                        *documents.shard),
-                           nullptr, &documents);
+      (void)local->forward(
+          shard_tokens(batch.tokens.narrow(0, 0, 1).narrow(1, 0, 16), *documents.shard), nullptr,
+          &documents);
     } catch (const std::exception& e) {
       error = e.what();
     }

@@ -73,16 +73,15 @@ class ContextParallelProcessTest : public ::testing::Test {
       }
     }
     EXPECT_LT(worst_weight, kWeightAbsTolerance);
-    std::printf("%s vs %s after 8 steps: loss rel. diff %.3g, weight abs. diff %.3g\n",
-                two.c_str(), one.c_str(), worst, worst_weight);
+    std::printf("%s vs %s after 8 steps: loss rel. diff %.3g, weight abs. diff %.3g\n", two.c_str(),
+                one.c_str(), worst, worst_weight);
   }
 };
 
-const std::vector<std::string> kTwoRanksSharingSequences = {
-    "--nproc-per-node", "2", "--set", "distributed.context_parallel=2"};
+const std::vector<std::string> kTwoRanksSharingSequences = {"--nproc-per-node", "2", "--set",
+                                                            "distributed.context_parallel=2"};
 
-std::vector<std::string> with(std::vector<std::string> args,
-                              const std::vector<std::string>& more) {
+std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& more) {
   args.insert(args.end(), more.begin(), more.end());
   return args;
 }
