@@ -3,6 +3,7 @@
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -12,25 +13,34 @@
 namespace cca {
 namespace {
 
-// all_gather's backward: the reduce-scatter of the gathered tensor's gradient.
+// all_gather's backward: the reduce-scatter of the gathered tensor's gradient. Every rank must
+// take part even when nothing on it used the gathered tensor (an undefined gradient: zeros).
 class GatherBackward : public torch::autograd::Node {
  public:
-  explicit GatherBackward(std::shared_ptr<SequenceGroup> group) : group_(std::move(group)) {}
+  GatherBackward(std::shared_ptr<SequenceGroup> group, const at::Tensor& gathered)
+      : group_(std::move(group)), sizes_(gathered.sizes().vec()), options_(gathered.options()) {}
   torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
-    return {group_->reduce_scatter(grads[0].contiguous())};
+    const at::Tensor grad =
+        grads[0].defined() ? grads[0].contiguous() : at::zeros(sizes_, options_);
+    return {group_->reduce_scatter(grad)};
   }
   std::string name() const override { return "SequenceGroupGatherBackward"; }
 
  private:
   std::shared_ptr<SequenceGroup> group_;
+  std::vector<int64_t> sizes_;
+  at::TensorOptions options_;
 };
 
 // The `width` tokens before chunk `chunk`'s first, from `tails` [N, 2, B, width, C] (every rank's
-// last `width` tokens of each of its chunks): zeros for the sequence's first chunk.
-at::Tensor halo_of(const at::Tensor& tails, int64_t chunk, int group_size) {
-  if (chunk == 0) return at::zeros_like(tails[0][0]);
-  const ChunkOwner previous = chunk_owner(chunk - 1, group_size);
-  return tails[previous.rank][previous.slot];
+// last `width` tokens of each of its chunks): zeros for the sequence's first chunk (and for every
+// chunk when `exchange` is off). Every rank builds the same autograd graph — a slice of `tails`
+// times a 0/1 factor — so backward runs the group's reduce-scatters in the same order on every
+// rank: a rank whose graph lacked the slice could reach another gather's backward first.
+at::Tensor halo_of(const at::Tensor& tails, int64_t chunk, int group_size, bool exchange) {
+  const ChunkOwner previous = chunk_owner(std::max<int64_t>(chunk - 1, 0), group_size);
+  const double keep = exchange && chunk > 0 ? 1.0 : 0.0;
+  return tails[previous.rank][previous.slot] * keep;
 }
 
 }  // namespace
@@ -116,9 +126,8 @@ at::Tensor mix_with_halo(
     at::Tensor positions = shard.global_positions.narrow(1, start, L);
     at::Tensor input = chunks[slot];
     if (width > 0) {
-      const at::Tensor halo = shard.exchange_halo
-                                  ? halo_of(tails, shard.chunks[slot], shard.group->size())
-                                  : at::zeros_like(tails[0][0]);
+      const at::Tensor halo =
+          halo_of(tails, shard.chunks[slot], shard.group->size(), shard.exchange_halo);
       input = at::cat({halo, input}, 1);
       // Before the sequence the halo is zeros that no token reads: a row's first token is at
       // position 0 of its document, and a token reads j back only from position j on.
