@@ -53,8 +53,8 @@ at::Tensor gather_from_group(const std::shared_ptr<SequenceGroup>& group, const 
     gathered = group->all_gather(input.detach());
   }
   if (at::GradMode::is_enabled() && input.requires_grad()) {
-    auto node =
-        std::shared_ptr<GatherBackward>(new GatherBackward(group), torch::autograd::deleteNode);
+    auto node = std::shared_ptr<GatherBackward>(new GatherBackward(group, gathered),
+                                                torch::autograd::deleteNode);
     node->set_next_edges(torch::autograd::collect_next_edges(input));
     torch::autograd::set_history(gathered, node);
   }
