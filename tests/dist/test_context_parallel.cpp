@@ -34,7 +34,7 @@ void run_ranks(int world, int context_parallel,
   for (int rank = 0; rank < world; ++rank) {
     threads.emplace_back([&, rank] {
       try {
-        WorldEnvironment env;
+        dist::WorldEnvironment env;
         env.distributed = true;
         env.rank = rank;
         env.world_size = world;
