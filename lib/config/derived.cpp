@@ -81,13 +81,18 @@ std::vector<std::string> describe_derived(const DerivedValues& d) {
   lines.push_back(kv);
   lines.push_back(format("kv cache    {} per sequence at train.seq_len, all layers",
                          human_bytes(static_cast<double>(d.kv_bytes_per_sequence))));
-  const std::string ranks = d.context_parallel > 1
-                                ? format("{} data-parallel replicas of {} ranks",
-                                         d.world_size / d.context_parallel, d.context_parallel)
-                                : format("world size {}", d.world_size);
+  const bool split = d.context_parallel > 1 && d.world_size % d.context_parallel == 0;
+  const std::string ranks = split ? format("{} data-parallel replicas of {} ranks",
+                                           d.world_size / d.context_parallel, d.context_parallel)
+                                  : format("world size {}", d.world_size);
   lines.push_back(format("batch       {} sequences = {} tokens per optimizer step ({})",
                          d.sequences_per_step, d.tokens_per_step, ranks));
-  if (d.context_parallel > 1) {
+  if (d.context_parallel > 1 && !split) {
+    lines.push_back(format(
+        "parallel    distributed.context_parallel = {} needs a multiple of {} ranks (this is {}); "
+        "launch with --nproc-per-node or set WORLD_SIZE",
+        d.context_parallel, d.context_parallel, d.world_size));
+  } else if (split) {
     // What a layer's forward gathers per token is what its KV cache holds per token (the
     // keys and values, CCA's compressed ones, MLA's latent and shared rope key).
     lines.push_back(format(

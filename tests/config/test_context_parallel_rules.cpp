@@ -61,13 +61,29 @@ TEST(ContextParallelRules, TheBatchCountsReplicasAndDryRunShowsTheSplit) {
   const DerivedValues d = derive_values(loaded.config, 4);
   EXPECT_EQ(d.sequences_per_step, 12);
   EXPECT_EQ(d.tokens_per_step, 12 * 64);
-  bool found = false;
+  bool found = false, batch = false;
   for (const std::string& line : describe_derived(d)) {
+    if (contains(line,
+                 "12 sequences = 768 tokens per optimizer step (2 data-parallel replicas "
+                 "of 2 ranks)")) {
+      batch = true;
+    }
     if (contains(line,
                  "world 4 = 2 data-parallel x 2 context-parallel; each rank holds 32 of 64 "
                  "tokens per sequence")) {
       found = true;
     }
+  }
+  EXPECT_TRUE(found);
+  EXPECT_TRUE(batch);
+}
+
+TEST(ContextParallelRules, DryRunOnOneProcessSaysHowToLaunch) {
+  const LoadedConfig loaded = load_ok("distributed:\n  context_parallel: 2\n", 1);
+  bool found = false;
+  for (const std::string& line : describe_derived(derive_values(loaded.config, 1))) {
+    if (contains(line, "distributed.context_parallel = 2 needs a multiple of 2 ranks"))
+      found = true;
   }
   EXPECT_TRUE(found);
 }
