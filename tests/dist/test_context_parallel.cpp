@@ -197,11 +197,13 @@ double worst_gradient_difference(const Result& a, const Result& b) {
 }
 
 // Why these tolerances (fp32): the ranks compute the same sums as one process, but softmax rows,
-// matmuls over the gathered keys and the gradient sums over ranks associate differently; the
-// measured differences are ~1e-7 relative on the loss and ~1e-6 on the gradients (relative to
-// each tensor's largest). A missing halo or a wrong mask changes them by 1e-3 or more.
+// matmuls over the gathered keys, the convolutions (shifted sums instead of conv1d without
+// documents) and the gradient sums over ranks associate differently. Measured over the 72
+// cases: at most 1.1e-7 relative on the loss and 8.7e-7 on the gradients (relative to each
+// tensor's largest entry); the bounds leave about 20x and 10x of room. A missing halo changes
+// them by far more (WithoutTheHaloCcaNoLongerMatches).
 constexpr double kLossTolerance = 2e-6;
-constexpr double kGradTolerance = 5e-5;
+constexpr double kGradTolerance = 1e-5;
 
 class ContextParallelModel : public ::testing::TestWithParam<CpCase> {};
 
@@ -243,7 +245,10 @@ TEST(ContextParallel, WithoutTheHaloCcaNoLongerMatches) {
       const Batch batch = make_batch(masking);
       const Result one = single_process(config, batch);
       const Result split = context_parallel(config, batch, {1, 2}, /*halo=*/false);
-      EXPECT_GT(worst_gradient_difference(one, split), 100 * kGradTolerance) << kind;
+      const double worst = worst_gradient_difference(one, split);
+      EXPECT_GT(worst, 100 * kGradTolerance) << kind;
+      std::printf("%s without the halo: loss rel. diff %.3g, gradient diff %.3g\n", kind,
+                  std::abs(split.loss - one.loss) / std::abs(one.loss), worst);
       EXPECT_GT(std::abs(split.loss - one.loss), 10 * kLossTolerance * std::abs(one.loss)) << kind;
     }
   }
