@@ -141,7 +141,7 @@ int64_t valid_targets(const at::Tensor& targets) {
 }
 
 Result single_process(const Config& config, const Batch& batch) {
-  auto model = make_model(config, at::kFloat);
+  auto model = make_model(config, at::kFloat);  // no recomputation: the plain reference
   const LossBreakdown parts =
       model->loss(batch.tokens, batch.targets, -1, batch.documents ? &*batch.documents : nullptr);
   return {parts.total.item<double>(), testing::parameter_grads(*model, parts.total)};
@@ -150,10 +150,14 @@ Result single_process(const Config& config, const Batch& batch) {
 // Rank r holds rows of replica r / CP and its shard of them; each rank's loss is weighted by its
 // share of all valid targets, and the gradients and losses are summed over the ranks as the
 // trainer's all-reduce sums them.
-Result context_parallel(const Config& config, const Batch& batch, Layout layout, bool halo) {
+Result context_parallel(const Config& config, const Batch& batch, Layout layout, bool halo,
+                        bool recompute = false) {
   const int world = layout.replicas * layout.context_parallel;
   std::vector<std::shared_ptr<TransformerImpl>> models;
-  for (int r = 0; r < world; ++r) models.push_back(make_model(config, at::kFloat));
+  for (int r = 0; r < world; ++r) {
+    models.push_back(make_model(config, at::kFloat));
+    models.back()->set_activation_checkpointing(recompute);
+  }
   const int64_t all_valid = valid_targets(batch.targets);
   std::vector<Result> results(static_cast<size_t>(world));
   run_ranks(world, layout.context_parallel, [&](int rank, dist::Communicator& communicator) {
@@ -235,6 +239,19 @@ std::vector<CpCase> all_cases() {
 
 INSTANTIATE_TEST_SUITE_P(Variants, ContextParallelModel, ::testing::ValuesIn(all_cases()),
                          cp_case_name);
+
+// With activation checkpointing every block's forward runs again inside backward, collectives
+// included: every rank must still issue them in the same order and get the same gradients.
+TEST(ContextParallel, RecomputedBlocksGiveTheSameGradients) {
+  for (const char* kind : {"cca", "mla", "gqa_convs"}) {
+    const Config config = tiny_config({kind, false});
+    const Batch batch = make_batch(Masking::reset_positions);
+    const Result one = single_process(config, batch);
+    const Result split = context_parallel(config, batch, {1, 2}, /*halo=*/true, /*recompute=*/true);
+    EXPECT_NEAR(split.loss, one.loss, kLossTolerance * std::abs(one.loss)) << kind;
+    EXPECT_LT(worst_gradient_difference(one, split), kGradTolerance) << kind;
+  }
+}
 
 // Without the halo, the chunks' convolutions and value shift start from zeros: the comparison
 // that passes above must fail, or it would not detect a missing exchange.
