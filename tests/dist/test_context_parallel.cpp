@@ -180,7 +180,13 @@ Result context_parallel(const Config& config, const Batch& batch, Layout layout,
     const double share =
         static_cast<double>(valid_targets(targets)) / static_cast<double>(all_valid);
     const at::Tensor weighted = parts.total * share;
-    results[rank] = {weighted.item<double>(), testing::parameter_grads(*models[rank], weighted)};
+    // backward() and .grad rather than autograd::grad: recomputed blocks accumulate their
+    // parameters' gradients from inside the backward pass.
+    weighted.backward();
+    std::vector<at::Tensor> grads;
+    for (const at::Tensor& p : models[rank]->parameters())
+      grads.push_back(p.grad().defined() ? p.grad().clone() : at::zeros_like(p));
+    results[rank] = {weighted.item<double>(), grads};
   });
   Result sum = results[0];
   for (int r = 1; r < world; ++r) {
