@@ -1,7 +1,8 @@
 // Context parallelism through cca-train on the CPU (Gloo, the tiny CCA model of the trainer
 // tests): two ranks sharing every sequence (distributed.context_parallel: 2) train like one rank
-// on the same global batch, with document masking off and on; a resume under context
-// parallelism is bit-identical; a resume with another context_parallel is refused by name.
+// on the same global batch, with document masking off and on, and so do 2 replicas of 2 ranks;
+// a resume under context parallelism is bit-identical; a resume with another context_parallel
+// is refused by name.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -127,6 +128,27 @@ TEST_F(ContextParallelProcessTest, ResumeUnderContextParallelismIsBitIdentical) 
   }
   EXPECT_EQ(testing::metric_by_step(dir / "split", "train", "loss"),
             testing::metric_by_step(dir / "whole", "train", "loss"));
+}
+
+// Four ranks: 2 data-parallel replicas x 2 ranks per sequence, each replica reading 4 of the 8
+// sequences of a step: like one rank, and a resume on the same layout is bit-identical.
+TEST_F(ContextParallelProcessTest, TwoReplicasOfTwoRanksMatchOneRankAndResumeExactly) {
+  const std::vector<std::string> layout = {
+      "--nproc-per-node",  "4", "--set", "distributed.context_parallel=2", "--set",
+      "train.grad_accum=1"};
+  ASSERT_EQ(train({"--config", config_file("one")}), 0) << log_text();
+  ASSERT_EQ(train(with({"--config", config_file("whole")}, layout)), 0) << log_text();
+  expect_runs_agree("one", "whole");
+  EXPECT_NE(log_text().find("2 data-parallel x 2 context-parallel"), std::string::npos);
+  ASSERT_EQ(train(with({"--config", config_file("split"), "--stop-at-step", "4"}, layout)), 0)
+      << log_text();
+  ASSERT_EQ(train(with({"--config", config_file("split"), "--resume", "auto"}, layout)), 0)
+      << log_text();
+  for (const char* name : {"model.safetensors", "optimizer.safetensors", "rng.safetensors"}) {
+    EXPECT_TRUE(files::read_file(file("whole", 8, name)) ==
+                files::read_file(file("split", 8, name)))
+        << name << " differs after resume";
+  }
 }
 
 TEST_F(ContextParallelProcessTest, ResumingWithAnotherContextParallelIsRefused) {
