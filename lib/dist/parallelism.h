@@ -3,6 +3,8 @@
 // where ranks must agree. SingleProcess (dist/single_process.h) answers each call locally;
 // DataParallel (dist/data_parallel.h) owns the process groups, the gradient buckets and ZeRO-1.
 // In call order:
+//   data        data_rank, data_world_size, context_group (context parallelism: which sequences
+//               this rank reads, and the group it splits them with)
 //   start       make_optimizer, check_cuda_graphs, start (config and resumed step agree, rank 0's
 //               weights and optimizer state everywhere, gradient buckets attached)
 //   each step   global_valid_tokens, before_backward per micro-batch, finish_gradients (gradient
