@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <string>
@@ -25,10 +26,17 @@
 namespace cca {
 namespace {
 
+// c10d's flight recorder (a process-wide ring of recent collectives) is written by every rank's
+// thread here, from dozens of groups per test; it is meant for one rank per process, and under
+// this load its bookkeeping was seen spinning. The test process turns it off before the first
+// group exists (cca-train's ranks are processes and keep it).
+const bool kFlightRecorderOff = setenv("TORCH_FR_BUFFER_SIZE", "0", /*overwrite=*/0) == 0;
+
 // Runs `body(rank, communicator)` on `world` threads, each a rank of one Gloo job whose
 // context-parallel groups have `context_parallel` ranks.
 void run_ranks(int world, int context_parallel,
                const std::function<void(int, dist::Communicator&)>& body) {
+  ASSERT_TRUE(kFlightRecorderOff);
   const int port = dist::pick_free_local_port();
   std::vector<std::string> errors(static_cast<size_t>(world));
   std::vector<std::thread> threads;
