@@ -5,6 +5,8 @@
 // is refused by name.
 #include <gtest/gtest.h>
 
+#include <torch/cuda.h>
+
 #include <cmath>
 #include <fstream>
 
@@ -164,6 +166,24 @@ TEST_F(ContextParallelProcessTest, ResumingWithAnotherContextParallelIsRefused) 
                             "run has distributed.context_parallel = 1"),
             std::string::npos)
       << log_text();
+}
+
+// On two GPUs (NCCL groups, the CCA reference prologue with its halo, SDPA over the gathered
+// keys under the mask) in fp32: like one GPU within the tolerance of TF32-free fp32 kernels that
+// sum in other orders. Skips without two GPUs.
+TEST_F(ContextParallelProcessTest, TwoGpusSharingEachSequenceMatchOneGpu) {
+  if (torch::cuda::device_count() < 2) GTEST_SKIP() << "needs 2 CUDA devices";
+  const std::vector<std::string> gpu = {"--set", "train.device=cuda", "--set",
+                                        "train.precision=fp32"};
+  ASSERT_EQ(train(with({"--config", config_file("one")}, gpu)), 0) << log_text();
+  ASSERT_EQ(train(with(with({"--config", config_file("cp")}, gpu), kTwoRanksSharingSequences)), 0)
+      << log_text();
+  const auto a = testing::metric_by_step(dir / "one", "train", "loss");
+  const auto b = testing::metric_by_step(dir / "cp", "train", "loss");
+  ASSERT_EQ(a.size(), 8u);
+  ASSERT_EQ(b.size(), 8u);
+  for (const auto& [step, loss] : a) EXPECT_NEAR(b.at(step), loss, 1e-4 * loss) << step;
+  EXPECT_NE(log_text().find("nccl"), std::string::npos) << log_text();
 }
 
 }  // namespace
