@@ -193,9 +193,10 @@ class CcaAttention : public Attention {
                                 const Documents* documents = nullptr) {
     const int64_t B = q.size(0), S = q.size(1);
     const double scale = attention_scale(geometry_.head_dim, options_);
-    const at::Tensor o = documents != nullptr
-                             ? document_attention(q.transpose(1, 2), k, v, scale, *documents)
-                             : core_attention(q.transpose(1, 2), k, v, scale, options_.core);
+    const at::Tensor o =
+        documents != nullptr
+            ? document_attention(q.transpose(1, 2), k, v, scale, *documents, 0, options_.core)
+            : core_attention(q.transpose(1, 2), k, v, scale, options_.core);
     return o_proj_->forward(o.transpose(1, 2).reshape({B, S, geometry_.q_latent_width()}));
   }
 

@@ -155,6 +155,36 @@ at::Tensor varlen_flash_attention(const at::Tensor& q, const at::Tensor& k, cons
   return dv < d ? out.narrow(-1, 0, dv) : out;
 }
 
+// cuDNN's ragged (THD) attention over the documents: bf16/fp16 on sm90+, no GQA (LibTorch's
+// ragged cuDNN call repeats no heads) and no window; head dims as for flash. Only when asked
+// for (attention.core: cudnn): its per-call plan building is the cost to measure against varlen
+// flash before `automatic` may pick it (docs/benchmarks.md, document masking).
+bool varlen_cudnn_takes(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                        int64_t window) {
+#ifdef CCA_WITH_CUDA
+  if (window > 0 || q.size(1) != k.size(1) || !varlen_flash_takes(q, k, v)) return false;
+  const c10::DeviceGuard guard(q.device());
+  return at::cuda::getCurrentDeviceProperties()->major >= 9 && q.size(3) <= 128;
+#else
+  (void)q, (void)k, (void)v, (void)window;
+  return false;
+#endif
+}
+
+// Autograd runs LibTorch's cuDNN backward (CudnnAttentionBackward0) with the same offsets.
+at::Tensor varlen_cudnn_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                  double scale, const Documents& documents) {
+  const int64_t B = q.size(0), H = q.size(1), S = q.size(2), d = q.size(3), dv = v.size(3);
+  const at::Tensor values = dv < d ? at::constant_pad_nd(v, {0, d - dv}) : v;
+  const auto result = at::_cudnn_attention_forward(
+      packed_tokens(q).contiguous(), packed_tokens(k).contiguous(),
+      packed_tokens(values).contiguous(), std::nullopt, documents.cu_seqlens, documents.cu_seqlens,
+      documents.max_length, documents.max_length,
+      /*compute_log_sumexp=*/true, 0.0, /*is_causal=*/true, /*return_debug_mask=*/false, scale);
+  const at::Tensor out = std::get<0>(result).view({B, S, H, d}).transpose(1, 2);
+  return dv < d ? out.narrow(-1, 0, dv) : out;
+}
+
 }  // namespace
 
 CoreBackend parse_core_backend(const std::string& name) {
@@ -198,7 +228,8 @@ at::Tensor core_attention(const at::Tensor& q, const at::Tensor& k, const at::Te
 }
 
 at::Tensor document_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                              double scale, const Documents& documents, int64_t window) {
+                              double scale, const Documents& documents, int64_t window,
+                              CoreBackend backend) {
   TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4,
               "document_attention expects 4-d q, k, v");
   TORCH_CHECK(q.size(1) % k.size(1) == 0, "query heads must be a multiple of kv heads");
@@ -212,7 +243,10 @@ at::Tensor document_attention(const at::Tensor& q, const at::Tensor& k, const at
                   documents.ids.size(0) == q.size(0) && documents.ids.size(1) == q.size(2),
               "document_attention: documents must be [B, S] of a whole sequence (no cache)");
   if (!q.is_cuda()) return math_attention(q, k, v, scale, document_mask(documents, window));
-  if (varlen_flash_takes(q, k, v)) return varlen_flash_attention(q, k, v, scale, documents, window);
+  if (backend == CoreBackend::cudnn && varlen_cudnn_takes(q, k, v, window))
+    return varlen_cudnn_attention(q, k, v, scale, documents);
+  if (backend != CoreBackend::math && varlen_flash_takes(q, k, v))
+    return varlen_flash_attention(q, k, v, scale, documents, window);
   const at::Tensor mask = document_mask(documents, window);
   return at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, scale,
                                           /*enable_gqa=*/q.size(1) != k.size(1));

@@ -29,9 +29,11 @@ at::Tensor core_attention(const at::Tensor& q, const at::Tensor& k, const at::Te
 // only the window - 1 keys before it. CPU: exact math under that block-diagonal mask. CUDA:
 // LibTorch's variable-length flash kernel over the documents (documents.cu_seqlens; bf16/fp16,
 // equal q/k head dims up to 256, values padded to them), so the cost follows the documents'
-// lengths; other inputs take SDPA with the mask.
+// lengths; other inputs take SDPA with the mask. `backend` math forces the masked SDPA; cudnn
+// takes cuDNN's ragged attention where it applies (sm90+, Hq == Hkv, no window), else flash.
 at::Tensor document_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                              double scale, const Documents& documents, int64_t window = 0);
+                              double scale, const Documents& documents, int64_t window = 0,
+                              CoreBackend backend = CoreBackend::automatic);
 
 // Context parallelism (documents.shard set): this rank's queries q [B, Hq, S/N, D] against the
 // keys and values of the whole sequence as gather_sequence returns them ([B, Hkv, S, D], in

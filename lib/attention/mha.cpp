@@ -55,7 +55,7 @@ class MhaAttention : public Attention {
     if (mix_.any()) mix(raw, state, documents);
     HeadTensors t = projections_.finish(raw, cache ? cache->length : 0, documents);
     if (documents != nullptr)
-      return projections_.output(document_attention(t.q, t.k, t.v, scale_, *documents));
+      return projections_.output(document_attention(t.q, t.k, t.v, scale_, *documents, 0, core_));
     if (state != nullptr) {
       state->kv.append(t.k, t.v);
       state->length += x.size(1);

@@ -129,7 +129,7 @@ class MlaAttention : public Attention {
     const at::Tensor k = at::cat({k_nope, k_shared}, -1).transpose(1, 2);
     const at::Tensor q = at::cat({q_nope, q_rope}, -1);
     if (sharded) return sharded_attention(q, k, v, scale_, *documents);
-    if (documents != nullptr) return document_attention(q, k, v, scale_, *documents);
+    if (documents != nullptr) return document_attention(q, k, v, scale_, *documents, 0, core_);
     return core_attention(q, k, v, scale_, core_);
   }
 

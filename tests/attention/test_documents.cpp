@@ -266,19 +266,24 @@ TEST(DocumentAttention, OneDocumentIsCausalAttention) {
 
 // The CUDA core on its own at training-like shapes, against the CPU's exact math in float64:
 // the variable-length flash path (bf16; GQA; a window; values narrower than q/k as MLA's) and
-// the masked SDPA path (fp32), forward and input gradients.
+// the masked SDPA path (fp32), cuDNN's ragged path when asked for (MHA heads; values narrower
+// than q/k; GQA falls back to flash), forward and input gradients.
 TEST(DocumentAttention, CudaCoreMatchesExactMath) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device visible: GPU path not exercised";
   struct Shape {
     int64_t hq, hkv, d, dv, window;
     at::ScalarType dtype;
+    CoreBackend backend = CoreBackend::automatic;
   };
   at::manual_seed(4);
   const PackedDocuments packed = testing::pack_documents({{100, 300, 112}, {512}}, 1000);
   for (const Shape s :
        {Shape{8, 2, 128, 128, 0, at::kBFloat16}, Shape{8, 2, 128, 128, 64, at::kBFloat16},
         Shape{4, 4, 192, 128, 0, at::kBFloat16}, Shape{8, 2, 64, 64, 0, at::kFloat},
-        Shape{8, 2, 64, 64, 32, at::kFloat}}) {
+        Shape{8, 2, 64, 64, 32, at::kFloat},
+        Shape{8, 8, 128, 128, 0, at::kBFloat16, CoreBackend::cudnn},
+        Shape{4, 4, 128, 64, 0, at::kBFloat16, CoreBackend::cudnn},
+        Shape{8, 2, 64, 64, 0, at::kBFloat16, CoreBackend::cudnn}}) {
     const int64_t B = 2, S = 512;
     const at::Tensor q = at::randn({B, s.hq, S, s.d}, at::kDouble);
     const at::Tensor k = at::randn({B, s.hkv, S, s.d}, at::kDouble);
@@ -289,8 +294,8 @@ TEST(DocumentAttention, CudaCoreMatchesExactMath) {
       std::vector<at::Tensor> inputs;
       for (const at::Tensor& t : {q, k, v}) inputs.push_back(t.to(device, dtype).requires_grad_());
       const Documents documents = testing::test_documents(packed, false, device);
-      const at::Tensor out =
-          document_attention(inputs[0], inputs[1], inputs[2], scale, documents, s.window);
+      const at::Tensor out = document_attention(inputs[0], inputs[1], inputs[2], scale, documents,
+                                                s.window, s.backend);
       std::vector<at::Tensor> result =
           torch::autograd::grad({out}, inputs, {grad.to(device, dtype)});
       result.insert(result.begin(), out);
@@ -302,7 +307,7 @@ TEST(DocumentAttention, CudaCoreMatchesExactMath) {
     for (size_t i = 0; i < want.size(); ++i) {
       EXPECT_LT(testing::relative_error(got[i].cpu(), want[i]), tol)
           << "output/grad " << i << " hq " << s.hq << " hkv " << s.hkv << " d " << s.d << " dv "
-          << s.dv << " window " << s.window;
+          << s.dv << " window " << s.window << " core " << core_backend_name(s.backend);
     }
   }
 }
