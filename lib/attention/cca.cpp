@@ -130,10 +130,12 @@ class CcaAttention : public Attention {
  private:
   // Packed documents: the prologue restarts the convs and the value shift at every document
   // (fused kernels under the same conditions as a fresh sequence, else the reference ops), then
-  // the document-aware core.
+  // the document-aware core. Context parallelism comes here too (documents.shard).
   at::Tensor forward_documents(const at::Tensor& x, const Documents& documents) {
     const CcaProjections p = projections_from(stacked_linear(x, projection_weights()));
-    const bool fused = geometry_.fused_kernels && cca_fused_supported(geometry_, p.q0);
+    // The fused kernels take no halo, so context parallelism runs the reference prologue.
+    const bool fused =
+        geometry_.fused_kernels && !documents.shard && cca_fused_supported(geometry_, p.q0);
     const CcaPrologueOutput pro =
         fused ? cca_prologue_fused(geometry_, rope_frequencies(x.device()), conv_weights(),
                                    key_multiplier(), p, &documents)

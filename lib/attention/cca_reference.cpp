@@ -74,6 +74,13 @@ at::Tensor cca_document_conv_stack(const CcaConvWeights& w, const at::Tensor& z,
 CausalMixOutput cca_causal_convs(const CcaConvWeights& w, const at::Tensor& z,
                                  const at::Tensor& history, int64_t padding,
                                  const Documents* documents) {
+  if (documents != nullptr && documents->shard) {
+    // Context parallelism: each chunk continues the previous chunk's last `padding` tokens.
+    const auto stack = [&w](const at::Tensor& x, const at::Tensor& positions) {
+      return cca_document_conv_stack(w, x, positions);
+    };
+    return {mix_with_halo(z, padding, *documents->shard, stack), {}};
+  }
   if (documents != nullptr) return {cca_document_conv_stack(w, z, documents->positions), {}};
   const int64_t B = z.size(0), S = z.size(1);
   const at::Tensor before = history.defined() ? history.to(z.scalar_type())
@@ -109,7 +116,13 @@ CausalMixOutput cca_shifted_values(const at::Tensor& v_current, const at::Tensor
                                    const Documents* documents) {
   const int64_t B = v_current.size(0), S = v_current.size(1);
   if (documents != nullptr) {
-    const at::Tensor shifted = shift_tokens(v_delayed, 1, documents->positions);
+    const auto shift = [](const at::Tensor& x, const at::Tensor& positions) {
+      return shift_tokens(x, 1, positions);
+    };
+    // Context parallelism: the token before each chunk comes from the rank that holds it.
+    const at::Tensor shifted = documents->shard
+                                   ? mix_with_halo(v_delayed, 1, *documents->shard, shift)
+                                   : shift(v_delayed, documents->positions);
     return {at::cat({v_current, shifted}, -1).view({B, S, n_kv_heads, -1}), {}};
   }
   return {cca_value_shift(v_current, v_delayed, previous, n_kv_heads),

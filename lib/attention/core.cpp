@@ -233,6 +233,12 @@ at::Tensor document_attention(const at::Tensor& q, const at::Tensor& k, const at
   TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4,
               "document_attention expects 4-d q, k, v");
   TORCH_CHECK(q.size(1) % k.size(1) == 0, "query heads must be a multiple of kv heads");
+  if (documents.shard) {
+    // One exchange for keys and values: they travel side by side along the head dim.
+    const at::Tensor kv = gather_sequence(at::cat({k, v}, -1), documents);
+    return sharded_attention(q, kv.narrow(-1, 0, k.size(3)), kv.narrow(-1, k.size(3), v.size(3)),
+                             scale, documents, window);
+  }
   TORCH_CHECK(q.size(2) == k.size(2) && documents.ids.defined() &&
                   documents.ids.size(0) == q.size(0) && documents.ids.size(1) == q.size(2),
               "document_attention: documents must be [B, S] of a whole sequence (no cache)");
@@ -243,6 +249,32 @@ at::Tensor document_attention(const at::Tensor& q, const at::Tensor& k, const at
     return varlen_flash_attention(q, k, v, scale, documents, window);
   const at::Tensor mask = document_mask(documents, window);
   return at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, scale,
+                                          /*enable_gqa=*/q.size(1) != k.size(1));
+}
+
+at::Tensor gather_sequence(const at::Tensor& x, const Documents& documents) {
+  TORCH_CHECK(documents.shard != nullptr, "gather_sequence needs a sequence shard");
+  const at::Tensor all = gather_from_group(documents.shard->group, x);  // [N, B, H, S/N, D]
+  const int64_t N = all.size(0), B = x.size(0), H = x.size(1), local = x.size(2), D = x.size(3);
+  return all.permute({1, 2, 0, 3, 4}).reshape({B, H, N * local, D});
+}
+
+at::Tensor sharded_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             double scale, const Documents& documents, int64_t window) {
+  const SequenceShard& shard = *documents.shard;
+  TORCH_CHECK(q.size(2) == shard.token_index.size(0) && k.size(2) == shard.sequence_length,
+              "sharded_attention: queries must be this rank's tokens, keys the whole sequence");
+  // Global indices order queries and keys; inside one document they differ by as much as the
+  // in-document positions do, so the window is measured the same way as without the shard.
+  const at::Tensor key_ids = shard.global_ids.index_select(1, shard.gathered_index);  // [B, S]
+  const at::Tensor same = documents.ids.unsqueeze(2).eq(key_ids.unsqueeze(1));
+  const at::Tensor distance =
+      shard.token_index.unsqueeze(1) - shard.gathered_index.unsqueeze(0);  // [S/N, S]
+  at::Tensor visible = same.logical_and(distance.ge(0).unsqueeze(0));
+  if (window > 0) visible = visible.logical_and(distance.lt(window).unsqueeze(0));
+  visible = visible.unsqueeze(1);  // [B, 1, S/N, S]
+  if (!q.is_cuda()) return math_attention(q, k, v, scale, visible);
+  return at::scaled_dot_product_attention(q, k, v, visible, 0.0, false, scale,
                                           /*enable_gqa=*/q.size(1) != k.size(1));
 }
 

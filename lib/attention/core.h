@@ -35,6 +35,18 @@ at::Tensor document_attention(const at::Tensor& q, const at::Tensor& k, const at
                               double scale, const Documents& documents, int64_t window = 0,
                               CoreBackend backend = CoreBackend::automatic);
 
+// Context parallelism (documents.shard set): this rank's queries q [B, Hq, S/N, D] against the
+// keys and values of the whole sequence as gather_sequence returns them ([B, Hkv, S, D], in
+// the shard's gathered order), under the causal, document and window mask of the tokens' global
+// positions. document_attention calls it after gathering k and v; MLA gathers its compressed
+// latent instead and decompresses the keys and values itself.
+at::Tensor sharded_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             double scale, const Documents& documents, int64_t window = 0);
+
+// x [B, H, S/N, D] of every rank of documents.shard's group, with autograd: [B, H, S, D] in the
+// shard's gathered order (rank by rank, each rank's tokens as it holds them).
+at::Tensor gather_sequence(const at::Tensor& x, const Documents& documents);
+
 // The backend `automatic` runs for these inputs (never `automatic`). CPU: math. CUDA, by measured
 // rule (docs/benchmarks.md): cuDNN on sm90+ when LibTorch's cuDNN SDPA takes the call
 // core_attention makes for these shapes, else flash, else memory-efficient, else math.

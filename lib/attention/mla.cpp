@@ -110,10 +110,20 @@ class MlaAttention : public Attention {
                  .squeeze(2);
   }
 
-  // Training: per-head keys [k_nope_h ‖ k_rope] and values v_h decompressed from c_kv.
+  // Training: per-head keys [k_nope_h ‖ k_rope] and values v_h decompressed from c_kv. Under
+  // context parallelism the compressed [c_kv ‖ k_rope] of the whole sequence is gathered (r_kv +
+  // rope values per token instead of H·(nope + rope + v)) and decompressed on every rank.
   at::Tensor decompressed(const at::Tensor& q_nope, const at::Tensor& q_rope,
-                          const at::Tensor& c_kv, const at::Tensor& k_rope,
+                          const at::Tensor& local_c_kv, const at::Tensor& local_k_rope,
                           const Documents* documents) {
+    const bool sharded = documents != nullptr && documents->shard;
+    at::Tensor c_kv = local_c_kv, k_rope = local_k_rope;
+    if (sharded) {
+      const at::Tensor joint = at::cat({c_kv, k_rope}, -1).unsqueeze(1);  // one "head"
+      const at::Tensor all = gather_sequence(joint, *documents).squeeze(1);
+      c_kv = all.narrow(-1, 0, kv_rank_);
+      k_rope = all.narrow(-1, kv_rank_, rope_);
+    }
     const int64_t B = c_kv.size(0), S = c_kv.size(1);
     const at::Tensor kv =
         hidden_linear(c_kv, kv_b_proj_->weight).view({B, S, heads_, nope_ + v_dim_});
@@ -122,6 +132,7 @@ class MlaAttention : public Attention {
     const at::Tensor k_shared = k_rope.unsqueeze(2).expand({B, S, heads_, rope_});
     const at::Tensor k = at::cat({k_nope, k_shared}, -1).transpose(1, 2);
     const at::Tensor q = at::cat({q_nope, q_rope}, -1);
+    if (sharded) return sharded_attention(q, k, v, scale_, *documents);
     if (documents != nullptr) return document_attention(q, k, v, scale_, *documents, 0, core_);
     return core_attention(q, k, v, scale_, core_);
   }

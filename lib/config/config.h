@@ -154,6 +154,7 @@ struct DistributedConfig {
   double timeout_s;
   int64_t verify_every;
   bool zero1;
+  int64_t context_parallel = 1;  // code that fills the struct by hand gets no context parallelism
 };
 
 struct LoggingConfig {

@@ -1,5 +1,7 @@
 #include "config/derived.h"
 
+#include <algorithm>
+
 #include "util/format.h"
 
 namespace cca {
@@ -41,7 +43,11 @@ DerivedValues derive_values(const Config& c, int world_size) {
   d.kv_bytes_per_sequence =
       c.model.n_layers * kBf16Bytes * decode_cache_elements(d.attention, c.train.seq_len);
   d.world_size = world_size;
-  d.sequences_per_step = c.train.micro_batch_size * c.train.grad_accum * world_size;
+  d.context_parallel = std::max<int64_t>(c.distributed.context_parallel, 1);
+  // The ranks of one context-parallel group share their sequences.
+  const int64_t replicas =
+      world_size % d.context_parallel == 0 ? world_size / d.context_parallel : world_size;
+  d.sequences_per_step = c.train.micro_batch_size * c.train.grad_accum * replicas;
   d.tokens_per_step = d.sequences_per_step * c.train.seq_len;
   d.optimizer_kind = c.optim.kind;
   return d;
@@ -75,8 +81,28 @@ std::vector<std::string> describe_derived(const DerivedValues& d) {
   lines.push_back(kv);
   lines.push_back(format("kv cache    {} per sequence at train.seq_len, all layers",
                          human_bytes(static_cast<double>(d.kv_bytes_per_sequence))));
-  lines.push_back(format("batch       {} sequences = {} tokens per optimizer step (world size {})",
-                         d.sequences_per_step, d.tokens_per_step, d.world_size));
+  const bool split = d.context_parallel > 1 && d.world_size % d.context_parallel == 0;
+  const std::string ranks = split ? format("{} data-parallel replicas of {} ranks",
+                                           d.world_size / d.context_parallel, d.context_parallel)
+                                  : format("world size {}", d.world_size);
+  lines.push_back(format("batch       {} sequences = {} tokens per optimizer step ({})",
+                         d.sequences_per_step, d.tokens_per_step, ranks));
+  if (d.context_parallel > 1 && !split) {
+    lines.push_back(format(
+        "parallel    distributed.context_parallel = {} needs a multiple of {} ranks (this is {}); "
+        "launch with --nproc-per-node or set WORLD_SIZE",
+        d.context_parallel, d.context_parallel, d.world_size));
+  } else if (split) {
+    // What a layer's forward gathers per token is what its KV cache holds per token (the
+    // keys and values, CCA's compressed ones, MLA's latent and shared rope key).
+    lines.push_back(format(
+        "parallel    world {} = {} data-parallel x {} context-parallel; each rank holds {} of "
+        "{} tokens per sequence and gathers {} per token per layer in the forward (bf16)",
+        d.world_size, d.world_size / d.context_parallel, d.context_parallel,
+        d.tokens_per_step / std::max<int64_t>(d.sequences_per_step, 1) / d.context_parallel,
+        d.tokens_per_step / std::max<int64_t>(d.sequences_per_step, 1),
+        human_bytes(static_cast<double>(d.kv_bytes_per_token_per_layer))));
+  }
   if (d.optimizer_kind == "muon") describe_muon_groups(d, lines);
   return lines;
 }

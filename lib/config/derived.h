@@ -25,6 +25,7 @@ struct DerivedValues {
   int64_t kv_bytes_per_token_per_layer = 0;  // bf16
   int64_t kv_bytes_per_sequence = 0;         // bf16, all layers, train.seq_len tokens + state
   int64_t world_size = 1;
+  int64_t context_parallel = 1;  // distributed.context_parallel: ranks per sequence
   int64_t sequences_per_step = 0;
   int64_t tokens_per_step = 0;
   std::string optimizer_kind = "adamw";  // optim.kind

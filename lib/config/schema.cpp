@@ -218,6 +218,10 @@ std::vector<KeySpec> keys_after_variants() {
       {CCA_KEY(distributed.verify_every), IntSpec{0, 0, kMaxInt},
        "Steps between cross-rank parameter checksum checks; 0 = off."},
       {CCA_KEY(distributed.zero1), BoolSpec{false}, "Shard optimizer state across ranks (ZeRO-1)."},
+      {CCA_KEY(distributed.context_parallel), IntSpec{1, 1, 1024},
+       "Ranks that share each sequence (context parallelism): each holds 2 of its 2N chunks "
+       "(load-balanced causal split) and attention gathers keys and values from the others; "
+       "world = data-parallel replicas x context_parallel. 1 = off."},
 
       // logging
       {CCA_KEY(logging.level), EnumSpec{"info", {"trace", "debug", "info", "warn", "error", "off"}},

@@ -118,18 +118,22 @@ class Rules : public RuleSink {
            format("train.seq_len = {} exceeds model.max_seq_len = {}", t.seq_len,
                   c_.model.max_seq_len));
     }
-    const int64_t product = t.micro_batch_size * t.grad_accum * world_size_;
+    // Under context parallelism the ranks of one replica share its sequences.
+    const int64_t replicas = data_replicas();
+    const int64_t product = t.micro_batch_size * t.grad_accum * replicas;
     if (t.global_batch_size > 0 && t.global_batch_size != product) {
       std::string hint;
-      const int64_t per_accum = t.micro_batch_size * world_size_;
+      const int64_t per_accum = t.micro_batch_size * replicas;
       if (t.global_batch_size % per_accum == 0) {
         hint = format("; grad_accum: {} would match", t.global_batch_size / per_accum);
       }
       fail({"train.global_batch_size", "train.grad_accum", "train.micro_batch_size"},
-           format("train.global_batch_size = {} but micro_batch_size {} × grad_accum {} × world "
-                  "size {} = {}{}",
-                  t.global_batch_size, t.micro_batch_size, t.grad_accum, world_size_, product,
-                  hint));
+           format("train.global_batch_size = {} but micro_batch_size {} × grad_accum {} × {} = "
+                  "{}{}",
+                  t.global_batch_size, t.micro_batch_size, t.grad_accum,
+                  replicas == world_size_ ? format("world size {}", world_size_)
+                                          : format("data-parallel replicas {}", replicas),
+                  product, hint));
     }
   }
 
@@ -183,7 +187,8 @@ class Rules : public RuleSink {
   void check_misc() {
     if (c_.data.train.empty())
       fail({"data.train"}, "data.train is empty; name the training shards");
-    for (const std::string& problem : validate_data_sources(c_, world_size_)) {
+    for (const std::string& problem :
+         validate_data_sources(c_, static_cast<int>(data_replicas()))) {
       fail({"data.stages", "data.train"}, problem);
     }
     if (c_.run.dir.empty()) fail({"run.dir"}, "run.dir is empty; name the run folder");
@@ -201,6 +206,7 @@ class Rules : public RuleSink {
            "recomputation runs inside backward under its own autocast state); choose one");
     }
     check_fp8();
+    check_context_parallel();
     if (c_.data.reset_positions && !c_.data.document_masking) {
       fail({"data.reset_positions", "data.document_masking"},
            "data.reset_positions restarts RoPE at each document, which needs "
@@ -226,6 +232,53 @@ class Rules : public RuleSink {
       warn({"train.fp8.scaling"},
            format("train.fp8.scaling has no effect with train.precision: {} (only with fp8)",
                   c_.train.precision));
+    }
+  }
+
+  // The ranks that read different sequences: world / context_parallel (the world when that does
+  // not divide it; check_context_parallel reports that).
+  int64_t data_replicas() const {
+    const int64_t cp = c_.distributed.context_parallel;
+    return cp > 1 && world_size_ % cp == 0 ? world_size_ / cp : world_size_;
+  }
+
+  // distributed.context_parallel: the ranks divide into replicas of that many, and every
+  // sequence into 2 x that many equal chunks.
+  void check_context_parallel() {
+    const int64_t cp = c_.distributed.context_parallel;
+    if (cp <= 1) return;
+    // A single process (world 1: --dry-run, a config check) is told at start (Trainer).
+    if (world_size_ > 1 && world_size_ % cp != 0) {
+      fail({"distributed.context_parallel"},
+           format("distributed.context_parallel = {} does not divide the {} ranks; allowed: a "
+                  "divisor of the world size (world = data-parallel replicas x context_parallel)",
+                  cp, world_size_));
+    }
+    if (c_.train.seq_len % (2 * cp) != 0) {
+      fail({"distributed.context_parallel", "train.seq_len"},
+           format("train.seq_len = {} does not split into 2 x distributed.context_parallel = {} "
+                  "equal chunks; allowed: a seq_len that is a multiple of {}",
+                  c_.train.seq_len, 2 * cp, 2 * cp));
+    }
+    if (c_.train.cuda_graphs) {
+      fail({"distributed.context_parallel", "train.cuda_graphs"},
+           "distributed.context_parallel > 1 cannot run under train.cuda_graphs (the attention "
+           "layers exchange keys and values between ranks inside the step); choose one");
+    }
+    if (c_.moe.n_experts > 0) {
+      fail({"distributed.context_parallel", "moe.n_experts"},
+           "distributed.context_parallel > 1 is not supported with MoE yet (the router's "
+           "auxiliary losses would be per-shard statistics, not the sequence's); use a dense "
+           "model or context_parallel: 1");
+    }
+    for (size_t i = 0; i < c_.data.stages.size(); ++i) {
+      const int64_t len = c_.data.stages[i].seq_len;
+      if (len > 0 && len % (2 * cp) != 0) {
+        fail({"distributed.context_parallel", "data.stages"},
+             format("data.stages[{}].seq_len = {} does not split into 2 x "
+                    "distributed.context_parallel = {} equal chunks",
+                    i, len, 2 * cp));
+      }
     }
   }
 

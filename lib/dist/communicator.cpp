@@ -12,6 +12,7 @@
 #include <exception>
 
 #include "dist/backends.h"
+#include "dist/context_group.h"
 #include "util/error.h"
 #include "util/format.h"
 #include "util/log.h"
@@ -49,6 +50,7 @@ Communicator::~Communicator() {
   if (failed_ || std::uncaught_exceptions() > 0) {
     (void)device_group_.release();
     (void)host_group_.release();
+    (void)context_backend_.release();
     (void)store_.release();
   }
 }
@@ -113,6 +115,43 @@ void Communicator::create_groups(const DistributedConfig& config) {
                        cause_of(e)));
   }
   backend_name_ = wanted;
+  if (config.context_parallel > 1) create_context_group(static_cast<int>(config.context_parallel));
+}
+
+void Communicator::create_context_group(int context_parallel) {
+  const ContextLayout layout{context_parallel, world_.world_size};
+  if (world_.world_size % context_parallel != 0) {
+    throw Error(format(
+        "distributed.context_parallel = {} does not divide the {} ranks; allowed: a divisor of "
+        "the world size (world = data-parallel replicas x context_parallel)",
+        context_parallel, world_.world_size));
+  }
+  const int replica = layout.replica_of(world_.rank), position = layout.position_of(world_.rank);
+  try {
+    // Each replica's group rendezvouses under its own prefix of the one store.
+    const auto store =
+        c10::make_intrusive<c10d::PrefixStore>("context" + std::to_string(replica), store_);
+    context_backend_ = backend_name_ == "nccl"
+                           ? make_nccl_backend(store, position, context_parallel, to_ms(timeout_s_))
+                           : make_gloo_backend(store, position, context_parallel, to_ms(timeout_s_),
+                                               world_.master_addr);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(format("rank {}: cannot create the context-parallel group of replica {}: {}",
+                       world_.rank, replica, cause_of(e)));
+  }
+  context_group_ =
+      std::make_shared<ContextGroup>(*this, context_backend_, position, context_parallel);
+}
+
+c10::intrusive_ptr<c10d::Work> Communicator::start_checked(
+    const std::string& what, const std::function<c10::intrusive_ptr<c10d::Work>()>& start) {
+  try {
+    return start();
+  } catch (const std::exception& e) {
+    fail(what, cause_of(e));
+  }
 }
 
 void Communicator::fail(const std::string& what, const std::string& cause) {

@@ -9,12 +9,14 @@
 #include <torch/csrc/distributed/c10d/Store.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
 #include "launch/environment.h"
+#include "ops/sequence_shard.h"
 
 namespace cca::dist {
 
@@ -44,6 +46,15 @@ class Communicator {
   c10::intrusive_ptr<c10d::Work> start_all_reduce_sum(std::vector<at::Tensor>& tensors);
   void wait(const c10::intrusive_ptr<c10d::Work>& work, const std::string& what);
 
+  // Runs `start` (which starts a collective and returns its work), turning an exception into
+  // the same error as a failed wait.
+  c10::intrusive_ptr<c10d::Work> start_checked(
+      const std::string& what, const std::function<c10::intrusive_ptr<c10d::Work>()>& start);
+
+  // distributed.context_parallel > 1: this rank's context-parallel group (dist/context_group.h),
+  // the ranks replica * N .. replica * N + N - 1; null otherwise.
+  const std::shared_ptr<SequenceGroup>& context_group() const { return context_group_; }
+
   // Host values over the host group.
   int64_t sum(int64_t value, const std::string& what);
   int64_t max(int64_t value, const std::string& what);
@@ -54,6 +65,7 @@ class Communicator {
  private:
   void connect_store();
   void create_groups(const DistributedConfig& config);
+  void create_context_group(int context_parallel);
   int64_t host_reduce(int64_t value, c10d::ReduceOp op, const std::string& what);
   [[noreturn]] void fail(const std::string& what, const std::string& cause);
 
@@ -62,7 +74,8 @@ class Communicator {
   double timeout_s_ = 0;
   std::string backend_name_;
   c10::intrusive_ptr<c10d::Store> store_;
-  c10::intrusive_ptr<c10d::Backend> device_group_, host_group_;
+  c10::intrusive_ptr<c10d::Backend> device_group_, host_group_, context_backend_;
+  std::shared_ptr<SequenceGroup> context_group_;
   bool failed_ = false;
 };
 

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 
@@ -72,6 +73,15 @@ int DataParallel::local_rank() const {
 const WorldEnvironment& DataParallel::world() const {
   return communicator_->world();
 }
+int DataParallel::data_rank() const {
+  return rank() / static_cast<int>(std::max<int64_t>(config_.context_parallel, 1));
+}
+int DataParallel::data_world_size() const {
+  return world_size() / static_cast<int>(std::max<int64_t>(config_.context_parallel, 1));
+}
+std::shared_ptr<SequenceGroup> DataParallel::context_group() const {
+  return communicator_->context_group();
+}
 
 std::unique_ptr<Optimizer> DataParallel::make_optimizer(std::vector<NamedTensor> parameters,
                                                         const OptimConfig& optim) {
@@ -138,6 +148,13 @@ std::string DataParallel::start(const Config& config, int64_t resumed_step,
                                                config_.bucket_mb * int64_t{1024 * 1024});
   log::info("dist        {} ranks, {} backend; {} (distributed.bucket_mb {})", world_size(),
             communicator_->backend_name(), buckets_->describe(), config_.bucket_mb);
+  if (config_.context_parallel > 1) {
+    log::info(
+        "dist        {} data-parallel x {} context-parallel: ranks {}..{} share each sequence of "
+        "replica {}",
+        data_world_size(), config_.context_parallel, data_rank() * config_.context_parallel,
+        (data_rank() + 1) * config_.context_parallel - 1, data_rank());
+  }
   verify_parameters(model, resumed_step);
   return main_run_id;
 }

@@ -31,6 +31,10 @@ class DataParallel : public Parallelism {
   int world_size() const override;
   int local_rank() const override;
   const WorldEnvironment& world() const;
+  // Replica-major layout (dist/context_group.h): replica = rank / context_parallel.
+  int data_rank() const override;
+  int data_world_size() const override;
+  std::shared_ptr<SequenceGroup> context_group() const override;
 
   // With distributed.zero1, this rank's optimizer holds state for the parameters it owns only.
   std::unique_ptr<Optimizer> make_optimizer(std::vector<NamedTensor> parameters,

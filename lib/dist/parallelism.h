@@ -3,6 +3,8 @@
 // where ranks must agree. SingleProcess (dist/single_process.h) answers each call locally;
 // DataParallel (dist/data_parallel.h) owns the process groups, the gradient buckets and ZeRO-1.
 // In call order:
+//   data        data_rank, data_world_size, context_group (context parallelism: which sequences
+//               this rank reads, and the group it splits them with)
 //   start       make_optimizer, check_cuda_graphs, start (config and resumed step agree, rank 0's
 //               weights and optimizer state everywhere, gradient buckets attached)
 //   each step   global_valid_tokens, before_backward per micro-batch, finish_gradients (gradient
@@ -24,6 +26,7 @@
 #include "config/config.h"
 #include "model/transformer.h"
 #include "ops/named_tensor.h"
+#include "ops/sequence_shard.h"
 #include "optim/optimizer.h"
 
 namespace cca::dist {
@@ -41,6 +44,13 @@ class Parallelism {
   // The rank on this node, which picks the GPU (cuda:local_rank).
   virtual int local_rank() const = 0;
   bool is_main() const { return rank() == 0; }
+  // Context parallelism (distributed.context_parallel): the ranks of one replica share its
+  // sequences, so the data is split over the replicas: this rank's replica and their number.
+  // Without it every rank is its own replica.
+  virtual int data_rank() const { return rank(); }
+  virtual int data_world_size() const { return world_size(); }
+  // The group that splits each sequence (ops/sequence_shard.h); null without context parallelism.
+  virtual std::shared_ptr<SequenceGroup> context_group() const { return nullptr; }
 
   // optim.kind's optimizer (optim/optimizer.h) over the model's parameters: all of them, or
   // (ZeRO-1) the ones this rank owns.

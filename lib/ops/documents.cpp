@@ -43,6 +43,25 @@ Documents find_documents(const at::Tensor& tokens, const DocumentSeparator& sepa
   return out;
 }
 
+Documents shard_documents(const Documents* global, int64_t batch, int64_t length,
+                          std::shared_ptr<SequenceGroup> group, const at::Device& device) {
+  at::Tensor ids, positions;
+  if (global != nullptr) {
+    ids = global->ids;
+    positions = global->positions;
+  } else {
+    const auto options = at::TensorOptions().dtype(at::kLong).device(device);
+    ids = at::arange(batch, options).unsqueeze(1).expand({batch, length});
+    positions = at::arange(length, options).unsqueeze(0).expand({batch, length});
+  }
+  Documents out;
+  out.shard = make_sequence_shard(std::move(group), ids, positions);
+  out.ids = ids.index_select(1, out.shard->token_index);
+  out.positions = positions.index_select(1, out.shard->token_index);
+  out.reset_positions = global != nullptr && global->reset_positions;
+  return out;
+}
+
 at::Tensor document_mask(const Documents& documents, int64_t window) {
   const at::Tensor& ids = documents.ids;
   const at::Tensor& pos = documents.positions;
@@ -56,6 +75,14 @@ at::Tensor document_mask(const Documents& documents, int64_t window) {
 
 at::Tensor rotate(const Rotary& rotary, const at::Tensor& x, int64_t offset,
                   const Documents* documents) {
+  if (documents != nullptr && documents->shard) {
+    const SequenceShard& shard = *documents->shard;
+    const at::Tensor& positions =
+        documents->reset_positions
+            ? documents->positions
+            : shard.token_index.unsqueeze(0).expand({x.size(0), shard.token_index.size(0)});
+    return rotary.apply(x, positions, shard.sequence_length);
+  }
   if (documents != nullptr && documents->reset_positions)
     return rotary.apply(x, documents->positions);
   return rotary.apply(x, offset);

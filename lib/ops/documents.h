@@ -8,8 +8,10 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <memory>
 
 #include "ops/rope.h"
+#include "ops/sequence_shard.h"
 
 namespace cca {
 
@@ -32,6 +34,9 @@ struct Documents {
   int64_t max_length = 0;  // tokens of the longest document
   // RoPE uses `positions` instead of the index in the row.
   bool reset_positions = false;
+  // Context parallelism (ops/sequence_shard.h): the tensors above describe this rank's tokens
+  // only (ids and positions; no cu_seqlens), and the shard says where they sit in the sequence.
+  std::shared_ptr<const SequenceShard> shard;
 };
 
 // The documents of `tokens` [B, S] (any integer dtype, on the CPU: the lengths must be known on
@@ -40,12 +45,20 @@ struct Documents {
 Documents find_documents(const at::Tensor& tokens, const DocumentSeparator& separator,
                          bool reset_positions, const at::Device& device);
 
+// This rank's share of sequences [B, S] under context parallelism: `global` the documents of the
+// whole sequences (null without document masking: each row is one document, positions 0..S-1),
+// restricted to the rank's tokens, with the shard attached. The attention layers then take
+// their document paths, which read other ranks' tokens through the shard.
+Documents shard_documents(const Documents* global, int64_t batch, int64_t length,
+                          std::shared_ptr<SequenceGroup> group, const at::Device& device);
+
 // Boolean [B, 1, Sq, Sk] (Sq == Sk): true where query i may see key j inside its document,
 // causally, and, when window > 0, at most window - 1 tokens back.
 at::Tensor document_mask(const Documents& documents, int64_t window = 0);
 
 // x [B, S, H, D] rotated at positions offset, offset + 1, ... or, when `documents` reset
-// positions, at each token's position inside its document.
+// positions, at each token's position inside its document; under context parallelism at each
+// token's position in the whole sequence (or its document).
 at::Tensor rotate(const Rotary& rotary, const at::Tensor& x, int64_t offset,
                   const Documents* documents);
 

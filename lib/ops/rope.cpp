@@ -211,7 +211,7 @@ at::Tensor Rotary::apply(const at::Tensor& x, int64_t offset) const {
                       t.sin.narrow(0, offset, seq).view({1, seq, 1, half}), rotary_dim_);
 }
 
-at::Tensor Rotary::apply(const at::Tensor& x, const at::Tensor& positions) const {
+at::Tensor Rotary::apply(const at::Tensor& x, const at::Tensor& positions, int64_t limit) const {
   if (rotary_dim_ == 0) return x;
   TORCH_CHECK(x.dim() == 4 && x.size(3) >= rotary_dim_,
               "Rotary::apply expects [B, S, H, D] with D >= ", rotary_dim_);
@@ -220,8 +220,10 @@ at::Tensor Rotary::apply(const at::Tensor& x, const at::Tensor& positions) const
       "Rotary::apply: positions must be [B, S] like x");
   const int64_t B = x.size(0), seq = x.size(1), half = rotary_dim_ / 2;
   const at::ScalarType compute = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  // Positions inside a row never reach the row's length, so no host read of their maximum.
-  const RotaryTables t = rotary_tables(x.device(), compute, seq, rotary_dim_, theta_);
+  // Positions inside a row never reach the row's length (or `limit`), so no host read of their
+  // maximum.
+  const RotaryTables t =
+      rotary_tables(x.device(), compute, limit > 0 ? limit : seq, rotary_dim_, theta_, scaling_);
   const at::Tensor rows = positions.reshape({-1});
   return rotate_plain(x, t.cos.index_select(0, rows).view({B, seq, 1, half}),
                       t.sin.index_select(0, rows).view({B, seq, 1, half}), rotary_dim_);

@@ -44,7 +44,8 @@ class Rotary {
   at::Tensor apply(const at::Tensor& x, int64_t offset) const;
   // The same with each token at its own position: positions [B, S] (int64, on x's device, each
   // below S), e.g. restarting at every document (ops/documents.h). Plain LibTorch ops.
-  at::Tensor apply(const at::Tensor& x, const at::Tensor& positions) const;
+  // `limit` bounds the positions (0: x's length), e.g. a sequence split over ranks.
+  at::Tensor apply(const at::Tensor& x, const at::Tensor& positions, int64_t limit = 0) const;
   int64_t rotary_dim() const { return rotary_dim_; }
 
  private:

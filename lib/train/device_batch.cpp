@@ -13,6 +13,25 @@ Documents batch_documents(const data::Batch& batch, const DocumentSeparator& sep
   return find_documents(inputs, separator, reset_positions, device);
 }
 
+data::Batch shard_batch(const data::Batch& batch, const SequenceShard& shard) {
+  data::Batch out;
+  out.batch_size = batch.batch_size;
+  out.seq_len = 2 * shard.chunk_length;
+  out.state = batch.state;
+  out.mixture = batch.mixture;
+  out.wrapped = batch.wrapped;
+  for (int64_t row = 0; row < batch.batch_size; ++row) {
+    for (int64_t chunk : shard.chunks) {
+      const int64_t begin = row * batch.seq_len + chunk * shard.chunk_length;
+      const int64_t end = begin + shard.chunk_length;
+      out.inputs.insert(out.inputs.end(), batch.inputs.begin() + begin, batch.inputs.begin() + end);
+      out.targets.insert(out.targets.end(), batch.targets.begin() + begin,
+                         batch.targets.begin() + end);
+    }
+  }
+  return out;
+}
+
 DocumentSeparator document_separator(const data::ShardSet& shards) {
   if (!shards.manifest) {
     throw Error(

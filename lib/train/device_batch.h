@@ -23,6 +23,10 @@ int64_t count_valid_targets(const data::Batch& batch);
 Documents batch_documents(const data::Batch& batch, const DocumentSeparator& separator,
                           bool reset_positions, const at::Device& device);
 
+// Context parallelism: this rank's tokens of every sequence of `batch` (its two chunks, as
+// `shard` says), as a batch of sequences S / N long.
+data::Batch shard_batch(const data::Batch& batch, const SequenceShard& shard);
+
 // The separator token of the shards' manifest (its BOS or EOS id, as its `separator` says), for
 // data.document_masking. Throws cca::Error naming the key and the manifest when the shards have
 // no manifest or the manifest has no id for its separator.

@@ -44,10 +44,31 @@ void Trainer::run_bare_steps(int64_t steps, PhaseClock* clock) {
   for (int64_t i = 0; i < steps; ++i) train_step(clock);
 }
 
-// Forward and backward of one micro-batch; returns its mean cross-entropy (detached).
 std::optional<Documents> Trainer::documents_of(const data::Batch& batch) const {
   if (!document_separator_) return std::nullopt;
   return batch_documents(batch, *document_separator_, config_.data.reset_positions, device_);
+}
+
+// Under context parallelism every rank of a replica pulled the same sequences: it keeps its two
+// chunks of each, and the documents of the whole sequences (one per row without masking) go
+// with them, so the attention layers know where its tokens sit.
+Trainer::RankBatch Trainer::rank_batch(data::Batch batch) const {
+  const std::shared_ptr<SequenceGroup> group = parallelism_->context_group();
+  if (!group && config_.distributed.context_parallel > 1) {
+    throw Error(format(
+        "distributed.context_parallel = {} splits each sequence over that many ranks, but this "
+        "run is a single process; launch it with --nproc-per-node {} (or torchrun, srun)",
+        config_.distributed.context_parallel, config_.distributed.context_parallel));
+  }
+  if (!group) {
+    std::optional<Documents> documents = documents_of(batch);
+    return {std::move(batch), std::move(documents)};
+  }
+  const std::optional<Documents> whole = documents_of(batch);
+  Documents documents =
+      shard_documents(whole ? &*whole : nullptr, batch.batch_size, batch.seq_len, group, device_);
+  data::Batch mine = shard_batch(batch, *documents.shard);
+  return {std::move(mine), std::move(documents)};
 }
 
 at::Tensor Trainer::eager_micro_batch(const at::Tensor& inputs, const at::Tensor& targets,
@@ -78,11 +99,11 @@ void Trainer::train_step(PhaseClock* clock) {
   if (clock) clock->start();
   const int64_t step = progress_.step;
   last_lr_ = schedule_->at(step);
-  std::vector<data::Batch> batches;
+  std::vector<RankBatch> batches;
   int64_t step_valid = 0;
   for (int64_t i = 0; i < config_.train.grad_accum; ++i) {
-    batches.push_back(loader_->next());
-    step_valid += count_valid_targets(batches.back());
+    batches.push_back(rank_batch(loader_->next()));
+    step_valid += count_valid_targets(batches.back().batch);
   }
   lap("data");
   // With data parallelism the shares below are of the global count and the gradients are summed
@@ -91,10 +112,10 @@ void Trainer::train_step(PhaseClock* clock) {
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions(device_).dtype(at::kFloat));
   std::optional<StepCastCache> cast_cache(std::in_place, precision_);
   for (size_t i = 0; i < batches.size(); ++i) {
-    const data::Batch& batch = batches[i];
+    const data::Batch& batch = batches[i].batch;
+    const std::optional<Documents>& documents = batches[i].documents;
     parallelism_->before_backward(i + 1 == batches.size());
     auto [inputs, targets] = to_device(batch, device_);
-    const std::optional<Documents> documents = documents_of(batch);
     lap("data");
     const int64_t valid = count_valid_targets(batch);
     // A phase clock synchronises between forward and backward, which a graph cannot.

@@ -86,6 +86,12 @@ int Trainer::rank() const {
 int Trainer::world_size() const {
   return parallelism_->world_size();
 }
+int Trainer::data_rank() const {
+  return parallelism_->data_rank();
+}
+int Trainer::data_world_size() const {
+  return parallelism_->data_world_size();
+}
 
 double Trainer::training_time() const {
   return train_seconds_at_start_ + seconds_since(training_start_) - eval_seconds_ -
@@ -206,11 +212,29 @@ void Trainer::resume_if_requested() {
 // the checkpoint once, the loader state reshards itself and new ranks get derived generator
 // seeds. Checked here, before the slow phases: the global batch must stay (or be asked for).
 void Trainer::check_world_size(const CheckpointInfo& info) const {
+  check_context_parallel_resume(info);
   for (const std::string& warning :
        check_resume_world_size(info.path, info.config.config.train, saved_world_size(info),
                                config_.train, world_size())) {
     log::warn("{}", warning);
   }
+}
+
+// Under context parallelism a checkpoint resumes only on the layout that wrote it: the data
+// position is per replica and the generators per rank, and neither is resharded across another
+// split of the sequences yet.
+void Trainer::check_context_parallel_resume(const CheckpointInfo& info) const {
+  const int64_t saved = std::max<int64_t>(info.config.config.distributed.context_parallel, 1);
+  const int64_t now = std::max<int64_t>(config_.distributed.context_parallel, 1);
+  if (saved == 1 && now == 1) return;
+  const int64_t saved_world = saved_world_size(info);
+  if (saved == now && saved_world == world_size()) return;
+  throw Error(format(
+      "cannot resume {}: it was written with distributed.context_parallel = {} on {} ranks, and "
+      "this run has distributed.context_parallel = {} on {} ranks; resharding under context "
+      "parallelism is not supported: resume with the same distributed.context_parallel and "
+      "number of ranks",
+      info.path, saved, saved_world, now, world_size()));
 }
 
 void Trainer::check_halt() {

@@ -112,6 +112,12 @@ class Trainer {
                                int64_t step_valid, PhaseClock* clock, const Documents* documents);
   // The batch's documents on the device with data.document_masking, else none.
   std::optional<Documents> documents_of(const data::Batch& batch) const;
+  // A micro-batch as this rank trains on it (train_step.cpp).
+  struct RankBatch {
+    data::Batch batch;
+    std::optional<Documents> documents;
+  };
+  RankBatch rank_batch(data::Batch batch) const;
   StepReport update(const at::Tensor& step_loss, int64_t step);
   double evaluate();
   void log_fp8_layers() const;
@@ -130,8 +136,12 @@ class Trainer {
   double training_time() const;
   int rank() const;
   int world_size() const;
+  // The data-parallel replicas (world / distributed.context_parallel) and this rank's.
+  int data_rank() const;
+  int data_world_size() const;
   bool is_main() const { return rank() == 0; }
   void check_world_size(const CheckpointInfo& info) const;
+  void check_context_parallel_resume(const CheckpointInfo& info) const;
 
   LoadedConfig loaded_;
   const Config& config_;

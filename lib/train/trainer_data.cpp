@@ -48,7 +48,7 @@ std::string weights_text(const std::vector<DataSource>& sources,
 void Trainer::build_data() {
   const data::DatasetOptions open_options{config_.data.tokenizer, config_.model.vocab_size};
   tokens_per_step_ = config_.train.micro_batch_size * config_.train.grad_accum *
-                     config_.train.seq_len * world_size();
+                     config_.train.seq_len * data_world_size();
   if (config_.data.train_sources.empty()) {
     train_shards_ = std::make_shared<const data::ShardSet>(
         data::open_shards(config_.data.train, "train", open_options));
@@ -119,10 +119,10 @@ void Trainer::log_mixture() const {
   }
   const std::vector<int64_t> starts = config_.data.stages.empty()
                                           ? std::vector<int64_t>{0}
-                                          : stage_start_steps(config_, world_size());
+                                          : stage_start_steps(config_, data_world_size());
   for (size_t i = 0; i < stages.size(); ++i) {
     const int64_t end = i + 1 < stages.size() ? starts[i + 1] : config_.train.steps;
-    const int64_t per_step = stage_tokens_per_step(stages[i], config_, world_size());
+    const int64_t per_step = stage_tokens_per_step(stages[i], config_, data_world_size());
     log::info("data        {}steps {}-{} ({} tokens; seq_len {}, {} tokens per step): {}",
               stages[i].name.empty() ? "" : format("stage '{}' ", stages[i].name), starts[i] + 1,
               end, human_count(static_cast<double>((end - starts[i]) * per_step)),
@@ -137,8 +137,8 @@ void Trainer::build_loader(const TrainProgress* resumed) {
   options.batch_size = config_.train.micro_batch_size;
   options.seed = static_cast<uint64_t>(config_.train.seed);
   options.prefetch = static_cast<int>(config_.data.prefetch);
-  options.rank = rank();
-  options.world_size = world_size();
+  options.rank = data_rank();
+  options.world_size = data_world_size();
   if (train_sources_.empty()) {
     loader_ = std::make_unique<data::TrainLoader>(
         train_shards_, options, resumed != nullptr ? resumed->loader : std::nullopt);
@@ -153,7 +153,7 @@ void Trainer::build_loader(const TrainProgress* resumed) {
     for (const DataSource& source : sources) weights.push_back(source.weight);
     mix.stages.push_back({"", 0, weights});
   }
-  stage_starts_ = stage_start_steps(config_, world_size());
+  stage_starts_ = stage_start_steps(config_, data_world_size());
   stage_tokens_per_step_.clear();
   // A stage starts after the earlier stages' steps, each of its own sequences per step.
   int64_t start_sequence = 0;
@@ -163,9 +163,9 @@ void Trainer::build_loader(const TrainProgress* resumed) {
       const DataStage& previous = config_.data.stages[i - 1];
       start_sequence += (stage_starts_[i] - stage_starts_[i - 1]) *
                         stage_micro_batch_size(previous, config_) * config_.train.grad_accum *
-                        world_size();
+                        data_world_size();
     }
-    stage_tokens_per_step_.push_back(stage_tokens_per_step(stage, config_, world_size()));
+    stage_tokens_per_step_.push_back(stage_tokens_per_step(stage, config_, data_world_size()));
     mix.stages.push_back({stage.name, start_sequence, stage_weights(stage, sources),
                           stage_seq_len(stage, config_), stage_micro_batch_size(stage, config_)});
   }

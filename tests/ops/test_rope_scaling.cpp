@@ -152,6 +152,23 @@ TEST(RopeScaling, PositionsBeyondTheOriginalLengthRotateByTheScaledAngles) {
   }
 }
 
+// Per-token positions (documents with reset_positions, context parallelism's global positions)
+// rotate by the scaled angles too, and `limit` lets them reach past the tensor's own length.
+TEST(RopeScaling, PerTokenPositionsRotateByTheScaledAngles) {
+  at::manual_seed(8);
+  const int64_t original = 64, r = 32, D = 48;
+  const at::Tensor x = at::randn({2, 40, 3, D}, at::kDouble);
+  for (const std::string kind : {"linear", "ntk", "yarn"}) {
+    const Rotary rope(r, kTheta, scaling(kind, 4.0, original));
+    const std::vector<double> w = expected_frequencies(kind, r, 4.0, original);
+    const at::Tensor from_0 = at::arange(40, at::kLong).expand({2, 40});
+    EXPECT_LT(max_abs_diff(rope.apply(x, from_0), rotate_reference(x, 0, w)), 1e-11) << kind;
+    const at::Tensor from_200 = at::arange(200, 240, at::kLong).expand({2, 40});
+    EXPECT_LT(max_abs_diff(rope.apply(x, from_200, 240), rotate_reference(x, 200, w)), 1e-11)
+        << kind;
+  }
+}
+
 TEST(RopeScaling, EachScalingHasItsOwnCachedTable) {
   const at::Device cpu(at::kCPU);
   const RotaryTables plain = rotary_tables(cpu, at::kFloat, 10, 16, kTheta);

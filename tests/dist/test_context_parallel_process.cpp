@@ -1,0 +1,190 @@
+// Context parallelism through cca-train on the CPU (Gloo, the tiny CCA model of the trainer
+// tests): two ranks sharing every sequence (distributed.context_parallel: 2) train like one rank
+// on the same global batch, with document masking off and on, and so do 2 replicas of 2 ranks;
+// a resume under context parallelism is bit-identical; a resume with another context_parallel
+// is refused by name.
+#include <gtest/gtest.h>
+
+#include <torch/cuda.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "checkpoint/checkpoint_store.h"
+#include "dist/dist_test_util.h"
+#include "train/train_test_util.h"
+#include "util/files.h"
+
+namespace cca {
+namespace {
+
+using testing::ScratchDir;
+
+// Why these tolerances: as in test_dist_process.cpp, both runs compute the same sums associated
+// differently (here the attention over gathered keys and the cross-rank gradient sums), so fp32
+// differences start at ~1e-7 relative and AdamW carries them into the weights; the bounds are
+// the data-parallel test's.
+constexpr double kLossRelTolerance = 1e-5;
+constexpr double kWeightAbsTolerance = 2e-5;
+
+class ContextParallelProcessTest : public ::testing::Test {
+ protected:
+  ScratchDir dir;
+  std::string data = testing::write_tiny_dataset(dir / "data");
+  std::string log = dir / "log.txt";
+
+  std::string config_file(const std::string& run, const std::string& extra = "") {
+    const std::string path = dir / (run + ".yaml");
+    std::ofstream(path) << testing::tiny_config_yaml(data, dir / run, extra);
+    return path;
+  }
+  int train(const std::vector<std::string>& args) {
+    const std::optional<int> code = testing::wait_for(testing::spawn_trainer(args, log), 300);
+    EXPECT_TRUE(code.has_value()) << "cca-train ran past 300 s\n" << log_text();
+    return code.value_or(-1);
+  }
+  std::string log_text() { return files::read_file(log); }
+  std::string file(const std::string& run, int64_t step, const std::string& name) {
+    return files::join(files::join(dir / run, "checkpoints"),
+                       checkpoint_store::step_folder_name(step) + "/" + name);
+  }
+  void expect_runs_agree(const std::string& one, const std::string& two) {
+    const auto a = testing::metric_by_step(dir / one, "train", "loss");
+    const auto b = testing::metric_by_step(dir / two, "train", "loss");
+    ASSERT_EQ(a.size(), 8u);
+    ASSERT_EQ(b.size(), 8u);
+    double worst = 0;
+    for (const auto& [step, loss] : a) {
+      worst = std::max(worst, std::abs(b.at(step) - loss) / std::abs(loss));
+    }
+    EXPECT_LT(worst, kLossRelTolerance);
+    const auto val_a = testing::metric_by_step(dir / one, "eval", "val_loss");
+    const auto val_b = testing::metric_by_step(dir / two, "eval", "val_loss");
+    ASSERT_EQ(val_a.size(), val_b.size());
+    for (const auto& [step, loss] : val_a) {
+      EXPECT_NEAR(val_b.at(step), loss, kLossRelTolerance * loss) << "val_loss at step " << step;
+    }
+    const auto wa = testing::read_f32_tensors(file(one, 8, "model.safetensors"));
+    const auto wb = testing::read_f32_tensors(file(two, 8, "model.safetensors"));
+    ASSERT_EQ(wa.size(), wb.size());
+    double worst_weight = 0;
+    for (const auto& [name, values] : wa) {
+      const std::vector<float>& other = wb.at(name);
+      ASSERT_EQ(other.size(), values.size()) << name;
+      for (size_t i = 0; i < values.size(); ++i) {
+        worst_weight = std::max(worst_weight, std::abs(static_cast<double>(values[i]) - other[i]));
+      }
+    }
+    EXPECT_LT(worst_weight, kWeightAbsTolerance);
+    std::printf("%s vs %s after 8 steps: loss rel. diff %.3g, weight abs. diff %.3g\n", two.c_str(),
+                one.c_str(), worst, worst_weight);
+  }
+};
+
+const std::vector<std::string> kTwoRanksSharingSequences = {"--nproc-per-node", "2", "--set",
+                                                            "distributed.context_parallel=2"};
+
+std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& more) {
+  args.insert(args.end(), more.begin(), more.end());
+  return args;
+}
+
+TEST_F(ContextParallelProcessTest, TwoRanksSharingEachSequenceMatchOneRank) {
+  // Both read the same 8 sequences per step (global batch = micro 4 x accum 2 x 1 replica).
+  ASSERT_EQ(train({"--config", config_file("one")}), 0) << log_text();
+  ASSERT_EQ(train(with({"--config", config_file("cp"), "--set", "distributed.verify_every=2"},
+                       kTwoRanksSharingSequences)),
+            0)
+      << log_text();
+  expect_runs_agree("one", "cp");
+  EXPECT_NE(log_text().find("1 data-parallel x 2 context-parallel"), std::string::npos)
+      << log_text();
+}
+
+TEST_F(ContextParallelProcessTest, TwoRanksSharingEachSequenceMatchOneRankWithDocuments) {
+  testing::write_tiny_manifest(dir / "data", "bos", 3, 5);
+  const std::vector<std::string> masking = {"--set", "data.document_masking=true", "--set",
+                                            "data.reset_positions=true"};
+  ASSERT_EQ(train(with({"--config", config_file("one")}, masking)), 0) << log_text();
+  ASSERT_EQ(train(with(with({"--config", config_file("cp")}, masking), kTwoRanksSharingSequences)),
+            0)
+      << log_text();
+  expect_runs_agree("one", "cp");
+}
+
+TEST_F(ContextParallelProcessTest, ResumeUnderContextParallelismIsBitIdentical) {
+  ASSERT_EQ(train(with({"--config", config_file("whole")}, kTwoRanksSharingSequences)), 0)
+      << log_text();
+  ASSERT_EQ(train(with({"--config", config_file("split"), "--stop-at-step", "4"},
+                       kTwoRanksSharingSequences)),
+            0)
+      << log_text();
+  ASSERT_EQ(train(with({"--config", config_file("split"), "--resume", "auto"},
+                       kTwoRanksSharingSequences)),
+            0)
+      << log_text();
+  for (const char* name : {"model.safetensors", "optimizer.safetensors", "rng.safetensors"}) {
+    EXPECT_TRUE(files::read_file(file("whole", 8, name)) ==
+                files::read_file(file("split", 8, name)))
+        << name << " differs after resume";
+  }
+  EXPECT_EQ(testing::metric_by_step(dir / "split", "train", "loss"),
+            testing::metric_by_step(dir / "whole", "train", "loss"));
+}
+
+// Four ranks: 2 data-parallel replicas x 2 ranks per sequence, each replica reading 4 of the 8
+// sequences of a step: like one rank, and a resume on the same layout is bit-identical.
+TEST_F(ContextParallelProcessTest, TwoReplicasOfTwoRanksMatchOneRankAndResumeExactly) {
+  const std::vector<std::string> layout = {
+      "--nproc-per-node",  "4", "--set", "distributed.context_parallel=2", "--set",
+      "train.grad_accum=1"};
+  ASSERT_EQ(train({"--config", config_file("one")}), 0) << log_text();
+  ASSERT_EQ(train(with({"--config", config_file("whole")}, layout)), 0) << log_text();
+  expect_runs_agree("one", "whole");
+  EXPECT_NE(log_text().find("2 data-parallel x 2 context-parallel"), std::string::npos);
+  ASSERT_EQ(train(with({"--config", config_file("split"), "--stop-at-step", "4"}, layout)), 0)
+      << log_text();
+  ASSERT_EQ(train(with({"--config", config_file("split"), "--resume", "auto"}, layout)), 0)
+      << log_text();
+  for (const char* name : {"model.safetensors", "optimizer.safetensors", "rng.safetensors"}) {
+    EXPECT_TRUE(files::read_file(file("whole", 8, name)) ==
+                files::read_file(file("split", 8, name)))
+        << name << " differs after resume";
+  }
+}
+
+TEST_F(ContextParallelProcessTest, ResumingWithAnotherContextParallelIsRefused) {
+  ASSERT_EQ(train(with({"--config", config_file("run"), "--stop-at-step", "4"},
+                       kTwoRanksSharingSequences)),
+            0)
+      << log_text();
+  // Two ranks of one sequence each: the same world, another split.
+  EXPECT_NE(train({"--config", config_file("run"), "--resume", "auto", "--nproc-per-node", "2",
+                   "--set", "train.grad_accum=1"}),
+            0);
+  EXPECT_NE(log_text().find("written with distributed.context_parallel = 2 on 2 ranks, and this "
+                            "run has distributed.context_parallel = 1"),
+            std::string::npos)
+      << log_text();
+}
+
+// On two GPUs (NCCL groups, the CCA reference prologue with its halo, SDPA over the gathered
+// keys under the mask) in fp32: like one GPU within 1e-4 relative on the losses (the GPU kernels
+// sum in other orders than the CPU's, and may use TF32). Skips without two GPUs.
+TEST_F(ContextParallelProcessTest, TwoGpusSharingEachSequenceMatchOneGpu) {
+  if (torch::cuda::device_count() < 2) GTEST_SKIP() << "needs 2 CUDA devices";
+  const std::vector<std::string> gpu = {"--set", "train.device=cuda", "--set",
+                                        "train.precision=fp32"};
+  ASSERT_EQ(train(with({"--config", config_file("one")}, gpu)), 0) << log_text();
+  ASSERT_EQ(train(with(with({"--config", config_file("cp")}, gpu), kTwoRanksSharingSequences)), 0)
+      << log_text();
+  const auto a = testing::metric_by_step(dir / "one", "train", "loss");
+  const auto b = testing::metric_by_step(dir / "cp", "train", "loss");
+  ASSERT_EQ(a.size(), 8u);
+  ASSERT_EQ(b.size(), 8u);
+  for (const auto& [step, loss] : a) EXPECT_NEAR(b.at(step), loss, 1e-4 * loss) << step;
+  EXPECT_NE(log_text().find("nccl"), std::string::npos) << log_text();
+}
+
+}  // namespace
+}  // namespace cca
