@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "util/strings.h"
+
 namespace cca::data {
 namespace {
 
@@ -73,23 +75,8 @@ std::string unwrap_paragraphs(std::string_view text) {
   return out;
 }
 
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    if (cp >= 0xD800 && cp < 0xE000) return;
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x110000) {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
+void append_text_code_point(std::string& out, uint32_t code_point) {
+  if (code_point < 0x110000 && !is_surrogate(code_point)) append_utf8(out, code_point);
 }
 
 size_t append_xml_char(std::string_view text, size_t at, std::string& out) {
@@ -119,7 +106,7 @@ size_t append_xml_char(std::string_view text, size_t at, std::string& out) {
     char* end = nullptr;
     const unsigned long cp = std::strtoul(digits.c_str(), &end, hex ? 16 : 10);
     if (!digits.empty() && end != nullptr && *end == '\0') {
-      append_utf8(out, static_cast<uint32_t>(cp));
+      append_text_code_point(out, static_cast<uint32_t>(cp));
       return semi - at + 1;
     }
   }

@@ -19,8 +19,9 @@ std::string unwrap_paragraphs(std::string_view text);
 // &apos; and numeric ones (&#233; &#xE9;); returns how many bytes of `text` it consumed.
 size_t append_xml_char(std::string_view text, size_t at, std::string& out);
 
-// Appends the UTF-8 encoding of `code_point` (nothing for values past U+10FFFF or surrogates).
-void append_utf8(std::string& out, uint32_t code_point);
+// Appends a character reference's code point as UTF-8: nothing for values past U+10FFFF or
+// surrogates (text the corpus keeps must be valid UTF-8).
+void append_text_code_point(std::string& out, uint32_t code_point);
 
 // Splits `text` at every line that is exactly `separator` (e.g. "%" in fortune files).
 std::vector<std::string> split_at_lines(std::string_view text, std::string_view separator);

@@ -260,26 +260,6 @@ class JsonParser {
     return v;
   }
 
-  // A lone surrogate is kept as its 3-byte (invalid) UTF-8 form, so the UTF-8 check downstream
-  // counts it like any other invalid text instead of the parser silently altering it.
-  static void append_utf8(std::string& out, unsigned cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
-
   void parse_escape(std::string& out) {
     if (pos_ >= text_.size()) fail("unterminated string");
     const char e = text_[pos_++];
@@ -325,6 +305,8 @@ class JsonParser {
         pos_ = save;  // not a pair: keep the high surrogate alone, reread the next escape
       }
     }
+    // A lone surrogate is kept as its 3-byte (invalid) UTF-8 form, so the UTF-8 check downstream
+    // counts it like any other invalid text instead of the parser silently altering it.
     append_utf8(out, cp);
   }
 

@@ -19,6 +19,15 @@ std::string divisors_text(long long n, size_t limit = 16);
 // bytes). The same text is a valid YAML double-quoted scalar.
 void append_quoted(std::string& out, std::string_view text);
 std::string join(const std::vector<std::string>& parts, const std::string& separator);
+
+// Appends code point `cp` (at most U+10FFFF) as UTF-8. Surrogates (U+D800..U+DFFF) are encoded
+// as their 3-byte form, which is not valid UTF-8: whether to keep, drop or refuse them is the
+// caller's policy (the JSON reader keeps a lone one so the UTF-8 check downstream sees it; the
+// corpus builder drops them).
+void append_utf8(std::string& out, uint32_t cp);
+inline bool is_surrogate(uint32_t cp) {
+  return cp >= 0xD800 && cp < 0xE000;
+}
 // Calls visit(line, number) for each line of `text` (numbered from 1, without its '\n') that holds
 // more than blanks, tabs and '\r': the records of a JSONL file.
 void for_each_nonblank_line(std::string_view text,

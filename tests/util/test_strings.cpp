@@ -45,4 +45,25 @@ TEST(Strings, NonblankLinesKeepTheirNumbers) {
 }
 
 }  // namespace
+// The one UTF-8 encoder: each length class at its boundaries, and surrogates in their raw
+// 3-byte form (the callers' policy decides whether they stay).
+TEST(Strings, Utf8EncodesEveryLengthAndLeavesSurrogatesToTheCaller) {
+  const auto utf8 = [](uint32_t cp) {
+    std::string out;
+    append_utf8(out, cp);
+    return out;
+  };
+  EXPECT_EQ(utf8(0x41), "A");
+  EXPECT_EQ(utf8(0x7F), "\x7F");
+  EXPECT_EQ(utf8(0xE9), "\xC3\xA9");
+  EXPECT_EQ(utf8(0x7FF), "\xDF\xBF");
+  EXPECT_EQ(utf8(0x20AC), "\xE2\x82\xAC");
+  EXPECT_EQ(utf8(0xFFFF), "\xEF\xBF\xBF");
+  EXPECT_EQ(utf8(0x1F600), "\xF0\x9F\x98\x80");
+  EXPECT_EQ(utf8(0x10FFFF), "\xF4\x8F\xBF\xBF");
+  EXPECT_EQ(utf8(0xD800), "\xED\xA0\x80");
+  EXPECT_TRUE(is_surrogate(0xD800) && is_surrogate(0xDFFF));
+  EXPECT_FALSE(is_surrogate(0xD7FF) || is_surrogate(0xE000));
+}
+
 }  // namespace cca
