@@ -12,6 +12,7 @@
 
 #include "checkpoint/checkpoint_store.h"
 #include "dist/dist_test_util.h"
+#include "dist/trainer_process_test.h"
 #include "train/train_test_util.h"
 #include "util/files.h"
 
@@ -27,27 +28,8 @@ using testing::ScratchDir;
 constexpr double kLossRelTolerance = 1e-5;
 constexpr double kWeightAbsTolerance = 2e-5;
 
-class ContextParallelProcessTest : public ::testing::Test {
+class ContextParallelProcessTest : public testing::TrainerProcessTest {
  protected:
-  ScratchDir dir;
-  std::string data = testing::write_tiny_dataset(dir / "data");
-  std::string log = dir / "log.txt";
-
-  std::string config_file(const std::string& run, const std::string& extra = "") {
-    const std::string path = dir / (run + ".yaml");
-    std::ofstream(path) << testing::tiny_config_yaml(data, dir / run, extra);
-    return path;
-  }
-  int train(const std::vector<std::string>& args) {
-    const std::optional<int> code = testing::wait_for(testing::spawn_trainer(args, log), 300);
-    EXPECT_TRUE(code.has_value()) << "cca-train ran past 300 s\n" << log_text();
-    return code.value_or(-1);
-  }
-  std::string log_text() { return files::read_file(log); }
-  std::string file(const std::string& run, int64_t step, const std::string& name) {
-    return files::join(files::join(dir / run, "checkpoints"),
-                       checkpoint_store::step_folder_name(step) + "/" + name);
-  }
   void expect_runs_agree(const std::string& one, const std::string& two) {
     const auto a = testing::metric_by_step(dir / one, "train", "loss");
     const auto b = testing::metric_by_step(dir / two, "train", "loss");
@@ -64,17 +46,7 @@ class ContextParallelProcessTest : public ::testing::Test {
     for (const auto& [step, loss] : val_a) {
       EXPECT_NEAR(val_b.at(step), loss, kLossRelTolerance * loss) << "val_loss at step " << step;
     }
-    const auto wa = testing::read_f32_tensors(file(one, 8, "model.safetensors"));
-    const auto wb = testing::read_f32_tensors(file(two, 8, "model.safetensors"));
-    ASSERT_EQ(wa.size(), wb.size());
-    double worst_weight = 0;
-    for (const auto& [name, values] : wa) {
-      const std::vector<float>& other = wb.at(name);
-      ASSERT_EQ(other.size(), values.size()) << name;
-      for (size_t i = 0; i < values.size(); ++i) {
-        worst_weight = std::max(worst_weight, std::abs(static_cast<double>(values[i]) - other[i]));
-      }
-    }
+    const double worst_weight = worst_weight_difference(one, two, 8);
     EXPECT_LT(worst_weight, kWeightAbsTolerance);
     std::printf("%s vs %s after 8 steps: loss rel. diff %.3g, weight abs. diff %.3g\n", two.c_str(),
                 one.c_str(), worst, worst_weight);

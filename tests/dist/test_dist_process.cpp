@@ -11,6 +11,7 @@
 #include "checkpoint/checkpoint_store.h"
 #include "data/loader.h"
 #include "dist/dist_test_util.h"
+#include "dist/trainer_process_test.h"
 #include "launch/launcher.h"
 #include "train/reshard.h"
 #include "train/tensor_io.h"
@@ -35,47 +36,8 @@ using testing::ScratchDir;
 constexpr double kLossRelTolerance = 1e-5;
 constexpr double kWeightAbsTolerance = 2e-5;
 
-class DistProcessTest : public ::testing::Test {
+class DistProcessTest : public testing::TrainerProcessTest {
  protected:
-  ScratchDir dir;
-  std::string data = testing::write_tiny_dataset(dir / "data");
-  std::string log = dir / "log.txt";
-
-  std::string config_file(const std::string& run, const std::string& extra = "") {
-    const std::string path = dir / (run + ".yaml");
-    std::ofstream(path) << testing::tiny_config_yaml(data, dir / run, extra);
-    return path;
-  }
-  // Runs cca-train (with `args`) to completion within the time limit; returns its exit code.
-  int train(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
-    const std::optional<int> code = testing::wait_for(testing::spawn_trainer(args, log, env), 300);
-    EXPECT_TRUE(code.has_value()) << "cca-train ran past 300 s\n" << log_text();
-    return code.value_or(-1);
-  }
-  std::string log_text() { return files::read_file(log); }
-  std::string file(const std::string& run, int64_t step, const std::string& name) {
-    return files::join(files::join(dir / run, "checkpoints"),
-                       checkpoint_store::step_folder_name(step) + "/" + name);
-  }
-  // The largest absolute difference between two runs' weights at `step` (infinite when the
-  // tensors' names or sizes differ).
-  double worst_weight_difference(const std::string& run_a, const std::string& run_b, int64_t step) {
-    const auto a = testing::read_f32_tensors(file(run_a, step, "model.safetensors"));
-    const auto b = testing::read_f32_tensors(file(run_b, step, "model.safetensors"));
-    EXPECT_EQ(a.size(), b.size());
-    double worst = a.size() == b.size() ? 0 : INFINITY;
-    for (const auto& [name, values] : a) {
-      const auto other = b.find(name);
-      if (other == b.end() || other->second.size() != values.size()) {
-        ADD_FAILURE() << name << " differs in name or size";
-        return INFINITY;
-      }
-      for (size_t i = 0; i < values.size(); ++i) {
-        worst = std::max(worst, std::abs(static_cast<double>(values[i]) - other->second[i]));
-      }
-    }
-    return worst;
-  }
   // Losses, gradient norms, validation losses and weights of a 1-rank and a 2-rank run agree
   // within the tolerances above.
   void expect_one_rank_equals_two(const std::string& one, const std::string& two) {
