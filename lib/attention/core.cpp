@@ -162,9 +162,10 @@ at::Tensor varlen_flash_attention(const at::Tensor& q, const at::Tensor& k, cons
 bool varlen_cudnn_takes(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                         int64_t window) {
 #ifdef CCA_WITH_CUDA
-  if (window > 0 || q.size(1) != k.size(1) || !varlen_flash_takes(q, k, v)) return false;
+  if (!cudnn_ragged_shape(q.size(1), k.size(1), q.size(3), window) || !varlen_flash_takes(q, k, v))
+    return false;
   const c10::DeviceGuard guard(q.device());
-  return at::cuda::getCurrentDeviceProperties()->major >= 9 && q.size(3) <= 128;
+  return at::cuda::getCurrentDeviceProperties()->major >= 9;
 #else
   (void)q, (void)k, (void)v, (void)window;
   return false;
@@ -186,6 +187,10 @@ at::Tensor varlen_cudnn_attention(const at::Tensor& q, const at::Tensor& k, cons
 }
 
 }  // namespace
+
+bool cudnn_ragged_shape(int64_t q_heads, int64_t kv_heads, int64_t head_dim, int64_t window) {
+  return window == 0 && q_heads == kv_heads && head_dim <= 128;
+}
 
 CoreBackend parse_core_backend(const std::string& name) {
   if (name == "auto") return CoreBackend::automatic;

@@ -47,6 +47,11 @@ at::Tensor sharded_attention(const at::Tensor& q, const at::Tensor& k, const at:
 // shard's gathered order (rank by rank, each rank's tokens as it holds them).
 at::Tensor gather_sequence(const at::Tensor& x, const Documents& documents);
 
+// Whether attention.core: cudnn gives document_attention cuDNN's ragged kernel for these query
+// and key/value head counts, q/k head dim and window (then also bf16/fp16 on sm90+; otherwise
+// varlen flash runs).
+bool cudnn_ragged_shape(int64_t q_heads, int64_t kv_heads, int64_t head_dim, int64_t window);
+
 // The backend `automatic` runs for these inputs (never `automatic`). CPU: math. CUDA, by measured
 // rule (docs/benchmarks.md): cuDNN on sm90+ when LibTorch's cuDNN SDPA takes the call
 // core_attention makes for these shapes, else flash, else memory-efficient, else math.

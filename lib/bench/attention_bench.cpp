@@ -248,13 +248,15 @@ Json::Object layer_case(const Config& c, int64_t B, int64_t S, const at::TensorO
                    {"rope_fwd_ms", rope.fwd_ms},
                    {"rope_bwd_ms", rope.fwdbwd_ms - rope.fwd_ms}};
   if (documents != nullptr) {
-    // What training runs by default (attention.core: auto: varlen flash), then with cuDNN's
-    // ragged attention asked for (attention.core: cudnn; flash again where it does not apply).
+    // What training runs by default (attention.core: auto: varlen flash), then, where the
+    // shapes allow it, with cuDNN's ragged attention asked for (attention.core: cudnn).
     const LayerTimes d = time_layer(c, CoreBackend::automatic, B, S, opts, o, documents);
     row["documents_fwd_ms"] = d.fwd_ms;
     row["documents_fwdbwd_ms"] = d.fwdbwd_ms;
     row["documents_fwdbwd_overhead"] = d.fwdbwd_ms / t.fwdbwd_ms - 1.0;
-    if (opts.device().is_cuda()) {
+    const AttentionGeometry g = attention_geometry(c);
+    if (opts.device().is_cuda() &&
+        cudnn_ragged_shape(g.n_q_heads, g.variant().core_kv_heads(g), g.head_dim, 0)) {
       const LayerTimes cudnn = time_layer(c, CoreBackend::cudnn, B, S, opts, o, documents);
       row["documents_cudnn_fwdbwd_ms"] = cudnn.fwdbwd_ms;
       row["documents_cudnn_fwdbwd_overhead"] = cudnn.fwdbwd_ms / t.fwdbwd_ms - 1.0;

@@ -264,6 +264,16 @@ TEST(DocumentAttention, OneDocumentIsCausalAttention) {
       1e-12);
 }
 
+// Which shapes attention.core: cudnn sends to cuDNN's ragged kernel: equal head counts, no
+// window, q/k heads of at most 128 dims (GQA/CCGQA, SWA and MLA's 192-dim heads stay on flash).
+TEST(DocumentAttention, CudnnRaggedTakesOnlyEqualHeadsWithoutAWindow) {
+  EXPECT_TRUE(cudnn_ragged_shape(12, 12, 64, 0));
+  EXPECT_TRUE(cudnn_ragged_shape(8, 8, 128, 0));
+  EXPECT_FALSE(cudnn_ragged_shape(8, 2, 128, 0));
+  EXPECT_FALSE(cudnn_ragged_shape(8, 8, 128, 64));
+  EXPECT_FALSE(cudnn_ragged_shape(16, 16, 192, 0));
+}
+
 // The CUDA core on its own at training-like shapes, against the CPU's exact math in float64:
 // the variable-length flash path (bf16; GQA; a window; values narrower than q/k as MLA's) and
 // the masked SDPA path (fp32), cuDNN's ragged path when asked for (MHA heads; values narrower
