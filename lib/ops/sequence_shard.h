@@ -49,6 +49,9 @@ struct SequenceShard {
   // Tests turn the halo off (zeros instead of the previous chunk's tokens) to show that the
   // exactness tests catch a missing exchange; training never does.
   bool exchange_halo = true;
+  // Likewise for MoE layers (moe/moe.h): off, each rank's Switch loss takes the token fractions
+  // of its own shard instead of the whole sequences'; training never turns it off.
+  bool reduce_expert_counts = true;
 };
 
 // Chunk `chunk` (of 2N) is held by this rank of the group, as its first (0) or second (1) chunk.
