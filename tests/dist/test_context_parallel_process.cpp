@@ -1,8 +1,8 @@
 // Context parallelism through cca-train on the CPU (Gloo, the tiny CCA model of the trainer
 // tests): two ranks sharing every sequence (distributed.context_parallel: 2) train like one rank
 // on the same global batch, with document masking off and on, and so do 2 replicas of 2 ranks;
-// a resume under context parallelism is bit-identical; a resume with another context_parallel
-// is refused by name.
+// a resume under context parallelism is bit-identical, for a dense and an MoE model; a resume
+// with another context_parallel is refused by name.
 #include <gtest/gtest.h>
 
 #include <torch/cuda.h>
@@ -138,6 +138,45 @@ TEST_F(ContextParallelProcessTest, ResumingWithAnotherContextParallelIsRefused) 
                             "run has distributed.context_parallel = 1"),
             std::string::npos)
       << log_text();
+}
+
+// An MoE model (layer 1 of the tiny model: 4 experts, top-2, a shared expert, both auxiliary
+// losses and the bias update on): two ranks sharing each sequence train like one rank, log the
+// same expert loads, and resume bit-identically.
+const std::string kMoe =
+    "moe: {n_experts: 4, top_k: 2, shared_experts: 1, aux_loss_coef: 0.1, z_loss_coef: 0.01,\n"
+    "      bias_update_rate: 0.01}\n";
+
+TEST_F(ContextParallelProcessTest, TwoRanksSharingEachSequenceMatchOneRankWithMoe) {
+  ASSERT_EQ(train({"--config", config_file("one", kMoe)}), 0) << log_text();
+  ASSERT_EQ(train(with({"--config", config_file("cp", kMoe)}, kTwoRanksSharingSequences)), 0)
+      << log_text();
+  expect_runs_agree("one", "cp");
+  // The logged load is the whole sequences' on every rank (rank 0 logs), not rank 0's shard's.
+  const auto load_one = testing::metric_by_step(dir / "one", "train", "moe_load_max");
+  const auto load_cp = testing::metric_by_step(dir / "cp", "train", "moe_load_max");
+  ASSERT_EQ(load_one.size(), 8u);
+  EXPECT_EQ(load_cp, load_one);
+}
+
+TEST_F(ContextParallelProcessTest, ResumeUnderContextParallelismIsBitIdenticalWithMoe) {
+  ASSERT_EQ(train(with({"--config", config_file("whole", kMoe)}, kTwoRanksSharingSequences)), 0)
+      << log_text();
+  ASSERT_EQ(train(with({"--config", config_file("split", kMoe), "--stop-at-step", "4"},
+                       kTwoRanksSharingSequences)),
+            0)
+      << log_text();
+  ASSERT_EQ(train(with({"--config", config_file("split", kMoe), "--resume", "auto"},
+                       kTwoRanksSharingSequences)),
+            0)
+      << log_text();
+  for (const char* name : {"model.safetensors", "optimizer.safetensors", "rng.safetensors"}) {
+    EXPECT_TRUE(files::read_file(file("whole", 8, name)) ==
+                files::read_file(file("split", 8, name)))
+        << name << " differs after resume";
+  }
+  EXPECT_EQ(testing::metric_by_step(dir / "split", "train", "loss"),
+            testing::metric_by_step(dir / "whole", "train", "loss"));
 }
 
 // On two GPUs (NCCL groups, the CCA reference prologue with its halo, SDPA over the gathered
