@@ -451,6 +451,13 @@ int ranks_with_another_bias(const Result& split, const Result& one) {
   return differing;
 }
 
+// Measured over the 12 cases below: at most 1.9e-7 relative on the loss, and 4.8e-6 on the
+// gradients, the worst of them not an MoE weight but CCA's two key temperatures (attention.temp),
+// whose small gradient (~2e-3) is a sum over every token that fp32 associates differently on
+// the ranks; the MoE weights stay within about 1e-6. Twice the dense bound on the gradients
+// leaves 4x of room; per-shard statistics miss by 0.4 and more (PerShardTokenFractions...).
+constexpr double kMoeGradTolerance = 2 * kGradTolerance;
+
 class ContextParallelMoe : public ::testing::TestWithParam<MoeCase> {};
 
 TEST_P(ContextParallelMoe, MatchesOneProcessOnTheSameBatch) {
@@ -462,7 +469,7 @@ TEST_P(ContextParallelMoe, MatchesOneProcessOnTheSameBatch) {
   EXPECT_NEAR(split.loss, one.loss, kLossTolerance * std::abs(one.loss));
   ASSERT_EQ(split.grads.size(), one.grads.size());
   const double worst = worst_gradient_difference(one, split);
-  EXPECT_LT(worst, kGradTolerance);
+  EXPECT_LT(worst, kMoeGradTolerance);
   // The bias moved (so comparing it tests something), identically on every rank.
   const std::vector<at::Tensor>& moved = one.ranks[0].biases;
   ASSERT_FALSE(moved.empty());
@@ -503,7 +510,7 @@ TEST(ContextParallelMoeRecompute, RecomputedBlocksGiveTheSameGradientsAndBias) {
   options.recompute = true;
   const Result split = context_parallel(config, batch, {1, 2}, options);
   EXPECT_NEAR(split.loss, one.loss, kLossTolerance * std::abs(one.loss));
-  EXPECT_LT(worst_gradient_difference(one, split), kGradTolerance);
+  EXPECT_LT(worst_gradient_difference(one, split), kMoeGradTolerance);
   EXPECT_EQ(ranks_with_another_bias(split, one), 0);
 }
 
@@ -518,7 +525,7 @@ TEST(ContextParallelMoeNaive, PerShardTokenFractionsNoLongerMatch) {
     options.reduce_expert_counts = false;
     const Result split = context_parallel(config, batch, {1, 4}, options);
     const double worst = worst_gradient_difference(one, split);
-    EXPECT_GT(worst, 100 * kGradTolerance) << score;
+    EXPECT_GT(worst, 100 * kMoeGradTolerance) << score;
     std::printf("%s, per-shard fractions: loss rel. diff %.3g, gradient diff %.3g\n", score,
                 std::abs(split.loss - one.loss) / std::abs(one.loss), worst);
   }
