@@ -166,7 +166,7 @@ Result single_process(const Config& config, const Batch& batch) {
   auto model = make_model(config, at::kFloat);  // no recomputation: the plain reference
   const LossBreakdown parts =
       model->loss(batch.tokens, batch.targets, -1, batch.documents ? &*batch.documents : nullptr);
-  return {parts.total.item<double>(), testing::parameter_grads(*model, parts.total)};
+  return {parts.total.item<double>(), testing::parameter_grads(*model, parts.total), {}};
 }
 
 // The trainer's micro-batch objective (train_step.cpp): token terms weighted by the micro-batch's
