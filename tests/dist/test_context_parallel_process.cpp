@@ -141,8 +141,9 @@ TEST_F(ContextParallelProcessTest, ResumingWithAnotherContextParallelIsRefused) 
 }
 
 // An MoE model (layer 1 of the tiny model: 4 experts, top-2, a shared expert, both auxiliary
-// losses and the bias update on): two ranks sharing each sequence train like one rank, log the
-// same expert loads, and resume bit-identically.
+// losses and the bias update on): two ranks sharing each sequence train like one rank and log
+// the same expert loads, 2 replicas of 2 ranks train like 2 replicas of one, and a resume under
+// context parallelism is bit-identical.
 const std::string kMoe =
     "moe: {n_experts: 4, top_k: 2, shared_experts: 1, aux_loss_coef: 0.1, z_loss_coef: 0.01,\n"
     "      bias_update_rate: 0.01}\n";
@@ -157,6 +158,22 @@ TEST_F(ContextParallelProcessTest, TwoRanksSharingEachSequenceMatchOneRankWithMo
   const auto load_cp = testing::metric_by_step(dir / "cp", "train", "moe_load_max");
   ASSERT_EQ(load_one.size(), 8u);
   EXPECT_EQ(load_cp, load_one);
+}
+
+// 2 replicas x 2 ranks train like 2 replicas of one rank. (Not like one rank with grad_accum 2,
+// as a dense model does: the replicas read interleaved sequences, so their micro-batches group
+// the step's sequences otherwise, and the Switch loss of a micro-batch is not a sum over its
+// sequences. Splitting each sequence must change nothing, and that is what is compared.)
+TEST_F(ContextParallelProcessTest, TwoReplicasOfTwoRanksMatchTwoReplicasOfOneWithMoe) {
+  const std::vector<std::string> replicas = {"--set", "train.grad_accum=1", "--nproc-per-node"};
+  ASSERT_EQ(train(with(with({"--config", config_file("dp", kMoe)}, replicas), {"2"})), 0)
+      << log_text();
+  ASSERT_EQ(train(with(with({"--config", config_file("dpcp", kMoe)}, replicas),
+                       {"4", "--set", "distributed.context_parallel=2"})),
+            0)
+      << log_text();
+  expect_runs_agree("dp", "dpcp");
+  EXPECT_NE(log_text().find("2 data-parallel x 2 context-parallel"), std::string::npos);
 }
 
 TEST_F(ContextParallelProcessTest, ResumeUnderContextParallelismIsBitIdenticalWithMoe) {
