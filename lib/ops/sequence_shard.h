@@ -4,8 +4,9 @@
 // stays single-device code: the trainer hands every attention layer a Documents whose `shard`
 // says which tokens this rank holds, and the few places that read other tokens — the attention
 // core's keys and values, CCA's convolutions and value shift (a halo of the previous chunk's
-// last tokens) and RoPE's positions — consult it. The collectives come through SequenceGroup,
-// which lib/dist implements over c10d (Gloo on the CPU, NCCL on CUDA).
+// last tokens), RoPE's positions and the MoE router's token fractions (moe/moe.h) — consult
+// it. The collectives come through SequenceGroup, which lib/dist implements over c10d (Gloo on
+// the CPU, NCCL on CUDA).
 #pragma once
 
 #include <ATen/ATen.h>
