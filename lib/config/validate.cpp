@@ -265,12 +265,6 @@ class Rules : public RuleSink {
            "distributed.context_parallel > 1 cannot run under train.cuda_graphs (the attention "
            "layers exchange keys and values between ranks inside the step); choose one");
     }
-    if (c_.moe.n_experts > 0) {
-      fail({"distributed.context_parallel", "moe.n_experts"},
-           "distributed.context_parallel > 1 is not supported with MoE yet (the router's "
-           "auxiliary losses would be per-shard statistics, not the sequence's); use a dense "
-           "model or context_parallel: 1");
-    }
     for (size_t i = 0; i < c_.data.stages.size(); ++i) {
       const int64_t len = c_.data.stages[i].seq_len;
       if (len > 0 && len % (2 * cp) != 0) {

@@ -73,8 +73,8 @@ class Parallelism {
   // memory at every replay) or the gradients are views that must stay (data parallelism's buckets).
   virtual StepReport update(Optimizer& optimizer, double lr, const at::Tensor& loss,
                             const at::Tensor& frozen, int64_t step, bool keep_gradients) = 0;
-  // Sums every MoE layer's pending expert counts over ranks, so every rank moves its selection
-  // bias identically.
+  // Sums every MoE layer's pending expert counts over all ranks (the context-parallel ranks too:
+  // each counted its own tokens), so every rank moves its selection bias identically.
   virtual void sum_expert_counts(TransformerImpl& model) = 0;
   // Whether `flag` is set on any rank (a signal may reach one rank only).
   virtual bool any(bool flag, const std::string& what) = 0;

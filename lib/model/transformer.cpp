@@ -60,7 +60,9 @@ ResidualStream BlockImpl::forward(const ResidualStream& x, AttentionCache* cache
   const NormedSum before_ffn = ffn_norm->forward_add(before_attention.sum, attention_out);
   if (ffn) return {before_ffn.sum, ffn->forward(before_ffn.normed)};
   MoeLosses layer;
-  at::Tensor moe_out = moe->forward(before_ffn.normed, layer);
+  // Under context parallelism the router's statistics are the whole sequences' (moe/moe.h).
+  at::Tensor moe_out =
+      moe->forward(before_ffn.normed, layer, documents ? documents->shard.get() : nullptr);
   add_loss(losses.load_balance, layer.load_balance);
   add_loss(losses.router_z, layer.router_z);
   return {before_ffn.sum, moe_out};

@@ -100,13 +100,14 @@ void MoeImpl::restore_router_precision(const at::Tensor& router, const at::Tenso
   selection_bias.set_data(bias.to(selection_bias.device(), dtype));
 }
 
-at::Tensor MoeImpl::forward(const at::Tensor& x, MoeLosses& losses) {
+at::Tensor MoeImpl::forward(const at::Tensor& x, MoeLosses& losses, const SequenceShard* shard) {
   TORCH_CHECK(x.dim() == 3 && x.size(2) == model_dim_, "moe: expected x of shape [B, S, ",
               model_dim_, "], got ", x.sizes());
   const at::Tensor tokens = x.reshape({-1, model_dim_});
   const Routing r = route(tokens);
-  losses = router_losses(r);
-  record_load(r);
+  const SequenceCounts whole = sequence_counts(r, shard);
+  losses = router_losses(r, whole);
+  record_load(r, whole);
   at::Tensor out = routed_experts(tokens, r);
   if (shared_w1.defined()) out = out + shared_swiglu(tokens, shared_w1, shared_w3, shared_w2);
   return out.view(x.sizes());
@@ -132,22 +133,43 @@ MoeImpl::Routing MoeImpl::route(const at::Tensor& tokens) const {
   return r;
 }
 
-MoeLosses MoeImpl::router_losses(const Routing& r) const {
+// Under context parallelism every rank of the group holds as many tokens of the sequences as
+// any other (two chunks of each row), so the whole sequences have size() times this rank's.
+MoeImpl::SequenceCounts MoeImpl::sequence_counts(const Routing& r,
+                                                 const SequenceShard* shard) const {
   const int64_t T = r.logits.size(0);
-  // f_e: share of the T·k routed slots (a constant); P_e: mean probability over all experts,
-  // with sigmoid scores normalised per token so P sums to 1 like softmax's.
-  const at::Tensor f = r.counts.to(r.scores.scalar_type()) / static_cast<double>(T * config_.top_k);
+  if (shard == nullptr || !shard->group || shard->group->size() == 1) return {r.counts, T};
+  const int64_t whole_tokens = T * shard->group->size();
+  if (!shard->reduce_expert_counts) return {r.counts, whole_tokens};  // tests only
+  // Counts carry no gradient, so a plain all-gather (no autograd collective) serves.
+  return {shard->group->all_gather(r.counts).sum(0), whole_tokens};
+}
+
+// Both losses are means over the sequence batch's tokens. Their differentiable parts (the
+// scores, the logits) are summed over this rank's tokens and divided by the whole batch's token
+// count: the ranks of a context-parallel group then add up to the one-device loss, and each
+// rank's backward reaches exactly its own tokens. On one device `whole` is this rank's tokens.
+MoeLosses MoeImpl::router_losses(const Routing& r, const SequenceCounts& whole) const {
+  const double tokens = static_cast<double>(whole.tokens);
+  // f_e: share of the routed slots (a constant); P_e: mean probability over all experts, with
+  // sigmoid scores normalised per token so P sums to 1 like softmax's.
+  const at::Tensor f =
+      whole.counts.to(r.scores.scalar_type()) / (tokens * static_cast<double>(config_.top_k));
   const at::Tensor probs =
       config_.score == "sigmoid" ? r.scores / r.scores.sum(-1, /*keepdim=*/true) : r.scores;
   MoeLosses losses;
-  losses.load_balance = static_cast<double>(config_.n_experts) * (f * probs.mean(0)).sum();
-  losses.router_z = at::logsumexp(r.logits, {-1}).square().mean();
+  losses.load_balance =
+      static_cast<double>(config_.n_experts) * (f * (probs.sum(0) / tokens)).sum();
+  losses.router_z = at::logsumexp(r.logits, {-1}).square().sum() / tokens;
   return losses;
 }
 
-void MoeImpl::record_load(const Routing& r) {
+// The logged load is the whole sequences'; the bias's pending counts are this rank's tokens
+// (the trainer sums them over all ranks before the update).
+void MoeImpl::record_load(const Routing& r, const SequenceCounts& whole) {
   const at::Tensor& counts = r.counts;
-  last_load_ = counts.to(at::kFloat) / static_cast<double>(std::max<int64_t>(r.experts.numel(), 1));
+  last_load_ = whole.counts.to(at::kFloat) /
+               static_cast<double>(std::max<int64_t>(whole.tokens * config_.top_k, 1));
   // Evaluation passes must not steer the bias: only training forwards count, once each (not
   // again when activation checkpointing recomputes the layer).
   if (!is_training() || recomputing_activations()) return;

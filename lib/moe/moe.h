@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "config/config.h"
+#include "ops/sequence_shard.h"
 
 namespace cca {
 
@@ -28,17 +29,24 @@ class MoeImpl : public torch::nn::Module {
   MoeImpl(int64_t model_dim, const MoeConfig& config, int64_t expert_hidden, double init_std,
           double output_init_std);
 
-  // x: [B, S, E] -> [B, S, E]. Fills `losses` (scalars, differentiable).
-  at::Tensor forward(const at::Tensor& x, MoeLosses& losses);
+  // x: [B, S, E] -> [B, S, E]. Fills `losses` (scalars, differentiable). Under context
+  // parallelism `shard` (ops/sequence_shard.h) says that x holds this rank's share of the
+  // sequences: the token fractions of the Switch loss are then those of the whole sequences
+  // (counts all-gathered over shard->group), and both losses are this rank's part of the
+  // sequence batch's loss, so the group's ranks' losses sum to the one-device value.
+  at::Tensor forward(const at::Tensor& x, MoeLosses& losses, const SequenceShard* shard = nullptr);
 
-  // Tokens routed to each expert in the last forward, as fractions of all routed slots [n_experts].
+  // Tokens routed to each expert in the last forward, as fractions of all routed slots
+  // [n_experts] (of the whole sequences under context parallelism).
   at::Tensor last_expert_load() const { return last_load_; }
   // Aux-loss-free balancing: bias_e += rate · sign(mean load − load_e), from the loads summed
   // since the previous call. No-op when moe.bias_update_rate is 0.
   void update_selection_bias();
   // Routed-slot counts per expert [n_experts] (int64) summed over training-mode forwards since
-  // the last update_selection_bias(); undefined before the first training forward. Data-parallel
-  // trainers all-reduce (sum) it in place before updating so every rank moves its bias identically.
+  // the last update_selection_bias(); undefined before the first training forward. This rank's
+  // tokens only, also under context parallelism: the trainer all-reduces (sums) it in place over
+  // every rank, data- and context-parallel, before updating so every rank moves its bias
+  // identically.
   at::Tensor& pending_expert_counts() { return load_since_update_; }
 
   // Casting the layer (e.g. the model to bf16) keeps router_weight and selection_bias at fp32
@@ -66,9 +74,16 @@ class MoeImpl : public torch::nn::Module {
     at::Tensor counts;   // [n_experts] routed slots per expert (int64)
   };
 
+  // What the router's statistics are taken over: this rank's tokens, or the whole sequences.
+  struct SequenceCounts {
+    at::Tensor counts;   // [n_experts] routed slots per expert (int64)
+    int64_t tokens = 0;  // tokens they were routed from
+  };
+
   Routing route(const at::Tensor& tokens) const;
-  MoeLosses router_losses(const Routing& r) const;
-  void record_load(const Routing& r);
+  SequenceCounts sequence_counts(const Routing& r, const SequenceShard* shard) const;
+  MoeLosses router_losses(const Routing& r, const SequenceCounts& whole) const;
+  void record_load(const Routing& r, const SequenceCounts& whole);
   at::Tensor routed_experts(const at::Tensor& tokens, const Routing& r) const;
   at::Tensor expert_loop(const at::Tensor& permuted, const at::Tensor& counts) const;
   at::Tensor expert_grouped(const at::Tensor& permuted, const at::Tensor& counts) const;

@@ -4,8 +4,9 @@
 // stays single-device code: the trainer hands every attention layer a Documents whose `shard`
 // says which tokens this rank holds, and the few places that read other tokens — the attention
 // core's keys and values, CCA's convolutions and value shift (a halo of the previous chunk's
-// last tokens) and RoPE's positions — consult it. The collectives come through SequenceGroup,
-// which lib/dist implements over c10d (Gloo on the CPU, NCCL on CUDA).
+// last tokens), RoPE's positions and the MoE router's token fractions (moe/moe.h) — consult
+// it. The collectives come through SequenceGroup, which lib/dist implements over c10d (Gloo on
+// the CPU, NCCL on CUDA).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -49,6 +50,9 @@ struct SequenceShard {
   // Tests turn the halo off (zeros instead of the previous chunk's tokens) to show that the
   // exactness tests catch a missing exchange; training never does.
   bool exchange_halo = true;
+  // Likewise for MoE layers (moe/moe.h): off, each rank's Switch loss takes the token fractions
+  // of its own shard instead of the whole sequences'; training never turns it off.
+  bool reduce_expert_counts = true;
 };
 
 // Chunk `chunk` (of 2N) is held by this rank of the group, as its first (0) or second (1) chunk.

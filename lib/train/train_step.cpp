@@ -81,9 +81,11 @@ at::Tensor Trainer::eager_micro_batch(const at::Tensor& inputs, const at::Tensor
   }
   // Token-level terms are weighted by this micro-batch's share of the step's valid tokens, so
   // the step minimises the mean over all its tokens however they fall into micro-batches;
-  // the MoE terms are per-batch averages and are averaged over micro-batches (of all ranks).
+  // the MoE terms are per-batch averages and are averaged over micro-batches (of all replicas).
+  // Under context parallelism each rank's MoE terms are its part of its replica's micro-batch
+  // (moe/moe.h), so they count once per replica, not once per rank.
   const at::Tensor& moe_part = parts.moe_weighted;
-  const double accum = static_cast<double>(config_.train.grad_accum * world_size());
+  const double accum = static_cast<double>(config_.train.grad_accum * data_world_size());
   const double share =
       static_cast<double>(valid) / static_cast<double>(std::max<int64_t>(step_valid, 1));
   const at::Tensor objective = (parts.total - moe_part) * share + moe_part / accum;

@@ -44,13 +44,28 @@ TEST(ContextParallelRules, SequenceMustSplitIntoTwiceAsManyChunks) {
   (void)load_ok("train:\n  seq_len: 96\ndistributed:\n  context_parallel: 4\n", 4);
 }
 
-TEST(ContextParallelRules, CudaGraphsAndMoeAreRefused) {
+TEST(ContextParallelRules, CudaGraphsAreRefused) {
   const ConfigError graphs = load_error(
       "train:\n  device: cuda\n  cuda_graphs: true\ndistributed:\n  context_parallel: 2\n", 2);
   EXPECT_TRUE(contains(graphs.what(), "train.cuda_graphs")) << graphs.what();
-  const ConfigError moe =
-      load_error("moe:\n  n_experts: 4\n  top_k: 2\ndistributed:\n  context_parallel: 2\n", 2);
-  EXPECT_TRUE(contains(moe.what(), "not supported with MoE")) << moe.what();
+  // Also with MoE layers, which context parallelism otherwise accepts.
+  const ConfigError moe_graphs = load_error(
+      "moe:\n  n_experts: 4\n  top_k: 2\ntrain:\n  device: cuda\n  cuda_graphs: true\n"
+      "distributed:\n  context_parallel: 2\n",
+      2);
+  EXPECT_TRUE(contains(moe_graphs.what(), "train.cuda_graphs")) << moe_graphs.what();
+}
+
+// The router's statistics are taken over the whole sequences (moe/moe.h), so MoE models split
+// their sequences like dense ones, with every router option.
+TEST(ContextParallelRules, MoeIsAccepted) {
+  const LoadedConfig loaded = load_ok(
+      "moe:\n  n_experts: 4\n  top_k: 2\n  shared_experts: 1\n  score: sigmoid\n"
+      "  aux_loss_coef: 0.01\n  z_loss_coef: 0.001\n  bias_update_rate: 0.001\n"
+      "distributed:\n  context_parallel: 2\n",
+      4);
+  EXPECT_EQ(loaded.config.distributed.context_parallel, 2);
+  EXPECT_EQ(loaded.config.moe.n_experts, 4);
 }
 
 TEST(ContextParallelRules, TheBatchCountsReplicasAndDryRunShowsTheSplit) {

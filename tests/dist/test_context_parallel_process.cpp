@@ -1,8 +1,8 @@
 // Context parallelism through cca-train on the CPU (Gloo, the tiny CCA model of the trainer
 // tests): two ranks sharing every sequence (distributed.context_parallel: 2) train like one rank
 // on the same global batch, with document masking off and on, and so do 2 replicas of 2 ranks;
-// a resume under context parallelism is bit-identical; a resume with another context_parallel
-// is refused by name.
+// a resume under context parallelism is bit-identical, for a dense and an MoE model; a resume
+// with another context_parallel is refused by name.
 #include <gtest/gtest.h>
 
 #include <torch/cuda.h>
@@ -140,6 +140,62 @@ TEST_F(ContextParallelProcessTest, ResumingWithAnotherContextParallelIsRefused) 
       << log_text();
 }
 
+// An MoE model (layer 1 of the tiny model: 4 experts, top-2, a shared expert, both auxiliary
+// losses and the bias update on): two ranks sharing each sequence train like one rank and log
+// the same expert loads, 2 replicas of 2 ranks train like 2 replicas of one, and a resume under
+// context parallelism is bit-identical.
+const std::string kMoe =
+    "moe: {n_experts: 4, top_k: 2, shared_experts: 1, aux_loss_coef: 0.1, z_loss_coef: 0.01,\n"
+    "      bias_update_rate: 0.01}\n";
+
+TEST_F(ContextParallelProcessTest, TwoRanksSharingEachSequenceMatchOneRankWithMoe) {
+  ASSERT_EQ(train({"--config", config_file("one", kMoe)}), 0) << log_text();
+  ASSERT_EQ(train(with({"--config", config_file("cp", kMoe)}, kTwoRanksSharingSequences)), 0)
+      << log_text();
+  expect_runs_agree("one", "cp");
+  // The logged load is the whole sequences' on every rank (rank 0 logs), not rank 0's shard's.
+  const auto load_one = testing::metric_by_step(dir / "one", "train", "moe_load_max");
+  const auto load_cp = testing::metric_by_step(dir / "cp", "train", "moe_load_max");
+  ASSERT_EQ(load_one.size(), 8u);
+  EXPECT_EQ(load_cp, load_one);
+}
+
+// 2 replicas x 2 ranks train like 2 replicas of one rank. (Not like one rank with grad_accum 2,
+// as a dense model does: the replicas read interleaved sequences, so their micro-batches group
+// the step's sequences otherwise, and the Switch loss of a micro-batch is not a sum over its
+// sequences. Splitting each sequence must change nothing, and that is what is compared.)
+TEST_F(ContextParallelProcessTest, TwoReplicasOfTwoRanksMatchTwoReplicasOfOneWithMoe) {
+  const std::vector<std::string> replicas = {"--set", "train.grad_accum=1", "--nproc-per-node"};
+  ASSERT_EQ(train(with(with({"--config", config_file("dp", kMoe)}, replicas), {"2"})), 0)
+      << log_text();
+  ASSERT_EQ(train(with(with({"--config", config_file("dpcp", kMoe)}, replicas),
+                       {"4", "--set", "distributed.context_parallel=2"})),
+            0)
+      << log_text();
+  expect_runs_agree("dp", "dpcp");
+  EXPECT_NE(log_text().find("2 data-parallel x 2 context-parallel"), std::string::npos);
+}
+
+TEST_F(ContextParallelProcessTest, ResumeUnderContextParallelismIsBitIdenticalWithMoe) {
+  ASSERT_EQ(train(with({"--config", config_file("whole", kMoe)}, kTwoRanksSharingSequences)), 0)
+      << log_text();
+  ASSERT_EQ(train(with({"--config", config_file("split", kMoe), "--stop-at-step", "4"},
+                       kTwoRanksSharingSequences)),
+            0)
+      << log_text();
+  ASSERT_EQ(train(with({"--config", config_file("split", kMoe), "--resume", "auto"},
+                       kTwoRanksSharingSequences)),
+            0)
+      << log_text();
+  for (const char* name : {"model.safetensors", "optimizer.safetensors", "rng.safetensors"}) {
+    EXPECT_TRUE(files::read_file(file("whole", 8, name)) ==
+                files::read_file(file("split", 8, name)))
+        << name << " differs after resume";
+  }
+  EXPECT_EQ(testing::metric_by_step(dir / "split", "train", "loss"),
+            testing::metric_by_step(dir / "whole", "train", "loss"));
+}
+
 // On two GPUs (NCCL groups, the CCA reference prologue with its halo, SDPA over the gathered
 // keys under the mask) in fp32: like one GPU within 1e-4 relative on the losses (the GPU kernels
 // sum in other orders than the CPU's, and may use TF32). Skips without two GPUs.
@@ -149,6 +205,26 @@ TEST_F(ContextParallelProcessTest, TwoGpusSharingEachSequenceMatchOneGpu) {
                                         "train.precision=fp32"};
   ASSERT_EQ(train(with({"--config", config_file("one")}, gpu)), 0) << log_text();
   ASSERT_EQ(train(with(with({"--config", config_file("cp")}, gpu), kTwoRanksSharingSequences)), 0)
+      << log_text();
+  const auto a = testing::metric_by_step(dir / "one", "train", "loss");
+  const auto b = testing::metric_by_step(dir / "cp", "train", "loss");
+  ASSERT_EQ(a.size(), 8u);
+  ASSERT_EQ(b.size(), 8u);
+  for (const auto& [step, loss] : a) EXPECT_NEAR(b.at(step), loss, 1e-4 * loss) << step;
+  EXPECT_NE(log_text().find("nccl"), std::string::npos) << log_text();
+}
+
+// The MoE model on two GPUs (the counts' all-gather on NCCL, int64) against one GPU, in fp32, to
+// the dense GPU test's 1e-4 on the losses. A rounding difference can flip a token's expert choice
+// on the GPU (routing is discrete), which moves the losses by far less than a wrong statistic
+// does (2.8e-4 on the CPU). Skips without two GPUs.
+TEST_F(ContextParallelProcessTest, TwoGpusSharingEachSequenceMatchOneGpuWithMoe) {
+  if (torch::cuda::device_count() < 2) GTEST_SKIP() << "needs 2 CUDA devices";
+  const std::vector<std::string> gpu = {"--set", "train.device=cuda", "--set",
+                                        "train.precision=fp32"};
+  ASSERT_EQ(train(with({"--config", config_file("one", kMoe)}, gpu)), 0) << log_text();
+  ASSERT_EQ(
+      train(with(with({"--config", config_file("cp", kMoe)}, gpu), kTwoRanksSharingSequences)), 0)
       << log_text();
   const auto a = testing::metric_by_step(dir / "one", "train", "loss");
   const auto b = testing::metric_by_step(dir / "cp", "train", "loss");
