@@ -9,13 +9,17 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "data/loader.h"
 #include "dist/trainer_process_test.h"
 #include "train/tensor_io.h"
 #include "train/train_test_util.h"
+#include "util/files.h"
 #include "util/format.h"
+#include "util/json.h"
 
 namespace cca {
 namespace {
@@ -216,6 +220,53 @@ TEST_F(ContextParallelReshardTest, MoeCp2ContinuesAsCp4AndOnOneRank) {
   expect_continues("to_cp4", kCp2, kCp4);
   ASSERT_EQ(resume_copy("to_one", kOneRank), 0) << log_text();
   expect_continues("to_one", kCp2, kOneRank);
+}
+
+// A mixture's position at every step's checkpoint, without the world size: the sequences read,
+// the stage, and for each source its tokens and (epoch, shard, windows read by all replicas).
+std::map<int64_t, std::string> mixture_positions(const std::string& run_dir) {
+  std::map<int64_t, std::string> out;
+  for (const auto& entry : checkpoint_store::list(files::join(run_dir, "checkpoints"))) {
+    if (!entry.complete) continue;
+    const std::string manifest = files::join(entry.path, "manifest.json");
+    const data::MixtureState state =
+        data::MixtureState::parse(parse_json(files::read_file(manifest), manifest)
+                                      .at("loader_state", manifest)
+                                      .as_string("loader_state"));
+    std::string text = format("sequences={} stage={}", state.sequences, state.stage);
+    for (const data::SourcePosition& p : state.sources) {
+      text += format("; {} tokens={} stage_tokens={} epoch={} shard={} read={}", p.name, p.tokens,
+                     p.stage_tokens, p.state.epoch, p.state.shard, p.state.shard_windows_read());
+    }
+    out[entry.step] = text;
+  }
+  return out;
+}
+
+// A two-source mixture with a second stage from step 4 (tiny_mixture_overrides), resumed at the
+// boundary: CP 2 on 2 ranks continues as 2 replicas of CP 2. Every source's position and the
+// stage agree at every step; losses and weights within the tolerances.
+TEST_F(ContextParallelReshardTest, MixtureCp2ContinuesAsTwoReplicasOfCp2AtTheStageBoundary) {
+  const std::string web = testing::write_tiny_dataset(dir / "web", 11);
+  const std::string code = testing::write_tiny_dataset(dir / "code", 31);
+  for (const std::string& set : testing::tiny_mixture_overrides(web, code)) {
+    every_run.insert(every_run.end(), {"--set", set});
+  }
+  ASSERT_NO_FATAL_FAILURE(train_first(kCp2));
+  ASSERT_EQ(resume_copy("to_dp2cp2", kTwoReplicasOfCp2), 0) << log_text();
+  expect_logged("data source 'code': 1 replica × CP 2 → 2 replicas × CP 2; epoch 0");
+  const auto whole = mixture_positions(dir / "whole");
+  const auto resumed = mixture_positions(dir / "to_dp2cp2");
+  ASSERT_EQ(whole.size(), 8u);
+  EXPECT_EQ(resumed, whole);
+  EXPECT_NE(whole.at(8).find("sequences=64 stage=1"), std::string::npos) << whole.at(8);
+  const auto loss_whole = testing::metric_by_step(dir / "whole", "train", "loss");
+  const auto loss_resumed = testing::metric_by_step(dir / "to_dp2cp2", "train", "loss");
+  ASSERT_EQ(loss_resumed.size(), 8u);
+  for (const auto& [step, loss] : loss_whole) {
+    EXPECT_NEAR(loss_resumed.at(step), loss, kLossRelTolerance * loss) << "step " << step;
+  }
+  EXPECT_LT(worst_weight_difference("whole", "to_dp2cp2", 8), kWeightAbsTolerance);
 }
 
 // Another global batch is refused naming both layouts, the keys and a fix. Asked for, the run
