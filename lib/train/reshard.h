@@ -33,8 +33,12 @@ int64_t global_batch(const TrainConfig& train, int64_t world_size);
 struct ParallelLayout {
   int64_t world = 1;
   int64_t context_parallel = 1;
-  // The ranks that read different sequences (the loader's world size).
-  int64_t replicas() const { return world / context_parallel; }
+  // The ranks that read different sequences (the loader's world size). The world itself when
+  // context_parallel does not divide it (as config validation counts; such a run is refused at
+  // start, e.g. a single process with context_parallel > 1).
+  int64_t replicas() const {
+    return context_parallel > 0 && world % context_parallel == 0 ? world / context_parallel : world;
+  }
   bool operator==(const ParallelLayout& o) const {
     return world == o.world && context_parallel == o.context_parallel;
   }

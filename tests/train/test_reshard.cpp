@@ -121,6 +121,13 @@ TEST(Reshard, UnderContextParallelismTheGlobalBatchCountsReplicas) {
       << warnings[0];
 }
 
+// A single process with context_parallel 2 (refused when it starts training) still gets a
+// message here, not a division by zero.
+TEST(Reshard, ALayoutThatDoesNotDivideCountsItsRanks) {
+  EXPECT_EQ((ParallelLayout{1, 2}.replicas()), 1);
+  EXPECT_THROW(check_resume_layout("ckpt", batch(4, 2), {4, 2}, batch(4, 1), {1, 2}), Error);
+}
+
 CheckpointInfo checkpoint_of(int64_t world, int64_t context_parallel, int64_t position) {
   CheckpointInfo info;
   info.world_size = world;
