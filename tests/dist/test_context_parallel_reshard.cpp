@@ -52,14 +52,18 @@ class ContextParallelReshardTest : public testing::TrainerProcessTest {
   // Launch arguments for `layout`, keeping the tiny config's 8 sequences per step (micro-batches
   // of 4: 2 per replica with one replica, 1 with two) and a checkpoint at every step.
   std::vector<std::string> launch(std::vector<std::string> args, Layout layout) {
-    for (const std::string& a :
-         {std::string("--nproc-per-node"), std::to_string(layout.world), std::string("--set"),
-          format("distributed.context_parallel={}", layout.context_parallel), std::string("--set"),
-          format("train.grad_accum={}", 2 / layout.replicas()), std::string("--set"),
-          std::string("checkpoint.every=1"), std::string("--set"),
-          std::string("checkpoint.keep_last=20")}) {
-      args.push_back(a);
-    }
+    const std::vector<std::string> more = {
+        "--nproc-per-node",
+        std::to_string(layout.world),
+        "--set",
+        format("distributed.context_parallel={}", layout.context_parallel),
+        "--set",
+        format("train.grad_accum={}", 2 / layout.replicas()),
+        "--set",
+        "checkpoint.every=1",
+        "--set",
+        "checkpoint.keep_last=20"};
+    args.insert(args.end(), more.begin(), more.end());
     args.insert(args.end(), every_run.begin(), every_run.end());
     return args;
   }
