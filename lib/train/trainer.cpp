@@ -194,9 +194,8 @@ void Trainer::resume_if_requested() {
     newest_checkpoint_ = info.path;
     log::info("resume      {} (step {}, {} tokens seen, run id {})", info.path, progress_.step,
               progress_.tokens_seen, progress_.run_id);
-    if (saved_world_size(info) != world_size()) {
-      for (const std::string& line :
-           describe_reshard(info, world_size(), config_.distributed.zero1))
+    if (saved_layout(info) != layout()) {
+      for (const std::string& line : describe_reshard(info, layout(), config_.distributed.zero1))
         log::info("resume      {}", line);
     }
   } else {
@@ -208,33 +207,19 @@ void Trainer::resume_if_requested() {
   phase_done(resume_info_ ? "resume" : "loader");
 }
 
-// Another world size reshards (train/reshard.h): the weights and the full optimizer state are in
-// the checkpoint once, the loader state reshards itself and new ranks get derived generator
-// seeds. Checked here, before the slow phases: the global batch must stay (or be asked for).
+// Another world size or context-parallel layout reshards (train/reshard.h): the weights and the
+// full optimizer state are in the checkpoint once, the loader state (counted in data-parallel
+// replicas) reshards itself and new ranks get derived generator seeds. Checked here, before the
+// slow phases: the global batch must stay (or be asked for).
 void Trainer::check_world_size(const CheckpointInfo& info) const {
-  check_context_parallel_resume(info);
-  for (const std::string& warning :
-       check_resume_world_size(info.path, info.config.config.train, saved_world_size(info),
-                               config_.train, world_size())) {
+  for (const std::string& warning : check_resume_layout(
+           info.path, info.config.config.train, saved_layout(info), config_.train, layout())) {
     log::warn("{}", warning);
   }
 }
 
-// Under context parallelism a checkpoint resumes only on the layout that wrote it: the data
-// position is per replica and the generators per rank, and neither is resharded across another
-// split of the sequences yet.
-void Trainer::check_context_parallel_resume(const CheckpointInfo& info) const {
-  const int64_t saved = std::max<int64_t>(info.config.config.distributed.context_parallel, 1);
-  const int64_t now = std::max<int64_t>(config_.distributed.context_parallel, 1);
-  if (saved == 1 && now == 1) return;
-  const int64_t saved_world = saved_world_size(info);
-  if (saved == now && saved_world == world_size()) return;
-  throw Error(format(
-      "cannot resume {}: it was written with distributed.context_parallel = {} on {} ranks, and "
-      "this run has distributed.context_parallel = {} on {} ranks; resharding under context "
-      "parallelism is not supported: resume with the same distributed.context_parallel and "
-      "number of ranks",
-      info.path, saved, saved_world, now, world_size()));
+ParallelLayout Trainer::layout() const {
+  return {world_size(), std::max<int64_t>(config_.distributed.context_parallel, 1)};
 }
 
 void Trainer::check_halt() {

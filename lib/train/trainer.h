@@ -25,6 +25,7 @@
 #include "train/checkpoint.h"
 #include "train/metrics.h"
 #include "train/phase_clock.h"
+#include "train/reshard.h"
 #include "train/schedule.h"
 #include "train/skip_streak.h"
 #include "train/step_graph.h"
@@ -141,7 +142,8 @@ class Trainer {
   int data_world_size() const;
   bool is_main() const { return rank() == 0; }
   void check_world_size(const CheckpointInfo& info) const;
-  void check_context_parallel_resume(const CheckpointInfo& info) const;
+  // This run's ranks and distributed.context_parallel.
+  ParallelLayout layout() const;
 
   LoadedConfig loaded_;
   const Config& config_;

@@ -2,7 +2,8 @@
 // tests): two ranks sharing every sequence (distributed.context_parallel: 2) train like one rank
 // on the same global batch, with document masking off and on, and so do 2 replicas of 2 ranks;
 // a resume under context parallelism is bit-identical, for a dense and an MoE model; a resume
-// with another context_parallel is refused by name.
+// with another split reshards when the global batch stays, and is refused naming both layouts
+// when it would not.
 #include <gtest/gtest.h>
 
 #include <torch/cuda.h>
@@ -125,18 +126,25 @@ TEST_F(ContextParallelProcessTest, TwoReplicasOfTwoRanksMatchOneRankAndResumeExa
   }
 }
 
-TEST_F(ContextParallelProcessTest, ResumingWithAnotherContextParallelIsRefused) {
+// The same two ranks, another split: each reads its own sequences (CP 1). With the checkpoint's
+// grad_accum that doubles the global batch (2 replicas instead of 1), which is refused naming
+// both layouts; with grad_accum 1 the run continues (resharding: test_context_parallel_reshard).
+TEST_F(ContextParallelProcessTest, ResumingWithAnotherSplitKeepsTheGlobalBatch) {
   ASSERT_EQ(train(with({"--config", config_file("run"), "--stop-at-step", "4"},
                        kTwoRanksSharingSequences)),
             0)
       << log_text();
-  // Two ranks of one sequence each: the same world, another split.
-  EXPECT_NE(train({"--config", config_file("run"), "--resume", "auto", "--nproc-per-node", "2",
-                   "--set", "train.grad_accum=1"}),
+  EXPECT_NE(train({"--config", config_file("run"), "--resume", "auto", "--nproc-per-node", "2"}),
             0);
-  EXPECT_NE(log_text().find("written with distributed.context_parallel = 2 on 2 ranks, and this "
-                            "run has distributed.context_parallel = 1"),
+  EXPECT_NE(log_text().find("with 2 replicas × CP 1 (2 ranks): it was written by 1 replica × CP 2 "
+                            "(2 ranks), and the global batch changes from 8 sequences per step"),
             std::string::npos)
+      << log_text();
+  EXPECT_EQ(train({"--config", config_file("run"), "--resume", "auto", "--nproc-per-node", "2",
+                   "--set", "train.grad_accum=1"}),
+            0)
+      << log_text();
+  EXPECT_NE(log_text().find("data: 1 replica × CP 2 → 2 replicas × CP 1"), std::string::npos)
       << log_text();
 }
 

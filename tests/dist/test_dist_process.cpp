@@ -192,24 +192,8 @@ TEST_F(DistProcessTest, Zero1IsBitIdenticalToTheUnshardedRunAndResumesExactly) {
   EXPECT_NE(log_text().find("ZeRO-1: this rank keeps AdamW state for"), std::string::npos);
 }
 
-// Where each step's checkpoint left the data: (epoch, shard, windows of that shard read by all
-// ranks together), and the world size of the run that wrote it.
-struct DataPosition {
-  int64_t epoch = 0, shard = 0, read = 0, world_size = 0;
-};
-std::map<int64_t, DataPosition> data_positions(const std::string& run_dir) {
-  std::map<int64_t, DataPosition> out;
-  const std::string root = files::join(run_dir, "checkpoints");
-  for (const auto& entry : checkpoint_store::list(root)) {
-    if (!entry.complete) continue;
-    const std::string manifest = files::join(entry.path, "manifest.json");
-    const Json json = parse_json(files::read_file(manifest), manifest);
-    const data::LoaderState state =
-        data::LoaderState::parse(json.at("loader_state", manifest).as_string("loader_state"));
-    out[entry.step] = {state.epoch, state.shard, state.shard_windows_read(), state.world_size};
-  }
-  return out;
-}
+using testing::data_positions;
+using testing::DataPosition;
 
 // Resharding (docs/distributed.md, "Resuming with another world size"): `first` ranks train 4
 // steps and checkpoint, `second` ranks resume to step 8, both with 8 sequences per step; the

@@ -7,16 +7,39 @@
 
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "checkpoint/checkpoint_store.h"
+#include "data/loader.h"
 #include "dist/dist_test_util.h"
 #include "train/train_test_util.h"
 #include "util/files.h"
+#include "util/json.h"
 
 namespace cca::testing {
+
+// Where each step's checkpoint left the data: (epoch, shard, windows of that shard read by all
+// ranks together), and the loader world size of the run that wrote it (its ranks, or its
+// data-parallel replicas under context parallelism).
+struct DataPosition {
+  int64_t epoch = 0, shard = 0, read = 0, world_size = 0;
+};
+inline std::map<int64_t, DataPosition> data_positions(const std::string& run_dir) {
+  std::map<int64_t, DataPosition> out;
+  const std::string root = files::join(run_dir, "checkpoints");
+  for (const auto& entry : checkpoint_store::list(root)) {
+    if (!entry.complete) continue;
+    const std::string manifest = files::join(entry.path, "manifest.json");
+    const Json json = parse_json(files::read_file(manifest), manifest);
+    const data::LoaderState state =
+        data::LoaderState::parse(json.at("loader_state", manifest).as_string("loader_state"));
+    out[entry.step] = {state.epoch, state.shard, state.shard_windows_read(), state.world_size};
+  }
+  return out;
+}
 
 class TrainerProcessTest : public ::testing::Test {
  protected:
