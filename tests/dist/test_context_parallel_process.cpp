@@ -29,6 +29,14 @@ using testing::ScratchDir;
 constexpr double kLossRelTolerance = 1e-5;
 constexpr double kWeightAbsTolerance = 2e-5;
 
+const std::vector<std::string> kTwoRanksSharingSequences = {"--nproc-per-node", "2", "--set",
+                                                            "distributed.context_parallel=2"};
+
+std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& more) {
+  args.insert(args.end(), more.begin(), more.end());
+  return args;
+}
+
 class ContextParallelProcessTest : public testing::TrainerProcessTest {
  protected:
   void expect_runs_agree(const std::string& one, const std::string& two) {
@@ -52,15 +60,25 @@ class ContextParallelProcessTest : public testing::TrainerProcessTest {
     std::printf("%s vs %s after 8 steps: loss rel. diff %.3g, weight abs. diff %.3g\n", two.c_str(),
                 one.c_str(), worst, worst_weight);
   }
+
+  // Runs `whole` (8 steps) and `split` (stopped at 4, resumed to 8) on two ranks sharing each
+  // sequence, with `extra` YAML; the checkpoints and loss curves must be bit-identical.
+  void expect_resume_bit_identical(const std::string& extra) {
+    ASSERT_EQ(train(with({"--config", config_file("whole", extra)}, kTwoRanksSharingSequences)), 0)
+        << log_text();
+    ASSERT_EQ(train(with({"--config", config_file("split", extra), "--stop-at-step", "4"},
+                         kTwoRanksSharingSequences)),
+              0)
+        << log_text();
+    ASSERT_EQ(train(with({"--config", config_file("split", extra), "--resume", "auto"},
+                         kTwoRanksSharingSequences)),
+              0)
+        << log_text();
+    expect_same_checkpoint("whole", "split", 8, "after resume");
+    EXPECT_EQ(testing::metric_by_step(dir / "split", "train", "loss"),
+              testing::metric_by_step(dir / "whole", "train", "loss"));
+  }
 };
-
-const std::vector<std::string> kTwoRanksSharingSequences = {"--nproc-per-node", "2", "--set",
-                                                            "distributed.context_parallel=2"};
-
-std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& more) {
-  args.insert(args.end(), more.begin(), more.end());
-  return args;
-}
 
 TEST_F(ContextParallelProcessTest, TwoRanksSharingEachSequenceMatchOneRank) {
   // Both read the same 8 sequences per step (global batch = micro 4 x accum 2 x 1 replica).
@@ -86,23 +104,7 @@ TEST_F(ContextParallelProcessTest, TwoRanksSharingEachSequenceMatchOneRankWithDo
 }
 
 TEST_F(ContextParallelProcessTest, ResumeUnderContextParallelismIsBitIdentical) {
-  ASSERT_EQ(train(with({"--config", config_file("whole")}, kTwoRanksSharingSequences)), 0)
-      << log_text();
-  ASSERT_EQ(train(with({"--config", config_file("split"), "--stop-at-step", "4"},
-                       kTwoRanksSharingSequences)),
-            0)
-      << log_text();
-  ASSERT_EQ(train(with({"--config", config_file("split"), "--resume", "auto"},
-                       kTwoRanksSharingSequences)),
-            0)
-      << log_text();
-  for (const char* name : {"model.safetensors", "optimizer.safetensors", "rng.safetensors"}) {
-    EXPECT_TRUE(files::read_file(file("whole", 8, name)) ==
-                files::read_file(file("split", 8, name)))
-        << name << " differs after resume";
-  }
-  EXPECT_EQ(testing::metric_by_step(dir / "split", "train", "loss"),
-            testing::metric_by_step(dir / "whole", "train", "loss"));
+  expect_resume_bit_identical("");
 }
 
 // Four ranks: 2 data-parallel replicas x 2 ranks per sequence, each replica reading 4 of the 8
@@ -119,11 +121,7 @@ TEST_F(ContextParallelProcessTest, TwoReplicasOfTwoRanksMatchOneRankAndResumeExa
       << log_text();
   ASSERT_EQ(train(with({"--config", config_file("split"), "--resume", "auto"}, layout)), 0)
       << log_text();
-  for (const char* name : {"model.safetensors", "optimizer.safetensors", "rng.safetensors"}) {
-    EXPECT_TRUE(files::read_file(file("whole", 8, name)) ==
-                files::read_file(file("split", 8, name)))
-        << name << " differs after resume";
-  }
+  expect_same_checkpoint("whole", "split", 8, "after resume");
 }
 
 // The same two ranks, another split: each reads its own sequences (CP 1). With the checkpoint's
@@ -185,23 +183,7 @@ TEST_F(ContextParallelProcessTest, TwoReplicasOfTwoRanksMatchTwoReplicasOfOneWit
 }
 
 TEST_F(ContextParallelProcessTest, ResumeUnderContextParallelismIsBitIdenticalWithMoe) {
-  ASSERT_EQ(train(with({"--config", config_file("whole", kMoe)}, kTwoRanksSharingSequences)), 0)
-      << log_text();
-  ASSERT_EQ(train(with({"--config", config_file("split", kMoe), "--stop-at-step", "4"},
-                       kTwoRanksSharingSequences)),
-            0)
-      << log_text();
-  ASSERT_EQ(train(with({"--config", config_file("split", kMoe), "--resume", "auto"},
-                       kTwoRanksSharingSequences)),
-            0)
-      << log_text();
-  for (const char* name : {"model.safetensors", "optimizer.safetensors", "rng.safetensors"}) {
-    EXPECT_TRUE(files::read_file(file("whole", 8, name)) ==
-                files::read_file(file("split", 8, name)))
-        << name << " differs after resume";
-  }
-  EXPECT_EQ(testing::metric_by_step(dir / "split", "train", "loss"),
-            testing::metric_by_step(dir / "whole", "train", "loss"));
+  expect_resume_bit_identical(kMoe);
 }
 
 // On two GPUs (NCCL groups, the CCA reference prologue with its halo, SDPA over the gathered

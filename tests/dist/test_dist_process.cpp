@@ -119,11 +119,7 @@ TEST_F(DistProcessTest, ResumeWithTwoRanksIsBitIdentical) {
   ASSERT_EQ(train(with({"--config", config_file("split"), "--stop-at-step", "4"})), 0)
       << log_text();
   ASSERT_EQ(train(with({"--config", config_file("split"), "--resume", "auto"})), 0) << log_text();
-  for (const char* name : {"model.safetensors", "optimizer.safetensors", "rng.safetensors"}) {
-    EXPECT_TRUE(files::read_file(file("whole", 8, name)) ==
-                files::read_file(file("split", 8, name)))
-        << name << " differs after resume";
-  }
+  expect_same_checkpoint("whole", "split", 8, "after resume");
   EXPECT_EQ(testing::metric_by_step(dir / "split", "train", "loss"),
             testing::metric_by_step(dir / "whole", "train", "loss"));
   // Both ranks' generator states are in the checkpoint.
@@ -152,10 +148,7 @@ TEST_F(DistProcessTest, MixtureResumeWithTwoRanksIsBitIdenticalMidStageAndAtTheB
     const std::string run = "split" + stop;
     ASSERT_EQ(train(with({"--config", config_file(run), "--stop-at-step", stop})), 0) << log_text();
     ASSERT_EQ(train(with({"--config", config_file(run), "--resume", "auto"})), 0) << log_text();
-    for (const char* name : {"model.safetensors", "optimizer.safetensors", "rng.safetensors"}) {
-      EXPECT_TRUE(files::read_file(file("whole", 8, name)) == files::read_file(file(run, 8, name)))
-          << name << " differs after resuming at step " << stop;
-    }
+    expect_same_checkpoint("whole", run, 8, std::string("after resuming at step ") + stop);
     EXPECT_EQ(testing::metric_by_step(dir / run, "train", "loss"),
               testing::metric_by_step(dir / "whole", "train", "loss"));
   }

@@ -64,6 +64,16 @@ class TrainerProcessTest : public ::testing::Test {
     return files::join(files::join(dir / run, "checkpoints"),
                        checkpoint_store::step_folder_name(step) + "/" + name);
   }
+  // Whether two runs wrote byte-identical weights, optimizer state and generators at `step`
+  // (one failure per differing file, naming it and `context`).
+  void expect_same_checkpoint(const std::string& run_a, const std::string& run_b, int64_t step,
+                              const std::string& context) {
+    for (const char* name : {"model.safetensors", "optimizer.safetensors", "rng.safetensors"}) {
+      EXPECT_TRUE(files::read_file(file(run_a, step, name)) ==
+                  files::read_file(file(run_b, step, name)))
+          << name << " differs " << context;
+    }
+  }
   // The largest absolute difference between two runs' weights at `step` (infinite when the
   // tensors' names or sizes differ).
   double worst_weight_difference(const std::string& run_a, const std::string& run_b, int64_t step) {
